@@ -1,0 +1,32 @@
+# Two commands matter: `make run` (the whole stack + a demo contest) and `make test`.
+# Each creates the venv and installs what it needs by itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint up clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/cchc demo
+
+up: $(STAMP)
+	$(BIN)/cchc up
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy contest
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy contest eventstore ingest scorer projections ops
+
+clean:
+	rm -rf $(VENV) .cchc

@@ -1,0 +1,132 @@
+"""The contest definition as plain, immutable data (DESIGN §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+Selection = Literal["best", "first", "last"]
+PredictionTarget = Literal["entries", "participants", "perfect_participants"]
+PredictionMode = Literal["absolute", "not_over"]
+Choice = Literal["A", "B", "C", "D"]
+
+
+class Period(msgspec.Struct, frozen=True):
+    number: int
+    name: str
+    start_ms: int
+    end_ms: int
+
+
+class PrizeSpec(msgspec.Struct, frozen=True):
+    code: str
+    name: str
+    count: int
+
+
+class Group(msgspec.Struct, frozen=True):
+    code: str
+    name: str
+    counts_for_units: bool
+    prizes: tuple[PrizeSpec, ...]
+
+
+class UnitPrizes(msgspec.Struct, frozen=True):
+    weekly_count: int = 1
+    once_per_unit: bool = True
+    final_count: int = 5
+    min_participation_rate: float = 0.0
+    weight_participation: float = 0.7
+    weight_score: float = 0.3
+
+
+class Unit(msgspec.Struct, frozen=True):
+    code: str
+    name: str
+    parent_code: str | None
+    kind: str
+    headcount: int
+
+
+class Question(msgspec.Struct, frozen=True):
+    id: str
+    group: str | None
+    text: str
+    options: dict[str, str]
+    answer: Choice
+
+
+class Rules(msgspec.Struct, frozen=True):
+    questions_per_attempt: int = 20
+    points_per_correct: int = 5
+    time_limit_seconds: int = 1200
+    grace_seconds: int = 10
+    attempts_per_period: int = 3
+    attempt_selection: Selection = "best"
+    prediction_target: PredictionTarget = "entries"
+    prediction_mode: PredictionMode = "absolute"
+    one_prize_per_person: bool = False
+    min_age: int = 15
+
+    @property
+    def max_score(self) -> int:
+        return self.questions_per_attempt * self.points_per_correct
+
+
+class Contest(msgspec.Struct, frozen=True):
+    slug: str
+    title: str
+    timezone: str
+    rules: Rules
+    periods: tuple[Period, ...]
+    groups: tuple[Group, ...]
+    unit_prizes: UnitPrizes
+    units: dict[str, Unit]
+    questions: dict[str, Question]
+    excluded: frozenset[str]
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def group(self, code: str) -> Group | None:
+        return next((g for g in self.groups if g.code == code), None)
+
+    def period(self, number: int) -> Period | None:
+        return next((p for p in self.periods if p.number == number), None)
+
+    def period_at(self, now_ms: int) -> Period | None:
+        """The period open at `now_ms`, if any (periods are [start, end))."""
+        return next((p for p in self.periods if p.start_ms <= now_ms < p.end_ms), None)
+
+    def bank(self, group: str) -> list[str]:
+        """Question ids a participant of `group` may draw (empty group = every group)."""
+        return [q.id for q in self.questions.values() if q.group in (None, group)]
+
+    def counting_groups(self) -> frozenset[str]:
+        return frozenset(g.code for g in self.groups if g.counts_for_units)
+
+    def prize_unit_of(self, unit_code: str) -> str:
+        """The root of the unit tree above `unit_code` (the unit that competes for prizes)."""
+        code = unit_code
+        for _ in range(len(self.units) + 1):
+            parent = self.units[code].parent_code
+            if parent is None:
+                return code
+            code = parent
+        raise ValueError(f"unit tree has a cycle at {unit_code}")
+
+    def prize_units(self) -> list[Unit]:
+        return [u for u in self.units.values() if u.parent_code is None]
+
+    def prize_unit_headcounts(self) -> dict[str, int]:
+        totals = {u.code: 0 for u in self.prize_units()}
+        for unit in self.units.values():
+            totals[self.prize_unit_of(unit.code)] += unit.headcount
+        return totals
+
+    def first_start(self) -> datetime:
+        return datetime.fromtimestamp(self.periods[0].start_ms / 1000, self.tz)

@@ -1,0 +1,78 @@
+"""Generate the preset banks and unit trees where the real ones are not public (deterministic).
+
+Run: .venv/bin/python contests/generate.py   (rewrites the CSVs it owns; commit the result)
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+TOPICS = [
+    ("thủ tục hành chính", "Theo Nghị định 63/2010/NĐ-CP, thủ tục hành chính phải bảo đảm"),
+    ("dịch vụ công trực tuyến", "Dịch vụ công trực tuyến toàn trình cho phép người dân"),
+    ("Bộ phận Một cửa", "Bộ phận Tiếp nhận và Trả kết quả có nhiệm vụ"),
+    ("cơ chế một cửa liên thông", "Theo Nghị định 61/2018/NĐ-CP, cơ chế một cửa liên thông là"),
+    ("phản ánh, kiến nghị", "Cá nhân, tổ chức phản ánh, kiến nghị về quy định hành chính qua"),
+    ("chuyển đổi số", "Cổng Dịch vụ công quốc gia được sử dụng để"),
+    ("cải cách hành chính 2021-2030", "Nghị quyết 76/NQ-CP xác định trọng tâm cải cách hành chính là"),
+    ("chỉ số hài lòng", "Chỉ số SIPAS đo lường"),
+]
+OPTIONS = ["đúng quy định, công khai, minh bạch", "thực hiện trong thời hạn ngắn nhất", "do cơ quan cấp trên quyết định",
+           "không cần hồ sơ giấy", "tiếp nhận, hướng dẫn và trả kết quả", "thu phí theo thỏa thuận",
+           "nộp hồ sơ và thanh toán trực tuyến", "chỉ áp dụng cho doanh nghiệp", "cả ba phương án trên",
+           "mức độ hài lòng của người dân, tổ chức", "lưu trữ hồ sơ giấy", "gửi văn bản qua bưu điện"]
+
+
+def bank(path: Path, count: int, groups: list[str | None], seed: int) -> None:
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "group", "text", "A", "B", "C", "D", "answer"])
+        for n in range(1, count + 1):
+            topic, stem = TOPICS[n % len(TOPICS)]
+            opts = rng.sample(OPTIONS, 4)
+            w.writerow([f"Q{n:03d}", groups[n % len(groups)] or "", f"Câu {n} ({topic}): {stem}…", *opts,
+                        rng.choice("ABCD")])
+
+
+NGHEAN_DEPARTMENTS = [
+    "Văn phòng UBND tỉnh", "Sở Nội vụ", "Sở Tư pháp", "Sở Kế hoạch và Đầu tư", "Sở Tài chính",
+    "Sở Công Thương", "Sở Nông nghiệp và Phát triển nông thôn", "Sở Giao thông vận tải", "Sở Xây dựng",
+    "Sở Tài nguyên và Môi trường", "Sở Thông tin và Truyền thông", "Sở Lao động - Thương binh và Xã hội",
+    "Sở Văn hóa và Thể thao", "Sở Du lịch", "Sở Khoa học và Công nghệ", "Sở Giáo dục và Đào tạo", "Sở Y tế",
+    "Thanh tra tỉnh", "Ban Dân tộc", "Ban Quản lý Khu kinh tế Đông Nam",
+]
+NGHEAN_DISTRICTS = [
+    "Thành phố Vinh", "Thị xã Cửa Lò", "Thị xã Thái Hòa", "Thị xã Hoàng Mai", "Huyện Quỳnh Lưu",
+    "Huyện Diễn Châu", "Huyện Yên Thành", "Huyện Nghi Lộc", "Huyện Hưng Nguyên", "Huyện Nam Đàn",
+    "Huyện Thanh Chương", "Huyện Đô Lương", "Huyện Anh Sơn", "Huyện Con Cuông", "Huyện Tương Dương",
+    "Huyện Kỳ Sơn", "Huyện Quế Phong", "Huyện Quỳ Châu", "Huyện Quỳ Hợp", "Huyện Nghĩa Đàn", "Huyện Tân Kỳ",
+]
+
+
+def nghean_units(path: Path) -> None:
+    rng = random.Random(2022)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["code", "name", "parent_code", "kind", "headcount"])
+        for i, name in enumerate(NGHEAN_DEPARTMENTS, start=1):
+            code = f"S{i:02d}"
+            w.writerow([code, name, "", "so_nganh", rng.randint(40, 160)])
+            for j in range(1, rng.randint(2, 4) + 1):
+                w.writerow([f"{code}-{j:02d}", f"Đơn vị trực thuộc {j} - {name}", code, "don_vi_truc_thuoc",
+                            rng.randint(15, 120)])
+        for i, name in enumerate(NGHEAN_DISTRICTS, start=1):
+            code = f"H{i:02d}"
+            w.writerow([code, f"UBND {name}", "", "huyen", rng.randint(60, 150)])
+            for j in range(1, rng.randint(4, 8) + 1):
+                w.writerow([f"{code}-X{j:02d}", f"UBND xã/phường {j} - {name}", code, "xa", rng.randint(18, 35)])
+
+
+if __name__ == "__main__":
+    bank(HERE / "nghean-2022" / "questions.csv", 400, [None], seed=400)
+    nghean_units(HERE / "nghean-2022" / "units.csv")
+    bank(HERE / "demo" / "questions.csv", 60, [None], seed=60)

@@ -1,0 +1,1 @@
+"""Events: their types and encoding, the Redis stream side and the PostgreSQL event table."""

@@ -1,0 +1,82 @@
+"""Event types (versioned msgspec Structs) and their msgpack encoding."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+    """Base of every event; `v` is the schema version of the event type."""
+
+    v: int = 1
+
+
+class ParticipantRegistered(Event, tag="participant_registered", frozen=True, kw_only=True):
+    participant_id: str
+    group: str
+    unit_code: str | None
+    display_name: str
+    phone_masked: str
+    id_hash: str
+    phone_hash: str
+    pii: bytes  # AES-GCM sealed {id_number, phone, birth_date}; see ingest.pii
+    registered_ms: int
+
+
+class AttemptStarted(Event, tag="attempt_started", frozen=True, kw_only=True):
+    attempt_id: str
+    participant_id: str
+    period: int
+    started_ms: int
+    question_ids: list[str]
+
+
+class SubmissionReceived(Event, tag="submission_received", frozen=True, kw_only=True):
+    submission_id: str
+    attempt_id: str
+    participant_id: str
+    group: str
+    unit_code: str | None
+    period: int
+    started_ms: int
+    received_ms: int
+    question_ids: list[str]
+    answers: dict[str, str]
+    prediction: int
+
+
+class ParticipantDisqualified(Event, tag="participant_disqualified", frozen=True, kw_only=True):
+    participant_id: str
+    reason: str
+    at_ms: int
+
+
+class AnswerKeyCorrected(Event, tag="answer_key_corrected", frozen=True, kw_only=True):
+    question_id: str
+    answer: str
+    at_ms: int
+
+
+AnyEvent = ParticipantRegistered | AttemptStarted | SubmissionReceived | ParticipantDisqualified \
+    | AnswerKeyCorrected
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyEvent)
+_list_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
+
+
+def encode(event: AnyEvent) -> bytes:
+    return _encoder.encode(event)
+
+
+def encode_many(events: list[AnyEvent]) -> bytes:
+    return _encoder.encode(events)
+
+
+def decode(data: bytes) -> AnyEvent:
+    return _decoder.decode(data)
+
+
+def decode_many(data: bytes) -> list[AnyEvent]:
+    """A stream entry carries a list of events; each gets its own id (entry id + index)."""
+    return _list_decoder.decode(data)

@@ -1,0 +1,74 @@
+"""The PostgreSQL side: connection pool, schema migration, and the append-only event table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from eventstore.errors import StoreUnavailable
+from eventstore.events import AnyEvent, encode
+
+EventKey = tuple[int, int, int]  # (stream ms, stream seq, index within the entry)
+TRANSIENT = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
+
+
+def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cchc") -> AsyncConnectionPool:
+    """A pool that is not opened yet (`await pool.open()`); connections autocommit off."""
+    return AsyncConnectionPool(url, min_size=min_size, max_size=max_size, name=name, open=False,
+                               timeout=5.0, kwargs={"connect_timeout": 5})
+
+
+async def migrate(pool: AsyncConnectionPool) -> None:
+    """Create or upgrade every table (idempotent); one advisory lock keeps concurrent runs apart."""
+    scripts = [resources.files("eventstore").joinpath("schema.sql").read_text(),
+               resources.files("projections").joinpath("schema.sql").read_text()]
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7263)")
+            for script in scripts:
+                await conn.execute(script)  # type: ignore[arg-type]
+    except TRANSIENT as e:
+        raise StoreUnavailable(f"postgres: {e}") from e
+
+
+def split_entry_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq)
+
+
+async def archive(conn: psycopg.AsyncConnection,
+                  batch: Sequence[tuple[str, Sequence[AnyEvent]]]) -> list[tuple[EventKey, AnyEvent]]:
+    """Insert the events of `batch` (stream entries); return only those not archived before.
+
+    Exactly-once rests on this: a redelivered entry inserts nothing and so projects nothing.
+    """
+    keys: list[EventKey] = []
+    by_key: dict[EventKey, AnyEvent] = {}
+    for entry_id, events in batch:
+        ms, seq = split_entry_id(entry_id)
+        for idx, event in enumerate(events):
+            key = (ms, seq, idx)
+            keys.append(key)
+            by_key[key] = event
+    if not keys:
+        return []
+    cur = await conn.execute(
+        """INSERT INTO events (stream_ms, stream_seq, idx, kind, body)
+           SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::text[], %s::bytea[])
+           ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq, idx""",
+        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+         [type(by_key[k]).__struct_config__.tag for k in keys], [encode(by_key[k]) for k in keys]))
+    fresh = {tuple(row) for row in await cur.fetchall()}
+    return [(k, by_key[k]) for k in keys if k in fresh]
+
+
+async def record_progress(conn: psycopg.AsyncConnection, consumer: str, last_entry: str, events: int) -> None:
+    await conn.execute(
+        """INSERT INTO consumer_progress (consumer, last_entry, events, updated_at)
+           VALUES (%s, %s, %s, now())
+           ON CONFLICT (consumer) DO UPDATE SET last_entry = excluded.last_entry,
+               events = consumer_progress.events + excluded.events, updated_at = now()""",
+        (consumer, last_entry, events))

@@ -1,0 +1,224 @@
+"""The Redis/Valkey side: one-round-trip Lua writes for ingest, consumer-group reads for scorers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from eventstore.errors import StoreUnavailable
+from eventstore.keys import EVENT_FIELD, GROUP, Keys
+
+Durability = Literal["fsync_always", "waitaof"]
+
+# A new participant: refuse a CCCD or phone hash already taken, else claim both and append.
+REGISTER = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'err', 'id_number'} end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {'err', 'phone'} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+return {'ok', redis.call('XADD', KEYS[4], '*', 'e', ARGV[5])}
+"""
+
+# A new attempt: the participant must exist, not be disqualified and be under the limit.
+# ARGV[3..] are (group, event) pairs: the caller drew questions for every group, the script
+# appends the one for the participant's group, so this stays one round trip.
+START_ATTEMPT = """
+local info = redis.call('HGET', KEYS[1], ARGV[1])
+if not info then return {'err', 'unknown_participant'} end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {'err', 'disqualified'} end
+local used = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+if used >= tonumber(ARGV[2]) then return {'err', 'attempt_limit'} end
+local group = string.sub(info, 1, string.find(info, '|', 1, true) - 1)
+for i = 3, #ARGV, 2 do
+  if ARGV[i] == group then
+    redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+    return {'ok', info, redis.call('XADD', KEYS[4], '*', 'e', ARGV[i + 1])}
+  end
+end
+return {'err', 'unknown_group'}
+"""
+
+# A submission: the first one of an attempt wins; a repeat gets the original receipt whatever
+# it says (checked before any time rule); otherwise a pre-computed refusal, or append.
+SUBMIT = """
+local prior = redis.call('HGET', KEYS[1], ARGV[1])
+if prior then return {'dup', prior} end
+if ARGV[2] ~= '' then return {'err', ARGV[2]} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XADD', KEYS[2], '*', 'e', ARGV[4])
+return {'ok', ARGV[3]}
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a Lua write answered: status 'ok' | 'err' | 'dup' and its value(s)."""
+
+    status: str
+    values: tuple[str, ...]
+
+
+class StreamWriter:
+    """Ingest's writes: each is one Lua call (plus WAITAOF in the same round trip if needed)."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, *, durability: Durability,
+                 fsync_timeout_ms: int = 2000) -> None:
+        self._r = client
+        self.keys = keys
+        self.durability = durability
+        self._fsync_timeout_ms = fsync_timeout_ms
+        self._register = client.register_script(REGISTER)
+        self._start = client.register_script(START_ATTEMPT)
+        self._submit = client.register_script(SUBMIT)
+
+    async def register(self, id_hash: str, phone_hash: str, participant_id: str, info: str,
+                       event: bytes) -> Outcome:
+        k = self.keys
+        return await self._call(self._register, [k.id_hashes, k.phone_hashes, k.participants, k.stream],
+                                [id_hash, phone_hash, participant_id, info, event])
+
+    async def start_attempt(self, participant_id: str, period: int, limit: int,
+                            events_by_group: dict[str, bytes]) -> Outcome:
+        k = self.keys
+        args: list[Any] = [participant_id, limit]
+        for group, event in events_by_group.items():
+            args += [group, event]
+        return await self._call(self._start, [k.participants, k.disqualified, k.attempts(period), k.stream],
+                                args)
+
+    async def submit(self, attempt_id: str, refusal: str, receipt: bytes, event: bytes) -> Outcome:
+        k = self.keys
+        return await self._call(self._submit, [k.receipts, k.stream], [attempt_id, refusal, receipt, event])
+
+    async def append(self, event: bytes) -> str:
+        """Append one entry (admin events); durable on return."""
+        try:
+            async with self._r.pipeline(transaction=False) as pipe:
+                pipe.xadd(self.keys.stream, {EVENT_FIELD: event})
+                self._wait(pipe)
+                replies = await pipe.execute()
+        except RedisError as e:
+            raise StoreUnavailable(f"redis: {e}") from e
+        self._check_wait(replies)
+        return _text(replies[0])
+
+    async def disqualify(self, participant_id: str) -> None:
+        try:
+            await self._r.sadd(self.keys.disqualified, participant_id)
+        except RedisError as e:
+            raise StoreUnavailable(f"redis: {e}") from e
+
+    async def participant_info(self, participant_id: str) -> str | None:
+        try:
+            info = await self._r.hget(self.keys.participants, participant_id)
+        except RedisError as e:
+            raise StoreUnavailable(f"redis: {e}") from e
+        return None if info is None else _text(info)
+
+    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Outcome:
+        try:
+            async with self._r.pipeline(transaction=False) as pipe:
+                await script(keys=keys, args=args, client=pipe)
+                self._wait(pipe)
+                replies = await pipe.execute()
+        except ResponseError as e:
+            raise StoreUnavailable(f"redis script failed: {e}") from e
+        except RedisError as e:
+            raise StoreUnavailable(f"redis: {e}") from e
+        self._check_wait(replies)
+        status, *values = replies[0]
+        return Outcome(_text(status), tuple(_text(v) for v in values))
+
+    def _wait(self, pipe: Any) -> None:
+        if self.durability == "waitaof":
+            pipe.execute_command("WAITAOF", 1, 0, self._fsync_timeout_ms)
+
+    def _check_wait(self, replies: list[Any]) -> None:
+        if self.durability == "waitaof" and int(replies[-1][0]) < 1:
+            # The write happened but is not known to be on disk: do not acknowledge it. The
+            # client retries; a submission retry gets the original receipt (idempotent).
+            raise StoreUnavailable("redis did not confirm the fsync in time")
+
+
+async def durability_mode(client: aioredis.Redis) -> Durability:
+    """How acks become durable: `appendfsync always`, else WAITAOF per write (needs AOF on)."""
+    try:
+        conf = await client.config_get("append*")
+    except RedisError as e:
+        raise StoreUnavailable(f"redis: {e}") from e
+    if conf.get("appendonly") != "yes":
+        raise StoreUnavailable("redis must run with appendonly yes (and preferably appendfsync "
+                               "always): without the AOF an acknowledged entry can be lost")
+    return "fsync_always" if conf.get("appendfsync") == "always" else "waitaof"
+
+
+class StreamReader:
+    """A scorer's view of the stream: read new or reclaimed entries for one consumer, ack them."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, consumer: str) -> None:
+        self._r = client
+        self.keys = keys
+        self.consumer = consumer
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._r.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    async def read(self, count: int, block_ms: int | None) -> list[tuple[str, bytes]]:
+        reply = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: ">"},
+                                         count=count, block=block_ms)
+        return _entries(reply[0][1]) if reply else []
+
+    async def claim_idle(self, min_idle_ms: int, count: int) -> list[tuple[str, bytes]]:
+        """Entries delivered to consumers that died before acking (XAUTOCLAIM)."""
+        _, claimed, *_deleted = await self._r.xautoclaim(
+            self.keys.stream, GROUP, self.consumer, min_idle_ms, "0-0", count=count)
+        return _entries(claimed)
+
+    async def own_pending(self, count: int) -> list[tuple[str, bytes]]:
+        """Entries this consumer read but did not ack (a restart under the same name)."""
+        reply = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: "0"}, count=count)
+        return _entries(reply[0][1]) if reply else []
+
+    async def ack(self, ids: list[str]) -> None:
+        if ids:
+            await self._r.xack(self.keys.stream, GROUP, *ids)
+
+    async def last_id(self) -> str:
+        """The id of the newest entry (a barrier: everything appended so far is at or below it)."""
+        try:
+            info = await self._r.xinfo_stream(self.keys.stream)
+        except ResponseError:
+            return "0-0"
+        return _text(info["last-generated-id"])
+
+    async def processed_through(self, barrier: str) -> bool:
+        """True when every entry up to `barrier` has been delivered and acknowledged."""
+        groups = await self._r.xinfo_groups(self.keys.stream)
+        group = next((g for g in groups if _text(g["name"]) == GROUP), None)
+        if group is None:
+            return barrier == "0-0"
+        if _id_tuple(_text(group["last-delivered-id"])) < _id_tuple(barrier):
+            return False
+        pending = await self._r.xpending_range(self.keys.stream, GROUP, "-", barrier, 1)
+        return not pending
+
+
+def _entries(raw: list[Any]) -> list[tuple[str, bytes]]:
+    return [(_text(entry_id), fields[EVENT_FIELD]) for entry_id, fields in raw if fields]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,70 @@
+"""Request and response bodies of the ingest API (DESIGN §6), as msgspec types."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Choice = Literal["A", "B", "C", "D"]
+
+
+class Registration(msgspec.Struct, forbid_unknown_fields=True):
+    full_name: Annotated[str, msgspec.Meta(max_length=400)]
+    id_number: Annotated[str, msgspec.Meta(max_length=32)]
+    phone: Annotated[str, msgspec.Meta(max_length=32)]
+    birth_date: Annotated[str, msgspec.Meta(max_length=10)]
+    group: Annotated[str, msgspec.Meta(max_length=64)]
+    unit_code: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class Registered(msgspec.Struct):
+    participant_id: str
+
+
+class AttemptRequest(msgspec.Struct, forbid_unknown_fields=True):
+    participant_id: Identifier
+
+
+class QuestionOut(msgspec.Struct):
+    id: str
+    text: str
+    options: dict[str, str]
+
+
+class AttemptStartedOut(msgspec.Struct):
+    attempt_id: str
+    token: str
+    period: int
+    started_at: str
+    deadline: str
+    questions: list[QuestionOut]
+
+
+class Submission(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+    answers: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], Choice], msgspec.Meta(max_length=500)]
+    prediction: Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+
+
+class Receipt(msgspec.Struct):
+    submission_id: str
+    attempt_id: str
+    received_at: str
+
+
+class Disqualification(msgspec.Struct, forbid_unknown_fields=True):
+    participant_id: Identifier
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class AnswerKeyCorrection(msgspec.Struct, forbid_unknown_fields=True):
+    question_id: Identifier
+    answer: Choice
+
+
+class PeriodClosed(msgspec.Struct):
+    period: int
+    revision: int
+    results_digest: str

@@ -1,0 +1,59 @@
+"""Signed, stateless attempt tokens: what the server drew and when, HMAC-SHA256 over msgpack."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import msgspec
+
+
+class AttemptClaims(msgspec.Struct, frozen=True, array_like=True):
+    attempt_id: str
+    participant_id: str
+    group: str
+    unit_code: str | None
+    period: int
+    started_ms: int
+    question_ids: list[str]
+
+
+class InvalidToken(ValueError):
+    """Forged, truncated or otherwise unreadable token."""
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AttemptClaims)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenSigner:
+    def __init__(self, secret: bytes) -> None:
+        self._key = hmac.new(secret, b"cchc attempt token v1", hashlib.sha256).digest()
+
+    def sign(self, claims: AttemptClaims) -> str:
+        payload = _encoder.encode(claims)
+        mac = hmac.new(self._key, payload, hashlib.sha256).digest()
+        return f"{_b64(payload)}.{_b64(mac)}"
+
+    def verify(self, token: str) -> AttemptClaims:
+        try:
+            body, _, sig = token.partition(".")
+            payload, mac = _unb64(body), _unb64(sig)
+        except (ValueError, UnicodeError) as e:
+            raise InvalidToken("token is not readable") from e
+        expected = hmac.new(self._key, payload, hashlib.sha256).digest()
+        if not hmac.compare_digest(mac, expected):
+            raise InvalidToken("token signature does not match")
+        try:
+            return _decoder.decode(payload)
+        except msgspec.DecodeError as e:
+            raise InvalidToken("token payload is not readable") from e

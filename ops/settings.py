@@ -1,0 +1,120 @@
+"""One typed settings object per process, from flags and CCHC_* environment variables."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+REPO_CONTESTS = Path(__file__).resolve().parent.parent / "contests"
+DEFAULT_CONTEST = REPO_CONTESTS / "demo"
+SECRET_NAMES = ("CCHC_SECRET", "CCHC_ADMIN_TOKEN", "CCHC_PII_KEY")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    contest_dir: Path = DEFAULT_CONTEST
+    contest_anchor: datetime | None = None  # resolves a relative [schedule] (demo contests)
+    redis_url: str | None = None
+    database_url: str | None = None
+    secret: str | None = None
+    admin_token: str | None = None
+    pii_key: str | None = None
+    data_dir: Path = Path(".cchc")
+    host: str = "127.0.0.1"
+    ingest_port: int = 8080
+    results_port: int = 8081
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ if env is None else env)
+        anchor = env.get("CCHC_CONTEST_ANCHOR")
+        settings = cls(
+            contest_dir=Path(env.get("CCHC_CONTEST", str(DEFAULT_CONTEST))),
+            contest_anchor=_parse_anchor(anchor) if anchor else None,
+            redis_url=env.get("CCHC_REDIS_URL") or None,
+            database_url=env.get("CCHC_DATABASE_URL") or None,
+            secret=env.get("CCHC_SECRET") or None,
+            admin_token=env.get("CCHC_ADMIN_TOKEN") or None,
+            pii_key=env.get("CCHC_PII_KEY") or None,
+            data_dir=Path(env.get("CCHC_DATA_DIR", ".cchc")),
+            log_level=env.get("CCHC_LOG_LEVEL", "info"),
+        )
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+    def require_servers(self) -> tuple[str, str]:
+        if not self.redis_url or not self.database_url:
+            raise SettingsError("CCHC_REDIS_URL and CCHC_DATABASE_URL must be set (or use `cchc up`, "
+                                "which starts embedded servers)")
+        return self.redis_url, self.database_url
+
+    def require_secrets(self) -> tuple[bytes, str, bytes]:
+        """(token/hash secret, admin token, 32-byte PII key), or a clear refusal."""
+        missing = [n for n, v in zip(SECRET_NAMES, (self.secret, self.admin_token, self.pii_key), strict=True)
+                   if not v]
+        if missing:
+            raise SettingsError(f"{', '.join(missing)} not set: `cchc up` generates them into its data "
+                                "directory (secrets.env); set them in the environment for a single process")
+        assert self.secret and self.admin_token and self.pii_key
+        try:
+            pii = base64.b64decode(self.pii_key, validate=True)
+        except binascii.Error as e:
+            raise SettingsError("CCHC_PII_KEY must be base64 of 32 random bytes") from e
+        if len(pii) != 32:
+            raise SettingsError("CCHC_PII_KEY must be base64 of 32 random bytes")
+        return self.secret.encode(), self.admin_token, pii
+
+    def env(self) -> dict[str, str]:
+        """These settings as CCHC_* variables (what `cchc up` hands its child processes)."""
+        values = {"CCHC_CONTEST": str(self.contest_dir), "CCHC_REDIS_URL": self.redis_url,
+                  "CCHC_DATABASE_URL": self.database_url, "CCHC_SECRET": self.secret,
+                  "CCHC_ADMIN_TOKEN": self.admin_token, "CCHC_PII_KEY": self.pii_key,
+                  "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
+                  "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}
+        return {k: v for k, v in values.items() if v}
+
+
+def _parse_anchor(raw: str) -> datetime:
+    try:
+        anchor = datetime.fromisoformat(raw)
+    except ValueError as e:
+        raise SettingsError(f"CCHC_CONTEST_ANCHOR is not an ISO time: {raw!r}") from e
+    if anchor.tzinfo is None:
+        raise SettingsError("CCHC_CONTEST_ANCHOR needs an offset")
+    return anchor
+
+
+def generate_secrets() -> dict[str, str]:
+    return {"CCHC_SECRET": secrets.token_urlsafe(32), "CCHC_ADMIN_TOKEN": secrets.token_urlsafe(24),
+            "CCHC_PII_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+
+
+def load_or_create_state(settings: Settings, *, anchor_now: datetime) -> tuple[Settings, Path]:
+    """Fill unset secrets (and the contest anchor) from `data_dir/secrets.env`, creating it once."""
+    path = settings.data_dir / "secrets.env"
+    stored: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip():
+                stored[key.strip()] = value.strip()
+    fresh = {**generate_secrets(), "CCHC_CONTEST_ANCHOR": anchor_now.isoformat()}
+    merged = {k: stored.get(k) or fresh[k] for k in fresh}
+    if merged != stored:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in merged.items()))
+        path.chmod(0o600)
+    return replace(
+        settings, secret=settings.secret or merged["CCHC_SECRET"],
+        admin_token=settings.admin_token or merged["CCHC_ADMIN_TOKEN"],
+        pii_key=settings.pii_key or merged["CCHC_PII_KEY"],
+        contest_anchor=settings.contest_anchor or _parse_anchor(merged["CCHC_CONTEST_ANCHOR"])), path

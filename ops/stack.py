@@ -1,0 +1,114 @@
+"""The local stack: embedded servers (unless URLs are set) plus ingest, scorers and results as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from eventstore.postgres import migrate, open_pool
+from ops.embedded import EmbeddedPostgres, EmbeddedValkey
+from ops.settings import Settings, load_or_create_state
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says which part and where its log is."""
+
+
+class Stack:
+    def __init__(self, settings: Settings, *, scorers: int = 2) -> None:
+        self.settings = settings
+        self.scorers = scorers
+        self.valkey: EmbeddedValkey | None = None
+        self.postgres: EmbeddedPostgres | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.secrets_path: Path | None = None
+        self.log_dir = settings.data_dir / "logs"
+
+    def start(self) -> Settings:
+        """Start everything; returns the settings the children run with (URLs and secrets filled)."""
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if not s.redis_url:
+            self.valkey = EmbeddedValkey(s.data_dir / "valkey")
+            self.valkey.start()
+            s = replace(s, redis_url=self.valkey.url)
+        if not s.database_url:
+            self.postgres = EmbeddedPostgres(s.data_dir / "postgres")
+            s = replace(s, database_url=self.postgres.start())
+        s, self.secrets_path = load_or_create_state(s, anchor_now=datetime.now(UTC).replace(microsecond=0))
+        self.settings = s
+        asyncio.run(_migrate(s))
+        self._spawn("ingest", "ingest", "--port", str(s.ingest_port))
+        self._spawn("results", "results", "--port", str(s.results_port))
+        for n in range(1, self.scorers + 1):
+            self._spawn(f"scorer-{n}", "scorer", "--name", f"scorer-{n}")
+        self._wait_ready(f"http://{s.host}:{s.ingest_port}/readyz", "ingest")
+        self._wait_ready(f"http://{s.host}:{s.results_port}/readyz", "results")
+        return s
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        env = {**os.environ, **self.settings.env()}
+        self.children[name] = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], env=env,
+                                               stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def _wait_ready(self, url: str, name: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_children()
+            try:
+                with urllib.request.urlopen(url, timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise StackError(f"{name} not ready after {timeout:.0f} s; see {self.log_dir / name}.log")
+
+    def check_children(self) -> None:
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                raise StackError(f"{name} exited with {proc.returncode}; see {self.log_dir / name}.log")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.children.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.children.clear()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self.valkey is not None:
+            self.valkey.stop()
+
+    def ready_line(self) -> str:
+        s = self.settings
+        return (f"cchc ready: ingest http://{s.host}:{s.ingest_port}  results http://{s.host}:{s.results_port}"
+                f"  scorers {self.scorers}  redis {s.redis_url}  postgres {s.database_url}"
+                f"  secrets {self.secrets_path}  logs {self.log_dir}/")
+
+
+async def _migrate(settings: Settings) -> None:
+    _, database_url = settings.require_servers()
+    pool = open_pool(database_url, max_size=1)
+    await pool.open()
+    try:
+        await migrate(pool)
+    finally:
+        await pool.close()

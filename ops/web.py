@@ -1,0 +1,110 @@
+"""HTTP plumbing shared by the apps: one JSON error shape, body decoding, health and metrics routes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from eventstore.errors import StoreUnavailable
+from ops import metrics
+
+T = TypeVar("T")
+MAX_BODY = 64 * 1024
+RETRY_AFTER_SECONDS = "2"
+_encoder = msgspec.json.Encoder()
+log = structlog.get_logger()
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+                 422: "invalid", 429: "too_many_requests", 503: "unavailable"}
+
+
+class ApiError(Exception):
+    """An answer with the one error shape {"error": {"code", "message"}}."""
+
+    def __init__(self, status: int, code: str, message: str, *, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_encoder.encode(body), status=status, content_type="application/json")
+
+
+def error_response(err: ApiError) -> web.Response:
+    response = json_response({"error": {"code": err.code, "message": err.message}}, err.status)
+    if err.retry_after is not None:
+        response.headers["Retry-After"] = err.retry_after
+    return response
+
+
+async def decode_body(request: web.Request, kind: type[T]) -> T:
+    """The request body as `kind`: 413 too big, 400 not JSON, 422 against the schema."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise ApiError(413, "too_large", f"body over {MAX_BODY // 1024} KiB") from e
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as e:
+        raise ApiError(422, "invalid", str(e)) from e
+    except msgspec.DecodeError as e:
+        raise ApiError(400, "malformed_json", str(e)) from e
+
+
+def route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def error_middleware(request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Every failure leaves as the JSON error shape: never a stack trace, never a bare 5xx page."""
+    route = route_name(request)
+    with metrics.REQUEST_SECONDS.labels(route).time():
+        try:
+            response = await handler(request)
+        except ApiError as err:
+            response = error_response(err)
+        except StoreUnavailable as err:
+            log.warning("store_unavailable", route=route, error=str(err))
+            response = error_response(ApiError(503, "unavailable", "a server behind this service is "
+                                               "unavailable; retry shortly", retry_after=RETRY_AFTER_SECONDS))
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = _STATUS_CODES.get(exc.status, "error")
+            response = error_response(ApiError(exc.status, code, exc.reason))
+        except Exception:
+            log.exception("unhandled", route=route)
+            response = error_response(ApiError(500, "internal", "internal error; it has been logged"))
+    metrics.REQUESTS.labels(route, str(response.status)).inc()
+    return response
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return json_response({"status": "alive"})
+
+
+async def metrics_view(_: web.Request) -> web.Response:
+    body, content_type = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def add_common_routes(app: web.Application, readyz: Callable[[web.Request], Awaitable[web.Response]],
+                      openapi: dict[str, Any]) -> None:
+    async def openapi_view(_: web.Request) -> web.Response:
+        return json_response(openapi)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/openapi.json", openapi_view)

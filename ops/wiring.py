@@ -1,0 +1,140 @@
+"""Wiring: build each process's clients and components from one Settings object."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+
+from contest.load import load_contest
+from contest.model import Contest
+from eventstore.errors import StoreUnavailable
+from eventstore.keys import Keys
+from eventstore.postgres import migrate, open_pool
+from eventstore.redis_stream import StreamReader, StreamWriter, durability_mode
+from ingest import app as ingest_app
+from ingest.pii import PiiVault
+from ingest.tokens import TokenSigner
+from ops.clock import Clock, SystemClock
+from ops.settings import Settings
+from projections import results_api
+from projections.apply import Projector
+from projections.close import Closer
+from projections.store import Store
+from scorer.worker import Scorer
+
+log = structlog.get_logger()
+
+
+def contest_of(settings: Settings) -> Contest:
+    return load_contest(settings.contest_dir, anchor=settings.contest_anchor or datetime.now(UTC))
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    # Bounded timeouts: an outage becomes a 503 within seconds, never a request hanging forever.
+    return aioredis.from_url(url, socket_timeout=3.0, socket_connect_timeout=2.0, retry_on_timeout=False,
+                             max_connections=256)
+
+
+@dataclass
+class Clients:
+    redis: aioredis.Redis
+    pool: AsyncConnectionPool
+
+    async def ready(self) -> None:
+        try:
+            await self.redis.ping()
+        except Exception as e:
+            raise StoreUnavailable(f"redis: {e}") from e
+        await Store(self.pool).ping()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.pool.close()
+
+
+async def open_clients(settings: Settings, *, pool_size: int = 8) -> Clients:
+    redis_url, database_url = settings.require_servers()
+    pool = open_pool(database_url, max_size=pool_size)
+    await pool.open(wait=False)
+    return Clients(redis_client(redis_url), pool)
+
+
+async def build_ingest(contest: Contest, clients: Clients, settings: Settings, clock: Clock) -> ingest_app.Ingest:
+    secret, admin_token, pii_key = settings.require_secrets()
+    keys = Keys(contest.slug)
+    durability = await durability_mode(clients.redis)
+    reader = StreamReader(clients.redis, keys, "closer")
+    return ingest_app.Ingest(
+        contest=contest, writer=StreamWriter(clients.redis, keys, durability=durability),
+        signer=TokenSigner(secret), vault=PiiVault(secret, pii_key), clock=clock, admin_token=admin_token,
+        closer=Closer(contest, Store(clients.pool), reader, clock), ready=clients.ready)
+
+
+def build_results(contest: Contest, clients: Clients, clock: Clock) -> results_api.Results:
+    return results_api.Results(contest, Store(clients.pool), clock, clients.ready)
+
+
+def build_scorer(contest: Contest, clients: Clients, name: str) -> Scorer:
+    reader = StreamReader(clients.redis, Keys(contest.slug), name)
+    return Scorer(reader=reader, pool=clients.pool, projector=Projector(contest))
+
+
+# -- one process each ---------------------------------------------------------------------------
+
+def serve_ingest(settings: Settings) -> None:
+    settings.require_secrets()
+    contest = contest_of(settings)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        clients = await open_clients(settings)
+        await migrate(clients.pool)
+        app[ingest_app.INGEST] = await build_ingest(contest, clients, settings, SystemClock())
+        yield
+        await clients.close()
+
+    app = ingest_app.build_app(None, extra_ctx=[lifecycle])
+    web.run_app(app, host=settings.host, port=settings.ingest_port, print=None, access_log=None,
+                reuse_port=True)
+
+
+def serve_results(settings: Settings) -> None:
+    contest = contest_of(settings)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        clients = await open_clients(settings)
+        await migrate(clients.pool)
+        app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
+        yield
+        await clients.close()
+
+    app = results_api.build_app(None, extra_ctx=[lifecycle])
+    web.run_app(app, host=settings.host, port=settings.results_port, print=None, access_log=None,
+                reuse_port=True)
+
+
+def run_scorer(settings: Settings, name: str) -> None:
+    contest = contest_of(settings)
+
+    async def main() -> None:
+        clients = await open_clients(settings, pool_size=2)
+        try:
+            await migrate(clients.pool)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            log.info("scorer_started", consumer=name)
+            await build_scorer(contest, clients, name).run(stop)
+        finally:
+            await clients.close()
+
+    asyncio.run(main())
+

@@ -1,0 +1,196 @@
+"""The read-only results API: periods, leaderboards, a participant's standing, units, prizes, final."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from contest.model import Contest, Period
+from contest.timefmt import iso_ms
+from contest.units import unit_ranking
+from eventstore.errors import StoreUnavailable
+from ops.clock import Clock
+from ops.openapi import openapi_document
+from ops.web import ApiError, add_common_routes, error_middleware, json_response
+from projections.store import Store
+from projections.views import (
+    AttemptOut,
+    LeaderboardEntry,
+    LeaderboardOut,
+    ParticipantOut,
+    PeriodOut,
+    PeriodsOut,
+    Status,
+    UnitEntry,
+    UnitsOut,
+)
+
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Results:
+    contest: Contest
+    store: Store
+    clock: Clock
+    ready: Callable[[], Awaitable[None]]
+
+
+RESULTS = web.AppKey("results", Results)
+
+
+def _results(request: web.Request) -> Results:
+    return request.app[RESULTS]
+
+
+def _period(request: web.Request, contest: Contest) -> Period:
+    raw = request.match_info["n"]
+    period = contest.period(int(raw)) if raw.isdigit() else None
+    if period is None:
+        raise ApiError(404, "unknown_period", f"no period {raw!r} in this contest")
+    return period
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(422, "invalid", f"{name}: must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _status(period: Period, now_ms: int, closed: bool) -> Status:
+    if closed:
+        return "closed"
+    if now_ms < period.start_ms:
+        return "upcoming"
+    return "open" if now_ms < period.end_ms else "closing"
+
+
+async def periods(request: web.Request) -> web.Response:
+    res = _results(request)
+    closed = await res.store.latest_revisions()
+    now, tz = res.clock.now_ms(), res.contest.tz
+    out = [PeriodOut(p.number, p.name, iso_ms(p.start_ms, tz), iso_ms(p.end_ms, tz),
+                     _status(p, now, p.number in closed)) for p in res.contest.periods]
+    return json_response(PeriodsOut(out))
+
+
+def _entry(res: Results, rank: int, row: dict[str, Any]) -> LeaderboardEntry:
+    unit = res.contest.units.get(row["unit_code"]) if row["unit_code"] else None
+    return LeaderboardEntry(
+        rank=rank, participant_id=row["participant_id"], display_name=row["display_name"] or "",
+        unit_code=row["unit_code"], unit_name=unit.name if unit else None, score=row["score"],
+        correct=row["correct"], duration_ms=row["duration_ms"], prediction=row["prediction"],
+        prediction_error=row.get("prediction_error"), submitted_at=iso_ms(row["submitted_ms"], res.contest.tz),
+        attempt_id=row["attempt_id"])
+
+
+async def leaderboard(request: web.Request) -> web.Response:
+    res = _results(request)
+    period = _period(request, res.contest)
+    group = request.query.get("group") or res.contest.groups[0].code
+    if res.contest.group(group) is None:
+        raise ApiError(422, "invalid", f"group: unknown group {group!r}")
+    limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
+    offset = _int_param(request, "offset", 0, 0, 10**9)
+    revision = (await res.store.latest_revisions()).get(period.number)
+    if revision is None:
+        total, rows = await res.store.live_leaderboard(period.number, group, limit, offset)
+        entries = [_entry(res, offset + i, row) for i, row in enumerate(rows, start=1)]
+    else:
+        total, rows = await res.store.final_leaderboard(period.number, revision, group, limit, offset)
+        entries = [_entry(res, row["rank"], row) for row in rows]
+    return json_response(LeaderboardOut(period.number, group, revision is not None, total, entries))
+
+
+async def participant(request: web.Request) -> web.Response:
+    res = _results(request)
+    period = _period(request, res.contest)
+    participant_id = request.match_info["id"]
+    person = await res.store.participant(participant_id)
+    if person is None:
+        raise ApiError(404, "unknown_participant", "no participant with this id")
+    revision = (await res.store.latest_revisions()).get(period.number)
+    rank: int | None = None
+    best: LeaderboardEntry | None = None
+    if revision is not None:
+        row = await res.store.final_standing(period.number, revision, participant_id)
+        if row is not None:
+            rank, best = row["rank"], _entry(res, row["rank"], row)
+    elif not person["disqualified"]:
+        standing = await res.store.live_standing(period.number, participant_id)
+        if standing is not None:
+            rank, best = standing[0], _entry(res, standing[0], standing[1])
+    attempts = [AttemptOut(a["attempt_id"], a["score"], a["correct"], a["duration_ms"], a["prediction"],
+                           iso_ms(a["submitted_ms"], res.contest.tz))
+                for a in await res.store.attempts_of(period.number, participant_id)]
+    return json_response(ParticipantOut(participant_id, period.number, revision is not None, rank, best, attempts))
+
+
+async def units(request: web.Request) -> web.Response:
+    res = _results(request)
+    period = _period(request, res.contest)
+    result = await res.store.result(period.number)
+    if result is not None:
+        return json_response({"period": period.number, "final": True, "entries": json.loads(result["units"])})
+    aggregates = await res.store.live_unit_aggregates(period.number, sorted(res.contest.counting_groups()))
+    stats = unit_ranking(res.contest, aggregates)
+    entries = [UnitEntry(s.rank, s.unit_code, s.unit_name, s.headcount, s.participants, s.entries,
+                         s.participation_rate, s.avg_score_ratio, s.unit_score) for s in stats]
+    return json_response(UnitsOut(period.number, False, entries))
+
+
+async def prizes(request: web.Request) -> web.Response:
+    res = _results(request)
+    period = _period(request, res.contest)
+    raw = request.query.get("revision")
+    if raw is not None and not raw.isdigit():
+        raise ApiError(422, "invalid", "revision: must be a whole number")
+    result = await res.store.result(period.number, int(raw) if raw is not None else None)
+    if result is None:
+        if raw is not None and (await res.store.result(period.number)) is not None:
+            raise ApiError(404, "unknown_revision", f"period {period.number} has no revision {raw}")
+        raise ApiError(409, "not_closed", f"period {period.number} is not closed yet")
+    document = json.loads(result["prizes"])
+    document["results_digest"] = result["results_digest"]
+    return json_response(document)
+
+
+async def final(request: web.Request) -> web.Response:
+    res = _results(request)
+    closed = await res.store.latest_revisions()
+    document = await res.store.final_result()
+    if len(closed) < len(res.contest.periods) or document is None:
+        raise ApiError(409, "not_closed", "final results come when every period is closed")
+    return json_response(document)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await _results(request).ready()
+    except StoreUnavailable as e:
+        raise ApiError(503, "unavailable", str(e), retry_after="2") from e
+    return json_response({"status": "ready"})
+
+
+def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
+    """The app; `results` may be None when a startup context in `extra_ctx` provides it."""
+    app = web.Application(middlewares=[error_middleware])
+    if results is not None:
+        app[RESULTS] = results
+    app.router.add_get("/v1/periods", periods)
+    app.router.add_get("/v1/periods/{n}/leaderboard", leaderboard)
+    app.router.add_get("/v1/periods/{n}/participants/{id}", participant)
+    app.router.add_get("/v1/periods/{n}/units", units)
+    app.router.add_get("/v1/periods/{n}/prizes", prizes)
+    app.router.add_get("/v1/final", final)
+    add_common_routes(app, readyz, openapi_document("results"))
+    for ctx in extra_ctx or []:
+        app.cleanup_ctx.append(ctx)
+    return app

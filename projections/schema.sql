@@ -1,0 +1,97 @@
+-- Projections: rebuildable at any time from the event table.
+CREATE TABLE IF NOT EXISTS participants (
+    participant_id text    PRIMARY KEY,
+    group_code     text    NOT NULL,
+    unit_code      text,
+    display_name   text    NOT NULL,
+    phone_masked   text    NOT NULL,
+    id_hash        text    NOT NULL,
+    phone_hash     text    NOT NULL,
+    pii            bytea   NOT NULL,  -- AES-GCM sealed; the only place the plain values exist
+    registered_ms  bigint  NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS disqualifications (
+    participant_id text    PRIMARY KEY,
+    reason         text    NOT NULL,
+    at_ms          bigint  NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS attempts (
+    attempt_id     text    PRIMARY KEY,
+    participant_id text    NOT NULL,
+    period         integer NOT NULL,
+    started_ms     bigint  NOT NULL,
+    question_ids   text[]  NOT NULL
+);
+
+-- Every submitted entry, scored.
+CREATE TABLE IF NOT EXISTS entries (
+    attempt_id     text    PRIMARY KEY,
+    submission_id  text    NOT NULL,
+    participant_id text    NOT NULL,
+    period         integer NOT NULL,
+    group_code     text    NOT NULL,
+    unit_code      text,
+    score          integer NOT NULL,
+    correct        integer NOT NULL,
+    questions      integer NOT NULL,
+    duration_ms    bigint  NOT NULL,
+    prediction     bigint  NOT NULL,
+    submitted_ms   bigint  NOT NULL,
+    question_ids   text[]  NOT NULL,
+    answers        jsonb   NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_period_participant ON entries (period, participant_id);
+
+-- The live counted entry per participant and period (provisional order, or first/last).
+CREATE TABLE IF NOT EXISTS counted (
+    period         integer NOT NULL,
+    participant_id text    NOT NULL,
+    group_code     text    NOT NULL,
+    unit_code      text,
+    attempt_id     text    NOT NULL,
+    score          integer NOT NULL,
+    correct        integer NOT NULL,
+    duration_ms    bigint  NOT NULL,
+    prediction     bigint  NOT NULL,
+    submitted_ms   bigint  NOT NULL,
+    PRIMARY KEY (period, participant_id)
+);
+CREATE INDEX IF NOT EXISTS counted_order
+    ON counted (period, group_code, score DESC, duration_ms, submitted_ms, attempt_id);
+
+-- Closed periods: one row per revision, frozen. prizes = canonical /prizes JSON.
+CREATE TABLE IF NOT EXISTS period_results (
+    period         integer     NOT NULL,
+    revision       integer     NOT NULL,
+    results_digest text        NOT NULL,
+    prizes         text        NOT NULL,
+    units          text        NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (period, revision)
+);
+
+CREATE TABLE IF NOT EXISTS final_ranking (
+    period           integer NOT NULL,
+    revision         integer NOT NULL,
+    group_code       text    NOT NULL,
+    rank             integer NOT NULL,
+    participant_id   text    NOT NULL,
+    unit_code        text,
+    attempt_id       text    NOT NULL,
+    score            integer NOT NULL,
+    correct          integer NOT NULL,
+    duration_ms      bigint  NOT NULL,
+    prediction       bigint  NOT NULL,
+    prediction_error bigint  NOT NULL,
+    submitted_ms     bigint  NOT NULL,
+    PRIMARY KEY (period, revision, group_code, rank)
+);
+CREATE INDEX IF NOT EXISTS final_ranking_participant ON final_ranking (period, revision, participant_id);
+
+CREATE TABLE IF NOT EXISTS final_results (
+    revision   integer     PRIMARY KEY,
+    document   text        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,136 @@
+"""Response bodies of the results API (DESIGN §6), as msgspec types."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Status = Literal["upcoming", "open", "closing", "closed"]
+
+
+class PeriodOut(msgspec.Struct):
+    number: int
+    name: str
+    start: str
+    end: str
+    status: Status
+
+
+class PeriodsOut(msgspec.Struct):
+    periods: list[PeriodOut]
+
+
+class LeaderboardEntry(msgspec.Struct):
+    rank: int
+    participant_id: str
+    display_name: str
+    unit_code: str | None
+    unit_name: str | None
+    score: int
+    correct: int
+    duration_ms: int
+    prediction: int
+    prediction_error: int | None
+    submitted_at: str
+    attempt_id: str
+
+
+class LeaderboardOut(msgspec.Struct):
+    period: int
+    group: str
+    final: bool
+    total: int
+    entries: list[LeaderboardEntry]
+
+
+class AttemptOut(msgspec.Struct):
+    attempt_id: str
+    score: int
+    correct: int
+    duration_ms: int
+    prediction: int
+    submitted_at: str
+
+
+class ParticipantOut(msgspec.Struct):
+    participant_id: str
+    period: int
+    final: bool
+    rank: int | None
+    best: LeaderboardEntry | None
+    attempts: list[AttemptOut]
+
+
+class UnitEntry(msgspec.Struct):
+    rank: int
+    unit_code: str
+    unit_name: str
+    headcount: int
+    participants: int
+    entries: int
+    participation_rate: float
+    avg_score_ratio: float
+    unit_score: float
+
+
+class UnitsOut(msgspec.Struct):
+    period: int
+    final: bool
+    entries: list[UnitEntry]
+
+
+class IndividualPrize(msgspec.Struct):
+    group: str
+    prize: str
+    prize_name: str
+    rank: int
+    participant_id: str
+    display_name: str
+    unit_code: str | None
+    score: int
+    duration_ms: int
+    prediction: int
+    prediction_error: int
+    attempt_id: str
+
+
+class UnitPrize(msgspec.Struct):
+    prize: str
+    rank: int
+    unit_code: str
+    unit_name: str
+    unit_score: float
+
+
+class PrizesOut(msgspec.Struct):
+    period: int
+    revision: int
+    actual: int
+    results_digest: str
+    individual: list[IndividualPrize]
+    unit: list[UnitPrize]
+
+
+class FinalUnitRow(msgspec.Struct):
+    rank: int
+    unit_code: str
+    unit_name: str
+    unit_score: float
+    participants: int
+    entries: int
+
+
+class FinalUnitPrize(msgspec.Struct):
+    prize: str
+    rank: int
+    unit_code: str
+    unit_name: str
+    unit_score: float
+    participants: int
+    entries: int
+
+
+class FinalOut(msgspec.Struct):
+    unit: list[FinalUnitPrize]
+    ranking: list[FinalUnitRow]

@@ -1,0 +1,79 @@
+"""Session-scoped real Valkey and PostgreSQL (embedded binaries), cleaned before every test."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from contest.load import load_contest
+from contest.model import Contest
+from eventstore.postgres import migrate, open_pool
+from ops.embedded import EmbeddedPostgres, EmbeddedValkey
+from tests.harness import System
+
+CONTEST_DIR = Path(__file__).parent / "data" / "contest"
+TABLES = ("events", "consumer_progress", "participants", "disqualifications", "attempts", "entries", "counted",
+          "period_results", "final_ranking", "final_results")
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[tuple[str, str]]:
+    """(redis url, database url): external ones if CCHC_TEST_*_URL are set, else embedded."""
+    redis_url, database_url = os.environ.get("CCHC_TEST_REDIS_URL"), os.environ.get("CCHC_TEST_DATABASE_URL")
+    with tempfile.TemporaryDirectory(prefix="cchc-test-") as tmp:
+        valkey = postgres = None
+        if not redis_url:
+            valkey = EmbeddedValkey(Path(tmp) / "valkey")
+            valkey.start()
+            redis_url = valkey.url
+        if not database_url:
+            postgres = EmbeddedPostgres(Path(tmp) / "postgres")
+            database_url = postgres.start()
+        try:
+            yield redis_url, database_url
+        finally:
+            if postgres:
+                postgres.stop()
+            if valkey:
+                valkey.stop()
+
+
+@pytest.fixture(scope="session")
+async def session_pool(servers: tuple[str, str]) -> AsyncIterator[AsyncConnectionPool]:
+    pool = open_pool(servers[1], max_size=6)
+    await pool.open()
+    await migrate(pool)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def pool(session_pool: AsyncConnectionPool) -> AsyncConnectionPool:
+    async with session_pool.connection() as conn:
+        await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+    return session_pool
+
+
+@pytest.fixture
+async def redis(servers: tuple[str, str]) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(servers[0])
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def contest() -> Contest:
+    return load_contest(CONTEST_DIR)
+
+
+@pytest.fixture
+async def system(contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> AsyncIterator[System]:
+    async with System.running(contest, redis, pool) as sys_:
+        yield sys_

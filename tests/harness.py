@@ -1,0 +1,148 @@
+"""A whole system in one event loop: the real ingest and results apps over HTTP, a drainable scorer."""
+
+from __future__ import annotations
+
+import base64
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
+from psycopg_pool import AsyncConnectionPool
+
+from contest.model import Contest
+from ingest import app as ingest_app
+from ops.clock import ManualClock
+from ops.settings import Settings
+from ops.wiring import Clients, build_ingest, build_results, build_scorer
+from projections import results_api
+
+ADMIN = "test-admin-token"
+SETTINGS = Settings(secret="test-secret", admin_token=ADMIN, pii_key=base64.b64encode(b"k" * 32).decode())
+HOUR = 3600.0
+
+
+class System:
+    def __init__(self, contest: Contest, clock: ManualClock, ingest: TestClient, results: TestClient,
+                 clients: Clients) -> None:
+        self.contest = contest
+        self.clock = clock
+        self.ingest = ingest
+        self.results = results
+        self.clients = clients
+        self.scorers = [build_scorer(contest, clients, "test-scorer")]
+        self._people = 0
+        self.key = {q.id: q.answer for q in contest.questions.values()}
+
+    @classmethod
+    @asynccontextmanager
+    async def running(cls, contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool,
+                      settings: Settings = SETTINGS) -> AsyncIterator[System]:
+        clock = ManualClock(contest.periods[0].start_ms + int(HOUR * 1000))
+        clients = Clients(redis, pool)
+        ing = await build_ingest(contest, clients, settings, clock)
+        object.__setattr__(ing.closer, "settle_ms", 1000)
+        object.__setattr__(ing.closer, "drain_timeout_s", 2.0)
+        res = build_results(contest, clients, clock)
+        async with TestClient(TestServer(ingest_app.build_app(ing))) as ingest, \
+                TestClient(TestServer(results_api.build_app(res))) as results:
+            yield cls(contest, clock, ingest, results, clients)
+
+    # -- ingest ------------------------------------------------------------------------------
+
+    def person(self, **fields: Any) -> dict[str, Any]:
+        """A valid registration body, unique per call."""
+        self._people += 1
+        n = self._people
+        body = {"full_name": f"Nguyễn Văn {n}", "id_number": f"0380{n:08d}", "phone": f"09{n:08d}",
+                "birth_date": "1990-05-17", "group": "cbccvc", "unit_code": "A"}
+        body.update(fields)
+        return body
+
+    async def post(self, path: str, body: Any, **kw: Any) -> tuple[int, Any]:
+        answer = await self.ingest.post(path, json=body, **kw)
+        return answer.status, await answer.json()
+
+    async def register(self, **fields: Any) -> str:
+        status, body = await self.post("/v1/participants", self.person(**fields))
+        assert status == 201, body
+        return str(body["participant_id"])
+
+    async def start(self, participant_id: str) -> dict[str, Any]:
+        status, body = await self.post("/v1/attempts", {"participant_id": participant_id})
+        assert status == 201, body
+        return dict(body)
+
+    def answers(self, attempt: dict[str, Any], correct: int) -> dict[str, str]:
+        """Answer the first `correct` questions right and the rest wrong."""
+        out = {}
+        for i, q in enumerate(attempt["questions"]):
+            right = self.key[q["id"]]
+            out[q["id"]] = right if i < correct else "ABCD"[("ABCD".index(right) + 1) % 4]
+        return out
+
+    async def submit(self, attempt: dict[str, Any], correct: int, prediction: int = 0,
+                     after: float = 60.0) -> dict[str, Any]:
+        """Submit `after` seconds past the attempt's start (the clock moves there if it is earlier)."""
+        target = _ms(attempt["started_at"]) + int(after * 1000)
+        self.clock.ms = max(self.clock.ms, target)
+        status, body = await self.post("/v1/submissions", {"token": attempt["token"],
+                                                           "answers": self.answers(attempt, correct),
+                                                           "prediction": prediction})
+        assert status == 202, body
+        return dict(body)
+
+    async def entry(self, participant_id: str, correct: int, prediction: int = 0, after: float = 60.0
+                    ) -> dict[str, Any]:
+        return await self.submit(await self.start(participant_id), correct, prediction, after)
+
+    async def drain(self) -> int:
+        return sum([await s.drain() for s in self.scorers])
+
+    async def close(self, number: int) -> dict[str, Any]:
+        period = self.contest.period(number)
+        assert period is not None
+        self.clock.ms = max(self.clock.ms, period.end_ms + 5000)
+        await self.drain()
+        status, body = await self.post(f"/v1/admin/periods/{number}/close", None, headers=admin())
+        assert status == 200, body
+        return dict(body)
+
+    # -- results -----------------------------------------------------------------------------
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        answer = await self.results.get(path)
+        return answer.status, await answer.json()
+
+    async def ok(self, path: str) -> Any:
+        status, body = await self.get(path)
+        assert status == 200, body
+        return body
+
+    async def count(self, table: str) -> int:
+        async with self.clients.pool.connection() as conn:
+            cur = await conn.execute(f"SELECT count(*) FROM {table}")
+            row = await cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+    async def stream_length(self) -> int:
+        from eventstore.keys import Keys
+
+        return int(await self.clients.redis.xlen(Keys(self.contest.slug).stream))
+
+
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN}"}
+
+
+def _ms(iso: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def rng(seed: int) -> random.Random:
+    return random.Random(seed)
