@@ -1,0 +1,178 @@
+"""`cchc demo`: a compressed contest on the real stack, simulated participants posting over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+from contest.model import Contest
+from ops.embedded import free_port
+from ops.settings import DEFAULT_CONTEST, Settings
+from ops.stack import Stack
+from ops.wiring import contest_of
+
+FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô"]
+MIDDLE = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Thanh", "Ngọc", "Quang", "Thu", "Xuân"]
+GIVEN = ["An", "Bình", "Châu", "Dũng", "Giang", "Hà", "Hải", "Hạnh", "Hùng", "Lan", "Linh", "Long", "Mai",
+         "Nam", "Nga", "Phong", "Phương", "Quân", "Sơn", "Tâm", "Thảo", "Trang", "Tuấn", "Vinh", "Yến"]
+console = Console(width=max(Console().width, 120))
+
+
+class Simulation:
+    """Participants who register, start attempts, think, and submit — over HTTP like a front-end."""
+
+    def __init__(self, contest: Contest, ingest: str, results: str, admin_token: str, people: int,
+                 seed: int = 2022) -> None:
+        self.contest = contest
+        self.ingest = ingest
+        self.results = results
+        self.admin = {"Authorization": f"Bearer {admin_token}"}
+        self.people = people
+        self.rng = random.Random(seed)
+        self.key = {q.id: q.answer for q in contest.questions.values()}
+        self.tally: Counter[str] = Counter()
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            people = await self.register_all(http)
+            console.print(f"[bold]{len(people)}[/] participants registered "
+                          f"({self.tally['refused_registration']} refusals shown on purpose: excluded, duplicate)")
+            for period in self.contest.periods:
+                await _sleep_until(period.start_ms)
+                console.rule(f"{period.name} open")
+                await asyncio.gather(*(self.play(http, person, period.end_ms) for person in people))
+                await _sleep_until(period.end_ms)
+                console.print(f"entries accepted so far {self.tally['accepted']}; closing {period.name}…")
+                await self.close(http, period.number)
+            await self.show_final(http)
+
+    async def register_all(self, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        units = [u.code for u in self.contest.units.values()]
+        people = []
+        for n in range(self.people):
+            citizen = n % 4 == 3
+            body = {"full_name": f"{self.rng.choice(FAMILY)} {self.rng.choice(MIDDLE)} {self.rng.choice(GIVEN)}",
+                    "id_number": f"0380{n:08d}", "phone": _phone(n),
+                    "birth_date": f"{self.rng.randint(1965, 2004)}-0{self.rng.randint(1, 9)}-1{self.rng.randint(0, 9)}",
+                    "group": "nhan_dan" if citizen else "cbccvc",
+                    "unit_code": None if citizen else self.rng.choice(units)}
+            async with http.post(f"{self.ingest}/v1/participants", json=body) as r:
+                answer = await r.json()
+                if r.status == 201:
+                    people.append({"id": answer["participant_id"], "skill": self.rng.uniform(0.3, 0.92)})
+        for body in ({"full_name": "Người Bị Loại Trừ", "id_number": "001099000001", "phone": "0999000001",
+                      "birth_date": "1980-01-01", "group": "nhan_dan"},
+                     {"full_name": "Trùng Số Điện Thoại", "id_number": "038099999999", "phone": "+84900000000",
+                      "birth_date": "1980-01-01", "group": "nhan_dan"}):
+            async with http.post(f"{self.ingest}/v1/participants", json=body) as r:
+                self.tally["refused_registration"] += r.status in (403, 409)
+        return people
+
+    async def play(self, http: aiohttp.ClientSession, person: dict[str, Any], end_ms: int) -> None:
+        """0–3 attempts spread over the first part of the period, each with a short think time."""
+        window = max(1.0, (end_ms - _now_ms()) / 1000 - 8)
+        for _ in range(self.rng.choice([0, 1, 1, 2, 3])):
+            await asyncio.sleep(self.rng.uniform(0, window / 3))
+            async with http.post(f"{self.ingest}/v1/attempts", json={"participant_id": person["id"]}) as r:
+                if r.status != 201:
+                    self.tally[f"attempt_{r.status}"] += 1
+                    return
+                attempt = await r.json()
+            await asyncio.sleep(self.rng.uniform(0.5, 3.0))
+            answers = {q["id"]: self.key[q["id"]] if self.rng.random() < person["skill"]
+                       else self.rng.choice("ABCD") for q in attempt["questions"]}
+            guess = max(0, int(self.rng.gauss(self.people * 1.5, self.people / 2)))
+            body = {"token": attempt["token"], "answers": answers, "prediction": guess}
+            async with http.post(f"{self.ingest}/v1/submissions", json=body) as r:
+                self.tally["accepted" if r.status == 202 else (await r.json())["error"]["code"]] += 1
+
+    async def close(self, http: aiohttp.ClientSession, number: int) -> None:
+        url = f"{self.ingest}/v1/admin/periods/{number}/close"
+        for _ in range(60):
+            async with http.post(url, headers=self.admin) as r:
+                if r.status == 200:
+                    break
+                await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+        async with http.get(f"{self.results}/v1/periods/{number}/prizes") as r:
+            show_prizes(self.contest, await r.json())
+
+    async def show_final(self, http: aiohttp.ClientSession) -> None:
+        async with http.get(f"{self.results}/v1/final") as r:
+            final = await r.json()
+        table = Table(title="Giải tập thể toàn cuộc thi (final unit prizes)")
+        for col in ("rank", "unit", "participants", "entries", "unit_score"):
+            table.add_column(col)
+        for u in final["unit"]:
+            table.add_row(str(u["rank"]), u["unit_name"], str(u["participants"]), str(u["entries"]),
+                          f"{u['unit_score']:.4f}")
+        console.print(table)
+
+
+def show_prizes(contest: Contest, prizes: dict[str, Any]) -> None:
+    period = contest.period(prizes["period"])
+    assert period is not None
+    console.print(f"[bold]{period.name} closed[/]: actual = {prizes['actual']}, revision {prizes['revision']}, "
+                  f"results_digest {prizes['results_digest']}")
+    for group in contest.groups:
+        table = Table(title=f"{period.name} — {group.name}", title_justify="left")
+        for col in ("prize", "rank", "name", "unit", "score", "time (s)", "prediction", "error"):
+            table.add_column(col, no_wrap=True)
+        for p in (p for p in prizes["individual"] if p["group"] == group.code):
+            unit = contest.units[p["unit_code"]].name if p["unit_code"] else "—"
+            table.add_row(p["prize_name"], str(p["rank"]), p["display_name"], unit, str(p["score"]),
+                          f"{p['duration_ms'] / 1000:.1f}", str(p["prediction"]), str(p["prediction_error"]))
+        console.print(table)
+    for u in prizes["unit"]:
+        console.print(f"Giải thi tuần (weekly unit prize): [bold]{u['unit_name']}[/] (unit_score {u['unit_score']:.4f})")
+
+
+def run_demo(settings: Settings, *, participants: int) -> int:
+    temporary = settings.data_dir == Path(".cchc")
+    data_dir = Path(tempfile.mkdtemp(prefix="cchc-demo-")) if temporary else settings.data_dir
+    settings = replace(settings, data_dir=data_dir,
+                       contest_dir=settings.contest_dir or DEFAULT_CONTEST, contest_anchor=None,
+                       ingest_port=free_port() if settings.ingest_port == 8080 else settings.ingest_port,
+                       results_port=free_port() if settings.results_port == 8081 else settings.results_port)
+    stack = Stack(settings, scorers=2)
+    started = time.monotonic()
+    try:
+        running = stack.start()
+        console.print(stack.ready_line())
+        contest = contest_of(running)
+        sim = Simulation(contest, f"http://{running.host}:{running.ingest_port}",
+                         f"http://{running.host}:{running.results_port}", running.admin_token or "", participants)
+        asyncio.run(sim.run())
+    finally:
+        stack.stop()
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _phone(n: int) -> str:
+    """The shapes front-ends send: 09…, +84 9…, 09x.xxx.xxxx (all normalised by ingest)."""
+    d = f"9{n:08d}"
+    return [f"0{d}", f"+84 {d[:2]} {d[2:5]} {d[5:]}", f"0{d[:3]}.{d[3:6]}.{d[6:]}"][n % 3]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def _sleep_until(ms: int) -> None:
+    delay = (ms - _now_ms()) / 1000
+    if delay > 0:
+        await asyncio.sleep(delay)
