@@ -22,7 +22,7 @@ class ManualClock:
         self.ms = now_ms
 
     def now_ms(self) -> int:
-        return self.ms
+        return int(self.ms)
 
     def advance(self, seconds: float) -> None:
         self.ms += int(seconds * 1000)
