@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 import pytest
 import redis.asyncio as aioredis
@@ -53,10 +57,14 @@ async def session_pool(servers: tuple[str, str]) -> AsyncIterator[AsyncConnectio
     await pool.close()
 
 
+async def truncate(pool: AsyncConnectionPool) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+
+
 @pytest.fixture
 async def pool(session_pool: AsyncConnectionPool) -> AsyncConnectionPool:
-    async with session_pool.connection() as conn:
-        await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+    await truncate(session_pool)
     return session_pool
 
 
@@ -77,3 +85,18 @@ def contest() -> Contest:
 async def system(contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> AsyncIterator[System]:
     async with System.running(contest, redis, pool) as sys_:
         yield sys_
+
+
+@pytest.fixture
+def variant(contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> Any:
+    """`async with variant(attempt_selection="first") as s:` — the test contest with other rules."""
+
+    @asynccontextmanager
+    async def make(**rules: Any) -> AsyncIterator[System]:
+        changed = msgspec.structs.replace(contest, rules=msgspec.structs.replace(contest.rules, **rules))
+        await redis.flushall()
+        await truncate(pool)
+        async with System.running(changed, redis, pool) as sys_:
+            yield sys_
+
+    return make

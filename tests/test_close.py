@@ -1,0 +1,179 @@
+"""Closing periods on real servers: drain, freeze, digest, idempotence, and every rule option."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contest.digest import results_digest
+from tests.harness import System, admin
+
+
+async def prizes(s: System, n: int) -> dict[str, Any]:
+    return dict(await s.ok(f"/v1/periods/{n}/prizes"))
+
+
+def winners(doc: dict[str, Any], group: str = "cbccvc") -> list[str]:
+    return [p["participant_id"] for p in doc["individual"] if p["group"] == group]
+
+
+async def test_closing_twice_gives_the_same_revision_and_digest(system: System) -> None:
+    s = system
+    for correct in (5, 4, 3):
+        await s.entry(await s.register(), correct, prediction=correct)
+    first = await s.close(1)
+    again = await s.close(1)
+    assert first == again
+    doc = await prizes(s, 1)
+    assert doc["revision"] == 1 and results_digest(doc) == first["results_digest"]
+    assert await s.count("period_results") == 1
+
+
+async def test_close_waits_for_the_scorers_then_answers_not_drained(system: System) -> None:
+    s = system
+    await s.entry(await s.register(), 5)
+    period = s.contest.periods[0]
+    s.clock.ms = period.end_ms + 100  # inside the settle window
+    status, body = await s.post("/v1/admin/periods/1/close", None, headers=admin())
+    assert status == 503 and body["error"]["code"] == "not_drained"
+    s.clock.ms = period.end_ms + 5000  # settled, but nobody has scored the entry
+    answer = await s.ingest.post("/v1/admin/periods/1/close", headers=admin())
+    assert answer.status == 503 and answer.headers["Retry-After"]
+    assert (await answer.json())["error"]["code"] == "not_drained"
+    assert await s.count("period_results") == 0
+    await s.drain()
+    status, _ = await s.post("/v1/admin/periods/1/close", None, headers=admin())
+    assert status == 200
+
+
+async def test_prizes_before_close_and_unknown_revision(system: System) -> None:
+    s = system
+    status, body = await s.get("/v1/periods/1/prizes")
+    assert status == 409 and body["error"]["code"] == "not_closed"
+    await s.close(1)
+    assert (await s.ok("/v1/periods/1/prizes?revision=1"))["revision"] == 1
+    status, body = await s.get("/v1/periods/1/prizes?revision=7")
+    assert status == 404
+    status, body = await s.get("/v1/periods/1/prizes?revision=x")
+    assert status == 422
+
+
+async def test_an_empty_period_closes_with_no_winners(system: System) -> None:
+    s = system
+    await s.close(1)
+    doc = await prizes(s, 1)
+    assert doc["actual"] == 0 and doc["individual"] == [] and doc["unit"] == []
+
+
+async def test_final_ranking_orders_by_prediction_error(system: System) -> None:
+    s = system
+    far, near, exact = [await s.register() for _ in range(3)]
+    await s.entry(far, 5, prediction=100, after=10)
+    await s.entry(near, 5, prediction=4, after=20)
+    await s.entry(exact, 5, prediction=3, after=30)
+    live = await s.ok("/v1/periods/1/leaderboard")
+    assert live["entries"] == []  # nothing scored yet
+    await s.drain()
+    live = await s.ok("/v1/periods/1/leaderboard")
+    assert [e["participant_id"] for e in live["entries"]] == [far, near, exact]  # provisional: duration
+    await s.close(1)
+    board = await s.ok("/v1/periods/1/leaderboard")
+    assert board["final"] is True
+    assert [(e["participant_id"], e["prediction_error"]) for e in board["entries"]] == [
+        (exact, 0), (near, 1), (far, 97)]
+    assert winners(await prizes(s, 1)) == [exact, near, far]
+
+
+async def test_not_over_mode(variant: Any) -> None:
+    async with variant(prediction_mode="not_over") as s:
+        over, under = await s.register(), await s.register()
+        await s.entry(over, 5, prediction=3)  # actual will be 2: over by one
+        await s.entry(under, 5, prediction=0)  # under by two
+        await s.close(1)
+        assert winners(await prizes(s, 1)) == [under, over]
+
+
+async def test_prediction_targets(variant: Any) -> None:
+    for target, expected in (("participants", 2), ("perfect_participants", 1), ("entries", 3)):
+        async with variant(prediction_target=target) as s:
+            a, b = await s.register(), await s.register()
+            await s.entry(a, 5)
+            await s.entry(a, 4)
+            await s.entry(b, 4)
+            await s.close(1)
+            assert (await prizes(s, 1))["actual"] == expected, target
+
+
+async def test_first_and_last_attempt_selection(variant: Any) -> None:
+    for selection, expected_score in (("first", 10), ("last", 20), ("best", 25)):
+        async with variant(attempt_selection=selection) as s:
+            pid = await s.register()
+            for correct in (2, 5, 4):
+                await s.entry(pid, correct)
+            await s.drain()
+            live = (await s.ok(f"/v1/periods/1/participants/{pid}"))["best"]["score"]
+            await s.close(1)
+            final = (await s.ok(f"/v1/periods/1/participants/{pid}"))
+            assert live == final["best"]["score"] == expected_score, selection
+            assert len(final["attempts"]) == 3 and final["final"] is True
+
+
+async def test_one_prize_per_person(variant: Any) -> None:
+    for rule, second_week in ((True, "b"), (False, "a")):
+        async with variant(one_prize_per_person=rule) as s:
+            people = {"a": await s.register(), "b": await s.register()}
+            await s.entry(people["a"], 5)
+            await s.close(1)
+            s.clock.ms = s.contest.periods[1].start_ms + 60_000
+            await s.entry(people["a"], 5, after=10)
+            await s.entry(people["b"], 4, after=10)
+            await s.close(2)
+            first = winners(await prizes(s, 2))[0]
+            assert first == people[second_week], rule
+
+
+async def test_weekly_unit_prize_once_per_unit(system: System) -> None:
+    s = system
+    a1, a2, b = await s.register(unit_code="A"), await s.register(unit_code="A1"), await s.register(unit_code="B")
+    await s.entry(a1, 5)
+    await s.entry(a2, 5)
+    await s.entry(b, 2)
+    await s.close(1)
+    assert [u["unit_code"] for u in (await prizes(s, 1))["unit"]] == ["A"]
+    s.clock.ms = s.contest.periods[1].start_ms + 60_000
+    await s.entry(a1, 5, after=10)
+    await s.entry(a2, 5, after=10)
+    await s.entry(b, 1, after=10)
+    await s.close(2)
+    week2 = await prizes(s, 2)
+    assert [u["unit_code"] for u in week2["unit"]] == ["B"]  # A already won a weekly prize
+    units = await s.ok("/v1/periods/2/units")
+    assert units["final"] is True and units["entries"][0]["unit_code"] == "A"
+    final = await s.ok("/v1/final")
+    assert [u["unit_code"] for u in final["unit"]] == ["A", "B"]  # final prizes ignore weekly wins
+    assert final["unit"][0]["participants"] == 2 and final["unit"][0]["entries"] == 4
+
+
+async def test_disqualified_participants_are_skipped_everywhere(system: System) -> None:
+    s = system
+    cheat, honest = await s.register(), await s.register()
+    await s.entry(cheat, 5)
+    await s.entry(honest, 3)
+    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": cheat, "reason": "x"},
+                             headers=admin())
+    assert status == 202
+    await s.close(1)
+    doc = await prizes(s, 1)
+    assert winners(doc) == [honest] and doc["actual"] == 1
+    board = await s.ok("/v1/periods/1/leaderboard")
+    assert [e["participant_id"] for e in board["entries"]] == [honest] and board["entries"][0]["rank"] == 1
+
+
+async def test_final_needs_every_period_closed(system: System) -> None:
+    s = system
+    status, body = await s.get("/v1/final")
+    assert status == 409 and body["error"]["code"] == "not_closed"
+    await s.close(1)
+    assert (await s.get("/v1/final"))[0] == 409
+    await s.close(2)
+    final = await s.ok("/v1/final")
+    assert set(final) == {"unit", "ranking"} and len(final["ranking"]) == 3

@@ -1,0 +1,107 @@
+"""The scorer: one transaction per batch, ack after commit, a redelivered entry changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from eventstore.keys import GROUP, Keys
+from ops.wiring import build_scorer
+from tests.harness import System
+
+
+async def tables(s: System) -> dict[str, Any]:
+    out = {}
+    async with s.clients.pool.connection() as conn:
+        for table, order in (("events", "stream_ms, stream_seq, idx"), ("participants", "participant_id"),
+                             ("attempts", "attempt_id"), ("entries", "attempt_id"), ("counted", "participant_id")):
+            cur = await conn.execute(f"SELECT * FROM {table} ORDER BY {order}")
+            rows = await cur.fetchall()
+            out[table] = [tuple(r[:-2]) if table == "events" else r for r in rows]  # archived_at differs
+    return out
+
+
+async def some_traffic(s: System) -> None:
+    for correct in (5, 3, 4):
+        pid = await s.register()
+        await s.entry(pid, correct)
+        await s.entry(pid, correct - 1)
+
+
+async def test_scores_against_the_answer_key(system: System) -> None:
+    s = system
+    pid = await s.register()
+    attempt = await s.start(pid)
+    answers = s.answers(attempt, 3)
+    del answers[attempt["questions"][4]["id"]]  # unanswered is wrong
+    status, _ = await s.post("/v1/submissions", {"token": attempt["token"], "answers": answers, "prediction": 7})
+    assert status == 202
+    assert await s.drain() == 3  # registration, attempt, submission
+    view = await s.ok(f"/v1/periods/1/participants/{pid}")
+    assert view["best"]["correct"] == 3 and view["best"]["score"] == 15 and view["best"]["prediction"] == 7
+
+
+async def test_crash_between_commit_and_ack_redelivers_as_a_no_op(system: System, monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    s = system
+    await some_traffic(s)
+    scorer = s.scorers[0]
+
+    async def crash(_: list[str]) -> None:
+        raise RuntimeError("killed between COMMIT and XACK")
+
+    monkeypatch.setattr(scorer.reader, "ack", crash)
+    with pytest.raises(RuntimeError):
+        await scorer.drain()
+    monkeypatch.undo()
+    committed = await tables(s)
+    assert committed["entries"]
+    pending = await s.clients.redis.xpending(Keys(s.contest.slug).stream, GROUP)
+    assert pending["pending"] > 0
+
+    # The same consumer restarts and sees its pending entries again.
+    restarted = build_scorer(s.contest, s.clients, scorer.name)
+    assert await restarted.drain() == 0
+    assert await tables(s) == committed
+    assert (await s.clients.redis.xpending(Keys(s.contest.slug).stream, GROUP))["pending"] == 0
+
+
+async def test_another_consumer_reclaims_a_dead_ones_entries(system: System) -> None:
+    s = system
+    await some_traffic(s)
+    dead = s.scorers[0]
+    await dead.reader.ensure_group()
+    taken = await dead.reader.read(1000, None)
+    assert taken  # read, never processed: the consumer died
+    heir = build_scorer(s.contest, s.clients, "heir")
+    claimed = await heir.reader.claim_idle(0, 1000)
+    assert [i for i, _ in claimed] == [i for i, _ in taken]
+    assert await heir.process(claimed) == len(taken)
+    assert await s.count("entries") == 6
+
+
+async def test_processing_the_same_entries_twice_changes_nothing(system: System) -> None:
+    s = system
+    await some_traffic(s)
+    scorer = s.scorers[0]
+    await scorer.reader.ensure_group()
+    entries = await scorer.reader.read(1000, None)
+    assert await scorer.process(entries) == len(entries)
+    once = await tables(s)
+    assert await scorer.process(entries) == 0
+    assert await tables(s) == once
+
+
+async def test_two_scorers_share_the_stream(system: System) -> None:
+    s = system
+    s.scorers.append(build_scorer(s.contest, s.clients, "second"))
+    for scorer in s.scorers:
+        scorer.batch_size = 2
+    await some_traffic(s)
+    await s.drain()
+    assert await s.count("entries") == 6 and await s.count("counted") == 3
+    async with s.clients.pool.connection() as conn:
+        cur = await conn.execute("SELECT consumer, events FROM consumer_progress ORDER BY consumer")
+        progress = dict(await cur.fetchall())
+    assert sum(progress.values()) == await s.count("events")
