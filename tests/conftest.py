@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-
 import pytest
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool

@@ -70,5 +70,5 @@ def test_errors_name_file_line_field(folder: Path, file: str, old: str, new: str
 
 def test_missing_file_is_named(folder: Path) -> None:
     (folder / "units.csv").unlink()
-    with pytest.raises(ContestError, match="units.csv: file not found"):
+    with pytest.raises(ContestError, match=r"units\.csv: file not found"):
         load_contest(folder)

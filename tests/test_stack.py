@@ -1,0 +1,102 @@
+"""The command line and the local stack as an operator runs them: real processes, real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from eventstore.errors import StoreUnavailable
+from eventstore.redis_stream import durability_mode
+from ops.embedded import free_port
+
+ROOT = Path(__file__).parent.parent
+
+
+def cchc(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**_clean_env(), **(env or {})})
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CCHC_")}
+
+
+@pytest.mark.parametrize("command", ["ingest", "results", "scorer"])
+def test_processes_refuse_to_start_without_their_settings(command: str) -> None:
+    done = cchc(command, env={"CCHC_REDIS_URL": "redis://127.0.0.1:1/0",
+                              "CCHC_DATABASE_URL": "postgresql:///nowhere",
+                              "CCHC_CONTEST": str(ROOT / "contests" / "nghean-2022")})
+    assert done.returncode == 2
+    assert "CCHC_SECRET, CCHC_ADMIN_TOKEN, CCHC_PII_KEY not set" in done.stderr
+    done = cchc(command, env={"CCHC_SECRET": "s", "CCHC_ADMIN_TOKEN": "a", "CCHC_PII_KEY": "eHh4" * 10 + "eHg=",
+                              "CCHC_CONTEST": str(ROOT / "contests" / "nghean-2022")})
+    assert done.returncode == 2 and "CCHC_REDIS_URL" in done.stderr
+
+
+def test_a_broken_contest_folder_is_reported(tmp_path: Path) -> None:
+    done = cchc("close", "1", env={"CCHC_CONTEST": str(tmp_path), "CCHC_REDIS_URL": "redis://x",
+                                   "CCHC_DATABASE_URL": "postgresql:///x"})
+    assert done.returncode == 2 and "contest.toml: file not found" in done.stderr
+
+
+def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    ingest_port, results_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "up", "--data-dir", str(tmp_path), "--scorers", "1",
+                             "--ingest-port", str(ingest_port), "--results-port", str(results_port)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env())
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:  # pytest-timeout bounds this loop
+            seen.append(line)
+            if line.startswith("cchc ready:"):
+                break
+        assert line.startswith("cchc ready:"), "".join(seen)
+        assert f"http://127.0.0.1:{ingest_port}" in line and str(tmp_path / "secrets.env") in line
+        with urllib.request.urlopen(f"http://127.0.0.1:{results_port}/v1/periods", timeout=5) as answer:
+            periods = json.load(answer)["periods"]
+        assert len(periods) == 3
+        body = json.dumps({"full_name": "Trần Thị Bình", "id_number": "038090001234", "phone": "0912345678",
+                           "birth_date": "1990-01-01", "group": "nhan_dan"}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{ingest_port}/v1/participants", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 201
+        secrets = (tmp_path / "secrets.env").read_text()
+        assert "CCHC_SECRET=" in secrets and "CCHC_PII_KEY=" in secrets
+        assert oct((tmp_path / "secrets.env").stat().st_mode & 0o777) == "0o600"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "cchc stopped" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # a restart keeps the secrets (and so every token already handed out)
+    assert (tmp_path / "secrets.env").read_text() == secrets
+
+
+async def test_durability_mode_follows_the_server_config(redis: aioredis.Redis) -> None:
+    assert await durability_mode(redis) == "fsync_always"
+    await redis.config_set("appendfsync", "everysec")
+    try:
+        assert await durability_mode(redis) == "waitaof"
+    finally:
+        await redis.config_set("appendfsync", "always")
+    await redis.config_set("appendonly", "no")
+    try:
+        with pytest.raises(StoreUnavailable, match="appendonly"):
+            await durability_mode(redis)
+    finally:
+        await redis.config_set("appendonly", "yes")
+        while (await redis.info("persistence"))["aof_rewrite_in_progress"]:
+            time.sleep(0.05)
