@@ -19,14 +19,14 @@ run: $(STAMP)
 up: $(STAMP)
 	$(BIN)/cchc up
 
-test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/mypy contest
+PACKAGES := contest eventstore ingest scorer projections ops
+
+test: lint
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy contest eventstore ingest scorer projections ops
+	$(BIN)/mypy $(PACKAGES)
 
 clean:
 	rm -rf $(VENV) .cchc

@@ -61,7 +61,6 @@ AnyEvent = ParticipantRegistered | AttemptStarted | SubmissionReceived | Partici
     | AnswerKeyCorrected
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(AnyEvent)
 _list_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
 
 
@@ -71,10 +70,6 @@ def encode(event: AnyEvent) -> bytes:
 
 def encode_many(events: list[AnyEvent]) -> bytes:
     return _encoder.encode(events)
-
-
-def decode(data: bytes) -> AnyEvent:
-    return _decoder.decode(data)
 
 
 def decode_many(data: bytes) -> list[AnyEvent]:

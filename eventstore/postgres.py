@@ -29,7 +29,7 @@ async def migrate(pool: AsyncConnectionPool) -> None:
         async with pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(7263)")
             for script in scripts:
-                await conn.execute(script)  # type: ignore[arg-type]
+                await conn.execute(script)
     except TRANSIENT as e:
         raise StoreUnavailable(f"postgres: {e}") from e
 

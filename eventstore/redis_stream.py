@@ -172,19 +172,19 @@ class StreamReader:
                 raise
 
     async def read(self, count: int, block_ms: int | None) -> list[tuple[str, bytes]]:
-        reply = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: ">"},
+        reply: Any = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: ">"},
                                          count=count, block=block_ms)
         return _entries(reply[0][1]) if reply else []
 
     async def claim_idle(self, min_idle_ms: int, count: int) -> list[tuple[str, bytes]]:
         """Entries delivered to consumers that died before acking (XAUTOCLAIM)."""
-        _, claimed, *_deleted = await self._r.xautoclaim(
+        reply: Any = await self._r.xautoclaim(
             self.keys.stream, GROUP, self.consumer, min_idle_ms, "0-0", count=count)
-        return _entries(claimed)
+        return _entries(reply[1])  # reply[2] lists ids deleted meanwhile: nothing to process
 
     async def own_pending(self, count: int) -> list[tuple[str, bytes]]:
         """Entries this consumer read but did not ack (a restart under the same name)."""
-        reply = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: "0"}, count=count)
+        reply: Any = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: "0"}, count=count)
         return _entries(reply[0][1]) if reply else []
 
     async def ack(self, ids: list[str]) -> None:

@@ -23,7 +23,6 @@ from contest.identity import (
 )
 from contest.model import Contest, Period
 from contest.timefmt import iso_ms
-from eventstore.errors import StoreUnavailable
 from eventstore.events import (
     AttemptStarted,
     ParticipantDisqualified,
@@ -47,7 +46,15 @@ from ingest.schemas import (
 from ingest.tokens import AttemptClaims, InvalidToken, TokenSigner
 from ops.clock import Clock
 from ops.openapi import openapi_document
-from ops.web import MAX_BODY, ApiError, add_common_routes, decode_body, error_middleware, json_response
+from ops.web import (
+    MAX_BODY,
+    ApiError,
+    add_common_routes,
+    decode_body,
+    error_middleware,
+    json_response,
+    period_in_path,
+)
 from projections.close import Closer, NotDrained, PeriodNotEnded
 
 _draw = secrets.SystemRandom()
@@ -197,16 +204,9 @@ def _require_admin(request: web.Request) -> Ingest:
     return ing
 
 
-def _period_number(request: web.Request, contest: Contest) -> int:
-    raw = request.match_info["n"]
-    if not raw.isdigit() or contest.period(int(raw)) is None:
-        raise ApiError(404, "unknown_period", f"no period {raw!r} in this contest")
-    return int(raw)
-
-
 async def close_period(request: web.Request) -> web.Response:
     ing = _require_admin(request)
-    number = _period_number(request, ing.contest)
+    number = period_in_path(request, ing.contest).number
     try:
         closed = await ing.closer.close(number)
     except PeriodNotEnded as e:
@@ -229,12 +229,8 @@ async def disqualify(request: web.Request) -> web.Response:
     return json_response({"participant_id": body.participant_id, "status": "disqualified"}, 202)
 
 
-async def readyz(request: web.Request) -> web.Response:
-    try:
-        await _ingest(request).ready()
-    except StoreUnavailable as e:
-        raise ApiError(503, "unavailable", str(e), retry_after="2") from e
-    return json_response({"status": "ready"})
+async def _ready(request: web.Request) -> None:
+    await _ingest(request).ready()
 
 
 def build_app(ingest: Ingest | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
@@ -247,7 +243,7 @@ def build_app(ingest: Ingest | None, *, extra_ctx: list[Any] | None = None) -> w
     app.router.add_post("/v1/submissions", submit)
     app.router.add_post("/v1/admin/periods/{n}/close", close_period)
     app.router.add_post("/v1/admin/disqualifications", disqualify)
-    add_common_routes(app, readyz, openapi_document("ingest"))
+    add_common_routes(app, _ready, openapi_document("ingest"))
     for ctx in extra_ctx or []:
         app.cleanup_ctx.append(ctx)
     return app

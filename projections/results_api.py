@@ -12,10 +12,9 @@ from aiohttp import web
 from contest.model import Contest, Period
 from contest.timefmt import iso_ms
 from contest.units import unit_ranking
-from eventstore.errors import StoreUnavailable
 from ops.clock import Clock
 from ops.openapi import openapi_document
-from ops.web import ApiError, add_common_routes, error_middleware, json_response
+from ops.web import ApiError, add_common_routes, error_middleware, json_response, period_in_path
 from projections.store import Store
 from projections.views import (
     AttemptOut,
@@ -25,7 +24,6 @@ from projections.views import (
     PeriodOut,
     PeriodsOut,
     Status,
-    UnitEntry,
     UnitsOut,
 )
 
@@ -45,14 +43,6 @@ RESULTS = web.AppKey("results", Results)
 
 def _results(request: web.Request) -> Results:
     return request.app[RESULTS]
-
-
-def _period(request: web.Request, contest: Contest) -> Period:
-    raw = request.match_info["n"]
-    period = contest.period(int(raw)) if raw.isdigit() else None
-    if period is None:
-        raise ApiError(404, "unknown_period", f"no period {raw!r} in this contest")
-    return period
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -93,7 +83,7 @@ def _entry(res: Results, rank: int, row: dict[str, Any]) -> LeaderboardEntry:
 
 async def leaderboard(request: web.Request) -> web.Response:
     res = _results(request)
-    period = _period(request, res.contest)
+    period = period_in_path(request, res.contest)
     group = request.query.get("group") or res.contest.groups[0].code
     if res.contest.group(group) is None:
         raise ApiError(422, "invalid", f"group: unknown group {group!r}")
@@ -111,7 +101,7 @@ async def leaderboard(request: web.Request) -> web.Response:
 
 async def participant(request: web.Request) -> web.Response:
     res = _results(request)
-    period = _period(request, res.contest)
+    period = period_in_path(request, res.contest)
     participant_id = request.match_info["id"]
     person = await res.store.participant(participant_id)
     if person is None:
@@ -135,20 +125,17 @@ async def participant(request: web.Request) -> web.Response:
 
 async def units(request: web.Request) -> web.Response:
     res = _results(request)
-    period = _period(request, res.contest)
+    period = period_in_path(request, res.contest)
     result = await res.store.result(period.number)
     if result is not None:
         return json_response({"period": period.number, "final": True, "entries": json.loads(result["units"])})
     aggregates = await res.store.live_unit_aggregates(period.number, sorted(res.contest.counting_groups()))
-    stats = unit_ranking(res.contest, aggregates)
-    entries = [UnitEntry(s.rank, s.unit_code, s.unit_name, s.headcount, s.participants, s.entries,
-                         s.participation_rate, s.avg_score_ratio, s.unit_score) for s in stats]
-    return json_response(UnitsOut(period.number, False, entries))
+    return json_response(UnitsOut(period.number, False, unit_ranking(res.contest, aggregates)))
 
 
 async def prizes(request: web.Request) -> web.Response:
     res = _results(request)
-    period = _period(request, res.contest)
+    period = period_in_path(request, res.contest)
     raw = request.query.get("revision")
     if raw is not None and not raw.isdigit():
         raise ApiError(422, "invalid", "revision: must be a whole number")
@@ -171,12 +158,8 @@ async def final(request: web.Request) -> web.Response:
     return json_response(document)
 
 
-async def readyz(request: web.Request) -> web.Response:
-    try:
-        await _results(request).ready()
-    except StoreUnavailable as e:
-        raise ApiError(503, "unavailable", str(e), retry_after="2") from e
-    return json_response({"status": "ready"})
+async def _ready(request: web.Request) -> None:
+    await _results(request).ready()
 
 
 def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
@@ -190,7 +173,7 @@ def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) ->
     app.router.add_get("/v1/periods/{n}/units", units)
     app.router.add_get("/v1/periods/{n}/prizes", prizes)
     app.router.add_get("/v1/final", final)
-    add_common_routes(app, readyz, openapi_document("results"))
+    add_common_routes(app, _ready, openapi_document("results"))
     for ctx in extra_ctx or []:
         app.cleanup_ctx.append(ctx)
     return app

@@ -30,7 +30,7 @@ class Store:
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         try:
             async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(sql, params)  # type: ignore[arg-type]
+                await cur.execute(sql, params)
                 return await cur.fetchall()
         except TRANSIENT as e:
             raise StoreUnavailable(f"postgres: {e}") from e
@@ -163,7 +163,7 @@ async def earlier_results(conn: psycopg.AsyncConnection, period: int) -> list[di
 async def display_names(conn: psycopg.AsyncConnection, participant_ids: list[str]) -> dict[str, str]:
     cur = await conn.execute("SELECT participant_id, display_name FROM participants"
                              " WHERE participant_id = ANY(%s)", (participant_ids,))
-    return dict(await cur.fetchall())  # type: ignore[arg-type]
+    return dict(await cur.fetchall())
 
 
 async def save_result(conn: psycopg.AsyncConnection, period: int, revision: int, prizes: str, digest: str,

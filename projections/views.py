@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from contest.units import UnitStat
+
 Status = Literal["upcoming", "open", "closing", "closed"]
 
 
@@ -62,22 +64,10 @@ class ParticipantOut(msgspec.Struct):
     attempts: list[AttemptOut]
 
 
-class UnitEntry(msgspec.Struct):
-    rank: int
-    unit_code: str
-    unit_name: str
-    headcount: int
-    participants: int
-    entries: int
-    participation_rate: float
-    avg_score_ratio: float
-    unit_score: float
-
-
 class UnitsOut(msgspec.Struct):
     period: int
     final: bool
-    entries: list[UnitEntry]
+    entries: list[UnitStat]
 
 
 class IndividualPrize(msgspec.Struct):
@@ -121,14 +111,8 @@ class FinalUnitRow(msgspec.Struct):
     entries: int
 
 
-class FinalUnitPrize(msgspec.Struct):
+class FinalUnitPrize(FinalUnitRow):
     prize: str
-    rank: int
-    unit_code: str
-    unit_name: str
-    unit_score: float
-    participants: int
-    entries: int
 
 
 class FinalOut(msgspec.Struct):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -73,10 +74,10 @@ class Scorer:
             await self._step(lambda: self.reader.read(self.batch_size, self.block_ms))
         log.info("scorer_stopped", consumer=self.name)
 
-    async def _step(self, fetch: object) -> None:
+    async def _step(self, fetch: Callable[[], Awaitable[list[tuple[str, bytes]]]]) -> None:
         """One read + process; store outages are logged and retried after a pause, never fatal."""
         try:
-            await self.process(await fetch())  # type: ignore[operator]
+            await self.process(await fetch())
         except (StoreUnavailable, RedisError) as e:
             metrics.SCORER_ERRORS.labels(self.name, type(e).__name__).inc()
             log.warning("scorer_backoff", consumer=self.name, error=str(e))
