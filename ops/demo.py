@@ -71,7 +71,7 @@ class Simulation:
             async with http.post(f"{self.ingest}/v1/participants", json=body) as r:
                 answer = await r.json()
                 if r.status == 201:
-                    people.append({"id": answer["participant_id"], "skill": self.rng.uniform(0.3, 0.92)})
+                    people.append({"id": answer["participant_id"], "skill": self.rng.uniform(0.3, 0.85)})
         for refused in ({"full_name": "Người Bị Loại Trừ", "id_number": "001099000001", "phone": "0999000001",
                       "birth_date": "1980-01-01", "group": "nhan_dan"},
                      {"full_name": "Trùng Số Điện Thoại", "id_number": "038099999999", "phone": "+84900000000",
@@ -127,8 +127,8 @@ def show_prizes(contest: Contest, prizes: dict[str, Any]) -> None:
                   f"results_digest {prizes['results_digest']}")
     for group in contest.groups:
         table = Table(title=f"{period.name} — {group.name}", title_justify="left")
-        for col in ("prize", "rank", "name", "unit", "score", "time (s)", "prediction", "error"):
-            table.add_column(col, no_wrap=True)
+        for col in ("prize", "rank", "name", "unit", "score", "secs", "guess", "error"):
+            table.add_column(col, no_wrap=True, min_width=len(col))
         for p in (p for p in prizes["individual"] if p["group"] == group.code):
             unit = contest.units[p["unit_code"]].name if p["unit_code"] else "—"
             table.add_row(p["prize_name"], str(p["rank"]), p["display_name"], unit, str(p["score"]),
