@@ -57,10 +57,21 @@ class AnswerKeyCorrected(Event, tag="answer_key_corrected", frozen=True, kw_only
     at_ms: int
 
 
+class ResultsPublished(Event, tag="results_published", frozen=True, kw_only=True):
+    """Written by a close or recompute into the event table (key just after `barrier`) in the same
+    transaction as its result, so a replay recomputes it at the same point and checks the digest."""
+
+    period: int
+    revision: int
+    barrier: str
+    results_digest: str
+
+
 AnyEvent = ParticipantRegistered | AttemptStarted | SubmissionReceived | ParticipantDisqualified \
-    | AnswerKeyCorrected
+    | AnswerKeyCorrected | ResultsPublished
 
 _encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyEvent)
 _list_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
 
 
@@ -70,6 +81,12 @@ def encode(event: AnyEvent) -> bytes:
 
 def encode_many(events: list[AnyEvent]) -> bytes:
     return _encoder.encode(events)
+
+
+def decode(data: bytes) -> AnyEvent:
+    """One event as the event table stores it."""
+    event: AnyEvent = _decoder.decode(data)
+    return event
 
 
 def decode_many(data: bytes) -> list[AnyEvent]:

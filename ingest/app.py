@@ -24,6 +24,7 @@ from contest.identity import (
 from contest.model import Contest, Period
 from contest.timefmt import iso_ms
 from eventstore.events import (
+    AnswerKeyCorrected,
     AttemptStarted,
     ParticipantDisqualified,
     ParticipantRegistered,
@@ -34,6 +35,7 @@ from eventstore.ids import uuid7
 from eventstore.redis_stream import StreamWriter
 from ingest.pii import PersonalData, PiiVault
 from ingest.schemas import (
+    AnswerKeyCorrection,
     AttemptRequest,
     AttemptStartedOut,
     Disqualification,
@@ -55,7 +57,7 @@ from ops.web import (
     json_response,
     period_in_path,
 )
-from projections.close import Closer, NotDrained, PeriodNotEnded
+from projections.close import Closer, NotClosed, NotDrained, PeriodNotEnded
 
 _draw = secrets.SystemRandom()
 _START_ERRORS = {"unknown_participant": (404, "no participant with this id"),
@@ -216,6 +218,28 @@ async def close_period(request: web.Request) -> web.Response:
     return json_response(closed)
 
 
+async def recompute_period(request: web.Request) -> web.Response:
+    ing = _require_admin(request)
+    number = period_in_path(request, ing.contest).number
+    try:
+        published = await ing.closer.recompute(number)
+    except NotClosed as e:
+        raise ApiError(409, "not_closed", str(e)) from e
+    except NotDrained as e:
+        raise ApiError(503, "not_drained", str(e), retry_after=str(e.retry_after)) from e
+    return json_response(published)
+
+
+async def correct_answer_key(request: web.Request) -> web.Response:
+    ing = _require_admin(request)
+    body = await decode_body(request, AnswerKeyCorrection)
+    if body.question_id not in ing.contest.questions:
+        raise ApiError(404, "unknown_question", f"no question {body.question_id!r} in this contest")
+    await ing.writer.append(encode([AnswerKeyCorrected(question_id=body.question_id, answer=body.answer,
+                                                       at_ms=ing.clock.now_ms())]))
+    return json_response({"question_id": body.question_id, "answer": body.answer}, 202)
+
+
 async def disqualify(request: web.Request) -> web.Response:
     ing = _require_admin(request)
     body = await decode_body(request, Disqualification)
@@ -242,7 +266,9 @@ def build_app(ingest: Ingest | None, *, extra_ctx: list[Any] | None = None) -> w
     app.router.add_post("/v1/attempts", start_attempt)
     app.router.add_post("/v1/submissions", submit)
     app.router.add_post("/v1/admin/periods/{n}/close", close_period)
+    app.router.add_post("/v1/admin/periods/{n}/recompute", recompute_period)
     app.router.add_post("/v1/admin/disqualifications", disqualify)
+    app.router.add_post("/v1/admin/answer-key", correct_answer_key)
     add_common_routes(app, _ready, openapi_document("ingest"))
     for ctx in extra_ctx or []:
         app.cleanup_ctx.append(ctx)

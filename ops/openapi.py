@@ -19,7 +19,9 @@ INGEST_ROUTES: list[tuple[str, str, Any, int, Any, list[int]]] = [
     ("post", "/v1/attempts", ing.AttemptRequest, 201, ing.AttemptStartedOut, [400, 403, 404, 409, 422, 503]),
     ("post", "/v1/submissions", ing.Submission, 202, ing.Receipt, [400, 401, 403, 410, 413, 422, 503]),
     ("post", "/v1/admin/periods/{n}/close", None, 200, ing.PeriodClosed, [401, 404, 409, 503]),
+    ("post", "/v1/admin/periods/{n}/recompute", None, 200, ing.PeriodClosed, [401, 404, 409, 503]),
     ("post", "/v1/admin/disqualifications", ing.Disqualification, 202, None, [401, 404, 422]),
+    ("post", "/v1/admin/answer-key", ing.AnswerKeyCorrection, 202, None, [401, 404, 422]),
 ]
 RESULTS_ROUTES: list[tuple[str, str, Any, int, Any, list[int]]] = [
     ("get", "/v1/periods", None, 200, res.PeriodsOut, []),

@@ -10,50 +10,87 @@ import psycopg
 from contest.model import Contest
 from contest.scoring import count_correct, score
 from eventstore.events import (
+    AnswerKeyCorrected,
     AnyEvent,
     AttemptStarted,
     ParticipantDisqualified,
     ParticipantRegistered,
     SubmissionReceived,
 )
+from eventstore.postgres import EventKey
 
 _json = msgspec.json.Encoder()
+KEY_LOCK = 7264  # advisory lock: batches hold it shared, an answer-key correction exclusively
 
-# The live counted entry: replace the held one only when the new one is better by the
-# provisional order (best) or earlier/later by submission time (first/last).
+# The order that picks the counted entry among a participant's entries of a period.
+SELECTION_ORDER = {
+    "best": "score DESC, duration_ms, submitted_ms, attempt_id",
+    "first": "submitted_ms, attempt_id",
+    "last": "submitted_ms DESC, attempt_id DESC",
+}
+# The live counted entry: replace the held one only when the new one comes first in that order.
 _BETTER = {
     "best": "(-excluded.score, excluded.duration_ms, excluded.submitted_ms, excluded.attempt_id)"
             " < (-c.score, c.duration_ms, c.submitted_ms, c.attempt_id)",
     "first": "(excluded.submitted_ms, excluded.attempt_id) < (c.submitted_ms, c.attempt_id)",
     "last": "(excluded.submitted_ms, excluded.attempt_id) > (c.submitted_ms, c.attempt_id)",
 }
+_COUNTED_COLUMNS = ("period, participant_id, group_code, unit_code, attempt_id, score, correct, duration_ms,"
+                    " prediction, submitted_ms")
+_COUNTED_SET = (" group_code = excluded.group_code, unit_code = excluded.unit_code, attempt_id = excluded.attempt_id,"
+                " score = excluded.score, correct = excluded.correct, duration_ms = excluded.duration_ms,"
+                " prediction = excluded.prediction, submitted_ms = excluded.submitted_ms")
+
+
+async def answer_key(conn: psycopg.AsyncConnection, contest: Contest, upto: EventKey | None = None) -> dict[str, str]:
+    """The contest's key with the corrections archived so far (or up to event `upto`) applied in order."""
+    key: dict[str, str] = {q.id: q.answer for q in contest.questions.values()}
+    cur = await conn.execute(
+        "SELECT question_id, answer FROM answer_key_corrections"
+        " WHERE %s::bigint IS NULL OR (ev_ms, ev_seq, ev_idx) <= (%s, %s, %s) ORDER BY ev_ms, ev_seq, ev_idx",
+        (None, 0, 0, 0) if upto is None else (upto[0], *upto))
+    key.update(dict(await cur.fetchall()))
+    return key
 
 
 class Projector:
-    """Applies events to the projection tables inside the caller's transaction.
-
-    Answer-key corrections are archived but not yet projected (they need a rescore of the
-    open periods: the corrections work).
-    """
+    """Applies events to the projection tables inside the caller's transaction."""
 
     def __init__(self, contest: Contest) -> None:
         self.contest = contest
-        self.answer_key = {q.id: q.answer for q in contest.questions.values()}
+        selection = contest.rules.attempt_selection
         self._upsert_counted = (
-            "INSERT INTO counted AS c (period, participant_id, group_code, unit_code, attempt_id,"
-            " score, correct, duration_ms, prediction, submitted_ms)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (period, participant_id) DO UPDATE SET group_code = excluded.group_code,"
-            " unit_code = excluded.unit_code, attempt_id = excluded.attempt_id, score = excluded.score,"
-            " correct = excluded.correct, duration_ms = excluded.duration_ms,"
-            " prediction = excluded.prediction, submitted_ms = excluded.submitted_ms"
-            f" WHERE {_BETTER[contest.rules.attempt_selection]}")
+            f"INSERT INTO counted AS c ({_COUNTED_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET} WHERE {_BETTER[selection]}")
+        self._recount = (
+            f"INSERT INTO counted AS c ({_COUNTED_COLUMNS})"
+            f" SELECT DISTINCT ON (period, participant_id) {_COUNTED_COLUMNS} FROM entries"
+            " WHERE attempt_id = ANY(%s) OR (period, participant_id) IN"
+            "  (SELECT period, participant_id FROM entries WHERE attempt_id = ANY(%s))"
+            f" ORDER BY period, participant_id, {SELECTION_ORDER[selection]}"
+            f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET}")
 
-    async def apply(self, conn: psycopg.AsyncConnection, events: Sequence[AnyEvent]) -> None:
-        registered = [e for e in events if isinstance(e, ParticipantRegistered)]
-        started = [e for e in events if isinstance(e, AttemptStarted)]
-        submitted = [e for e in events if isinstance(e, SubmissionReceived)]
-        disqualified = [e for e in events if isinstance(e, ParticipantDisqualified)]
+    async def apply(self, conn: psycopg.AsyncConnection, events: Sequence[tuple[EventKey, AnyEvent]]) -> None:
+        corrections = [(k, e) for k, e in events if isinstance(e, AnswerKeyCorrected)]
+        if corrections:
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (KEY_LOCK,))
+        else:
+            await conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (KEY_LOCK,))
+        # Events apply in key order, but a batch groups them by kind: only a correction's
+        # position matters (entries scored before it are rescored by it), so split there.
+        start = 0
+        for i, (key, event) in enumerate(events):
+            if isinstance(event, AnswerKeyCorrected):
+                await self._apply_plain(conn, events[start:i])
+                await self._correct(conn, key, event)
+                start = i + 1
+        await self._apply_plain(conn, events[start:])
+
+    async def _apply_plain(self, conn: psycopg.AsyncConnection, events: Sequence[tuple[EventKey, AnyEvent]]) -> None:
+        registered = [e for _, e in events if isinstance(e, ParticipantRegistered)]
+        started = [e for _, e in events if isinstance(e, AttemptStarted)]
+        submitted = [e for _, e in events if isinstance(e, SubmissionReceived)]
+        disqualified = [(k, e) for k, e in events if isinstance(e, ParticipantDisqualified)]
         async with conn.cursor() as cur:
             if registered:
                 await cur.executemany(
@@ -66,21 +103,22 @@ class Projector:
                 await cur.executemany(
                     "INSERT INTO attempts (attempt_id, participant_id, period, started_ms, question_ids)"
                     " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(e.attempt_id, e.participant_id, e.period, e.started_ms, e.question_ids)
-                     for e in started])
+                    [(e.attempt_id, e.participant_id, e.period, e.started_ms, e.question_ids) for e in started])
             if submitted:
-                await self._submissions(cur, submitted)
+                await self._submissions(conn, cur, submitted)
             if disqualified:
                 await cur.executemany(
-                    "INSERT INTO disqualifications (participant_id, reason, at_ms) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    [(e.participant_id, e.reason, e.at_ms) for e in disqualified])
+                    "INSERT INTO disqualifications (participant_id, reason, at_ms, ev_ms, ev_seq, ev_idx)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(e.participant_id, e.reason, e.at_ms, *k) for k, e in disqualified])
 
-    async def _submissions(self, cur: psycopg.AsyncCursor, events: list[SubmissionReceived]) -> None:
+    async def _submissions(self, conn: psycopg.AsyncConnection, cur: psycopg.AsyncCursor,
+                           events: list[SubmissionReceived]) -> None:
+        key = await answer_key(conn, self.contest)
         points = self.contest.rules.points_per_correct
         rows = []
         for e in events:
-            correct = count_correct(e.question_ids, e.answers, self.answer_key)
+            correct = count_correct(e.question_ids, e.answers, key)
             rows.append((e, correct, score(correct, points), e.received_ms - e.started_ms))
         await cur.executemany(
             "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code,"
@@ -93,3 +131,22 @@ class Projector:
             self._upsert_counted,
             [(e.period, e.participant_id, e.group, e.unit_code, e.attempt_id, points_, correct, duration,
               e.prediction, e.received_ms) for e, correct, points_, duration in rows])
+
+    async def _correct(self, conn: psycopg.AsyncConnection, key: EventKey, event: AnswerKeyCorrected) -> None:
+        """Record the correction, rescore every entry with that question, re-pick their counted entries."""
+        await conn.execute(
+            "INSERT INTO answer_key_corrections (ev_ms, ev_seq, ev_idx, question_id, answer, at_ms)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", (*key, event.question_id, event.answer,
+                                                                         event.at_ms))
+        answers = await answer_key(conn, self.contest)
+        cur = await conn.execute("SELECT attempt_id, question_ids, answers FROM entries WHERE %s = ANY(question_ids)",
+                                 (event.question_id,))
+        points = self.contest.rules.points_per_correct
+        rescored = [(score(c, points), c, attempt_id) for attempt_id, questions, given in await cur.fetchall()
+                    for c in [count_correct(questions, given, answers)]]
+        if not rescored:
+            return
+        async with conn.cursor() as c:
+            await c.executemany("UPDATE entries SET score = %s, correct = %s WHERE attempt_id = %s", rescored)
+        ids = [r[2] for r in rescored]
+        await conn.execute(self._recount, (ids, ids))

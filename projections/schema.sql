@@ -11,10 +11,24 @@ CREATE TABLE IF NOT EXISTS participants (
     registered_ms  bigint  NOT NULL
 );
 
+-- Corrections keep the key of their event: a close counts only those at or below its barrier.
 CREATE TABLE IF NOT EXISTS disqualifications (
     participant_id text    PRIMARY KEY,
     reason         text    NOT NULL,
-    at_ms          bigint  NOT NULL
+    at_ms          bigint  NOT NULL,
+    ev_ms          bigint  NOT NULL,
+    ev_seq         bigint  NOT NULL,
+    ev_idx         integer NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS answer_key_corrections (
+    ev_ms          bigint  NOT NULL,
+    ev_seq         bigint  NOT NULL,
+    ev_idx         integer NOT NULL,
+    question_id    text    NOT NULL,
+    answer         text    NOT NULL,
+    at_ms          bigint  NOT NULL,
+    PRIMARY KEY (ev_ms, ev_seq, ev_idx)
 );
 
 CREATE TABLE IF NOT EXISTS attempts (
@@ -66,6 +80,7 @@ CREATE TABLE IF NOT EXISTS period_results (
     period         integer     NOT NULL,
     revision       integer     NOT NULL,
     results_digest text        NOT NULL,
+    barrier        text        NOT NULL,  -- stream id: the result counts exactly the events up to it
     prizes         text        NOT NULL,
     units          text        NOT NULL,
     created_at     timestamptz NOT NULL DEFAULT now(),

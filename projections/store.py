@@ -6,19 +6,24 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from contest.model import Contest
 from contest.ranking import Entry, Ranked
+from contest.scoring import count_correct, score
 from contest.units import UnitAggregate
 from eventstore.errors import StoreUnavailable
-from eventstore.postgres import TRANSIENT
+from eventstore.postgres import TRANSIENT, EventKey
+from projections.apply import answer_key
 
 NOT_DISQUALIFIED = "NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id)"
 PROVISIONAL_ORDER = "score DESC, duration_ms, submitted_ms, attempt_id"
-ROW_FIELDS = ("participant_id", "display_name", "unit_code", "score", "correct", "duration_ms", "prediction",
-              "submitted_ms", "attempt_id")
+# Tables rebuilt from the event table by a replay.
+PROJECTION_TABLES = ("participants", "disqualifications", "answer_key_corrections", "attempts", "entries", "counted",
+                     "period_results", "final_ranking", "final_results")
 
 
 class Store:
@@ -131,25 +136,28 @@ class Store:
                                n_entries.pop(r["unit_code"], 0)) for r in counted]
         return found + [UnitAggregate(code, 0, 0, 0, n) for code, n in n_entries.items()]
 
-    async def final_unit_aggregates(self, groups: Sequence[str]) -> list[UnitAggregate]:
-        """Across every closed period's latest revision: distinct participants, counted scores."""
-        rows = await self.fetch(
-            "WITH latest AS (SELECT period, max(revision) AS revision FROM period_results GROUP BY period)"
-            " SELECT f.unit_code, count(DISTINCT f.participant_id) AS participants, sum(f.score) AS score_sum,"
-            " count(*) AS score_count FROM final_ranking f JOIN latest l USING (period, revision)"
-            " WHERE f.group_code = ANY(%s) AND f.unit_code IS NOT NULL GROUP BY f.unit_code", (list(groups),))
-        return [UnitAggregate(r["unit_code"], r["participants"], int(r["score_sum"]), r["score_count"], 0)
-                for r in rows]
 
-    # -- closing --------------------------------------------------------------------------
+# -- closing: functions on the caller's connection (inside its transaction) -------------------
 
-
-async def valid_entries(conn: psycopg.AsyncConnection, period: int) -> list[Entry]:
+async def valid_entries(conn: psycopg.AsyncConnection, contest: Contest, period: int, upto: EventKey) -> list[Entry]:
+    """The period's entries of participants not disqualified by an event up to `upto`, scored with
+    the answer key as corrected up to `upto`."""
     cur = await conn.execute(
         "SELECT attempt_id, participant_id, group_code, unit_code, score, correct, questions, duration_ms,"
-        f" prediction, submitted_ms FROM entries e WHERE period = %s AND {NOT_DISQUALIFIED.format(t='e')}",
-        (period,))
-    return [Entry(*row) for row in await cur.fetchall()]
+        " prediction, submitted_ms FROM entries e WHERE period = %s AND NOT EXISTS (SELECT 1 FROM disqualifications d"
+        " WHERE d.participant_id = e.participant_id AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%s, %s, %s))",
+        (period, *upto))
+    entries = [Entry(*row) for row in await cur.fetchall()]
+    cur = await conn.execute("SELECT 1 FROM answer_key_corrections WHERE (ev_ms, ev_seq, ev_idx) > (%s, %s, %s)"
+                             " LIMIT 1", upto)
+    if await cur.fetchone() is None:
+        return entries  # the projected scores are the scores as of `upto`
+    key = await answer_key(conn, contest, upto)
+    cur = await conn.execute("SELECT attempt_id, question_ids, answers FROM entries WHERE period = %s", (period,))
+    correct = {a: count_correct(q, given, key) for a, q, given in await cur.fetchall()}
+    points = contest.rules.points_per_correct
+    return [msgspec.structs.replace(e, correct=correct[e.attempt_id], score=score(correct[e.attempt_id], points))
+            for e in entries]
 
 
 async def earlier_results(conn: psycopg.AsyncConnection, period: int) -> list[dict[str, Any]]:
@@ -160,6 +168,23 @@ async def earlier_results(conn: psycopg.AsyncConnection, period: int) -> list[di
     return [json.loads(row[0]) for row in await cur.fetchall()]
 
 
+async def latest_results(conn: psycopg.AsyncConnection) -> dict[int, str]:
+    """Per closed period, the units JSON of its latest revision."""
+    cur = await conn.execute("SELECT DISTINCT ON (period) period, units FROM period_results"
+                             " ORDER BY period, revision DESC")
+    return dict(await cur.fetchall())
+
+
+async def final_unit_aggregates(conn: psycopg.AsyncConnection, groups: Sequence[str]) -> list[UnitAggregate]:
+    """Across every closed period's latest revision: distinct participants and counted scores per unit."""
+    cur = await conn.execute(
+        "WITH latest AS (SELECT period, max(revision) AS revision FROM period_results GROUP BY period)"
+        " SELECT f.unit_code, count(DISTINCT f.participant_id), sum(f.score), count(*)"
+        " FROM final_ranking f JOIN latest l USING (period, revision)"
+        " WHERE f.group_code = ANY(%s) AND f.unit_code IS NOT NULL GROUP BY f.unit_code", (list(groups),))
+    return [UnitAggregate(code, people, int(total), n, 0) for code, people, total, n in await cur.fetchall()]
+
+
 async def display_names(conn: psycopg.AsyncConnection, participant_ids: list[str]) -> dict[str, str]:
     cur = await conn.execute("SELECT participant_id, display_name FROM participants"
                              " WHERE participant_id = ANY(%s)", (participant_ids,))
@@ -167,9 +192,9 @@ async def display_names(conn: psycopg.AsyncConnection, participant_ids: list[str
 
 
 async def save_result(conn: psycopg.AsyncConnection, period: int, revision: int, prizes: str, digest: str,
-                      units: str, rankings: dict[str, list[Ranked]]) -> None:
-    await conn.execute("INSERT INTO period_results (period, revision, results_digest, prizes, units)"
-                       " VALUES (%s, %s, %s, %s, %s)", (period, revision, digest, prizes, units))
+                      barrier: str, units: str, rankings: dict[str, list[Ranked]]) -> None:
+    await conn.execute("INSERT INTO period_results (period, revision, results_digest, barrier, prizes, units)"
+                       " VALUES (%s, %s, %s, %s, %s, %s)", (period, revision, digest, barrier, prizes, units))
     async with conn.cursor() as cur, cur.copy(
             "COPY final_ranking (period, revision, group_code, rank, participant_id, unit_code, attempt_id,"
             " score, correct, duration_ms, prediction, prediction_error, submitted_ms) FROM STDIN") as copy:

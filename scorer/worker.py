@@ -41,7 +41,7 @@ class Scorer:
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 fresh = await archive(conn, batch)
-                await self.projector.apply(conn, [event for _, event in fresh])
+                await self.projector.apply(conn, fresh)
                 await record_progress(conn, self.name, entries[-1][0], len(fresh))
         except TRANSIENT as e:
             raise StoreUnavailable(f"postgres: {e}") from e

@@ -18,11 +18,11 @@ from contest.load import load_contest
 from contest.model import Contest
 from eventstore.postgres import migrate, open_pool
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey
+from projections.store import PROJECTION_TABLES
 from tests.harness import System
 
 CONTEST_DIR = Path(__file__).parent / "data" / "contest"
-TABLES = ("events", "consumer_progress", "participants", "disqualifications", "attempts", "entries", "counted",
-          "period_results", "final_ranking", "final_results")
+TABLES = ("events", "consumer_progress", *PROJECTION_TABLES)
 
 
 @pytest.fixture(scope="session")
