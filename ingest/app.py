@@ -230,26 +230,38 @@ async def recompute_period(request: web.Request) -> web.Response:
     return json_response(published)
 
 
+async def record_correction(ing: Ingest, question_id: str, answer: str) -> None:
+    """Append an answer-key correction (the caller checked the question exists)."""
+    await ing.writer.append(encode([AnswerKeyCorrected(question_id=question_id, answer=answer,
+                                                       at_ms=ing.clock.now_ms())]))
+
+
+async def record_disqualification(ing: Ingest, participant_id: str, reason: str) -> bool:
+    """Append a disqualification; False when there is no such participant."""
+    if await ing.writer.participant_info(participant_id) is None:
+        return False
+    # The event first: if the second write fails, the record still says it and the
+    # projections honour it; the SADD only stops new attempts early.
+    await ing.writer.append(encode([ParticipantDisqualified(participant_id=participant_id, reason=reason,
+                                                            at_ms=ing.clock.now_ms())]))
+    await ing.writer.disqualify(participant_id)
+    return True
+
+
 async def correct_answer_key(request: web.Request) -> web.Response:
     ing = _require_admin(request)
     body = await decode_body(request, AnswerKeyCorrection)
     if body.question_id not in ing.contest.questions:
         raise ApiError(404, "unknown_question", f"no question {body.question_id!r} in this contest")
-    await ing.writer.append(encode([AnswerKeyCorrected(question_id=body.question_id, answer=body.answer,
-                                                       at_ms=ing.clock.now_ms())]))
+    await record_correction(ing, body.question_id, body.answer)
     return json_response({"question_id": body.question_id, "answer": body.answer}, 202)
 
 
 async def disqualify(request: web.Request) -> web.Response:
     ing = _require_admin(request)
     body = await decode_body(request, Disqualification)
-    if await ing.writer.participant_info(body.participant_id) is None:
+    if not await record_disqualification(ing, body.participant_id, body.reason):
         raise ApiError(404, "unknown_participant", "no participant with this id")
-    # The event first: if the second write fails, the record still says it and the
-    # projections honour it; the SADD only stops new attempts early.
-    await ing.writer.append(encode([ParticipantDisqualified(
-        participant_id=body.participant_id, reason=body.reason, at_ms=ing.clock.now_ms())]))
-    await ing.writer.disqualify(body.participant_id)
     return json_response({"participant_id": body.participant_id, "status": "disqualified"}, 202)
 
 

@@ -7,12 +7,18 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contest.load import ContestError
 from eventstore.errors import StoreUnavailable
 from ops.logs import configure_logging
 from ops.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from contest.model import Contest
+    from ops.wiring import Clients
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -83,27 +89,73 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_close(args: argparse.Namespace) -> int:
-    from ops.clock import SystemClock
-    from ops.wiring import build_ingest, contest_of, open_clients
-
-    settings = Settings.from_env()
+def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitable[int]]) -> int:
+    """Run `work` with this settings' contest and clients (for the one-shot admin commands)."""
+    from ops.wiring import contest_of, open_clients
 
     async def main() -> int:
         contest = contest_of(settings)
-        if contest.period(args.period) is None:
-            print(f"no period {args.period} in this contest", file=sys.stderr)
-            return 2
         clients = await open_clients(settings)
         try:
-            ingest = await build_ingest(contest, clients, settings, SystemClock())
-            closed = await ingest.closer.close(args.period)
+            return await work(contest, clients)
         finally:
             await clients.close()
-        print(f"period {closed.period} closed: revision {closed.revision}, results_digest {closed.results_digest}")
-        return 0
 
     return asyncio.run(main())
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    """close / recompute / disqualify / correct-answer: through the same code as the admin API."""
+    from ingest.app import record_correction, record_disqualification
+    from ops.clock import SystemClock
+    from ops.wiring import build_ingest
+
+    settings = Settings.from_env()
+
+    async def work(contest: Contest, clients: Clients) -> int:
+        ingest = await build_ingest(contest, clients, settings, SystemClock())
+        if args.command in ("close", "recompute"):
+            if contest.period(args.period) is None:
+                print(f"no period {args.period} in this contest", file=sys.stderr)
+                return 2
+            action = ingest.closer.close if args.command == "close" else ingest.closer.recompute
+            done = await action(args.period)
+            print(f"period {done.period}: revision {done.revision}, results_digest {done.results_digest}")
+        elif args.command == "disqualify":
+            if not await record_disqualification(ingest, args.participant_id, args.reason):
+                print(f"no participant {args.participant_id}", file=sys.stderr)
+                return 2
+            print(f"{args.participant_id} disqualified")
+        else:
+            if args.question_id not in contest.questions:
+                print(f"no question {args.question_id} in this contest", file=sys.stderr)
+                return 2
+            await record_correction(ingest, args.question_id, args.answer)
+            print(f"answer key: {args.question_id} is now {args.answer}")
+        return 0
+
+    return _with_clients(settings, work)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from projections.replay import count_events, replay
+
+    async def work(contest: Contest, clients: Clients) -> int:
+        total = await count_events(clients.pool)
+        with Progress() as bar:
+            task = bar.add_task("replaying events", total=total)
+            report = await replay(contest, clients.pool, batch_size=args.batch_size,
+                                  progress=lambda n: bar.advance(task, n))
+        rate = report.events / report.seconds if report.seconds else 0.0
+        print(f"replayed {report.events} events and {report.results} published results in "
+              f"{report.seconds:.1f} s ({rate:,.0f} events/s)")
+        for line in report.mismatches:
+            print(f"DIGEST MISMATCH {line}", file=sys.stderr)
+        return 1 if report.mismatches else 0
+
+    return _with_clients(Settings.from_env(), work)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -132,7 +184,21 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
     close = sub.add_parser("close", help="close a period (after its end)")
     close.add_argument("period", type=int)
-    close.set_defaults(func=cmd_close)
+    close.set_defaults(func=cmd_admin)
+    recompute = sub.add_parser("recompute", help="publish a new revision of a closed period")
+    recompute.add_argument("period", type=int)
+    recompute.set_defaults(func=cmd_admin)
+    dq = sub.add_parser("disqualify", help="disqualify a participant")
+    dq.add_argument("participant_id")
+    dq.add_argument("--reason", required=True)
+    dq.set_defaults(func=cmd_admin)
+    fix = sub.add_parser("correct-answer", help="correct one answer of the key")
+    fix.add_argument("question_id")
+    fix.add_argument("answer", choices=["A", "B", "C", "D"])
+    fix.set_defaults(func=cmd_admin)
+    replay = sub.add_parser("replay", help="rebuild every projection from the event table")
+    replay.add_argument("--batch-size", type=int, default=5000)
+    replay.set_defaults(func=cmd_replay)
     return p
 
 

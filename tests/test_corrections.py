@@ -1,0 +1,112 @@
+"""Corrections as events: answer key and disqualification, before and after close; recompute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contest.digest import results_digest
+from tests.harness import System, admin
+
+
+async def correct(s: System, question_id: str, answer: str) -> None:
+    status, body = await s.post("/v1/admin/answer-key", {"question_id": question_id, "answer": answer},
+                                headers=admin())
+    assert status == 202, body
+    s.key[question_id] = answer  # the harness answers with the key as it stands
+
+
+async def disqualify(s: System, participant_id: str) -> None:
+    status, body = await s.post("/v1/admin/disqualifications", {"participant_id": participant_id, "reason": "x"},
+                                headers=admin())
+    assert status == 202, body
+
+
+async def best(s: System, period: int, pid: str) -> Any:
+    return (await s.ok(f"/v1/periods/{period}/participants/{pid}"))["best"]
+
+
+async def test_a_correction_rescores_open_periods_and_repicks_counted_entries(system: System) -> None:
+    s = system
+    pid = await s.register()
+    attempts = [await s.start(pid), await s.start(pid)]
+    given = [s.answers(attempts[0], 5), s.answers(attempts[1], 4)]
+    for attempt, answers in zip(attempts, given, strict=True):
+        status, _ = await s.post("/v1/submissions", {"token": attempt["token"], "answers": answers,
+                                                     "prediction": 1})
+        assert status == 202
+    await s.drain()
+    assert (await best(s, 1, pid))["attempt_id"] == attempts[0]["attempt_id"]
+    q = attempts[0]["questions"][0]["id"]
+    await correct(s, q, "ABCD"[("ABCD".index(s.key[q]) + 1) % 4])
+    await s.drain()
+    expected = [5 * sum(1 for x in a["questions"] if g[x["id"]] == s.key[x["id"]]) for a, g in zip(attempts, given,
+                                                                                                  strict=True)]
+    view = await s.ok(f"/v1/periods/1/participants/{pid}")
+    assert [a["score"] for a in view["attempts"]] == expected
+    assert expected[0] == 20
+    winner = 0 if expected[0] >= expected[1] else 1  # equal scores: same duration, the earlier attempt wins
+    assert view["best"]["attempt_id"] == attempts[winner]["attempt_id"]
+    assert view["best"]["score"] == max(expected)
+
+
+async def test_closed_periods_change_only_by_recompute(system: System) -> None:
+    s = system
+    winner, runner = await s.register(), await s.register()
+    a = await s.start(winner)
+    await s.submit(a, 5, prediction=2)
+    await s.entry(runner, 4, prediction=2)
+    closed = await s.close(1)
+    q = a["questions"][0]["id"]
+    await correct(s, q, "ABCD"[("ABCD".index(s.key[q]) + 1) % 4])
+    await disqualify(s, runner)
+    await s.drain()
+    again = await s.close(1)
+    assert again == closed  # closing again is idempotent and ignores later corrections
+    rev1 = await s.ok("/v1/periods/1/prizes")
+    assert rev1["revision"] == 1 and rev1["individual"][0]["score"] == 25
+
+    status, body = await s.post("/v1/admin/periods/1/recompute", None, headers=admin())
+    assert status == 200 and body["revision"] == 2 and body["results_digest"] != closed["results_digest"]
+    rev2 = await s.ok("/v1/periods/1/prizes")
+    assert rev2["revision"] == 2 and results_digest(rev2) == body["results_digest"]
+    assert [(p["participant_id"], p["score"]) for p in rev2["individual"]] == [(winner, 20)]
+    assert rev2["actual"] == 1  # the disqualified participant's entry no longer counts
+    assert await s.ok("/v1/periods/1/prizes?revision=1") == rev1  # the old revision is kept
+    board = await s.ok("/v1/periods/1/leaderboard")
+    assert board["final"] is True and [e["participant_id"] for e in board["entries"]] == [winner]
+
+
+async def test_correction_errors(system: System) -> None:
+    s = system
+    for body, status, code in (({"question_id": "Q999", "answer": "A"}, 404, "unknown_question"),
+                               ({"question_id": "Q1", "answer": "E"}, 422, "invalid"),
+                               ({"question_id": "Q1"}, 422, "invalid")):
+        got, answer = await s.post("/v1/admin/answer-key", body, headers=admin())
+        assert (got, answer["error"]["code"]) == (status, code)
+    got, answer = await s.post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "A"})
+    assert got == 401
+    got, answer = await s.post("/v1/admin/periods/1/recompute", None, headers=admin())
+    assert (got, answer["error"]["code"]) == (409, "not_closed")
+    got, answer = await s.post("/v1/admin/periods/1/recompute", None)
+    assert got == 401
+    assert await s.stream_length() == 0
+
+
+async def test_a_result_counts_only_corrections_up_to_its_barrier(system: System) -> None:
+    """A correction archived after the barrier (while a close computes) does not leak into it."""
+    from projections.close import barrier_key
+    from projections.store import valid_entries
+
+    s = system
+    pid = await s.register()
+    attempt = await s.start(pid)
+    await s.submit(attempt, 5)
+    await s.drain()
+    barrier = await s.scorers[0].reader.last_id()
+    q = attempt["questions"][0]["id"]
+    await correct(s, q, "ABCD"[("ABCD".index(s.key[q]) + 1) % 4])
+    await s.drain()
+    async with s.clients.pool.connection() as conn:
+        before = await valid_entries(conn, s.contest, 1, barrier_key(barrier))
+        after = await valid_entries(conn, s.contest, 1, barrier_key(await s.scorers[0].reader.last_id()))
+    assert [e.score for e in before] == [25] and [e.score for e in after] == [20]
