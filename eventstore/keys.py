@@ -48,6 +48,19 @@ class Keys:
         return f"{self.prefix}:attempts:{period}"
 
     @property
+    def dead_letters(self) -> str:
+        """Stream of entries no scorer could decode or project: {entry_id, raw, error}. Never trimmed."""
+        return f"{self.prefix}:dead-letters"
+
+    def heartbeat(self, consumer: str) -> str:
+        """STRING with a TTL: a scorer's last sign of life (ms); gone when it stops beating."""
+        return f"{self.prefix}:heartbeat:{consumer}"
+
+    @property
+    def heartbeat_pattern(self) -> str:
+        return f"{self.prefix}:heartbeat:*"
+
+    @property
     def receipts(self) -> str:
         """HASH attempt_id → the JSON receipt of its one accepted submission."""
         return f"{self.prefix}:receipts"

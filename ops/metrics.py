@@ -10,6 +10,8 @@ REQUEST_SECONDS = Histogram("cchc_http_request_duration_seconds", "HTTP request 
 SCORER_EVENTS = Counter("cchc_scorer_events_total", "Events archived and projected", ["consumer"])
 SCORER_BATCH_SECONDS = Histogram("cchc_scorer_batch_duration_seconds", "Scorer batch latency",
                                  ["consumer"])
+SCORER_POISON = Counter("cchc_scorer_poison_entries_total", "Entries parked in the dead-letter stream",
+                        ["consumer"])
 SCORER_ERRORS = Counter("cchc_scorer_errors_total", "Scorer batches that failed", ["consumer", "kind"])
 
 

@@ -52,6 +52,8 @@ async def decode_body(request: web.Request, kind: type[T]) -> T:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as e:
         raise ApiError(413, "too_large", f"body over {MAX_BODY // 1024} KiB") from e
+    if b"\\u0000" in raw:  # valid JSON, but no PostgreSQL text column can hold it
+        raise ApiError(422, "invalid", "strings must not contain the NUL character (\\u0000)")
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as e:

@@ -12,6 +12,8 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from contest.load import load_contest
 from contest.model import Contest
@@ -38,9 +40,11 @@ def contest_of(settings: Settings) -> Contest:
 
 
 def redis_client(url: str) -> aioredis.Redis:
-    # Bounded timeouts: an outage becomes a 503 within seconds, never a request hanging forever.
-    return aioredis.from_url(url, socket_timeout=3.0, socket_connect_timeout=2.0, retry_on_timeout=False,
-                             max_connections=256)
+    """Bounded timeouts, so an outage becomes a 503 at once, never a request hanging; one immediate
+    retry on a broken connection heals the pool after a Redis restart. (A write whose reply was lost
+    may so run twice: a submission then answers with its original receipt.)"""
+    return aioredis.from_url(url, socket_timeout=3.0, socket_connect_timeout=1.0, retry_on_timeout=False,
+                             retry=Retry(NoBackoff(), 1), max_connections=256)
 
 
 @dataclass
@@ -126,21 +130,51 @@ def serve_results(settings: Settings) -> None:
                 reuse_port=True)
 
 
-def run_scorer(settings: Settings, name: str) -> None:
+def run_scorer(settings: Settings, name: str, *, stop_grace_s: float = 10.0) -> None:
+    """Run one scorer until SIGTERM/SIGINT: it finishes the batch in hand and exits; a batch still
+    running `stop_grace_s` later is abandoned (rolled back, redelivered to another scorer)."""
     contest = _preflight(settings)
 
     async def main() -> None:
         clients = await open_clients(settings, pool_size=2)
         try:
-            await migrate(clients.pool)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             log.info("scorer_started", consumer=name)
-            await build_scorer(contest, clients, name).run(stop)
+            worker = asyncio.create_task(build_scorer(contest, clients, name).run(stop))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([worker, stopping], return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait_for(worker, stop_grace_s)
+            except TimeoutError:
+                log.error("scorer_stop_timeout", consumer=name, grace_s=stop_grace_s)
+            stopping.cancel()
         finally:
             await clients.close()
 
     asyncio.run(main())
+
+
+def check_scorers(settings: Settings, name: str | None) -> int:
+    """`cchc scorer --check`: 0 when the named scorer (or, without a name, any) beats now."""
+    contest = _preflight(settings)
+
+    async def main() -> int:
+        redis_url, _ = settings.require_servers()
+        client = redis_client(redis_url)
+        try:
+            beats = await StreamReader(client, Keys(contest.slug), "check").heartbeats()
+        finally:
+            await client.aclose()
+        now = SystemClock().now_ms()
+        for consumer, ms in sorted(beats.items()):
+            print(f"{consumer}: last beat {(now - ms) / 1000:.1f} s ago")
+        alive = name in beats if name else bool(beats)
+        if not alive:
+            print(f"no heartbeat from {name or 'any scorer'}")
+        return 0 if alive else 1
+
+    return asyncio.run(main())
 

@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,23 @@ CONTEST_DIR = Path(__file__).parent / "data" / "contest"
 TABLES = ("events", "consumer_progress", *PROJECTION_TABLES)
 
 
+@dataclass
+class Servers:
+    redis_url: str
+    database_url: str
+    valkey: EmbeddedValkey | None  # None when the tests run against external servers
+    postgres: EmbeddedPostgres | None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self.redis_url, self.database_url))
+
+    def __getitem__(self, i: int) -> str:
+        return (self.redis_url, self.database_url)[i]
+
+
 @pytest.fixture(scope="session")
-def servers() -> Iterator[tuple[str, str]]:
-    """(redis url, database url): external ones if CCHC_TEST_*_URL are set, else embedded."""
+def servers() -> Iterator[Servers]:
+    """Real servers: external ones if CCHC_TEST_*_URL are set, else embedded in a temp dir."""
     redis_url, database_url = os.environ.get("CCHC_TEST_REDIS_URL"), os.environ.get("CCHC_TEST_DATABASE_URL")
     with tempfile.TemporaryDirectory(prefix="cchc-test-") as tmp:
         valkey = postgres = None
@@ -39,7 +54,7 @@ def servers() -> Iterator[tuple[str, str]]:
             postgres = EmbeddedPostgres(Path(tmp) / "postgres")
             database_url = postgres.start()
         try:
-            yield redis_url, database_url
+            yield Servers(redis_url, database_url, valkey, postgres)
         finally:
             if postgres:
                 postgres.stop()
@@ -48,7 +63,7 @@ def servers() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="session")
-async def session_pool(servers: tuple[str, str]) -> AsyncIterator[AsyncConnectionPool]:
+async def session_pool(servers: Servers) -> AsyncIterator[AsyncConnectionPool]:
     pool = open_pool(servers[1], max_size=6)
     await pool.open()
     await migrate(pool)
@@ -68,7 +83,7 @@ async def pool(session_pool: AsyncConnectionPool) -> AsyncConnectionPool:
 
 
 @pytest.fixture
-async def redis(servers: tuple[str, str]) -> AsyncIterator[aioredis.Redis]:
+async def redis(servers: Servers) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(servers[0])
     await client.flushall()
     yield client

@@ -44,6 +44,7 @@ async def refused(s: System, path: str, body: Any, status: int, code: str, *, ra
     ({"unit_code": None}, "unit_code"),
     ({"phone": 912345678}, "phone"),
     ({"extra": 1}, "extra"),
+    ({"full_name": "Nguyễn\u0000Văn"}, "NUL"),
 ])
 async def test_registration_invalid_fields(system: System, change: dict[str, Any], field: str) -> None:
     error = await refused(system, "/v1/participants", system.person(**change), 422, "invalid")

@@ -1,0 +1,182 @@
+"""Recovery: poison entries, dead consumers, heartbeats, trimming, and Valkey/PostgreSQL outages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventstore.events import ParticipantRegistered, encode_many
+from eventstore.keys import EVENT_FIELD, GROUP, Keys
+from ops.wiring import build_scorer
+from tests.harness import System
+
+ROOT = Path(__file__).parent.parent
+
+
+async def dead_letters(s: System) -> list[dict[bytes, bytes]]:
+    return [fields for _, fields in await s.clients.redis.xrange(Keys(s.contest.slug).dead_letters)]
+
+
+async def test_undecodable_entries_go_to_the_dead_letter_stream(system: System) -> None:
+    s = system
+    stream = Keys(s.contest.slug).stream
+    await s.entry(await s.register(), 5)
+    await s.clients.redis.xadd(stream, {EVENT_FIELD: b"\xc1 not msgpack"})
+    await s.clients.redis.xadd(stream, {"other": b"field"})
+    await s.entry(await s.register(), 4)
+    await s.drain()
+    assert await s.count("entries") == 2
+    parked = await dead_letters(s)
+    assert len(parked) == 2 and all(b"cannot decode" in p[b"error"] for p in parked)
+    assert (await s.clients.redis.xpending(stream, GROUP))["pending"] == 0
+
+
+async def test_an_entry_that_fails_to_project_is_isolated(system: System) -> None:
+    s = system
+    pid = await s.register()
+    bad = ParticipantRegistered(participant_id="x", group="cbccvc", unit_code="A", display_name="a\x00b",
+                                phone_masked="0", id_hash="h", phone_hash="p", pii=b"", registered_ms=0)
+    await s.clients.redis.xadd(Keys(s.contest.slug).stream, {EVENT_FIELD: encode_many([bad])})
+    await s.entry(pid, 5)
+    await s.drain()
+    assert await s.count("entries") == 1 and await s.count("participants") == 1
+    parked = await dead_letters(s)
+    assert len(parked) == 1 and b"cannot project" in parked[0][b"error"]
+
+
+async def test_a_batch_where_everything_fails_is_not_dead_lettered(system: System,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken deploy or database must not empty the stream into the dead-letter stream."""
+    import psycopg
+
+    from eventstore.errors import StoreUnavailable
+
+    s = system
+    await s.entry(await s.register(), 5)
+
+    async def broken(*_: Any) -> None:
+        raise psycopg.errors.UndefinedColumn("column does not exist")
+
+    monkeypatch.setattr(s.scorers[0].projector, "apply", broken)
+    with pytest.raises(StoreUnavailable):
+        await s.drain()
+    assert await dead_letters(s) == []
+    monkeypatch.undo()
+    await s.drain()
+    assert await s.count("entries") == 1
+
+
+async def test_entries_delivered_too_often_are_parked(system: System) -> None:
+    s = system
+    await s.register()
+    dying = build_scorer(s.contest, s.clients, "dying")
+    await dying.reader.ensure_group()
+    assert await dying.reader.read(10, None)  # delivered once, never acked
+    heir = build_scorer(s.contest, s.clients, "heir")
+    heir.claim_idle_ms, heir.max_deliveries = 0, 1
+    assert await heir._reclaim() == 0  # the second delivery is one too many
+    assert len(await dead_letters(s)) == 1
+    assert await s.count("participants") == 0
+
+
+async def test_heartbeat_and_check(system: System, servers: Any) -> None:
+    s = system
+    scorer = s.scorers[0]
+    scorer.block_ms = 50
+    stop = asyncio.Event()
+    task = asyncio.create_task(scorer.run(stop))
+    await s.entry(await s.register(), 5)
+    for _ in range(100):
+        if await s.count("entries"):
+            break
+        await asyncio.sleep(0.05)
+    assert scorer.name in await scorer.reader.heartbeats()
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CCHC_")},
+           "CCHC_REDIS_URL": servers.redis_url, "CCHC_DATABASE_URL": servers.database_url,
+           "CCHC_CONTEST": str(ROOT / "tests" / "data" / "contest"), "CCHC_SECRET": "s", "CCHC_ADMIN_TOKEN": "a",
+           "CCHC_PII_KEY": "eHh4" * 10 + "eHg="}
+    check = [sys.executable, "-m", "ops.cli", "scorer", "--check", "--name"]
+    assert subprocess.run([*check, scorer.name], env=env, cwd=ROOT, capture_output=True).returncode == 0
+    assert subprocess.run([*check, "nobody"], env=env, cwd=ROOT, capture_output=True).returncode == 1
+
+
+async def test_trim_only_what_every_group_acknowledged(system: System) -> None:
+    s = system
+    stream = Keys(s.contest.slug).stream
+    for _ in range(4):
+        await s.register()
+    await s.drain()  # 4 entries archived and acked
+    await s.register()
+    await s.register()
+    pending = build_scorer(s.contest, s.clients, "slow")
+    taken = await pending.reader.read(1, None)  # the 5th is delivered, not acked
+    await s.clients.redis.xgroup_create(stream, "audit", id="0")  # a second group has read nothing
+    assert await s.scorers[0].reader.trim_acknowledged(approximate=False) == "0-1"
+    assert await s.clients.redis.xlen(stream) == 6
+    await s.clients.redis.xgroup_destroy(stream, "audit")
+    await s.scorers[0].reader.trim_acknowledged(approximate=False)
+    remaining = [i.decode() for i, _ in await s.clients.redis.xrange(stream)]
+    assert remaining[0] == taken[0][0] and len(remaining) == 2  # the pending one and the unread one stay
+    assert await s.count("participants") == 4
+
+
+async def test_valkey_outage_answers_503_and_recovers(system: System, servers: Any) -> None:
+    if servers.valkey is None:
+        pytest.skip("needs the embedded Valkey")
+    s = system
+    pid = await s.register()
+    servers.valkey.stop()
+    try:
+        status, body = await s.post("/v1/attempts", {"participant_id": pid})
+        assert status == 503 and body["error"]["code"] == "unavailable"
+        answer = await s.ingest.post("/v1/participants", json=s.person())
+        assert answer.status == 503 and answer.headers["Retry-After"]
+        assert (await s.ingest.get("/readyz")).status == 503
+    finally:
+        servers.valkey.start()
+    await s.entry(pid, 5)  # recovered by itself, nothing acknowledged before was lost
+    assert (await s.ingest.get("/readyz")).status == 200
+    await s.drain()
+    assert await s.count("participants") == 1 and await s.count("entries") == 1
+
+
+async def test_postgres_outage_scorers_back_off_and_resume(system: System, servers: Any) -> None:
+    if servers.postgres is None:
+        pytest.skip("needs the embedded PostgreSQL")
+    s = system
+    scorer = s.scorers[0]
+    scorer.block_ms = 50
+    stop = asyncio.Event()
+    servers.postgres.stop()
+    try:
+        task = asyncio.create_task(scorer.run(stop))
+        pid = await s.register()  # ingest needs only Valkey
+        await s.entry(pid, 5)
+        assert (await s.results.get("/readyz")).status == 503
+        assert (await s.results.get("/v1/periods/1/leaderboard")).status == 503
+        await asyncio.sleep(0.5)
+    finally:
+        servers.postgres.start()
+    for _ in range(200):
+        if await _entries_or_zero(s) == 1:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert await s.count("entries") == 1 and await s.count("participants") == 1
+    assert (await s.results.get("/readyz")).status == 200
+
+
+async def _entries_or_zero(s: System) -> int:
+    try:
+        return await s.count("entries")
+    except Exception:
+        return 0
