@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint up clean
+.PHONY: run test lint up clean chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)
 up: $(STAMP)
 	$(BIN)/cchc up
 
-PACKAGES := contest eventstore ingest scorer projections ops
+PACKAGES := contest eventstore ingest scorer projections ops loadtests
 
 test: lint
 	$(BIN)/pytest -q
@@ -30,3 +30,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cchc
+
+# Kill -9 scorers, Valkey, PostgreSQL and an ingest process under load; reconcile every ack.
+chaos: $(STAMP)
+	$(BIN)/python -m loadtests.chaos

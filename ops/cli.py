@@ -44,8 +44,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.start()
         print(stack.ready_line(), flush=True)
         while not stopping:
-            stack.check_children()
-            time.sleep(0.2)
+            for name in stack.supervise():
+                print(f"cchc: {name} exited; restarted it (see {stack.log_dir / name}.log)", flush=True)
+            time.sleep(0.5)
     finally:
         stack.stop()
     print("cchc stopped", flush=True)

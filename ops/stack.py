@@ -24,12 +24,14 @@ class StackError(RuntimeError):
 
 
 class Stack:
-    def __init__(self, settings: Settings, *, scorers: int = 2) -> None:
+    def __init__(self, settings: Settings, *, scorers: int = 2, ingests: int = 1) -> None:
         self.settings = settings
         self.scorers = scorers
+        self.ingests = ingests
         self.valkey: EmbeddedValkey | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, tuple[str, ...]] = {}
         self.secrets_path: Path | None = None
         self.log_dir = settings.data_dir / "logs"
 
@@ -48,7 +50,8 @@ class Stack:
         s, self.secrets_path = load_or_create_state(s, anchor_now=datetime.now(UTC).replace(microsecond=0))
         self.settings = s
         asyncio.run(_migrate(s))
-        self._spawn("ingest", "ingest", "--port", str(s.ingest_port))
+        for n in range(1, self.ingests + 1):  # several share the port (SO_REUSEPORT)
+            self._spawn("ingest" if self.ingests == 1 else f"ingest-{n}", "ingest", "--port", str(s.ingest_port))
         self._spawn("results", "results", "--port", str(s.results_port))
         for n in range(1, self.scorers + 1):
             self._spawn(f"scorer-{n}", "scorer", "--name", f"scorer-{n}")
@@ -57,6 +60,7 @@ class Stack:
         return s
 
     def _spawn(self, name: str, *args: str) -> None:
+        self.commands[name] = args
         env = {**os.environ, **self.settings.env()}
         with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own descriptor
             self.children[name] = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], env=env,
@@ -75,6 +79,21 @@ class Stack:
                 pass
             time.sleep(0.1)
         raise StackError(f"{name} not ready after {timeout:.0f} s; see {self.log_dir / name}.log")
+
+    def kill(self, name: str) -> None:
+        """kill -9 one child (chaos tests)."""
+        self.children[name].kill()
+        self.children[name].wait()
+
+    def respawn(self, name: str) -> None:
+        self._spawn(name, *self.commands[name])
+
+    def supervise(self) -> list[str]:
+        """Restart every child that exited; returns their names (`cchc up` logs them)."""
+        dead = [name for name, proc in self.children.items() if proc.poll() is not None]
+        for name in dead:
+            self.respawn(name)
+        return dead
 
     def check_children(self) -> None:
         for name, proc in self.children.items():

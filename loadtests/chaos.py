@@ -1,0 +1,250 @@
+"""`make chaos`: steady load while scorers, Valkey, PostgreSQL and an ingest process are killed with
+kill -9 and restarted; then every acknowledged receipt is reconciled against the event table and
+the projections. Exits 1 when anything acknowledged was lost or counted twice.
+
+    .venv/bin/python -m loadtests.chaos [--seconds 75] [--clients 24]
+
+Loopback only, bounded in time; it starts and stops its own stack in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from eventstore.events import ParticipantRegistered, SubmissionReceived, decode
+from eventstore.keys import GROUP, Keys
+from ops.embedded import free_port
+from ops.settings import REPO_CONTESTS, Settings
+from ops.stack import Stack
+
+console = Console()
+
+
+@dataclass
+class Ledger:
+    """What the clients were told: acknowledged ids, and requests whose outcome is unknown."""
+
+    participants: set[str] = field(default_factory=set)
+    submissions: dict[str, str] = field(default_factory=dict)  # attempt_id → submission_id
+    unknown_registrations: int = 0
+    unknown_submissions: set[str] = field(default_factory=set)  # attempt ids
+    refused: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+
+
+def chaos_contest(folder: Path) -> Path:
+    """The demo contest with one long period, so the whole run is inside it."""
+    shutil.copytree(REPO_CONTESTS / "demo", folder)
+    toml = folder / "contest.toml"
+    text = toml.read_text()
+    start, end = text.index("[schedule]"), text.index("[[groups]]")
+    text = text[:start] + "[schedule]\ncount = 1\nperiod_seconds = 3600\nstarts_in_seconds = 0\n\n" + text[end:]
+    toml.write_text(text.replace('slug = "demo"', 'slug = "chaos"'))
+    return folder
+
+
+async def client(n: int, base: str, ledger: Ledger, until: float, key: Mapping[str, str]) -> None:
+    """One front-end: register once, then start-and-submit attempts until `until` (3 per period)."""
+    rng = random.Random(n)
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        pid = None
+        person = 0
+        while time.monotonic() < until:
+            if pid is None:
+                person += 1
+                body: dict[str, Any] = {"full_name": f"Người Thử {n} {person}", "id_number": f"{n:04d}{person:08d}",
+                        "phone": f"09{n:03d}{person:05d}", "birth_date": "1990-01-01", "group": "nhan_dan"}
+                status, answer = await _post(http, f"{base}/v1/participants", body, ledger)
+                if status == 201:
+                    pid = answer["participant_id"]
+                    ledger.participants.add(pid)
+                elif status is None or status >= 500:
+                    ledger.unknown_registrations += 1
+                    await asyncio.sleep(0.2)
+                continue
+            status, attempt = await _post(http, f"{base}/v1/attempts", {"participant_id": pid}, ledger)
+            if status == 409:  # attempt limit: a new person
+                pid = None
+                continue
+            if status != 201:
+                await asyncio.sleep(0.2)
+                continue
+            await asyncio.sleep(rng.uniform(0, 0.05))
+            answers = {q["id"]: key[q["id"]] if rng.random() < 0.7 else "A" for q in attempt["questions"]}
+            submission = {"token": attempt["token"], "answers": answers, "prediction": rng.randint(0, 5000)}
+            for _ in range(3):  # a front-end retries an unanswered submission: idempotent per attempt
+                status, receipt = await _post(http, f"{base}/v1/submissions", submission, ledger)
+                if status in (200, 202):
+                    ledger.submissions[attempt["attempt_id"]] = receipt["submission_id"]
+                    ledger.unknown_submissions.discard(attempt["attempt_id"])
+                    break
+                if status is not None and status < 500:
+                    break
+                ledger.unknown_submissions.add(attempt["attempt_id"])
+                await asyncio.sleep(0.3)
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: object,
+                ledger: Ledger) -> tuple[int | None, dict[str, Any]]:
+    ledger.requests += 1
+    try:
+        async with http.post(url, json=body) as r:
+            payload = await r.json(content_type=None)
+            if r.status >= 400:
+                ledger.refused[f"{r.status} {payload.get('error', {}).get('code', '?')}"] += 1
+            return r.status, payload
+    except (TimeoutError, aiohttp.ClientError, ValueError):
+        ledger.refused["no answer"] += 1
+        return None, {}
+
+
+async def chaos(stack: Stack, seconds: float, log: list[str]) -> None:
+    """The monkey: scorers every few seconds, then Valkey, PostgreSQL and an ingest process."""
+    started = time.monotonic()
+    plan = [(0.25, "valkey"), (0.45, "postgres"), (0.65, "ingest-1")]
+    next_scorer = 3.0
+    while (elapsed := time.monotonic() - started) < seconds:
+        if plan and elapsed >= plan[0][0] * seconds:
+            _, victim = plan.pop(0)
+            await kill_and_restart(stack, victim, log)
+        elif elapsed >= next_scorer:
+            await kill_and_restart(stack, random.choice(["scorer-1", "scorer-2"]), log)
+            next_scorer = elapsed + random.uniform(4, 8)
+        await asyncio.sleep(0.2)
+
+
+async def kill_and_restart(stack: Stack, victim: str, log: list[str]) -> None:
+    at = time.strftime("%H:%M:%S")
+    if victim == "valkey":
+        assert stack.valkey and stack.valkey.proc
+        stack.valkey.proc.kill()
+        stack.valkey.proc.wait()
+        await asyncio.sleep(2)
+        stack.valkey.start()
+    elif victim == "postgres":
+        assert stack.postgres
+        pid = stack.postgres.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(2)
+        for _ in range(30):  # orphaned backends must notice the postmaster died first
+            try:
+                stack.postgres.start()
+                break
+            except Exception:
+                await asyncio.sleep(1)
+    else:
+        stack.kill(victim)
+        await asyncio.sleep(1)
+        stack.respawn(victim)
+    log.append(f"{at} kill -9 {victim}, restarted")
+    console.print(f"[yellow]{at} kill -9 {victim}[/] → restarted")
+
+
+def wait_drained(settings: Settings, slug: str, timeout: float = 180) -> bool:
+    """Everything appended is delivered and acknowledged (scorers caught up)."""
+    assert settings.redis_url
+    r = redis.Redis.from_url(settings.redis_url)
+    keys = Keys(slug)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            groups = {g["name"].decode(): g for g in r.xinfo_groups(keys.stream)}
+            group = groups.get(GROUP)
+            if group and int(group["pending"]) == 0 and int(group.get("lag") or 0) == 0:
+                return True
+            time.sleep(0.5)
+        return False
+    finally:
+        r.close()
+
+
+def reconcile(settings: Settings, ledger: Ledger) -> tuple[Table, bool]:
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as conn:
+        events = [decode(bytes(body)) for (body,) in conn.execute(
+            "SELECT body FROM events WHERE kind IN ('participant_registered', 'submission_received')")]
+        entries = Counter(a for (a,) in conn.execute("SELECT attempt_id FROM entries"))
+        people = {p for (p,) in conn.execute("SELECT participant_id FROM participants")}
+    registered = Counter(e.participant_id for e in events if isinstance(e, ParticipantRegistered))
+    submitted = Counter(e.attempt_id for e in events if isinstance(e, SubmissionReceived))
+    lost_people = len(ledger.participants - set(registered)) + len(ledger.participants - people)
+    doubled_people = sum(1 for n in registered.values() if n > 1)
+    lost_subs = len(set(ledger.submissions) - set(submitted)) + len(set(ledger.submissions) - set(entries))
+    doubled_subs = sum(1 for n in submitted.values() if n > 1) + sum(1 for n in entries.values() if n > 1)
+    unknown_landed = len(ledger.unknown_submissions & set(submitted))
+    table = Table(title="chaos reconciliation")
+    for col in ("kind", "acked", "lost", "doubled", "unknown-outcome (landed / not)"):
+        table.add_column(col)
+    table.add_row("participants", str(len(ledger.participants)), str(lost_people), str(doubled_people),
+                  f"{ledger.unknown_registrations} (n/a)")
+    table.add_row("submissions", str(len(ledger.submissions)), str(lost_subs), str(doubled_subs),
+                  f"{len(ledger.unknown_submissions)} ({unknown_landed} / "
+                  f"{len(ledger.unknown_submissions) - unknown_landed})")
+    return table, lost_people == lost_subs == doubled_people == doubled_subs == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=75.0, help="how long the load and the kills last")
+    parser.add_argument("--clients", type=int, default=24, help="concurrent simulated front-ends")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="cchc-chaos-"))
+    settings = Settings(contest_dir=chaos_contest(workdir / "contest"), data_dir=workdir / "data",
+                        ingest_port=free_port(), results_port=free_port(), log_level="warning")
+    stack = Stack(settings, scorers=2, ingests=2)
+    ledger, log = Ledger(), list[str]()
+    try:
+        running = stack.start()
+        console.print(stack.ready_line())
+        from ops.wiring import contest_of
+
+        contest = contest_of(running)
+        key = {q.id: q.answer for q in contest.questions.values()}
+        base = f"http://127.0.0.1:{running.ingest_port}"
+
+        async def run() -> None:
+            until = time.monotonic() + args.seconds
+            await asyncio.gather(chaos(stack, args.seconds, log),
+                                 *(client(n, base, ledger, until, key) for n in range(args.clients)))
+
+        started = time.monotonic()
+        asyncio.run(run())
+        console.print(f"load done: {ledger.requests} requests in {time.monotonic() - started:.0f} s; "
+                      f"refusals {dict(ledger.refused)}")
+        for name in stack.supervise():
+            console.print(f"restarted {name}, which had exited")
+        if not wait_drained(running, contest.slug):
+            console.print("[red]the scorers did not catch up within 180 s[/]")
+            return 1
+        table, ok = reconcile(running, ledger)
+        console.print(table)
+        console.print("[green]0 lost, 0 doubled[/]" if ok else "[red]LOST OR DOUBLED ENTRIES[/]")
+        return 0 if ok else 1
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
