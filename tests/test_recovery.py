@@ -180,3 +180,59 @@ async def _entries_or_zero(s: System) -> int:
         return await s.count("entries")
     except Exception:
         return 0
+
+
+def _env(servers: Any, **extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("CCHC_")},
+            "CCHC_REDIS_URL": servers.redis_url, "CCHC_DATABASE_URL": servers.database_url,
+            "CCHC_CONTEST": str(ROOT / "tests" / "data" / "contest"), "CCHC_SECRET": "s", "CCHC_ADMIN_TOKEN": "a",
+            "CCHC_PII_KEY": "eHh4" * 10 + "eHg=", **extra}
+
+
+async def test_ingest_refuses_to_start_on_a_redis_without_aof(system: System, servers: Any) -> None:
+    from ops.embedded import free_port
+
+    await system.clients.redis.config_set("appendonly", "no")
+    try:
+        done = subprocess.run([sys.executable, "-m", "ops.cli", "ingest", "--port", str(free_port())],
+                              env=_env(servers), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    finally:
+        await system.clients.redis.config_set("appendonly", "yes")
+        while (await system.clients.redis.info("persistence"))["aof_rewrite_in_progress"]:
+            await asyncio.sleep(0.05)
+    assert done.returncode == 2 and "appendonly yes" in done.stderr
+
+
+async def test_a_scorer_process_stops_cleanly_on_sigterm(system: System, servers: Any) -> None:
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "scorer", "--name", "sigterm"], env=_env(servers),
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        reader = system.scorers[0].reader
+        for _ in range(200):
+            if "sigterm" in await reader.heartbeats():
+                break
+            await asyncio.sleep(0.05)
+        await system.entry(await system.register(), 5)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    await system.drain()  # whatever it had not acked, another scorer finishes
+    assert await system.count("entries") == 1
+
+
+async def test_chaos_reconciliation_fails_on_a_lost_ack(system: System, servers: Any) -> None:
+    from loadtests.chaos import Ledger, reconcile
+    from ops.settings import Settings
+
+    s = system
+    receipt = await s.entry(await s.register(), 5)
+    await s.drain()
+    ledger = Ledger(submissions={receipt["attempt_id"]: receipt["submission_id"]})
+    assert reconcile(Settings(database_url=servers.database_url), ledger)[1] is True
+    ledger.submissions["never-stored"] = "x"
+    assert reconcile(Settings(database_url=servers.database_url), ledger)[1] is False
