@@ -12,6 +12,7 @@ Selection = Literal["best", "first", "last"]
 PredictionTarget = Literal["entries", "participants", "perfect_participants"]
 PredictionMode = Literal["absolute", "not_over"]
 Choice = Literal["A", "B", "C", "D"]
+PeriodStatus = Literal["upcoming", "open", "closing", "closed"]
 
 
 class Period(msgspec.Struct, frozen=True):
@@ -101,6 +102,14 @@ class Contest(msgspec.Struct, frozen=True):
     def period_at(self, now_ms: int) -> Period | None:
         """The period open at `now_ms`, if any (periods are [start, end))."""
         return next((p for p in self.periods if p.start_ms <= now_ms < p.end_ms), None)
+
+    def status(self, period: Period, now_ms: int, closed: bool) -> PeriodStatus:
+        """upcoming, open, closing (ended, not yet closed) or closed."""
+        if closed:
+            return "closed"
+        if now_ms < period.start_ms:
+            return "upcoming"
+        return "open" if now_ms < period.end_ms else "closing"
 
     def bank(self, group: str) -> list[str]:
         """Question ids a participant of `group` may draw (empty group = every group)."""

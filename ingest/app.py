@@ -46,9 +46,11 @@ from ingest.schemas import (
     Submission,
 )
 from ingest.tokens import AttemptClaims, InvalidToken, TokenSigner
+from ops import metrics
 from ops.clock import Clock
 from ops.openapi import openapi_document
 from ops.web import (
+    APP_NAME,
     MAX_BODY,
     ApiError,
     add_common_routes,
@@ -108,6 +110,7 @@ async def register(request: web.Request) -> web.Response:
     if unit is not None and unit not in contest.units:
         raise ApiError(422, "invalid", f"unit_code: unknown unit {unit!r}")
     if id_number in contest.excluded:
+        metrics.REGISTRATIONS.labels("excluded").inc()
         raise ApiError(403, "excluded", "this person is on the contest's excluded list")
     now = ing.clock.now_ms()
     participant_id = uuid7(now)
@@ -119,8 +122,10 @@ async def register(request: web.Request) -> web.Response:
     outcome = await ing.writer.register(event.id_hash, event.phone_hash, participant_id,
                                         f"{group.code}|{unit or ''}", encode([event]))
     if outcome.status != "ok":
+        metrics.REGISTRATIONS.labels("duplicate_identity").inc()
         field = outcome.values[0]
         raise ApiError(409, "duplicate_identity", f"{field}: already registered (one person, one account)")
+    metrics.REGISTRATIONS.labels("registered").inc()
     return json_response(Registered(participant_id), 201)
 
 
@@ -139,6 +144,7 @@ async def start_attempt(request: web.Request) -> web.Response:
               for code, ids in drawn.items()}
     outcome = await ing.writer.start_attempt(body.participant_id, period.number,
                                              rules.attempts_per_period, events)
+    metrics.ATTEMPTS.labels("started" if outcome.status == "ok" else outcome.values[0]).inc()
     if outcome.status != "ok":
         status, message = _START_ERRORS[outcome.values[0]]
         raise ApiError(status, outcome.values[0], message)
@@ -190,6 +196,7 @@ async def submit(request: web.Request) -> web.Response:
         period=claims.period, started_ms=claims.started_ms, received_ms=received_ms,
         question_ids=claims.question_ids, answers=dict(body.answers), prediction=body.prediction)])
     outcome = await ing.writer.submit(claims.attempt_id, refusal, msgspec.json.encode(receipt), event)
+    metrics.SUBMISSIONS.labels({"ok": "accepted", "dup": "duplicate"}.get(outcome.status, outcome.values[0])).inc()
     if outcome.status == "err":
         status, message = _SUBMIT_ERRORS[outcome.values[0]]
         raise ApiError(status, outcome.values[0], message)
@@ -272,6 +279,7 @@ async def _ready(request: web.Request) -> None:
 def build_app(ingest: Ingest | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
     """The app; `ingest` may be None when a startup context in `extra_ctx` provides it."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
+    app[APP_NAME] = "ingest"
     if ingest is not None:
         app[INGEST] = ingest
     app.router.add_post("/v1/participants", register)

@@ -62,14 +62,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ops.wiring import serve_ingest
 
-    serve_ingest(Settings.from_env(ingest_port=args.port))
+    serve_ingest(Settings.from_env(ingest_port=args.port), args.metrics_port)
     return 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
     from ops.wiring import serve_results
 
-    serve_results(Settings.from_env(results_port=args.port))
+    serve_results(Settings.from_env(results_port=args.port), args.metrics_port)
     return 0
 
 
@@ -81,7 +81,8 @@ def cmd_scorer(args: argparse.Namespace) -> int:
 
     if args.check:
         return check_scorers(Settings.from_env(), args.name)
-    run_scorer(Settings.from_env(), args.name or f"{socket.gethostname()}-{os.getpid()}")
+    run_scorer(Settings.from_env(), args.name or f"{socket.gethostname()}-{os.getpid()}",
+               metrics_port=args.metrics_port)
     return 0
 
 
@@ -178,12 +179,15 @@ def parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     ingest = sub.add_parser("ingest", help="one ingest process")
     ingest.add_argument("--port", type=int, default=8080)
+    ingest.add_argument("--metrics-port", type=int, help="serve this process's /metrics on its own port too")
     ingest.set_defaults(func=cmd_ingest)
     results = sub.add_parser("results", help="one results API process")
     results.add_argument("--port", type=int, default=8081)
+    results.add_argument("--metrics-port", type=int, help="serve this process's /metrics on its own port too")
     results.set_defaults(func=cmd_results)
     scorer = sub.add_parser("scorer", help="one scorer worker")
     scorer.add_argument("--name", help="consumer name (default host-pid)")
+    scorer.add_argument("--metrics-port", type=int, help="serve this scorer's /metrics on this port")
     scorer.add_argument("--check", action="store_true", help="exit 0 if the scorer (any, without --name) is beating")
     scorer.set_defaults(func=cmd_scorer)
     sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)

@@ -1,18 +1,56 @@
-"""Every Prometheus metric name, in one module (base units, `_total`, `_seconds`)."""
+"""Every Prometheus metric name, in one module (base units, `_total`, `_seconds`).
+
+Each process serves its own /metrics (and, with --metrics-port, on a port of its own, so several
+processes of one tier sharing an API port can each be scraped). The system-wide gauges (stream,
+lag, periods) are refreshed by the monitor in the results process (ops/monitor.py)."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-REQUESTS = Counter("cchc_http_requests_total", "HTTP requests answered", ["route", "status"])
-REQUEST_SECONDS = Histogram("cchc_http_request_duration_seconds", "HTTP request latency", ["route"],
+# -- HTTP, every app ---------------------------------------------------------------------------
+REQUESTS = Counter("cchc_http_requests_total", "HTTP requests answered", ["app", "route", "status"])
+REQUEST_SECONDS = Histogram("cchc_http_request_duration_seconds", "HTTP request latency", ["app", "route"],
                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+STORE_UNAVAILABLE = Counter("cchc_store_unavailable_total", "Requests answered 503 because a server was down",
+                            ["app"])
+
+# -- ingest outcomes ------------------------------------------------------------------------------
+SUBMISSIONS = Counter("cchc_ingest_submissions_total", "Submissions by outcome "
+                      "(accepted, duplicate, period_closed, deadline_passed, invalid)", ["outcome"])
+REGISTRATIONS = Counter("cchc_ingest_registrations_total", "Registrations by outcome", ["outcome"])
+ATTEMPTS = Counter("cchc_ingest_attempts_total", "Attempt starts by outcome", ["outcome"])
+
+# -- scorers --------------------------------------------------------------------------------------
 SCORER_EVENTS = Counter("cchc_scorer_events_total", "Events archived and projected", ["consumer"])
-SCORER_BATCH_SECONDS = Histogram("cchc_scorer_batch_duration_seconds", "Scorer batch latency",
-                                 ["consumer"])
+SCORER_BATCH_SECONDS = Histogram("cchc_scorer_batch_duration_seconds", "Scorer batch latency", ["consumer"])
+SCORER_BATCH_ENTRIES = Histogram("cchc_scorer_batch_entries", "Stream entries per scorer batch", ["consumer"],
+                                 buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000))
 SCORER_POISON = Counter("cchc_scorer_poison_entries_total", "Entries parked in the dead-letter stream",
                         ["consumer"])
-SCORER_ERRORS = Counter("cchc_scorer_errors_total", "Scorer batches that failed", ["consumer", "kind"])
+SCORER_ERRORS = Counter("cchc_scorer_errors_total", "Scorer steps that failed (database or Redis errors)",
+                        ["consumer", "kind"])
+
+# -- the system, refreshed by the monitor -----------------------------------------------------------
+STREAM_LENGTH = Gauge("cchc_stream_length", "Entries in the event stream (trimmed below what is archived)")
+GROUP_LAG = Gauge("cchc_stream_group_lag", "Entries not yet delivered to the consumer group", ["group"])
+GROUP_PENDING = Gauge("cchc_stream_group_pending", "Entries delivered but not acknowledged", ["group"])
+OLDEST_UNPROCESSED = Gauge("cchc_stream_oldest_unprocessed_age_seconds",
+                           "Age of the oldest entry not yet archived and projected (projection freshness)",
+                           ["group"])
+DEAD_LETTERS = Gauge("cchc_stream_dead_letters", "Entries in the dead-letter stream")
+HEARTBEAT_AGE = Gauge("cchc_scorer_heartbeat_age_seconds", "Seconds since each beating scorer's last beat",
+                      ["consumer"])
+SCORERS_ALIVE = Gauge("cchc_scorers_alive", "Scorers with a live heartbeat")
+PERIOD_STATUS = Gauge("cchc_period_status", "0 upcoming, 1 open, 2 closing (ended, not closed), 3 closed",
+                      ["period"])
+PERIOD_END = Gauge("cchc_period_end_timestamp_seconds", "When each period ends", ["period"])
+PERIOD_ENTRIES = Gauge("cchc_period_entries", "Valid entries projected per period and group", ["period", "group"])
+PERIOD_PARTICIPANTS = Gauge("cchc_period_participants", "Participants with a valid entry per period and group",
+                            ["period", "group"])
+MONITOR_REFRESHED = Gauge("cchc_monitor_last_refresh_timestamp_seconds", "When the monitor last refreshed")
+
+PERIOD_STATUS_CODES = {"upcoming": 0, "open": 1, "closing": 2, "closed": 3}
 
 
 def exposition() -> tuple[bytes, str]:

@@ -33,6 +33,7 @@ class Settings:
     ingest_port: int = 8080
     results_port: int = 8081
     log_level: str = "info"
+    monitor_interval_s: float = 10.0  # how often the results process refreshes the system gauges
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -48,6 +49,7 @@ class Settings:
             pii_key=env.get("CCHC_PII_KEY") or None,
             data_dir=Path(env.get("CCHC_DATA_DIR", ".cchc")),
             log_level=env.get("CCHC_LOG_LEVEL", "info"),
+            monitor_interval_s=_positive(env.get("CCHC_MONITOR_INTERVAL", "10"), "CCHC_MONITOR_INTERVAL"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -79,8 +81,19 @@ class Settings:
                   "CCHC_DATABASE_URL": self.database_url, "CCHC_SECRET": self.secret,
                   "CCHC_ADMIN_TOKEN": self.admin_token, "CCHC_PII_KEY": self.pii_key,
                   "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
+                  "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s),
                   "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}
         return {k: v for k, v in values.items() if v}
+
+
+def _positive(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from e
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive")
+    return value
 
 
 def _parse_anchor(raw: str) -> datetime:

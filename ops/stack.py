@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from eventstore.postgres import migrate, open_pool
-from ops.embedded import EmbeddedPostgres, EmbeddedValkey, die_with_parent
+from ops.embedded import EmbeddedPostgres, EmbeddedValkey, die_with_parent, free_port
 from ops.settings import Settings, load_or_create_state
 
 
@@ -32,6 +33,7 @@ class Stack:
         self.postgres: EmbeddedPostgres | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.commands: dict[str, tuple[str, ...]] = {}
+        self.metrics_ports: dict[str, int] = {}
         self.secrets_path: Path | None = None
         self.log_dir = settings.data_dir / "logs"
 
@@ -55,11 +57,15 @@ class Stack:
         self._spawn("results", "results", "--port", str(s.results_port))
         for n in range(1, self.scorers + 1):
             self._spawn(f"scorer-{n}", "scorer", "--name", f"scorer-{n}")
+        self._write_targets()
         self._wait_ready(f"http://{s.host}:{s.ingest_port}/readyz", "ingest")
         self._wait_ready(f"http://{s.host}:{s.results_port}/readyz", "results")
         return s
 
     def _spawn(self, name: str, *args: str) -> None:
+        if name not in self.metrics_ports:
+            self.metrics_ports[name] = free_port()
+            args = (*args, "--metrics-port", str(self.metrics_ports[name]))
         self.commands[name] = args
         env = {**os.environ, **self.settings.env()}
         with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own descriptor
@@ -79,6 +85,17 @@ class Stack:
                 pass
             time.sleep(0.1)
         raise StackError(f"{name} not ready after {timeout:.0f} s; see {self.log_dir / name}.log")
+
+    @property
+    def targets_path(self) -> Path:
+        return self.settings.data_dir / "prometheus-targets.json"
+
+    def _write_targets(self) -> None:
+        """Every process's metrics endpoint, for Prometheus's file_sd (ops/prometheus.yml)."""
+        groups = [{"targets": [f"{self.settings.host}:{port}"],
+                   "labels": {"job": f"cchc-{name.split('-')[0]}", "process": name}}
+                  for name, port in self.metrics_ports.items()]
+        self.targets_path.write_text(json.dumps(groups, indent=2))
 
     def kill(self, name: str) -> None:
         """kill -9 one child (chaos tests)."""
@@ -121,7 +138,7 @@ class Stack:
         s = self.settings
         return (f"cchc ready: ingest http://{s.host}:{s.ingest_port}  results http://{s.host}:{s.results_port}"
                 f"  scorers {self.scorers}  redis {s.redis_url}  postgres {s.database_url}"
-                f"  secrets {self.secrets_path}  logs {self.log_dir}/")
+                f"  secrets {self.secrets_path}  logs {self.log_dir}/  metrics targets {self.targets_path}")
 
 
 async def _migrate(settings: Settings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -67,30 +69,52 @@ def route_name(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+APP_NAME = web.AppKey("app_name", str)
+_REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def request_id(request: web.Request) -> str:
+    """The caller's X-Request-Id when it is a sane token, else a new one."""
+    given = request.headers.get("X-Request-Id", "")
+    if 0 < len(given) <= 64 and set(given) <= _REQUEST_ID_OK:
+        return given
+    return uuid.uuid4().hex
+
+
 @web.middleware
 async def error_middleware(request: web.Request,
                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Every failure leaves as the JSON error shape: never a stack trace, never a bare 5xx page."""
+    """Every failure leaves as the JSON error shape: never a stack trace, never a bare 5xx page.
+    Every log line of the request carries its request id (echoed in X-Request-Id)."""
     route = route_name(request)
-    with metrics.REQUEST_SECONDS.labels(route).time():
+    app = request.app.get(APP_NAME, "app")
+    rid = request_id(request)
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    started = time.perf_counter()
+    try:
         try:
             response = await handler(request)
         except ApiError as err:
             response = error_response(err)
         except StoreUnavailable as err:
+            metrics.STORE_UNAVAILABLE.labels(app).inc()
             log.warning("store_unavailable", route=route, error=str(err))
             response = error_response(ApiError(503, "unavailable", "a server behind this service is "
                                                "unavailable; retry shortly", retry_after=RETRY_AFTER_SECONDS))
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            code = _STATUS_CODES.get(exc.status, "error")
-            response = error_response(ApiError(exc.status, code, exc.reason))
+            response = error_response(ApiError(exc.status, _STATUS_CODES.get(exc.status, "error"), exc.reason))
         except Exception:
             log.exception("unhandled", route=route)
             response = error_response(ApiError(500, "internal", "internal error; it has been logged"))
-    metrics.REQUESTS.labels(route, str(response.status)).inc()
-    return response
+        response.headers["X-Request-Id"] = rid
+        metrics.REQUEST_SECONDS.labels(app, route).observe(time.perf_counter() - started)
+        metrics.REQUESTS.labels(app, route, str(response.status)).inc()
+        log.debug("request", method=request.method, route=route, status=response.status)
+        return response
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
 
 
 async def healthz(_: web.Request) -> web.Response:

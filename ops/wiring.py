@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
+from prometheus_client import start_http_server
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -25,6 +26,7 @@ from ingest import app as ingest_app
 from ingest.pii import PiiVault
 from ingest.tokens import TokenSigner
 from ops.clock import Clock, SystemClock
+from ops.monitor import Monitor
 from ops.settings import Settings
 from projections import results_api
 from projections.apply import Projector
@@ -100,8 +102,15 @@ def _preflight(settings: Settings) -> Contest:
     return contest_of(settings)
 
 
-def serve_ingest(settings: Settings) -> None:
+def serve_metrics(settings: Settings, port: int | None) -> None:
+    """This process's /metrics on a port of its own (several processes may share an API port)."""
+    if port:
+        start_http_server(port, addr=settings.host)
+
+
+def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
     contest = _preflight(settings)
+    serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         clients = await open_clients(settings)
@@ -115,14 +124,18 @@ def serve_ingest(settings: Settings) -> None:
                 reuse_port=True)
 
 
-def serve_results(settings: Settings) -> None:
+def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
     contest = _preflight(settings)
+    serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         clients = await open_clients(settings)
         await migrate(clients.pool)
         app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
+        monitor = Monitor(contest, clients.redis, Store(clients.pool), SystemClock())
+        task = monitor.start(settings.monitor_interval_s)
         yield
+        await monitor.stop(task)
         await clients.close()
 
     app = results_api.build_app(None, extra_ctx=[lifecycle])
@@ -130,10 +143,11 @@ def serve_results(settings: Settings) -> None:
                 reuse_port=True)
 
 
-def run_scorer(settings: Settings, name: str, *, stop_grace_s: float = 10.0) -> None:
+def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None, stop_grace_s: float = 10.0) -> None:
     """Run one scorer until SIGTERM/SIGINT: it finishes the batch in hand and exits; a batch still
     running `stop_grace_s` later is abandoned (rolled back, redelivered to another scorer)."""
     contest = _preflight(settings)
+    serve_metrics(settings, metrics_port)
 
     async def main() -> None:
         clients = await open_clients(settings, pool_size=2)

@@ -9,12 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from contest.model import Contest, Period
+from contest.model import Contest
 from contest.timefmt import iso_ms
 from contest.units import unit_ranking
 from ops.clock import Clock
 from ops.openapi import openapi_document
-from ops.web import ApiError, add_common_routes, error_middleware, json_response, period_in_path
+from ops.web import APP_NAME, ApiError, add_common_routes, error_middleware, json_response, period_in_path
 from projections.store import Store
 from projections.views import (
     AttemptOut,
@@ -23,7 +23,6 @@ from projections.views import (
     ParticipantOut,
     PeriodOut,
     PeriodsOut,
-    Status,
     UnitsOut,
 )
 
@@ -54,20 +53,12 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return int(raw)
 
 
-def _status(period: Period, now_ms: int, closed: bool) -> Status:
-    if closed:
-        return "closed"
-    if now_ms < period.start_ms:
-        return "upcoming"
-    return "open" if now_ms < period.end_ms else "closing"
-
-
 async def periods(request: web.Request) -> web.Response:
     res = _results(request)
     closed = await res.store.latest_revisions()
     now, tz = res.clock.now_ms(), res.contest.tz
     out = [PeriodOut(p.number, p.name, iso_ms(p.start_ms, tz), iso_ms(p.end_ms, tz),
-                     _status(p, now, p.number in closed)) for p in res.contest.periods]
+                     res.contest.status(p, now, p.number in closed)) for p in res.contest.periods]
     return json_response(PeriodsOut(out))
 
 
@@ -165,6 +156,7 @@ async def _ready(request: web.Request) -> None:
 def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
     """The app; `results` may be None when a startup context in `extra_ctx` provides it."""
     app = web.Application(middlewares=[error_middleware])
+    app[APP_NAME] = "results"
     if results is not None:
         app[RESULTS] = results
     app.router.add_get("/v1/periods", periods)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
+from contest.model import PeriodStatus
 from contest.units import UnitStat
-
-Status = Literal["upcoming", "open", "closing", "closed"]
 
 
 class PeriodOut(msgspec.Struct):
@@ -16,7 +13,7 @@ class PeriodOut(msgspec.Struct):
     name: str
     start: str
     end: str
-    status: Status
+    status: PeriodStatus
 
 
 class PeriodsOut(msgspec.Struct):

@@ -65,6 +65,7 @@ class Scorer:
             # Acked only after commit: a crash here redelivers the batch, and archive() makes that a no-op.
             await self.reader.ack([entry_id for entry_id, _, _ in decoded])
         metrics.SCORER_EVENTS.labels(self.name).inc(fresh)
+        metrics.SCORER_BATCH_ENTRIES.labels(self.name).observe(len(entries))
         metrics.SCORER_BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return fresh
 
