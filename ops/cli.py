@@ -163,6 +163,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return _with_clients(Settings.from_env(), work)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ops.clock import SystemClock
+    from ops.monitor import Monitor
+    from ops.status import health, render
+    from projections.store import Store
+
+    settings = Settings.from_env()
+    urls = {"ingest": args.ingest_url or f"http://{settings.host}:{settings.ingest_port}",
+            "results": args.results_url or f"http://{settings.host}:{settings.results_port}"}
+
+    async def work(contest: Contest, clients: Clients) -> int:
+        checks = await health(clients, urls)
+        try:
+            seen = await Monitor(contest, clients.redis, Store(clients.pool), SystemClock()).observe()
+        except Exception as e:  # a server is down: the health table already says which
+            print(f"cannot observe the stream and periods: {e}", file=sys.stderr)
+            seen = None
+        return 0 if render(Console(), contest, seen, checks) else 1
+
+    return _with_clients(settings, work)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cchc", description="Scoring backbone for CCHC online quiz contests")
     sub = p.add_subparsers(dest="command", required=True)
@@ -205,6 +229,10 @@ def parser() -> argparse.ArgumentParser:
     fix.add_argument("question_id")
     fix.add_argument("answer", choices=["A", "B", "C", "D"])
     fix.set_defaults(func=cmd_admin)
+    status = sub.add_parser("status", help="health, periods, lag and scorers at a glance (exit 1 if unwell)")
+    status.add_argument("--ingest-url", help="default http://127.0.0.1:8080")
+    status.add_argument("--results-url", help="default http://127.0.0.1:8081")
+    status.set_defaults(func=cmd_status)
     replay = sub.add_parser("replay", help="rebuild every projection from the event table")
     replay.add_argument("--batch-size", type=int, default=5000)
     replay.set_defaults(func=cmd_replay)

@@ -13,6 +13,7 @@ from pathlib import Path
 REPO_CONTESTS = Path(__file__).resolve().parent.parent / "contests"
 DEFAULT_CONTEST = REPO_CONTESTS / "demo"
 SECRET_NAMES = ("CCHC_SECRET", "CCHC_ADMIN_TOKEN", "CCHC_PII_KEY")
+STACK_ENV = "stack.env"  # written by a running `cchc up`: its URLs, ports and secrets
 
 
 class SettingsError(ValueError):
@@ -37,7 +38,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from CCHC_* variables; what they leave unset comes from a running `cchc up`'s
+        DATA_DIR/stack.env, so `cchc status` or `cchc close 1` just work beside it."""
         env = dict(os.environ if env is None else env)
+        env = {**read_env_file(Path(env.get("CCHC_DATA_DIR", ".cchc")) / STACK_ENV), **env}
         anchor = env.get("CCHC_CONTEST_ANCHOR")
         settings = cls(
             contest_dir=Path(env.get("CCHC_CONTEST", str(DEFAULT_CONTEST))),
@@ -48,6 +52,9 @@ class Settings:
             admin_token=env.get("CCHC_ADMIN_TOKEN") or None,
             pii_key=env.get("CCHC_PII_KEY") or None,
             data_dir=Path(env.get("CCHC_DATA_DIR", ".cchc")),
+            host=env.get("CCHC_HOST", "127.0.0.1"),
+            ingest_port=int(env.get("CCHC_INGEST_PORT", "8080")),
+            results_port=int(env.get("CCHC_RESULTS_PORT", "8081")),
             log_level=env.get("CCHC_LOG_LEVEL", "info"),
             monitor_interval_s=_positive(env.get("CCHC_MONITOR_INTERVAL", "10"), "CCHC_MONITOR_INTERVAL"),
         )
@@ -81,7 +88,8 @@ class Settings:
                   "CCHC_DATABASE_URL": self.database_url, "CCHC_SECRET": self.secret,
                   "CCHC_ADMIN_TOKEN": self.admin_token, "CCHC_PII_KEY": self.pii_key,
                   "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
-                  "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s),
+                  "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s), "CCHC_HOST": self.host,
+                  "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
                   "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}
         return {k: v for k, v in values.items() if v}
 
@@ -106,6 +114,20 @@ def _parse_anchor(raw: str) -> datetime:
     return anchor
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines (what `cchc up` writes); {} when there is no such file."""
+    if not path.exists():
+        return {}
+    pairs = (line.partition("=") for line in path.read_text().splitlines())
+    return {k.strip(): v.strip() for k, _, v in pairs if k.strip()}
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    path.chmod(0o600)
+
+
 def generate_secrets() -> dict[str, str]:
     return {"CCHC_SECRET": secrets.token_urlsafe(32), "CCHC_ADMIN_TOKEN": secrets.token_urlsafe(24),
             "CCHC_PII_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
@@ -114,18 +136,11 @@ def generate_secrets() -> dict[str, str]:
 def load_or_create_state(settings: Settings, *, anchor_now: datetime) -> tuple[Settings, Path]:
     """Fill unset secrets (and the contest anchor) from `data_dir/secrets.env`, creating it once."""
     path = settings.data_dir / "secrets.env"
-    stored: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip():
-                stored[key.strip()] = value.strip()
+    stored = read_env_file(path)
     fresh = {**generate_secrets(), "CCHC_CONTEST_ANCHOR": anchor_now.isoformat()}
     merged = {k: stored.get(k) or fresh[k] for k in fresh}
     if merged != stored:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{k}={v}\n" for k, v in merged.items()))
-        path.chmod(0o600)
+        write_env_file(path, merged)
     return replace(
         settings, secret=settings.secret or merged["CCHC_SECRET"],
         admin_token=settings.admin_token or merged["CCHC_ADMIN_TOKEN"],

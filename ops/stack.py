@@ -17,7 +17,7 @@ from pathlib import Path
 
 from eventstore.postgres import migrate, open_pool
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey, die_with_parent, free_port
-from ops.settings import Settings, load_or_create_state
+from ops.settings import STACK_ENV, Settings, load_or_create_state, write_env_file
 
 
 class StackError(RuntimeError):
@@ -58,6 +58,7 @@ class Stack:
         for n in range(1, self.scorers + 1):
             self._spawn(f"scorer-{n}", "scorer", "--name", f"scorer-{n}")
         self._write_targets()
+        write_env_file(self.stack_env, self.settings.env())
         self._wait_ready(f"http://{s.host}:{s.ingest_port}/readyz", "ingest")
         self._wait_ready(f"http://{s.host}:{s.results_port}/readyz", "results")
         return s
@@ -85,6 +86,10 @@ class Stack:
                 pass
             time.sleep(0.1)
         raise StackError(f"{name} not ready after {timeout:.0f} s; see {self.log_dir / name}.log")
+
+    @property
+    def stack_env(self) -> Path:
+        return self.settings.data_dir / STACK_ENV
 
     @property
     def targets_path(self) -> Path:
@@ -129,6 +134,7 @@ class Stack:
                 proc.kill()
                 proc.wait()
         self.children.clear()
+        self.stack_env.unlink(missing_ok=True)
         if self.postgres is not None:
             self.postgres.stop()
         if self.valkey is not None:

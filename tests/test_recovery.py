@@ -99,10 +99,7 @@ async def test_heartbeat_and_check(system: System, servers: Any) -> None:
     assert scorer.name in await scorer.reader.heartbeats()
     stop.set()
     await asyncio.wait_for(task, 5)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CCHC_")},
-           "CCHC_REDIS_URL": servers.redis_url, "CCHC_DATABASE_URL": servers.database_url,
-           "CCHC_CONTEST": str(ROOT / "tests" / "data" / "contest"), "CCHC_SECRET": "s", "CCHC_ADMIN_TOKEN": "a",
-           "CCHC_PII_KEY": "eHh4" * 10 + "eHg="}
+    env = _env(servers)
     check = [sys.executable, "-m", "ops.cli", "scorer", "--check", "--name"]
     assert subprocess.run([*check, scorer.name], env=env, cwd=ROOT, capture_output=True).returncode == 0
     assert subprocess.run([*check, "nobody"], env=env, cwd=ROOT, capture_output=True).returncode == 1
@@ -186,7 +183,7 @@ def _env(servers: Any, **extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("CCHC_")},
             "CCHC_REDIS_URL": servers.redis_url, "CCHC_DATABASE_URL": servers.database_url,
             "CCHC_CONTEST": str(ROOT / "tests" / "data" / "contest"), "CCHC_SECRET": "s", "CCHC_ADMIN_TOKEN": "a",
-            "CCHC_PII_KEY": "eHh4" * 10 + "eHg=", **extra}
+            "CCHC_PII_KEY": "eHh4" * 10 + "eHg=", "CCHC_DATA_DIR": str(ROOT / ".cchc-tests"), **extra}
 
 
 async def test_ingest_refuses_to_start_on_a_redis_without_aof(system: System, servers: Any) -> None:

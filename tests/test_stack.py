@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -27,7 +28,9 @@ def cchc(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> 
 
 
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("CCHC_")}
+    """No CCHC_* variables, and a data dir of its own (never a developer's running stack.env)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCHC_")}
+    return {**env, "CCHC_DATA_DIR": tempfile.mkdtemp(prefix="cchc-cli-")}
 
 
 @pytest.mark.parametrize("command", ["ingest", "results", "scorer"])
@@ -72,11 +75,18 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=5) as answer:
             assert answer.status == 201
         secrets = (tmp_path / "secrets.env").read_text()
+        assert (tmp_path / "stack.env").exists() and (tmp_path / "prometheus-targets.json").exists()
+        beside = {**_clean_env(), "CCHC_DATA_DIR": str(tmp_path)}  # nothing else: stack.env fills it in
+        status = subprocess.run([sys.executable, "-m", "ops.cli", "status"], cwd=ROOT, env=beside,
+                                capture_output=True, text=True, timeout=60)
+        assert "postgres" in status.stdout and "Tuần 1" in status.stdout, status.stdout + status.stderr
+        assert "DOWN" not in status.stdout
         assert "CCHC_SECRET=" in secrets and "CCHC_PII_KEY=" in secrets
         assert oct((tmp_path / "secrets.env").stat().st_mode & 0o777) == "0o600"
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0 and "cchc stopped" in out
+        assert not (tmp_path / "stack.env").exists()
     finally:
         if proc.poll() is None:
             proc.kill()
