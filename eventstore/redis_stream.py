@@ -202,6 +202,17 @@ class StreamReader:
         await self._r.xadd(self.keys.dead_letters, {"entry_id": entry_id, "raw": raw, "error": error[:2000]})
         await self.ack([entry_id])
 
+    async def dead_lettered(self) -> list[tuple[str, dict[str, bytes]]]:
+        """Every parked entry: (dead-letter id, {entry_id, raw, error})."""
+        rows: Any = await self._r.xrange(self.keys.dead_letters)
+        return [(_text(i), {_text(k): v for k, v in fields.items()}) for i, fields in rows]
+
+    async def requeue_dead_letter(self, dead_id: str, raw: bytes) -> str:
+        """Append a parked entry to the stream again (a new id), then drop it from the parking."""
+        new_id = _text(await self._r.xadd(self.keys.stream, {EVENT_FIELD: raw}))
+        await self._r.xdel(self.keys.dead_letters, dead_id)
+        return new_id
+
     async def beat(self, now_ms: int, ttl_s: int) -> None:
         await self._r.set(self.keys.heartbeat(self.consumer), now_ms, ex=ttl_s)
 

@@ -187,6 +187,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _with_clients(settings, work)
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from eventstore.events import decode_many
+    from eventstore.keys import Keys
+    from eventstore.redis_stream import StreamReader
+
+    async def work(contest: Contest, clients: Clients) -> int:
+        reader = StreamReader(clients.redis, Keys(contest.slug), "operator")
+        parked = await reader.dead_lettered()
+        for dead_id, fields in parked:
+            try:
+                kinds = ", ".join(type(e).__name__ for e in decode_many(fields.get("raw", b"")))
+            except Exception:
+                kinds = "undecodable"
+            print(f"{fields.get('entry_id', b'?').decode()}  [{kinds}]  {fields.get('error', b'').decode()}")
+            if args.requeue:
+                print(f"  requeued as {await reader.requeue_dead_letter(dead_id, fields.get('raw', b''))}")
+        print(f"{len(parked)} parked entr{'y' if len(parked) == 1 else 'ies'}")
+        return 0
+
+    return _with_clients(Settings.from_env(), work)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cchc", description="Scoring backbone for CCHC online quiz contests")
     sub = p.add_subparsers(dest="command", required=True)
@@ -233,6 +255,9 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--ingest-url", help="default http://127.0.0.1:8080")
     status.add_argument("--results-url", help="default http://127.0.0.1:8081")
     status.set_defaults(func=cmd_status)
+    dead = sub.add_parser("dead-letters", help="list entries no scorer could take (and --requeue them)")
+    dead.add_argument("--requeue", action="store_true", help="put them back on the stream (after a fix)")
+    dead.set_defaults(func=cmd_dead_letters)
     replay = sub.add_parser("replay", help="rebuild every projection from the event table")
     replay.add_argument("--batch-size", type=int, default=5000)
     replay.set_defaults(func=cmd_replay)

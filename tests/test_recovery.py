@@ -233,3 +233,33 @@ async def test_chaos_reconciliation_fails_on_a_lost_ack(system: System, servers:
     assert reconcile(Settings(database_url=servers.database_url), ledger)[1] is True
     ledger.submissions["never-stored"] = "x"
     assert reconcile(Settings(database_url=servers.database_url), ledger)[1] is False
+
+
+async def test_parked_entries_can_be_requeued_after_a_fix(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An acknowledged entry that a bug kept out of the projections counts once it is requeued."""
+    import psycopg
+
+    s = system
+    good = await s.register()
+    await s.entry(good, 5)
+    victim = await s.register()
+    receipt = await s.entry(victim, 4)
+    apply = s.scorers[0].projector.apply
+
+    async def buggy(conn: Any, events: Any) -> None:
+        if any(type(e).__name__ == "SubmissionReceived" and e.attempt_id == receipt["attempt_id"]
+               for _, e in events):
+            raise psycopg.errors.DataError("a bug in projecting this entry")
+        await apply(conn, events)
+
+    monkeypatch.setattr(s.scorers[0].projector, "apply", buggy)
+    await s.drain()
+    assert await s.count("entries") == 1 and len(await dead_letters(s)) == 1
+    monkeypatch.undo()  # the fix is deployed
+    reader = s.scorers[0].reader
+    for dead_id, fields in await reader.dead_lettered():
+        await reader.requeue_dead_letter(dead_id, fields["raw"])
+    await s.drain()
+    assert await s.count("entries") == 2 and await dead_letters(s) == []
+    view = await s.ok(f"/v1/periods/1/participants/{victim}")
+    assert view["best"]["attempt_id"] == receipt["attempt_id"]
