@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint up clean chaos
+.PHONY: run test lint up clean chaos ops-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,20 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cchc
+
+# Prometheus and promtool from Debian's package, unpacked here (no service is installed or started).
+PROM := .tools/prom/usr/bin
+$(PROM)/prometheus:
+	mkdir -p .tools
+	cd .tools && (apt-get download prometheus 2>/dev/null || (apt-get update -qq && apt-get download prometheus))
+	dpkg-deb -x .tools/prometheus_*.deb .tools/prom
+
+# Validate the Prometheus config and rules, then watch the lag alert fire and resolve for real.
+ops-check: $(STAMP) $(PROM)/prometheus
+	$(PROM)/promtool check config --syntax-only ops/prometheus.yml ops/prometheus.compose.yml
+	$(PROM)/promtool check rules ops/alerts.yml
+	$(PROM)/promtool test rules ops/alerts.test.yml
+	$(BIN)/python -m ops.opscheck --prometheus $(PROM)/prometheus
 
 # Kill -9 scorers, Valkey, PostgreSQL and an ingest process under load; reconcile every ack.
 chaos: $(STAMP)
