@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hmac
-import json
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -80,6 +79,10 @@ class Ingest:
     admin_token: str
     closer: Closer
     ready: Callable[[], Awaitable[None]]
+    banks: dict[str, list[str]] = field(default_factory=dict)  # group → question ids, filled on creation
+
+    def __post_init__(self) -> None:
+        self.banks.update({g.code: self.contest.bank(g.code) for g in self.contest.groups})
 
 
 INGEST = web.AppKey("ingest", Ingest)
@@ -138,7 +141,7 @@ async def start_attempt(request: web.Request) -> web.Response:
     if period is None:
         raise ApiError(403, "period_not_open", "no contest period is open now")
     attempt_id = uuid7(now)
-    drawn = {g.code: _draw.sample(contest.bank(g.code), rules.questions_per_attempt) for g in contest.groups}
+    drawn = {code: _draw.sample(bank, rules.questions_per_attempt) for code, bank in ing.banks.items()}
     events = {code: encode([AttemptStarted(attempt_id=attempt_id, participant_id=body.participant_id,
                                            period=period.number, started_ms=now, question_ids=ids)])
               for code, ids in drawn.items()}
@@ -200,8 +203,8 @@ async def submit(request: web.Request) -> web.Response:
     if outcome.status == "err":
         status, message = _SUBMIT_ERRORS[outcome.values[0]]
         raise ApiError(status, outcome.values[0], message)
-    original = json.loads(outcome.values[0])
-    return json_response(original, 202 if outcome.status == "ok" else 200)
+    return web.Response(body=outcome.values[0].encode(), status=202 if outcome.status == "ok" else 200,
+                        content_type="application/json")
 
 
 def _require_admin(request: web.Request) -> Ingest:

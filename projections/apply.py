@@ -89,7 +89,7 @@ class Projector:
     async def _apply_plain(self, conn: psycopg.AsyncConnection, events: Sequence[tuple[EventKey, AnyEvent]]) -> None:
         registered = [e for _, e in events if isinstance(e, ParticipantRegistered)]
         started = [e for _, e in events if isinstance(e, AttemptStarted)]
-        submitted = [e for _, e in events if isinstance(e, SubmissionReceived)]
+        submitted = [(k, e) for k, e in events if isinstance(e, SubmissionReceived)]
         disqualified = [(k, e) for k, e in events if isinstance(e, ParticipantDisqualified)]
         async with conn.cursor() as cur:
             if registered:
@@ -113,24 +113,25 @@ class Projector:
                     [(e.participant_id, e.reason, e.at_ms, *k) for k, e in disqualified])
 
     async def _submissions(self, conn: psycopg.AsyncConnection, cur: psycopg.AsyncCursor,
-                           events: list[SubmissionReceived]) -> None:
+                           events: list[tuple[EventKey, SubmissionReceived]]) -> None:
         key = await answer_key(conn, self.contest)
         points = self.contest.rules.points_per_correct
         rows = []
-        for e in events:
+        for ev, e in events:
             correct = count_correct(e.question_ids, e.answers, key)
-            rows.append((e, correct, score(correct, points), e.received_ms - e.started_ms))
+            rows.append((ev, e, correct, score(correct, points), e.received_ms - e.started_ms))
         await cur.executemany(
             "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code,"
-            " score, correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            " score, correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers,"
+            " ev_ms, ev_seq, ev_idx)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [(e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code, points_,
               correct, len(e.question_ids), duration, e.prediction, e.received_ms, e.question_ids,
-              _json.encode(e.answers).decode()) for e, correct, points_, duration in rows])
+              _json.encode(e.answers).decode(), *ev) for ev, e, correct, points_, duration in rows])
         await cur.executemany(
             self._upsert_counted,
             [(e.period, e.participant_id, e.group, e.unit_code, e.attempt_id, points_, correct, duration,
-              e.prediction, e.received_ms) for e, correct, points_, duration in rows])
+              e.prediction, e.received_ms) for _, e, correct, points_, duration in rows])
 
     async def _correct(self, conn: psycopg.AsyncConnection, key: EventKey, event: AnswerKeyCorrected) -> None:
         """Record the correction, rescore every entry with that question, re-pick their counted entries."""

@@ -54,7 +54,10 @@ CREATE TABLE IF NOT EXISTS entries (
     prediction     bigint  NOT NULL,
     submitted_ms   bigint  NOT NULL,
     question_ids   text[]  NOT NULL,
-    answers        jsonb   NOT NULL
+    answers        jsonb   NOT NULL,
+    ev_ms          bigint  NOT NULL,  -- the submission event's key: a close counts those up to its barrier
+    ev_seq         bigint  NOT NULL,
+    ev_idx         integer NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_period_participant ON entries (period, participant_id);
 

@@ -140,13 +140,14 @@ class Store:
 # -- closing: functions on the caller's connection (inside its transaction) -------------------
 
 async def valid_entries(conn: psycopg.AsyncConnection, contest: Contest, period: int, upto: EventKey) -> list[Entry]:
-    """The period's entries of participants not disqualified by an event up to `upto`, scored with
-    the answer key as corrected up to `upto`."""
+    """The period's entries archived up to `upto`, of participants not disqualified by an event up to
+    it, scored with the answer key as corrected up to it: nothing after the barrier leaks in."""
     cur = await conn.execute(
         "SELECT attempt_id, participant_id, group_code, unit_code, score, correct, questions, duration_ms,"
-        " prediction, submitted_ms FROM entries e WHERE period = %s AND NOT EXISTS (SELECT 1 FROM disqualifications d"
+        " prediction, submitted_ms FROM entries e WHERE period = %s AND (ev_ms, ev_seq, ev_idx) <= (%s, %s, %s)"
+        " AND NOT EXISTS (SELECT 1 FROM disqualifications d"
         " WHERE d.participant_id = e.participant_id AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%s, %s, %s))",
-        (period, *upto))
+        (period, *upto, *upto))
     entries = [Entry(*row) for row in await cur.fetchall()]
     cur = await conn.execute("SELECT 1 FROM answer_key_corrections WHERE (ev_ms, ev_seq, ev_idx) > (%s, %s, %s)"
                              " LIMIT 1", upto)

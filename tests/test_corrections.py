@@ -110,3 +110,19 @@ async def test_a_result_counts_only_corrections_up_to_its_barrier(system: System
         before = await valid_entries(conn, s.contest, 1, barrier_key(barrier))
         after = await valid_entries(conn, s.contest, 1, barrier_key(await s.scorers[0].reader.last_id()))
     assert [e.score for e in before] == [25] and [e.score for e in after] == [20]
+
+
+async def test_a_result_counts_only_entries_up_to_its_barrier(system: System) -> None:
+    """An entry archived after the barrier (a Redis write that landed after its client gave up) stays
+    out of the result computed at that barrier, live as in a replay."""
+    from projections.close import barrier_key
+    from projections.store import valid_entries
+
+    s = system
+    await s.entry(await s.register(), 5)
+    await s.drain()
+    barrier = await s.scorers[0].reader.last_id()
+    await s.entry(await s.register(), 4)
+    await s.drain()
+    async with s.clients.pool.connection() as conn:
+        assert [e.score for e in await valid_entries(conn, s.contest, 1, barrier_key(barrier))] == [25]
