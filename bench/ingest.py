@@ -1,0 +1,148 @@
+"""Ingest throughput and p99 at 64 connections, acks only after the entry is durable, next to the
+ceiling of DESIGN §9 (a bare aiohttp app decoding the same bodies), measured in the same run.
+
+    .venv/bin/python -m bench.ingest [--seconds 10] [--connections 64] [--processes 1]
+
+Needs wrk (Debian's package; `make bench` installs it). Loopback only; starts and stops its own
+stack (no scorers, so they do not compete for the cores) and baseline app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from eventstore.ids import uuid7
+from ingest.tokens import AttemptClaims, TokenSigner
+from ops.embedded import die_with_parent, free_port
+from ops.settings import REPO_CONTESTS, Settings
+from ops.stack import Stack
+
+HERE = Path(__file__).parent
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    errors: str
+
+    def line(self, name: str) -> str:
+        return (f"{name:<28} {self.requests_per_s:>9,.0f} req/s   p50 {self.p50_ms:6.2f} ms   p99 {self.p99_ms:6.2f} ms"
+                f"   non-2xx {self.non_2xx}{'   ' + self.errors if self.errors else ''}")
+
+
+def long_contest(folder: Path) -> Path:
+    """The demo contest with one period open for an hour from now."""
+    shutil.copytree(REPO_CONTESTS / "demo", folder)
+    toml = folder / "contest.toml"
+    text = toml.read_text()
+    toml.write_text(text[:text.index("[schedule]")] + "[schedule]\ncount = 1\nperiod_seconds = 3600\n\n"
+                    + text[text.index("[[groups]]"):])
+    return folder
+
+
+def mint_bodies(path: Path, count: int, secret: str, question_ids: list[str], now_ms: int) -> None:
+    """`count` submission bodies, each for its own attempt, signed like ingest signs them."""
+    signer = TokenSigner(secret.encode())
+    answers = {q: "ABCD"[i % 4] for i, q in enumerate(question_ids[:10])}
+    encode = msgspec.json.encode
+    with path.open("wb") as out:
+        for n in range(count):
+            claims = AttemptClaims(uuid7(now_ms), f"p{n}", "cbccvc", "VP", 1, now_ms, question_ids[:10])
+            out.write(encode({"token": signer.sign(claims), "answers": answers, "prediction": n % 1000}) + b"\n")
+
+
+def wrk(url: str, bodies: Path, seconds: float, connections: int, threads: int = 2) -> WrkResult:
+    done = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency",
+                           "-s", str(HERE / "submit.lua"), url], capture_output=True, text=True, check=True,
+                          env={**os.environ, "BODIES": str(bodies), "THREADS": str(threads)})
+    return parse_wrk(done.stdout)
+
+
+def parse_wrk(out: str) -> WrkResult:
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return WrkResult(float(rps.group(1)) if rps else 0.0, latency("50"), latency("99"),
+                     int(non_2xx.group(1)) if non_2xx else 0, errors.group(1) if errors else "")
+
+
+def wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError as e:
+            if getattr(e, "code", None):  # an HTTP error answer: the server is up
+                return
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=1, help="ingest processes sharing the port")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk; `make bench` does it)", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-"))
+    settings = Settings(contest_dir=long_contest(workdir / "contest"), data_dir=workdir / "data",
+                        ingest_port=free_port(), results_port=free_port(), log_level="warning")
+    stack = Stack(settings, scorers=0, ingests=args.processes)
+    baseline: subprocess.Popen[bytes] | None = None
+    try:
+        running = stack.start()
+        from ops.wiring import contest_of
+
+        contest = contest_of(running)
+        bodies = workdir / "bodies.jsonl"
+        count = int(args.seconds * 40_000)  # more than any run sends: every request a new attempt
+        mint_bodies(bodies, count, running.secret or "", sorted(contest.questions), contest.periods[0].start_ms + 1000)
+        ours = wrk(f"http://127.0.0.1:{running.ingest_port}", bodies, args.seconds, args.connections)
+        port = free_port()
+        baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_app", str(port)],
+                                    preexec_fn=die_with_parent, cwd=HERE.parent)
+        wait_http(f"http://127.0.0.1:{port}/v1/submissions")
+        ceiling = wrk(f"http://127.0.0.1:{port}", bodies, args.seconds, args.connections)
+        print(f"ingest, {args.processes} process(es), {args.connections} connections, {args.seconds:.0f} s, "
+              f"acks after fsync (appendfsync always):")
+        print(ceiling.line("baseline (decode + 202)"))
+        print(ours.line("cchc ingest (durable ack)"))
+        print(f"ratio {ours.requests_per_s / ceiling.requests_per_s:.2f} × the ceiling (target ≥ 0.6); "
+              f"p99 {ours.p99_ms:.1f} ms (target ≤ 25 ms)")
+        return 0 if ours.non_2xx == 0 else 1
+    finally:
+        if baseline is not None:
+            baseline.terminate()
+            baseline.wait(10)
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+-- wrk script: POST /v1/submissions, each request a different pre-minted attempt (no duplicates:
+-- thread k of THREADS takes lines k, k+THREADS, k+2*THREADS... of the file named in BODIES).
+local counter = 1
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+
+function init(args)
+  bodies, i = {}, 0
+  local n = tonumber(os.getenv("THREADS"))
+  local line_no = 0
+  for line in io.lines(os.getenv("BODIES")) do
+    line_no = line_no + 1
+    if line_no % n == id % n then table.insert(bodies, line) end
+  end
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  i = i + 1
+  if i > #bodies then i = 1 end
+  return wrk.format(nil, "/v1/submissions", nil, bodies[i])
+end

@@ -1,0 +1,48 @@
+"""The batching writer: concurrent requests share round trips, each gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from eventstore.errors import StoreUnavailable
+from eventstore.keys import Keys
+from eventstore.redis_stream import StreamWriter
+from ingest.app import INGEST
+from tests.harness import System
+
+
+async def test_concurrent_submissions_share_batches_and_each_gets_its_answer(system: System) -> None:
+    s = system
+    pid = await s.register()
+    batcher = s.ingest.app[INGEST].writer.batcher
+    attempts = []
+    for _ in range(3):
+        attempts.append(await s.start(pid))
+    bodies = [{"token": a["token"], "answers": s.answers(a, 5), "prediction": 1} for a in attempts]
+    before_calls, before_batches = batcher.calls, batcher.batches
+    answers = await asyncio.gather(*(s.ingest.post("/v1/submissions", json=b) for b in bodies * 10))
+    statuses = sorted(a.status for a in answers)
+    assert statuses.count(202) == 3 and statuses.count(200) == 27  # one accepted per attempt, repeats get receipts
+    receipts = {(await a.json())["attempt_id"]: (await a.json())["submission_id"] for a in answers}
+    assert len(receipts) == 3
+    assert batcher.calls - before_calls == 30 and batcher.batches - before_batches < 30
+    assert await s.stream_length() == 1 + 3 + 3
+
+
+async def test_waitaof_mode_acks_after_the_fsync_is_confirmed(redis: aioredis.Redis) -> None:
+    writer = StreamWriter(redis, Keys("t"), durability="waitaof")
+    results = await asyncio.gather(*(writer.register(f"id{i}", f"ph{i}", f"p{i}", "g|", b"x") for i in range(20)))
+    assert all(r.status == "ok" for r in results)
+    assert (await writer.register("id3", "other", "p99", "g|", b"x")).values == ("id_number",)
+    assert writer.batcher.batches < writer.batcher.calls
+
+
+async def test_a_broken_connection_fails_the_whole_batch_cleanly(redis: aioredis.Redis) -> None:
+    broken = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    writer = StreamWriter(broken, Keys("t"), durability="fsync_always")
+    results = await asyncio.gather(*(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", b"x") for i in range(5)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    await broken.aclose()
