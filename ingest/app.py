@@ -56,6 +56,7 @@ from ops.web import (
     decode_body,
     error_middleware,
     json_response,
+    overload_guard,
     period_in_path,
 )
 from projections.close import Closer, NotClosed, NotDrained, PeriodNotEnded
@@ -279,9 +280,13 @@ async def _ready(request: web.Request) -> None:
     await _ingest(request).ready()
 
 
-def build_app(ingest: Ingest | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
+MAX_IN_FLIGHT = 4096  # per process; beyond it requests are refused at once rather than queued
+
+
+def build_app(ingest: Ingest | None, *, extra_ctx: list[Any] | None = None,
+              max_in_flight: int = MAX_IN_FLIGHT) -> web.Application:
     """The app; `ingest` may be None when a startup context in `extra_ctx` provides it."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware, overload_guard(max_in_flight)])
     app[APP_NAME] = "ingest"
     if ingest is not None:
         app[INGEST] = ingest

@@ -12,6 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 REQUESTS = Counter("cchc_http_requests_total", "HTTP requests answered", ["app", "route", "status"])
 REQUEST_SECONDS = Histogram("cchc_http_request_duration_seconds", "HTTP request latency", ["app", "route"],
                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+OVERLOAD_REFUSED = Counter("cchc_overload_refused_total", "Requests refused with 503 because too many were in flight",
+                           ["app"])
 STORE_UNAVAILABLE = Counter("cchc_store_unavailable_total", "Requests answered 503 because a server was down",
                             ["app"])
 

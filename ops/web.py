@@ -37,6 +37,28 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
+def overload_guard(max_in_flight: int) -> Any:
+    """Middleware: beyond `max_in_flight` concurrent requests, answer 503 at once (Retry-After)
+    instead of queueing without bound (DESIGN §5.5). Health and metrics routes always pass."""
+    in_flight = 0
+
+    @web.middleware
+    async def guard(request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        nonlocal in_flight
+        if in_flight >= max_in_flight and request.path.startswith("/v1/"):
+            metrics.OVERLOAD_REFUSED.labels(request.app.get(APP_NAME, "app")).inc()
+            return error_response(ApiError(503, "unavailable", "overloaded; retry shortly",
+                                           retry_after=RETRY_AFTER_SECONDS))
+        in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            in_flight -= 1
+
+    return guard
+
+
 def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encoder.encode(body), status=status, content_type="application/json")
 

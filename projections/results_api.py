@@ -44,13 +44,14 @@ def _results(request: web.Request) -> Results:
     return request.app[RESULTS]
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+def _int_param(request: web.Request, name: str, default: int, low: int, cap: int) -> int:
+    """A whole number ≥ `low` (else 422); above `cap` it is capped ("at most")."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(422, "invalid", f"{name}: must be a whole number from {low} to {high}")
-    return int(raw)
+    if not raw.isdigit() or int(raw) < low:
+        raise ApiError(422, "invalid", f"{name}: must be a whole number, at least {low}")
+    return min(int(raw), cap)
 
 
 async def periods(request: web.Request) -> web.Response:

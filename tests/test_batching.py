@@ -46,3 +46,34 @@ async def test_a_broken_connection_fails_the_whole_batch_cleanly(redis: aioredis
                                    return_exceptions=True)
     assert all(isinstance(r, StoreUnavailable) for r in results)
     await broken.aclose()
+
+
+async def test_overload_is_refused_at_once_not_queued(system: System) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ingest.app import build_app
+
+    s = system
+    gate = asyncio.Event()
+    ingest = s.ingest.app[INGEST]
+    real_submit = ingest.writer.submit
+
+    async def slow_submit(*args: object) -> object:
+        await gate.wait()
+        return await real_submit(*args)  # type: ignore[arg-type]
+
+    ingest.writer.submit = slow_submit  # type: ignore[method-assign]
+    pid = await s.register()
+    attempts = [await s.start(pid) for _ in range(3)]
+    async with TestClient(TestServer(build_app(ingest, max_in_flight=2))) as client:
+        posts = [asyncio.create_task(client.post("/v1/submissions", json={
+            "token": a["token"], "answers": {}, "prediction": 0})) for a in attempts[:2]]
+        await asyncio.sleep(0.2)
+        refused = await client.post("/v1/submissions", json={"token": attempts[2]["token"], "answers": {},
+                                                              "prediction": 0})
+        assert refused.status == 503 and refused.headers["Retry-After"]
+        assert (await refused.json())["error"]["code"] == "unavailable"
+        assert (await client.get("/healthz")).status == 200  # health always answers
+        gate.set()
+        assert [r.status for r in await asyncio.gather(*posts)] == [202, 202]
+    ingest.writer.submit = real_submit  # type: ignore[method-assign]
