@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint up clean chaos ops-check
+.PHONY: run test lint up clean chaos ops-check bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)
 up: $(STAMP)
 	$(BIN)/cchc up
 
-PACKAGES := contest eventstore ingest scorer projections ops loadtests
+PACKAGES := contest eventstore ingest scorer projections ops loadtests bench
 
 test: lint
 	$(BIN)/pytest -q
@@ -44,6 +44,12 @@ ops-check: $(STAMP) $(PROM)/prometheus
 	$(PROM)/promtool check rules ops/alerts.yml
 	$(PROM)/promtool test rules ops/alerts.test.yml
 	$(BIN)/python -m ops.opscheck --prometheus $(PROM)/prometheus
+
+# Benchmarks next to their same-run baselines (BENCHMARKS.md); wrk from Debian's packages.
+bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.scorer
 
 # Kill -9 scorers, Valkey, PostgreSQL and an ingest process under load; reconcile every ack.
 chaos: $(STAMP)

@@ -241,8 +241,8 @@ def _questions(path: Path, groups: set[str]) -> dict[str, Question]:
     questions: dict[str, Question] = {}
     for line, row in _rows(path, QUESTIONS_HEADER):
         qid = row["id"]
-        if not qid or len(qid) > 64:
-            raise ContestError(path.name, "id is required (at most 64 characters)", line=line,
+        if not qid or len(qid) > 64 or not qid.isprintable():
+            raise ContestError(path.name, "id is required (at most 64 printable characters)", line=line,
                                field="id")
         if qid in questions:
             raise ContestError(path.name, f"duplicate question {qid!r}", line=line, field="id")

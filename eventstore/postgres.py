@@ -61,7 +61,7 @@ async def archive(conn: psycopg.AsyncConnection,
         return []
     cur = await conn.execute(
         """INSERT INTO events (stream_ms, stream_seq, idx, kind, body)
-           SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::text[], %s::bytea[])
+           SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::int[], %b::text[], %b::bytea[])
            ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq, idx""",
         ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
          [type(by_key[k]).__struct_config__.tag for k in keys], [encode(by_key[k]) for k in keys]))

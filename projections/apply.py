@@ -53,6 +53,18 @@ async def answer_key(conn: psycopg.AsyncConnection, contest: Contest, upto: Even
     return key
 
 
+QUESTION_SEPARATOR = "\x1f"  # joins an attempt's question ids into one array element (ids hold no control chars)
+
+
+def _join(question_ids: Sequence[str]) -> str:
+    return QUESTION_SEPARATOR.join(question_ids)
+
+
+def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Rows → one list per column, for unnest()."""
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
 class Projector:
     """Applies events to the projection tables inside the caller's transaction."""
 
@@ -60,7 +72,10 @@ class Projector:
         self.contest = contest
         selection = contest.rules.attempt_selection
         self._upsert_counted = (
-            f"INSERT INTO counted AS c ({_COUNTED_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            f"INSERT INTO counted AS c ({_COUNTED_COLUMNS})"
+            f" SELECT DISTINCT ON (period, participant_id) * FROM unnest(%b::int[], %b::text[], %b::text[], %b::text[],"
+            " %b::text[], %b::int[], %b::int[], %b::bigint[], %b::bigint[], %b::bigint[])"
+            f" AS n({_COUNTED_COLUMNS}) ORDER BY period, participant_id, {SELECTION_ORDER[selection]}"
             f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET} WHERE {_BETTER[selection]}")
         self._recount = (
             f"INSERT INTO counted AS c ({_COUNTED_COLUMNS})"
@@ -87,51 +102,56 @@ class Projector:
         await self._apply_plain(conn, events[start:])
 
     async def _apply_plain(self, conn: psycopg.AsyncConnection, events: Sequence[tuple[EventKey, AnyEvent]]) -> None:
+        """Set-based: one statement per table for the whole batch (arrays unnested server-side)."""
         registered = [e for _, e in events if isinstance(e, ParticipantRegistered)]
         started = [e for _, e in events if isinstance(e, AttemptStarted)]
         submitted = [(k, e) for k, e in events if isinstance(e, SubmissionReceived)]
         disqualified = [(k, e) for k, e in events if isinstance(e, ParticipantDisqualified)]
-        async with conn.cursor() as cur:
-            if registered:
-                await cur.executemany(
-                    "INSERT INTO participants (participant_id, group_code, unit_code, display_name,"
-                    " phone_masked, id_hash, phone_hash, pii, registered_ms)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked,
-                      e.id_hash, e.phone_hash, e.pii, e.registered_ms) for e in registered])
-            if started:
-                await cur.executemany(
-                    "INSERT INTO attempts (attempt_id, participant_id, period, started_ms, question_ids)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(e.attempt_id, e.participant_id, e.period, e.started_ms, e.question_ids) for e in started])
-            if submitted:
-                await self._submissions(conn, cur, submitted)
-            if disqualified:
+        if registered:
+            await conn.execute(
+                "INSERT INTO participants (participant_id, group_code, unit_code, display_name, phone_masked,"
+                " id_hash, phone_hash, pii, registered_ms) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[],"
+                " %b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::bigint[]) ON CONFLICT DO NOTHING",
+                _columns([(e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked, e.id_hash,
+                           e.phone_hash, e.pii, e.registered_ms) for e in registered], 9))
+        if started:
+            await conn.execute(
+                "INSERT INTO attempts (attempt_id, participant_id, period, started_ms, question_ids)"
+                " SELECT a, p, n, s, string_to_array(q, E'\\x1f') FROM unnest(%b::text[], %b::text[], %b::int[],"
+                " %b::bigint[], %b::text[]) AS t(a, p, n, s, q) ON CONFLICT DO NOTHING",
+                _columns([(e.attempt_id, e.participant_id, e.period, e.started_ms, _join(e.question_ids))
+                          for e in started], 5))
+        if submitted:
+            await self._submissions(conn, submitted)
+        if disqualified:
+            async with conn.cursor() as cur:
                 await cur.executemany(
                     "INSERT INTO disqualifications (participant_id, reason, at_ms, ev_ms, ev_seq, ev_idx)"
                     " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                     [(e.participant_id, e.reason, e.at_ms, *k) for k, e in disqualified])
 
-    async def _submissions(self, conn: psycopg.AsyncConnection, cur: psycopg.AsyncCursor,
+    async def _submissions(self, conn: psycopg.AsyncConnection,
                            events: list[tuple[EventKey, SubmissionReceived]]) -> None:
         key = await answer_key(conn, self.contest)
         points = self.contest.rules.points_per_correct
         rows = []
         for ev, e in events:
             correct = count_correct(e.question_ids, e.answers, key)
-            rows.append((ev, e, correct, score(correct, points), e.received_ms - e.started_ms))
-        await cur.executemany(
-            "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code,"
-            " score, correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers,"
-            " ev_ms, ev_seq, ev_idx)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code, points_,
-              correct, len(e.question_ids), duration, e.prediction, e.received_ms, e.question_ids,
-              _json.encode(e.answers).decode(), *ev) for ev, e, correct, points_, duration in rows])
-        await cur.executemany(
-            self._upsert_counted,
-            [(e.period, e.participant_id, e.group, e.unit_code, e.attempt_id, points_, correct, duration,
-              e.prediction, e.received_ms) for _, e, correct, points_, duration in rows])
+            rows.append((e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code,
+                         score(correct, points), correct, len(e.question_ids), e.received_ms - e.started_ms,
+                         e.prediction, e.received_ms, _join(e.question_ids), _json.encode(e.answers).decode(), *ev))
+        await conn.execute(
+            "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
+            " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx)"
+            " SELECT a, s, p, n, g, u, sc, c, q, d, pr, t, string_to_array(qs, E'\\x1f'), ans::jsonb, em, es, ei"
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::text[], %b::int[], %b::int[],"
+            " %b::int[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::bigint[],"
+            " %b::int[]) AS x(a, s, p, n, g, u, sc, c, q, d, pr, t, qs, ans, em, es, ei) ON CONFLICT DO NOTHING",
+            _columns(rows, 17))
+        # One candidate per participant and period (a statement may not update a row twice), then
+        # the held counted entry is replaced only by a better one.
+        await conn.execute(self._upsert_counted, _columns(
+            [(r[3], r[2], r[4], r[5], r[0], r[6], r[7], r[9], r[10], r[11]) for r in rows], 10))
 
     async def _correct(self, conn: psycopg.AsyncConnection, key: EventKey, event: AnswerKeyCorrected) -> None:
         """Record the correction, rescore every entry with that question, re-pick their counted entries."""

@@ -1,0 +1,126 @@
+"""Scorer and replay throughput (events archived + projected per second, one process) next to the
+ceiling of DESIGN §9: raw COPY of the same rows into PostgreSQL, measured in the same run.
+
+    .venv/bin/python -m bench.scorer [--participants 20000]
+
+Loopback only; starts and stops its own embedded Valkey and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from contest.load import load_contest
+from contest.model import Contest
+from eventstore.events import AttemptStarted, ParticipantRegistered, SubmissionReceived, encode, encode_many
+from eventstore.ids import uuid7
+from eventstore.keys import EVENT_FIELD, Keys
+from eventstore.postgres import migrate, open_pool
+from ops.embedded import EmbeddedPostgres, EmbeddedValkey
+from ops.settings import REPO_CONTESTS
+from ops.wiring import Clients, build_scorer
+from projections.replay import replay
+
+
+def week(contest: Contest, participants: int, seed: int = 7) -> list[list]:  # type: ignore[type-arg]
+    """Registrations, then up to 3 attempts and submissions each, as the stream would hold them."""
+    rng = random.Random(seed)
+    period = contest.periods[0]
+    units = [u.code for u in contest.units.values()]
+    bank = sorted(contest.questions)
+    key = {q.id: q.answer for q in contest.questions.values()}
+    events: list[list] = []  # type: ignore[type-arg]
+    for n in range(participants):
+        pid = uuid7(period.start_ms)
+        unit = rng.choice(units)
+        events.append([ParticipantRegistered(
+            participant_id=pid, group="cbccvc", unit_code=unit, display_name=f"Người {n}", phone_masked="0912***678",
+            id_hash=f"{n:064x}", phone_hash=f"{n + 10**9:064x}", pii=b"\x00" * 60, registered_ms=period.start_ms)])
+        for _ in range(rng.randint(1, 3)):
+            started = period.start_ms + rng.randint(0, 3_000_000)
+            aid = uuid7(started)
+            questions = rng.sample(bank, contest.rules.questions_per_attempt)
+            events.append([AttemptStarted(attempt_id=aid, participant_id=pid, period=1, started_ms=started,
+                                          question_ids=questions)])
+            answers = {q: key[q] if rng.random() < 0.75 else "A" for q in questions}
+            events.append([SubmissionReceived(
+                submission_id=uuid7(started), attempt_id=aid, participant_id=pid, group="cbccvc", unit_code=unit,
+                period=1, started_ms=started, received_ms=started + rng.randint(20_000, 600_000),
+                question_ids=questions, answers=answers, prediction=rng.randint(0, 100_000))])
+    return events
+
+
+async def fill_stream(r: aioredis.Redis, keys: Keys, events: list[list]) -> None:  # type: ignore[type-arg]
+    for start in range(0, len(events), 5000):
+        async with r.pipeline(transaction=False) as pipe:
+            for entry in events[start:start + 5000]:
+                pipe.xadd(keys.stream, {EVENT_FIELD: encode_many(entry)})
+            await pipe.execute()
+
+
+async def copy_baseline(clients: Clients, events: list[list]) -> float:  # type: ignore[type-arg]
+    """Raw COPY of the same rows (one per event, as the event table holds them) into a fresh table."""
+    rows = [(i, 0, 0, type(e[0]).__struct_config__.tag, encode(e[0])) for i, e in enumerate(events)]
+    async with clients.pool.connection() as conn:
+        await conn.execute("CREATE TABLE copy_baseline (LIKE events INCLUDING ALL)")
+        await conn.commit()
+        started = time.perf_counter()
+        async with conn.transaction(), conn.cursor() as cur, cur.copy(
+                "COPY copy_baseline (stream_ms, stream_seq, idx, kind, body) FROM STDIN") as copy:
+            for row in rows:
+                await copy.write_row(row)
+        return len(rows) / (time.perf_counter() - started)
+
+
+async def run(participants: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-scorer-"))
+    valkey = EmbeddedValkey(workdir / "valkey")
+    postgres = EmbeddedPostgres(workdir / "postgres")
+    try:
+        valkey.start()
+        pool = open_pool(postgres.start(), max_size=4)
+        await pool.open()
+        await migrate(pool)
+        clients = Clients(aioredis.from_url(valkey.url), pool)
+        contest = load_contest(REPO_CONTESTS / "demo", anchor=datetime.now(UTC))
+        events = week(contest, participants)
+        await fill_stream(clients.redis, Keys(contest.slug), events)
+        scorer = build_scorer(contest, clients, "bench")
+        started = time.perf_counter()
+        projected = await scorer.drain()
+        scorer_rate = projected / (time.perf_counter() - started)
+        report = await replay(contest, pool)
+        copy_rate = await copy_baseline(clients, events)
+        print(f"scorer and replay, one process, {len(events):,} events ({participants:,} participants):")
+        print(f"{'baseline: raw COPY of the same rows':<40} {copy_rate:>10,.0f} rows/s")
+        print(f"{'scorer (archive + project, 1 txn/batch)':<40} {scorer_rate:>10,.0f} events/s"
+              f"   {scorer_rate / copy_rate:.2f} × COPY (target ≥ 30k events/s)")
+        print(f"{'replay (same code path)':<40} {report.events / report.seconds:>10,.0f} events/s"
+              f"   (target ≥ 100k events/s)")
+        await clients.close()
+    finally:
+        postgres.stop()
+        valkey.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--participants", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.participants))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
