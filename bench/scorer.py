@@ -82,7 +82,7 @@ async def copy_baseline(clients: Clients, events: list[list]) -> float:  # type:
         return len(rows) / (time.perf_counter() - started)
 
 
-async def run(participants: int) -> None:
+async def run(participants: int, batch_size: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-scorer-"))
     valkey = EmbeddedValkey(workdir / "valkey")
     postgres = EmbeddedPostgres(workdir / "postgres")
@@ -96,12 +96,14 @@ async def run(participants: int) -> None:
         events = week(contest, participants)
         await fill_stream(clients.redis, Keys(contest.slug), events)
         scorer = build_scorer(contest, clients, "bench")
+        scorer.batch_size = batch_size
         started = time.perf_counter()
         projected = await scorer.drain()
         scorer_rate = projected / (time.perf_counter() - started)
-        report = await replay(contest, pool)
+        report = await replay(contest, pool, batch_size=max(batch_size, 5000))
         copy_rate = await copy_baseline(clients, events)
-        print(f"scorer and replay, one process, {len(events):,} events ({participants:,} participants):")
+        print(f"scorer and replay, one process, {len(events):,} events ({participants:,} participants), "
+              f"batches of {batch_size} stream entries:")
         print(f"{'baseline: raw COPY of the same rows':<40} {copy_rate:>10,.0f} rows/s")
         print(f"{'scorer (archive + project, 1 txn/batch)':<40} {scorer_rate:>10,.0f} events/s"
               f"   {scorer_rate / copy_rate:.2f} × COPY (target ≥ 30k events/s)")
@@ -117,8 +119,9 @@ async def run(participants: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=1000, help="stream entries per scorer batch")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.participants))
+    asyncio.run(run(args.participants, args.batch_size))
     return 0
 
 
