@@ -14,45 +14,63 @@ from eventstore.keys import EVENT_FIELD, GROUP, Keys
 
 Durability = Literal["fsync_always", "waitaof"]
 
+# Each script handles a whole batch of requests in ONE call: ARGV = n, then per item its argument
+# count and arguments; the reply is one answer per item, in order. The body below (`one(A)`) is
+# the rule for a single request; batch() wraps it.
+def batch(one: str) -> str:
+    return f"""local function one(A)
+{one}
+end
+local out, p = {{}}, 2
+for i = 1, tonumber(ARGV[1]) do
+  local k, A = tonumber(ARGV[p]), {{}}
+  for j = 1, k do A[j] = ARGV[p + j] end
+  out[i] = one(A)
+  p = p + k + 1
+end
+return out"""
+
+
 # A new participant: refuse a CCCD or phone hash already taken, else claim both and append.
-REGISTER = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'err', 'id_number'} end
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {'err', 'phone'} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
-return {'ok', redis.call('XADD', KEYS[4], '*', 'e', ARGV[5])}
-"""
+REGISTER = batch("""
+if redis.call('HEXISTS', KEYS[1], A[1]) == 1 then return {'err', 'id_number'} end
+if redis.call('HEXISTS', KEYS[2], A[2]) == 1 then return {'err', 'phone'} end
+redis.call('HSET', KEYS[1], A[1], A[3])
+redis.call('HSET', KEYS[2], A[2], A[3])
+redis.call('HSET', KEYS[3], A[3], A[4])
+return {'ok', redis.call('XADD', KEYS[4], '*', 'e', A[5])}
+""")
 
 # A new attempt: the participant must exist, not be disqualified and be under the limit.
-# ARGV[3..] are (group, event) pairs: the caller drew questions for every group, the script
+# A[3..] are (group, event) pairs: the caller drew questions for every group, the script
 # appends the one for the participant's group, so this stays one round trip.
-START_ATTEMPT = """
-local info = redis.call('HGET', KEYS[1], ARGV[1])
+START_ATTEMPT = batch("""
+local info = redis.call('HGET', KEYS[1], A[1])
 if not info then return {'err', 'unknown_participant'} end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {'err', 'disqualified'} end
-local used = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
-if used >= tonumber(ARGV[2]) then return {'err', 'attempt_limit'} end
+if redis.call('SISMEMBER', KEYS[2], A[1]) == 1 then return {'err', 'disqualified'} end
+local used = tonumber(redis.call('HGET', KEYS[3], A[1]) or '0')
+if used >= tonumber(A[2]) then return {'err', 'attempt_limit'} end
 local group = string.sub(info, 1, string.find(info, '|', 1, true) - 1)
-for i = 3, #ARGV, 2 do
-  if ARGV[i] == group then
-    redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-    return {'ok', info, redis.call('XADD', KEYS[4], '*', 'e', ARGV[i + 1])}
+for i = 3, #A, 2 do
+  if A[i] == group then
+    redis.call('HINCRBY', KEYS[3], A[1], 1)
+    return {'ok', info, redis.call('XADD', KEYS[4], '*', 'e', A[i + 1])}
   end
 end
 return {'err', 'unknown_group'}
-"""
+""")
 
 # A submission: the first one of an attempt wins; a repeat gets the original receipt whatever
-# it says (checked before any time rule); otherwise a pre-computed refusal, or append.
-SUBMIT = """
-local prior = redis.call('HGET', KEYS[1], ARGV[1])
+# it says (checked before any time rule); otherwise a pre-computed refusal, or append. Items of
+# one batch apply in order, so a repeat inside the same batch also gets the first's receipt.
+SUBMIT = batch("""
+local prior = redis.call('HGET', KEYS[1], A[1])
 if prior then return {'dup', prior} end
-if ARGV[2] ~= '' then return {'err', ARGV[2]} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('XADD', KEYS[2], '*', 'e', ARGV[4])
-return {'ok', ARGV[3]}
-"""
+if A[2] ~= '' then return {'err', A[2]} end
+redis.call('HSET', KEYS[1], A[1], A[3])
+redis.call('XADD', KEYS[2], '*', 'e', A[4])
+return {'ok', A[3]}
+""")
 
 
 @dataclass(frozen=True)
@@ -65,8 +83,9 @@ class Outcome:
 
 class Batcher:
     """Shares Redis round trips between concurrent requests: calls queue up, one writer task sends
-    everything queued as ONE pipeline (plus one WAITAOF when acks need it) while the next batch
-    gathers, so the batch size follows the load and an idle system still answers at once."""
+    everything queued as ONE pipeline, with ONE script call per script and key set (plus one
+    WAITAOF when acks need it), while the next batch gathers: the batch size follows the load
+    and an idle system still answers at once."""
 
     def __init__(self, client: aioredis.Redis, *, durability: Durability, fsync_timeout_ms: int,
                  max_batch: int = 512) -> None:
@@ -99,10 +118,16 @@ class Batcher:
             self._writer = None
 
     async def _send(self, batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]]) -> None:
+        groups: dict[tuple[Any, tuple[str, ...]], list[tuple[list[Any], asyncio.Future[Any]]]] = {}
+        for script, keys, args, future in batch:
+            groups.setdefault((script, tuple(keys)), []).append((args, future))
         try:
             async with self._r.pipeline(transaction=False) as pipe:
-                for script, keys, args, _ in batch:
-                    await script(keys=keys, args=args, client=pipe)
+                for (script, key_names), items in groups.items():
+                    argv: list[Any] = [len(items)]
+                    for args, _ in items:
+                        argv += [len(args), *args]
+                    await script(keys=list(key_names), args=argv, client=pipe)
                 if self._durability == "waitaof":
                     pipe.execute_command("WAITAOF", 1, 0, self._fsync_timeout_ms)
                 replies = await pipe.execute(raise_on_error=False)
@@ -116,13 +141,13 @@ class Batcher:
                 # submission gets the original receipt (idempotent).
                 _fail(batch, StoreUnavailable("redis did not confirm the fsync in time"))
                 return
-        for (_, _, _, future), reply in zip(batch, replies, strict=True):
-            if future.done():  # the request went away meanwhile
-                continue
+        for items, reply in zip(groups.values(), replies, strict=True):
             if isinstance(reply, Exception):
-                future.set_exception(StoreUnavailable(f"redis script failed: {reply}"))
-            else:
-                future.set_result(reply)
+                _fail([(None, [], [], f) for _, f in items], StoreUnavailable(f"redis script failed: {reply}"))
+                continue
+            for (_, future), answer in zip(items, reply, strict=True):
+                if not future.done():  # else the request went away meanwhile
+                    future.set_result(answer)
 
 
 def _fail(batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]], error: Exception) -> None:

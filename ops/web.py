@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -92,6 +93,17 @@ def route_name(request: web.Request) -> str:
 
 
 APP_NAME = web.AppKey("app_name", str)
+
+
+@functools.cache
+def _latency(app: str, route: str) -> Any:
+    """The labelled child, looked up once per (app, route) instead of on every request."""
+    return metrics.REQUEST_SECONDS.labels(app, route)
+
+
+@functools.cache
+def _counter(app: str, route: str, status: int) -> Any:
+    return metrics.REQUESTS.labels(app, route, str(status))
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -131,8 +143,8 @@ async def error_middleware(request: web.Request,
             log.exception("unhandled", route=route)
             response = error_response(ApiError(500, "internal", "internal error; it has been logged"))
         response.headers["X-Request-Id"] = rid
-        metrics.REQUEST_SECONDS.labels(app, route).observe(time.perf_counter() - started)
-        metrics.REQUESTS.labels(app, route, str(response.status)).inc()
+        _latency(app, route).observe(time.perf_counter() - started)
+        _counter(app, route, response.status).inc()
         log.debug("request", method=request.method, route=route, status=response.status)
         return response
     finally:
