@@ -12,14 +12,19 @@ from contest.scoring import count_correct, score
 from eventstore.events import (
     AnswerKeyCorrected,
     AnyEvent,
-    AttemptStarted,
     ParticipantDisqualified,
     ParticipantRegistered,
     SubmissionReceived,
 )
 from eventstore.postgres import EventKey
 
-_json = msgspec.json.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
+_answers_decoder = msgspec.msgpack.Decoder(dict[str, str])
+
+
+def decode_answers(stored: bytes) -> dict[str, str]:
+    """An entry's answers as the entries table stores them (msgpack)."""
+    return _answers_decoder.decode(stored)
 KEY_LOCK = 7264  # advisory lock: batches hold it shared, an answer-key correction exclusively
 
 # The order that picks the counted entry among a participant's entries of a period.
@@ -102,9 +107,9 @@ class Projector:
         await self._apply_plain(conn, events[start:])
 
     async def _apply_plain(self, conn: psycopg.AsyncConnection, events: Sequence[tuple[EventKey, AnyEvent]]) -> None:
-        """Set-based: one statement per table for the whole batch (arrays unnested server-side)."""
+        """Set-based: one statement per table for the whole batch (arrays unnested server-side).
+        Attempt starts project nothing: the event table keeps them."""
         registered = [e for _, e in events if isinstance(e, ParticipantRegistered)]
-        started = [e for _, e in events if isinstance(e, AttemptStarted)]
         submitted = [(k, e) for k, e in events if isinstance(e, SubmissionReceived)]
         disqualified = [(k, e) for k, e in events if isinstance(e, ParticipantDisqualified)]
         if registered:
@@ -114,13 +119,6 @@ class Projector:
                 " %b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::bigint[]) ON CONFLICT DO NOTHING",
                 _columns([(e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked, e.id_hash,
                            e.phone_hash, e.pii, e.registered_ms) for e in registered], 9))
-        if started:
-            await conn.execute(
-                "INSERT INTO attempts (attempt_id, participant_id, period, started_ms, question_ids)"
-                " SELECT a, p, n, s, string_to_array(q, E'\\x1f') FROM unnest(%b::text[], %b::text[], %b::int[],"
-                " %b::bigint[], %b::text[]) AS t(a, p, n, s, q) ON CONFLICT DO NOTHING",
-                _columns([(e.attempt_id, e.participant_id, e.period, e.started_ms, _join(e.question_ids))
-                          for e in started], 5))
         if submitted:
             await self._submissions(conn, submitted)
         if disqualified:
@@ -139,13 +137,13 @@ class Projector:
             correct = count_correct(e.question_ids, e.answers, key)
             rows.append((e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code,
                          score(correct, points), correct, len(e.question_ids), e.received_ms - e.started_ms,
-                         e.prediction, e.received_ms, _join(e.question_ids), _json.encode(e.answers).decode(), *ev))
+                         e.prediction, e.received_ms, _join(e.question_ids), _msgpack.encode(e.answers), *ev))
         await conn.execute(
             "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
             " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx)"
-            " SELECT a, s, p, n, g, u, sc, c, q, d, pr, t, string_to_array(qs, E'\\x1f'), ans::jsonb, em, es, ei"
+            " SELECT a, s, p, n, g, u, sc, c, q, d, pr, t, string_to_array(qs, E'\\x1f'), ans, em, es, ei"
             " FROM unnest(%b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::text[], %b::int[], %b::int[],"
-            " %b::int[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::bigint[],"
+            " %b::int[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::bytea[], %b::bigint[], %b::bigint[],"
             " %b::int[]) AS x(a, s, p, n, g, u, sc, c, q, d, pr, t, qs, ans, em, es, ei) ON CONFLICT DO NOTHING",
             _columns(rows, 17))
         # One candidate per participant and period (a statement may not update a row twice), then
@@ -164,7 +162,7 @@ class Projector:
                                  (event.question_id,))
         points = self.contest.rules.points_per_correct
         rescored = [(score(c, points), c, attempt_id) for attempt_id, questions, given in await cur.fetchall()
-                    for c in [count_correct(questions, given, answers)]]
+                    for c in [count_correct(questions, decode_answers(given), answers)]]
         if not rescored:
             return
         async with conn.cursor() as c:

@@ -31,14 +31,6 @@ CREATE TABLE IF NOT EXISTS answer_key_corrections (
     PRIMARY KEY (ev_ms, ev_seq, ev_idx)
 );
 
-CREATE TABLE IF NOT EXISTS attempts (
-    attempt_id     text    PRIMARY KEY,
-    participant_id text    NOT NULL,
-    period         integer NOT NULL,
-    started_ms     bigint  NOT NULL,
-    question_ids   text[]  NOT NULL
-);
-
 -- Every submitted entry, scored.
 CREATE TABLE IF NOT EXISTS entries (
     attempt_id     text    PRIMARY KEY,
@@ -54,7 +46,7 @@ CREATE TABLE IF NOT EXISTS entries (
     prediction     bigint  NOT NULL,
     submitted_ms   bigint  NOT NULL,
     question_ids   text[]  NOT NULL,
-    answers        jsonb   NOT NULL,
+    answers        bytea   NOT NULL,  -- msgpack {question_id: choice}, read back only to rescore
     ev_ms          bigint  NOT NULL,  -- the submission event's key: a close counts those up to its barrier
     ev_seq         bigint  NOT NULL,
     ev_idx         integer NOT NULL

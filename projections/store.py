@@ -17,12 +17,12 @@ from contest.scoring import count_correct, score
 from contest.units import UnitAggregate
 from eventstore.errors import StoreUnavailable
 from eventstore.postgres import TRANSIENT, EventKey
-from projections.apply import answer_key
+from projections.apply import answer_key, decode_answers
 
 NOT_DISQUALIFIED = "NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id)"
 PROVISIONAL_ORDER = "score DESC, duration_ms, submitted_ms, attempt_id"
 # Tables rebuilt from the event table by a replay.
-PROJECTION_TABLES = ("participants", "disqualifications", "answer_key_corrections", "attempts", "entries", "counted",
+PROJECTION_TABLES = ("participants", "disqualifications", "answer_key_corrections", "entries", "counted",
                      "period_results", "final_ranking", "final_results")
 
 
@@ -155,7 +155,7 @@ async def valid_entries(conn: psycopg.AsyncConnection, contest: Contest, period:
         return entries  # the projected scores are the scores as of `upto`
     key = await answer_key(conn, contest, upto)
     cur = await conn.execute("SELECT attempt_id, question_ids, answers FROM entries WHERE period = %s", (period,))
-    correct = {a: count_correct(q, given, key) for a, q, given in await cur.fetchall()}
+    correct = {a: count_correct(q, decode_answers(given), key) for a, q, given in await cur.fetchall()}
     points = contest.rules.points_per_correct
     return [msgspec.structs.replace(e, correct=correct[e.attempt_id], score=score(correct[e.attempt_id], points))
             for e in entries]

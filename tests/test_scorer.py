@@ -15,7 +15,7 @@ async def tables(s: System) -> dict[str, Any]:
     out = {}
     async with s.clients.pool.connection() as conn:
         for table, order in (("events", "stream_ms, stream_seq, idx"), ("participants", "participant_id"),
-                             ("attempts", "attempt_id"), ("entries", "attempt_id"), ("counted", "participant_id")):
+                             ("entries", "attempt_id"), ("counted", "participant_id")):
             cur = await conn.execute(f"SELECT * FROM {table} ORDER BY {order}")
             rows = await cur.fetchall()
             out[table] = [tuple(r[:-2]) if table == "events" else r for r in rows]  # archived_at differs
