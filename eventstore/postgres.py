@@ -59,13 +59,20 @@ async def archive(conn: psycopg.AsyncConnection,
             by_key[key] = event
     if not keys:
         return []
+    # COPY (formatted in C) into a per-session staging table, then one set-based insert.
+    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_events"
+                       " (stream_ms bigint, stream_seq bigint, idx int, kind text, body bytea) ON COMMIT DELETE ROWS")
+    async with conn.cursor() as cur, cur.copy(
+            "COPY staged_events (stream_ms, stream_seq, idx, kind, body) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "int8", "int4", "text", "bytea"])
+        for k in keys:
+            event = by_key[k]
+            await copy.write_row((*k, type(event).__struct_config__.tag, encode(event)))
     cur = await conn.execute(
-        """INSERT INTO events (stream_ms, stream_seq, idx, kind, body)
-           SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::int[], %b::text[], %b::bytea[])
-           ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq, idx""",
-        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-         [type(by_key[k]).__struct_config__.tag for k in keys], [encode(by_key[k]) for k in keys]))
+        "INSERT INTO events (stream_ms, stream_seq, idx, kind, body) SELECT * FROM staged_events"
+        " ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq, idx")
     fresh = {tuple(row) for row in await cur.fetchall()}
+    await conn.execute("DELETE FROM staged_events")  # emptied now, not only at commit
     return [(k, by_key[k]) for k in keys if k in fresh]
 
 

@@ -58,6 +58,11 @@ async def answer_key(conn: psycopg.AsyncConnection, contest: Contest, upto: Even
     return key
 
 
+_STAGED_COLUMNS = ("attempt_id text, submission_id text, participant_id text, period int, group_code text,"
+                   " unit_code text, score int, correct int, questions int, duration_ms bigint, prediction bigint,"
+                   " submitted_ms bigint, question_ids text, answers bytea, ev_ms bigint, ev_seq bigint, ev_idx int")
+_STAGED_TYPES = ["text", "text", "text", "int4", "text", "text", "int4", "int4", "int4", "int8", "int8", "int8",
+                 "text", "bytea", "int8", "int8", "int4"]
 QUESTION_SEPARATOR = "\x1f"  # joins an attempt's question ids into one array element (ids hold no control chars)
 
 
@@ -78,9 +83,8 @@ class Projector:
         selection = contest.rules.attempt_selection
         self._upsert_counted = (
             f"INSERT INTO counted AS c ({_COUNTED_COLUMNS})"
-            f" SELECT DISTINCT ON (period, participant_id) * FROM unnest(%b::int[], %b::text[], %b::text[], %b::text[],"
-            " %b::text[], %b::int[], %b::int[], %b::bigint[], %b::bigint[], %b::bigint[])"
-            f" AS n({_COUNTED_COLUMNS}) ORDER BY period, participant_id, {SELECTION_ORDER[selection]}"
+            f" SELECT DISTINCT ON (period, participant_id) {_COUNTED_COLUMNS} FROM staged_entries"
+            f" ORDER BY period, participant_id, {SELECTION_ORDER[selection]}"
             f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET} WHERE {_BETTER[selection]}")
         self._recount = (
             f"INSERT INTO counted AS c ({_COUNTED_COLUMNS})"
@@ -138,18 +142,24 @@ class Projector:
             rows.append((e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code,
                          score(correct, points), correct, len(e.question_ids), e.received_ms - e.started_ms,
                          e.prediction, e.received_ms, _join(e.question_ids), _msgpack.encode(e.answers), *ev))
+        # COPY (formatted in C) into a per-session staging table; then entries and counted entries
+        # are each one set-based statement over it.
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_entries ({_STAGED_COLUMNS}) ON COMMIT DELETE ROWS")
+        async with conn.cursor() as cur, cur.copy("COPY staged_entries FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_STAGED_TYPES)
+            for row in rows:
+                await copy.write_row(row)
         await conn.execute(
             "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
             " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx)"
-            " SELECT a, s, p, n, g, u, sc, c, q, d, pr, t, string_to_array(qs, E'\\x1f'), ans, em, es, ei"
-            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::text[], %b::int[], %b::int[],"
-            " %b::int[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::bytea[], %b::bigint[], %b::bigint[],"
-            " %b::int[]) AS x(a, s, p, n, g, u, sc, c, q, d, pr, t, qs, ans, em, es, ei) ON CONFLICT DO NOTHING",
-            _columns(rows, 17))
+            " SELECT attempt_id, submission_id, participant_id, period, group_code, unit_code, score, correct,"
+            " questions, duration_ms, prediction, submitted_ms, string_to_array(question_ids, E'\\x1f'), answers,"
+            " ev_ms, ev_seq, ev_idx FROM staged_entries ON CONFLICT DO NOTHING")
         # One candidate per participant and period (a statement may not update a row twice), then
         # the held counted entry is replaced only by a better one.
-        await conn.execute(self._upsert_counted, _columns(
-            [(r[3], r[2], r[4], r[5], r[0], r[6], r[7], r[9], r[10], r[11]) for r in rows], 10))
+        # Emptied at once: ON COMMIT DELETE ROWS is too late when one transaction applies several
+        # segments (split at corrections), and a later one must not see earlier, stale rows.
+        await conn.execute(self._upsert_counted + "; DELETE FROM staged_entries")
 
     async def _correct(self, conn: psycopg.AsyncConnection, key: EventKey, event: AnswerKeyCorrected) -> None:
         """Record the correction, rescore every entry with that question, re-pick their counted entries."""

@@ -126,3 +126,23 @@ async def test_a_result_counts_only_entries_up_to_its_barrier(system: System) ->
     await s.drain()
     async with s.clients.pool.connection() as conn:
         assert [e.score for e in await valid_entries(conn, s.contest, 1, barrier_key(barrier))] == [25]
+
+
+async def test_a_correction_inside_one_batch_never_resurrects_a_stale_score(system: System) -> None:
+    """[submission X, correction, submission Y] projected in one transaction: Y's counted-entry
+    step must not see X's pre-correction score."""
+    s = system
+    pid = await s.register()
+    x = await s.start(pid)
+    await s.submit(x, 5)  # 25 under the original key
+    q = x["questions"][0]["id"]
+    await correct(s, q, "ABCD"[("ABCD".index(s.key[q]) + 1) % 4])  # X drops to 20
+    y = await s.start(pid)
+    y_answers = {item["id"]: s.key[item["id"]] for item in y["questions"]}
+    y_answers.pop(y["questions"][-1]["id"] if y["questions"][-1]["id"] != q else y["questions"][0]["id"])
+    status, _ = await s.post("/v1/submissions", {"token": y["token"], "answers": y_answers, "prediction": 1})
+    assert status == 202
+    await s.drain()  # one batch: everything above in one transaction
+    view = await s.ok(f"/v1/periods/1/participants/{pid}")
+    assert [a["score"] for a in view["attempts"]] == [20, 20]
+    assert view["best"]["score"] == 20
