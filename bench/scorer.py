@@ -38,7 +38,7 @@ def week(contest: Contest, participants: int, seed: int = 7) -> list[list]:  # t
     period = contest.periods[0]
     units = [u.code for u in contest.units.values()]
     bank = sorted(contest.questions)
-    key = {q.id: q.answer for q in contest.questions.values()}
+    key: dict[str, str] = {q.id: q.answer for q in contest.questions.values()}
     events: list[list] = []  # type: ignore[type-arg]
     for n in range(participants):
         pid = uuid7(period.start_ms)

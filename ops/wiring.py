@@ -31,6 +31,7 @@ from ops.settings import Settings
 from projections import results_api
 from projections.apply import Projector
 from projections.close import Closer
+from projections.rank_cache import RankCache
 from projections.store import Store
 from scorer.worker import Scorer
 
@@ -84,8 +85,12 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
         closer=Closer(contest, Store(clients.pool), reader, clock), ready=clients.ready)
 
 
-def build_results(contest: Contest, clients: Clients, clock: Clock) -> results_api.Results:
-    return results_api.Results(contest, Store(clients.pool), clock, clients.ready)
+def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cache_s: float | None = 5.0
+                  ) -> results_api.Results:
+    """`rank_cache_s`: how stale live ranks and totals may be (None: counted in the database each time)."""
+    store = Store(clients.pool)
+    ranks = None if rank_cache_s is None else RankCache(contest, store, max_age_s=rank_cache_s)
+    return results_api.Results(contest, store, clock, clients.ready, ranks)
 
 
 def build_scorer(contest: Contest, clients: Clients, name: str) -> Scorer:

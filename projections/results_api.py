@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +15,7 @@ from contest.units import unit_ranking
 from ops.clock import Clock
 from ops.openapi import openapi_document
 from ops.web import APP_NAME, ApiError, add_common_routes, error_middleware, json_response, period_in_path
+from projections.rank_cache import RankCache
 from projections.store import Store
 from projections.views import (
     AttemptOut,
@@ -35,6 +36,25 @@ class Results:
     store: Store
     clock: Clock
     ready: Callable[[], Awaitable[None]]
+    ranks: RankCache | None = None  # live ranks and totals from a snapshot at most seconds old
+    frozen_totals: dict[tuple[int, int, str], int] = field(default_factory=dict)  # a revision never changes
+
+    async def live_total(self, period: int, group: str) -> int:
+        if self.ranks is not None and self.ranks.usable(period):
+            return await self.ranks.total(period, group)
+        return await self.store.live_total(period, group)
+
+    async def live_rank(self, period: int, me: dict[str, Any]) -> int:
+        if self.ranks is not None and self.ranks.usable(period):
+            return await self.ranks.rank(period, me["group_code"], me["score"], me["duration_ms"],
+                                         me["submitted_ms"], me["attempt_id"])
+        return await self.store.live_rank(period, me)
+
+    async def final_total(self, period: int, revision: int, group: str) -> int:
+        slot = (period, revision, group)
+        if slot not in self.frozen_totals:
+            self.frozen_totals[slot] = await self.store.final_total(period, revision, group)
+        return self.frozen_totals[slot]
 
 
 RESULTS = web.AppKey("results", Results)
@@ -83,10 +103,12 @@ async def leaderboard(request: web.Request) -> web.Response:
     offset = _int_param(request, "offset", 0, 0, 10**9)
     revision = (await res.store.latest_revisions()).get(period.number)
     if revision is None:
-        total, rows = await res.store.live_leaderboard(period.number, group, limit, offset)
+        total = await res.live_total(period.number, group)
+        rows = await res.store.live_leaderboard(period.number, group, limit, offset)
         entries = [_entry(res, offset + i, row) for i, row in enumerate(rows, start=1)]
     else:
-        total, rows = await res.store.final_leaderboard(period.number, revision, group, limit, offset)
+        total = await res.final_total(period.number, revision, group)
+        rows = await res.store.final_leaderboard(period.number, revision, group, limit, offset)
         entries = [_entry(res, row["rank"], row) for row in rows]
     return json_response(LeaderboardOut(period.number, group, revision is not None, total, entries))
 
@@ -106,9 +128,10 @@ async def participant(request: web.Request) -> web.Response:
         if row is not None:
             rank, best = row["rank"], _entry(res, row["rank"], row)
     elif not person["disqualified"]:
-        standing = await res.store.live_standing(period.number, participant_id)
-        if standing is not None:
-            rank, best = standing[0], _entry(res, standing[0], standing[1])
+        me = await res.store.live_counted(period.number, participant_id)
+        if me is not None:
+            rank = await res.live_rank(period.number, me)
+            best = _entry(res, rank, me)
     attempts = [AttemptOut(a["attempt_id"], a["score"], a["correct"], a["duration_ms"], a["prediction"],
                            iso_ms(a["submitted_ms"], res.contest.tz))
                 for a in await res.store.attempts_of(period.number, participant_id)]

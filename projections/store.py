@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from contest.model import Contest
@@ -32,9 +32,11 @@ class Store:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    async def fetch(self, sql: str, params: Sequence[Any] = (), *, rows: str = "dict") -> list[Any]:
+        """Rows as dicts (or plain tuples, `rows="tuple"`, for bulk reads)."""
         try:
-            async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row if rows == "dict"
+                                                                   else tuple_row) as cur:
                 await cur.execute(sql, params)
                 return await cur.fetchall()
         except TRANSIENT as e:
@@ -66,24 +68,28 @@ class Store:
 
     # -- leaderboards -----------------------------------------------------------------
 
-    async def live_leaderboard(self, period: int, group: str, limit: int, offset: int
-                               ) -> tuple[int, list[dict[str, Any]]]:
-        where = f"c.period = %s AND c.group_code = %s AND {NOT_DISQUALIFIED.format(t='c')}"
-        total = await self.fetch(f"SELECT count(*) AS n FROM counted c WHERE {where}", (period, group))
-        rows = await self.fetch(
+    async def live_total(self, period: int, group: str) -> int:
+        rows = await self.fetch(f"SELECT count(*) AS n FROM counted c WHERE c.period = %s AND c.group_code = %s"
+                                f" AND {NOT_DISQUALIFIED.format(t='c')}", (period, group))
+        return int(rows[0]["n"])
+
+    async def live_leaderboard(self, period: int, group: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        return await self.fetch(
             f"SELECT c.*, p.display_name FROM counted c LEFT JOIN participants p USING (participant_id)"
-            f" WHERE {where} ORDER BY {PROVISIONAL_ORDER} LIMIT %s OFFSET %s", (period, group, limit, offset))
-        return total[0]["n"], rows
+            f" WHERE c.period = %s AND c.group_code = %s AND {NOT_DISQUALIFIED.format(t='c')}"
+            f" ORDER BY {PROVISIONAL_ORDER} LIMIT %s OFFSET %s", (period, group, limit, offset))
+
+    async def final_total(self, period: int, revision: int, group: str) -> int:
+        rows = await self.fetch("SELECT count(*) AS n FROM final_ranking WHERE period = %s AND revision = %s"
+                                " AND group_code = %s", (period, revision, group))
+        return int(rows[0]["n"])
 
     async def final_leaderboard(self, period: int, revision: int, group: str, limit: int, offset: int
-                                ) -> tuple[int, list[dict[str, Any]]]:
-        total = await self.fetch("SELECT count(*) AS n FROM final_ranking WHERE period = %s AND revision = %s"
-                                 " AND group_code = %s", (period, revision, group))
-        rows = await self.fetch(
+                                ) -> list[dict[str, Any]]:
+        return await self.fetch(
             "SELECT f.*, p.display_name FROM final_ranking f LEFT JOIN participants p USING (participant_id)"
             " WHERE f.period = %s AND f.revision = %s AND f.group_code = %s ORDER BY f.rank LIMIT %s OFFSET %s",
             (period, revision, group, limit, offset))
-        return total[0]["n"], rows
 
     # -- one participant ----------------------------------------------------------------
 
@@ -100,19 +106,29 @@ class Store:
             " WHERE period = %s AND participant_id = %s ORDER BY submitted_ms, attempt_id",
             (period, participant_id))
 
-    async def live_standing(self, period: int, participant_id: str) -> tuple[int, dict[str, Any]] | None:
+    async def live_counted(self, period: int, participant_id: str) -> dict[str, Any] | None:
         rows = await self.fetch(
             "SELECT c.*, p.display_name FROM counted c LEFT JOIN participants p USING (participant_id)"
             " WHERE c.period = %s AND c.participant_id = %s", (period, participant_id))
-        if not rows:
-            return None
-        me = rows[0]
+        return rows[0] if rows else None
+
+    async def live_rank(self, period: int, me: dict[str, Any]) -> int:
+        """1 + the counted entries before `me` in the provisional order: O(rank), see rank_cache."""
         better = await self.fetch(
             "SELECT count(*) AS n FROM counted c WHERE c.period = %s AND c.group_code = %s"
             f" AND {NOT_DISQUALIFIED.format(t='c')} AND (-c.score, c.duration_ms, c.submitted_ms, c.attempt_id)"
             " < (%s, %s, %s, %s)",
             (period, me["group_code"], -me["score"], me["duration_ms"], me["submitted_ms"], me["attempt_id"]))
-        return better[0]["n"] + 1, me
+        return int(better[0]["n"]) + 1
+
+    async def count_same_key_before(self, period: int, group: str, score: int, duration_ms: int, submitted_ms: int,
+                                    attempt_id: str) -> int:
+        """Counted entries equal to this one but for a smaller attempt id (the last tie-break)."""
+        rows = await self.fetch(
+            "SELECT count(*) AS n FROM counted c WHERE c.period = %s AND c.group_code = %s AND c.score = %s"
+            " AND c.duration_ms = %s AND c.submitted_ms = %s AND c.attempt_id < %s"
+            f" AND {NOT_DISQUALIFIED.format(t='c')}", (period, group, score, duration_ms, submitted_ms, attempt_id))
+        return int(rows[0]["n"])
 
     async def final_standing(self, period: int, revision: int, participant_id: str) -> dict[str, Any] | None:
         rows = await self.fetch(

@@ -45,7 +45,7 @@ class System:
         ing = await build_ingest(contest, clients, settings, clock)
         object.__setattr__(ing.closer, "settle_ms", 1000)
         object.__setattr__(ing.closer, "drain_timeout_s", 2.0)
-        res = build_results(contest, clients, clock)
+        res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
         async with TestClient(TestServer(ingest_app.build_app(ing))) as ingest, \
                 TestClient(TestServer(results_api.build_app(res))) as results:
             yield cls(contest, clock, ingest, results, clients)
