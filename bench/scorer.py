@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import shutil
 import sys
 import tempfile
@@ -21,43 +20,14 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from contest.load import load_contest
-from contest.model import Contest
-from eventstore.events import AttemptStarted, ParticipantRegistered, SubmissionReceived, encode, encode_many
-from eventstore.ids import uuid7
+from eventstore.events import encode, encode_many
 from eventstore.keys import EVENT_FIELD, Keys
 from eventstore.postgres import migrate, open_pool
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey
 from ops.settings import REPO_CONTESTS
+from ops.simulate import week
 from ops.wiring import Clients, build_scorer
 from projections.replay import replay
-
-
-def week(contest: Contest, participants: int, seed: int = 7) -> list[list]:  # type: ignore[type-arg]
-    """Registrations, then up to 3 attempts and submissions each, as the stream would hold them."""
-    rng = random.Random(seed)
-    period = contest.periods[0]
-    units = [u.code for u in contest.units.values()]
-    bank = sorted(contest.questions)
-    key: dict[str, str] = {q.id: q.answer for q in contest.questions.values()}
-    events: list[list] = []  # type: ignore[type-arg]
-    for n in range(participants):
-        pid = uuid7(period.start_ms)
-        unit = rng.choice(units)
-        events.append([ParticipantRegistered(
-            participant_id=pid, group="cbccvc", unit_code=unit, display_name=f"Người {n}", phone_masked="0912***678",
-            id_hash=f"{n:064x}", phone_hash=f"{n + 10**9:064x}", pii=b"\x00" * 60, registered_ms=period.start_ms)])
-        for _ in range(rng.randint(1, 3)):
-            started = period.start_ms + rng.randint(0, 3_000_000)
-            aid = uuid7(started)
-            questions = rng.sample(bank, contest.rules.questions_per_attempt)
-            events.append([AttemptStarted(attempt_id=aid, participant_id=pid, period=1, started_ms=started,
-                                          question_ids=questions)])
-            answers = {q: key[q] if rng.random() < 0.75 else "A" for q in questions}
-            events.append([SubmissionReceived(
-                submission_id=uuid7(started), attempt_id=aid, participant_id=pid, group="cbccvc", unit_code=unit,
-                period=1, started_ms=started, received_ms=started + rng.randint(20_000, 600_000),
-                question_ids=questions, answers=answers, prediction=rng.randint(0, 100_000))])
-    return events
 
 
 async def fill_stream(r: aioredis.Redis, keys: Keys, events: list[list]) -> None:  # type: ignore[type-arg]
@@ -93,7 +63,7 @@ async def run(participants: int, batch_size: int) -> None:
         await migrate(pool)
         clients = Clients(aioredis.from_url(valkey.url), pool)
         contest = load_contest(REPO_CONTESTS / "demo", anchor=datetime.now(UTC))
-        events = week(contest, participants)
+        events = list(week(contest, contest.periods[0], participants, participants * 2))
         await fill_stream(clients.redis, Keys(contest.slug), events)
         scorer = build_scorer(contest, clients, "bench")
         scorer.batch_size = batch_size

@@ -209,6 +209,27 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return _with_clients(Settings.from_env(), work)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from ops.simulate import simulate
+
+    async def work(contest: Contest, clients: Clients) -> int:
+        period = contest.period(args.period)
+        if period is None:
+            print(f"no period {args.period} in this contest", file=sys.stderr)
+            return 2
+        with Progress() as bar:
+            task = bar.add_task("appending to the stream", total=args.participants * (1 + 2 * 3))
+            written = await simulate(contest, clients.redis, period, args.participants, args.entries,
+                                     progress=lambda n: bar.advance(task, n))
+            bar.update(task, completed=written, total=written)
+        print(f"appended {written:,} stream entries for {args.participants:,} participants in period {period.number}")
+        return 0
+
+    return _with_clients(Settings.from_env(), work)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cchc", description="Scoring backbone for CCHC online quiz contests")
     sub = p.add_subparsers(dest="command", required=True)
@@ -258,6 +279,11 @@ def parser() -> argparse.ArgumentParser:
     dead = sub.add_parser("dead-letters", help="list entries no scorer could take (and --requeue them)")
     dead.add_argument("--requeue", action="store_true", help="put them back on the stream (after a fix)")
     dead.set_defaults(func=cmd_dead_letters)
+    sim = sub.add_parser("simulate", help="bulk-generate a realistic week straight into the stream (scale tests)")
+    sim.add_argument("--participants", type=int, default=1_000_000)
+    sim.add_argument("--entries", type=int, default=3_000_000)
+    sim.add_argument("--period", type=int, default=1)
+    sim.set_defaults(func=cmd_simulate)
     replay = sub.add_parser("replay", help="rebuild every projection from the event table")
     replay.add_argument("--batch-size", type=int, default=5000)
     replay.set_defaults(func=cmd_replay)
