@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint up clean chaos ops-check bench
+.PHONY: run test lint up clean chaos ops-check bench loadtest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.scorer
+
+# Locust, headless with worker processes, the cut-off peak shape and an SLO gate (exit code).
+loadtest: $(STAMP)
+	$(BIN)/pip install -q '.[load]'
+	$(BIN)/python -m loadtests.run
 
 # Kill -9 scorers, Valkey, PostgreSQL and an ingest process under load; reconcile every ack.
 chaos: $(STAMP)
