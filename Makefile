@@ -50,6 +50,8 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.scorer
+	$(BIN)/python -m bench.freshness
+	$(BIN)/python -m bench.scale
 
 # Locust, headless with worker processes, the cut-off peak shape and an SLO gate (exit code).
 loadtest: $(STAMP)
