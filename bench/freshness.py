@@ -21,8 +21,9 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.ingest import HERE, long_contest, mint_bodies, parse_wrk, wrk
+from bench.ingest import HERE, mint_bodies, parse_wrk, wrk
 from ops.embedded import free_port
+from ops.presets import one_long_period
 from ops.settings import Settings
 from ops.stack import Stack
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scorers", type=int, default=2)
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-fresh-"))
-    settings = Settings(contest_dir=long_contest(workdir / "contest"), data_dir=workdir / "data",
+    settings = Settings(contest_dir=one_long_period(workdir / "contest"), data_dir=workdir / "data",
                         ingest_port=free_port(), results_port=free_port(), log_level="warning")
     stack = Stack(settings, scorers=args.scorers)
     try:
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         capacity = wrk(ingest, bodies, 8, 64).requests_per_s
         rate = capacity * args.share
         paced = subprocess.Popen(
-            ["wrk", "-t2", "-c64", f"-d{int(args.seconds) + 2}s", "--latency", "-s", str(HERE / "paced.lua"), ingest],
+            ["wrk", "-t2", "-c64", f"-d{int(args.seconds) + 2}s", "--latency", "-s", str(HERE / "submit.lua"), ingest],
             stdout=subprocess.PIPE, text=True,
             env={**os.environ, "BODIES": str(bodies), "THREADS": "2", "CONNECTIONS": "64", "RATE": str(rate)})
         time.sleep(1)

@@ -26,7 +26,8 @@ import msgspec
 from eventstore.ids import uuid7
 from ingest.tokens import AttemptClaims, TokenSigner
 from ops.embedded import die_with_parent, free_port
-from ops.settings import REPO_CONTESTS, Settings
+from ops.presets import one_long_period
+from ops.settings import Settings
 from ops.stack import Stack
 
 HERE = Path(__file__).parent
@@ -43,16 +44,6 @@ class WrkResult:
     def line(self, name: str) -> str:
         return (f"{name:<28} {self.requests_per_s:>9,.0f} req/s   p50 {self.p50_ms:6.2f} ms   p99 {self.p99_ms:6.2f} ms"
                 f"   non-2xx {self.non_2xx}{'   ' + self.errors if self.errors else ''}")
-
-
-def long_contest(folder: Path) -> Path:
-    """The demo contest with one period open for an hour from now."""
-    shutil.copytree(REPO_CONTESTS / "demo", folder)
-    toml = folder / "contest.toml"
-    text = toml.read_text()
-    toml.write_text(text[:text.index("[schedule]")] + "[schedule]\ncount = 1\nperiod_seconds = 3600\n\n"
-                    + text[text.index("[[groups]]"):])
-    return folder
 
 
 def mint_bodies(path: Path, count: int, secret: str, question_ids: list[str], now_ms: int) -> None:
@@ -111,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed (apt-get install wrk; `make bench` does it)", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-"))
-    settings = Settings(contest_dir=long_contest(workdir / "contest"), data_dir=workdir / "data",
+    settings = Settings(contest_dir=one_long_period(workdir / "contest"), data_dir=workdir / "data",
                         ingest_port=free_port(), results_port=free_port(), log_level="warning")
     stack = Stack(settings, scorers=0, ingests=args.processes)
     baseline: subprocess.Popen[bytes] | None = None

@@ -1,5 +1,6 @@
 -- wrk script: POST /v1/submissions, each request a different pre-minted attempt (no duplicates:
--- thread k of THREADS takes lines k, k+THREADS, k+2*THREADS... of the file named in BODIES).
+-- thread k of THREADS takes lines k, k+THREADS… of the file named in BODIES). With RATE (and
+-- CONNECTIONS) set, each connection pauses between requests so the run offers about RATE req/s.
 local counter = 1
 
 function setup(thread)
@@ -17,6 +18,11 @@ function init(args)
   end
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+end
+
+if os.getenv("RATE") then
+  local pause = 1000 * tonumber(os.getenv("CONNECTIONS")) / tonumber(os.getenv("RATE"))
+  function delay() return pause end
 end
 
 function request()

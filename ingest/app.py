@@ -218,22 +218,20 @@ def _require_admin(request: web.Request) -> Ingest:
 
 
 async def close_period(request: web.Request) -> web.Response:
-    ing = _require_admin(request)
-    number = period_in_path(request, ing.contest).number
-    try:
-        closed = await ing.closer.close(number)
-    except PeriodNotEnded as e:
-        raise ApiError(409, "period_not_ended", str(e)) from e
-    except NotDrained as e:
-        raise ApiError(503, "not_drained", str(e), retry_after=str(e.retry_after)) from e
-    return json_response(closed)
+    return await _publish(request, recompute=False)
 
 
 async def recompute_period(request: web.Request) -> web.Response:
+    return await _publish(request, recompute=True)
+
+
+async def _publish(request: web.Request, *, recompute: bool) -> web.Response:
     ing = _require_admin(request)
     number = period_in_path(request, ing.contest).number
     try:
-        published = await ing.closer.recompute(number)
+        published = await (ing.closer.recompute(number) if recompute else ing.closer.close(number))
+    except PeriodNotEnded as e:
+        raise ApiError(409, "period_not_ended", str(e)) from e
     except NotClosed as e:
         raise ApiError(409, "not_closed", str(e)) from e
     except NotDrained as e:

@@ -33,7 +33,8 @@ from rich.table import Table
 from eventstore.events import ParticipantRegistered, SubmissionReceived, decode
 from eventstore.keys import GROUP, Keys
 from ops.embedded import free_port
-from ops.settings import REPO_CONTESTS, Settings
+from ops.presets import one_long_period
+from ops.settings import Settings
 from ops.stack import Stack
 
 console = Console()
@@ -49,17 +50,6 @@ class Ledger:
     unknown_submissions: set[str] = field(default_factory=set)  # attempt ids
     refused: Counter[str] = field(default_factory=Counter)
     requests: int = 0
-
-
-def chaos_contest(folder: Path) -> Path:
-    """The demo contest with one long period, so the whole run is inside it."""
-    shutil.copytree(REPO_CONTESTS / "demo", folder)
-    toml = folder / "contest.toml"
-    text = toml.read_text()
-    start, end = text.index("[schedule]"), text.index("[[groups]]")
-    text = text[:start] + "[schedule]\ncount = 1\nperiod_seconds = 3600\nstarts_in_seconds = 0\n\n" + text[end:]
-    toml.write_text(text.replace('slug = "demo"', 'slug = "chaos"'))
-    return folder
 
 
 async def client(n: int, base: str, ledger: Ledger, until: float, key: Mapping[str, str]) -> None:
@@ -210,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=24, help="concurrent simulated front-ends")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="cchc-chaos-"))
-    settings = Settings(contest_dir=chaos_contest(workdir / "contest"), data_dir=workdir / "data",
+    settings = Settings(contest_dir=one_long_period(workdir / "contest", slug="chaos"), data_dir=workdir / "data",
                         ingest_port=free_port(), results_port=free_port(), log_level="warning")
     stack = Stack(settings, scorers=2, ingests=2)
     ledger, log = Ledger(), list[str]()

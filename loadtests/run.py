@@ -15,20 +15,12 @@ import tempfile
 from pathlib import Path
 
 from ops.embedded import free_port
-from ops.settings import REPO_CONTESTS, Settings
+from ops.presets import one_long_period
+from ops.settings import Settings
 from ops.stack import Stack
 
 HERE = Path(__file__).parent
 REPORTS = HERE / "reports"
-
-
-def one_long_period(folder: Path) -> Path:
-    shutil.copytree(REPO_CONTESTS / "demo", folder)
-    toml = folder / "contest.toml"
-    text = toml.read_text()
-    toml.write_text(text[:text.index("[schedule]")] + "[schedule]\ncount = 1\nperiod_seconds = 3600\n\n"
-                    + text[text.index("[[groups]]"):])
-    return folder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,8 @@ import aiohttp
 from rich.console import Console
 
 from ops.embedded import die_with_parent, free_port
-from ops.settings import REPO_CONTESTS, Settings
+from ops.presets import one_long_period
+from ops.settings import Settings
 from ops.stack import Stack
 
 OPS = Path(__file__).parent
@@ -128,13 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prometheus", required=True, help="the prometheus binary")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="cchc-opscheck-"))
-    contest = workdir / "contest"
-    shutil.copytree(REPO_CONTESTS / "demo", contest)
-    toml = contest / "contest.toml"
-    text = toml.read_text()
-    toml.write_text(text[:text.index("[schedule]")] + "[schedule]\ncount = 1\nperiod_seconds = 3600\n\n"
-                    + text[text.index("[[groups]]"):])
-    settings = Settings(contest_dir=contest, data_dir=workdir / "data", ingest_port=free_port(),
+    settings = Settings(contest_dir=one_long_period(workdir / "contest"), data_dir=workdir / "data", ingest_port=free_port(),
                         results_port=free_port(), monitor_interval_s=1.0, log_level="warning")
     stack = Stack(settings, scorers=1)
     prom: subprocess.Popen[bytes] | None = None
