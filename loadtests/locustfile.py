@@ -59,7 +59,7 @@ class Participant(FastHttpUser):
             if r.status_code != 201:
                 return
             attempt = r.json()
-        self.wait()  # type: ignore[no-untyped-call]  # thinking
+        self.wait()  # thinking
         answers = {q["id"]: self.rng.choice("ABCD") for q in attempt["questions"]}
         self.client.post("/v1/submissions", json={"token": attempt["token"], "answers": answers,
                                                   "prediction": self.rng.randint(0, 100_000)}, name="submit")
@@ -86,14 +86,14 @@ class CutOffPeak(LoadTestShape):
     stages: ClassVar[list[tuple[int, float]]] = [(15, 0.2), (30, 0.5), (60, 1.0), (75, 0.3), (90, 0.1)]
 
     def tick(self) -> tuple[int, float] | None:
-        run_time = self.get_run_time()  # type: ignore[no-untyped-call]
+        run_time = self.get_run_time()
         for until, share in self.stages:
             if run_time < until:
                 return max(1, int(PEAK_USERS * share)), max(5.0, PEAK_USERS / 5)
         return None
 
 
-@events.quitting.add_listener  # type: ignore[untyped-decorator]
+@events.quitting.add_listener
 def slo_gate(environment, **_kwargs) -> None:  # type: ignore[no-untyped-def]
     """Fail the run (exit code 1) when the fail ratio or the submission p99 breaks the SLO."""
     if isinstance(environment.runner, WorkerRunner):
