@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import EVENT_FIELD, GROUP, Keys
@@ -74,6 +75,18 @@ return {'ok', A[3]}
 
 
 @dataclass(frozen=True)
+class Script:
+    """A Lua script called by its SHA1 (EVALSHA): redis-py's pipelined scripts would add a
+    SCRIPT EXISTS round trip to every batch; we load the source only when Redis says NOSCRIPT."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:  # Redis names scripts by the SHA1 of their source
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a Lua write answered: status 'ok' | 'err' | 'dup' and its value(s)."""
 
@@ -111,26 +124,25 @@ class Batcher:
                 batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
                 self.batches += 1
                 self.calls += len(batch)
-                await self._send(batch)
+                try:
+                    await self._send(batch)
+                except Exception as e:  # a bug, not an outage: fail these requests, never leave them hanging
+                    _fail(batch, e)
         finally:
             # No await between the empty-queue check and this line: a call arriving later
             # always finds no writer and starts one.
             self._writer = None
 
     async def _send(self, batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]]) -> None:
-        groups: dict[tuple[Any, tuple[str, ...]], list[tuple[list[Any], asyncio.Future[Any]]]] = {}
+        groups: dict[tuple[Script, tuple[str, ...]], list[tuple[list[Any], asyncio.Future[Any]]]] = {}
         for script, keys, args, future in batch:
             groups.setdefault((script, tuple(keys)), []).append((args, future))
         try:
-            async with self._r.pipeline(transaction=False) as pipe:
-                for (script, key_names), items in groups.items():
-                    argv: list[Any] = [len(items)]
-                    for args, _ in items:
-                        argv += [len(args), *args]
-                    await script(keys=list(key_names), args=argv, client=pipe)
-                if self._durability == "waitaof":
-                    pipe.execute_command("WAITAOF", 1, 0, self._fsync_timeout_ms)
-                replies = await pipe.execute(raise_on_error=False)
+            replies = await self._pipeline(groups)
+            if any(isinstance(r, NoScriptError) for r in replies):  # Redis restarted: its script cache is empty
+                for script, _ in groups:
+                    await self._r.script_load(script.source)
+                replies = await self._pipeline(groups)  # NOSCRIPT means nothing ran: safe to send again
         except RedisError as e:
             _fail(batch, StoreUnavailable(f"redis: {e}"))
             return
@@ -150,6 +162,19 @@ class Batcher:
                     future.set_result(answer)
 
 
+    async def _pipeline(self, groups: dict[tuple[Script, tuple[str, ...]], list[tuple[list[Any], asyncio.Future[Any]]]]
+                        ) -> list[Any]:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for (script, key_names), items in groups.items():
+                argv: list[Any] = [len(items)]
+                for args, _ in items:
+                    argv += [len(args), *args]
+                pipe.execute_command("EVALSHA", script.sha, len(key_names), *key_names, *argv)
+            if self._durability == "waitaof":
+                pipe.execute_command("WAITAOF", 1, 0, self._fsync_timeout_ms)
+            return list(await pipe.execute(raise_on_error=False))
+
+
 def _fail(batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]], error: Exception) -> None:
     for *_, future in batch:
         if not future.done():
@@ -166,9 +191,9 @@ class StreamWriter:
         self.durability = durability
         self._fsync_timeout_ms = fsync_timeout_ms
         self.batcher = Batcher(client, durability=durability, fsync_timeout_ms=fsync_timeout_ms)
-        self._register = client.register_script(REGISTER)
-        self._start = client.register_script(START_ATTEMPT)
-        self._submit = client.register_script(SUBMIT)
+        self._register = Script(REGISTER)
+        self._start = Script(START_ATTEMPT)
+        self._submit = Script(SUBMIT)
 
     async def register(self, id_hash: str, phone_hash: str, participant_id: str, info: str,
                        event: bytes) -> Outcome:

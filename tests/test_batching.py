@@ -77,3 +77,25 @@ async def test_overload_is_refused_at_once_not_queued(system: System) -> None:
         gate.set()
         assert [r.status for r in await asyncio.gather(*posts)] == [202, 202]
     ingest.writer.submit = real_submit  # type: ignore[method-assign]
+
+
+async def test_scripts_are_loaded_again_after_redis_forgets_them(system: System) -> None:
+    s = system
+    pid = await s.register()
+    await s.clients.redis.script_flush()  # what a Redis restart does to the script cache
+    await s.entry(pid, 5)  # NOSCRIPT, load, send again: answered as usual
+    await s.drain()
+    assert await s.count("entries") == 1
+
+
+async def test_a_bug_in_sending_fails_the_requests_instead_of_hanging_them(redis: aioredis.Redis) -> None:
+    writer = StreamWriter(redis, Keys("t"), durability="fsync_always")
+
+    async def broken(*_: object) -> list[object]:
+        raise TypeError("a bug")
+
+    writer.batcher._pipeline = broken  # type: ignore[method-assign]
+    results = await asyncio.wait_for(asyncio.gather(
+        *(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", b"x") for i in range(3)), return_exceptions=True), 5)
+    assert all(isinstance(r, TypeError) for r in results)
+    assert writer.batcher._writer is None  # the next call starts a fresh writer
