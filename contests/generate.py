@@ -54,6 +54,45 @@ NGHEAN_DISTRICTS = [
 ]
 
 
+QUANGNAM_DISTRICTS = [
+    "Thành phố Tam Kỳ", "Thành phố Hội An", "Thị xã Điện Bàn", "Huyện Núi Thành", "Huyện Phú Ninh",
+    "Huyện Thăng Bình", "Huyện Quế Sơn", "Huyện Nông Sơn", "Huyện Duy Xuyên", "Huyện Đại Lộc", "Huyện Hiệp Đức",
+    "Huyện Tiên Phước", "Huyện Bắc Trà My", "Huyện Nam Trà My", "Huyện Phước Sơn", "Huyện Nam Giang",
+    "Huyện Đông Giang", "Huyện Tây Giang",
+]
+QUANGBINH_DISTRICTS = [
+    "Thành phố Đồng Hới", "Thị xã Ba Đồn", "Huyện Bố Trạch", "Huyện Quảng Ninh", "Huyện Lệ Thủy",
+    "Huyện Quảng Trạch", "Huyện Tuyên Hóa", "Huyện Minh Hóa",
+]
+HAIPHONG_DISTRICTS = [
+    "Quận Hồng Bàng", "Quận Ngô Quyền", "Quận Lê Chân", "Quận Hải An", "Quận Kiến An", "Quận Đồ Sơn",
+    "Quận Dương Kinh", "Huyện Thủy Nguyên", "Huyện An Dương", "Huyện An Lão", "Huyện Kiến Thụy",
+    "Huyện Tiên Lãng", "Huyện Vĩnh Bảo", "Huyện Cát Hải", "Huyện Bạch Long Vĩ",
+]
+HAIPHONG_CENTRAL = ["Bảo hiểm xã hội thành phố", "Công an thành phố", "Cục Thuế thành phố", "Cục Hải quan thành phố"]
+
+
+def units(path: Path, seed: int, departments: list[str], districts: list[str], central: list[str] = ()) -> None:  # type: ignore[assignment]
+    """Departments (with a few sub-units), central agencies, districts (with communes); headcounts assumed."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["code", "name", "parent_code", "kind", "headcount"])
+        for i, name in enumerate(departments, start=1):
+            code = f"S{i:02d}"
+            w.writerow([code, name, "", "so_nganh", rng.randint(40, 160)])
+            for j in range(1, rng.randint(1, 3) + 1):
+                w.writerow([f"{code}-{j:02d}", f"Đơn vị trực thuộc {j} - {name}", code, "don_vi_truc_thuoc",
+                            rng.randint(15, 90)])
+        for i, name in enumerate(central, start=1):
+            w.writerow([f"T{i:02d}", name, "", "trung_uong", rng.randint(150, 600)])
+        for i, name in enumerate(districts, start=1):
+            code = f"H{i:02d}"
+            w.writerow([code, f"UBND {name}", "", "huyen", rng.randint(60, 150)])
+            for j in range(1, rng.randint(3, 7) + 1):
+                w.writerow([f"{code}-X{j:02d}", f"UBND xã/phường {j} - {name}", code, "xa", rng.randint(18, 35)])
+
+
 def nghean_units(path: Path) -> None:
     rng = random.Random(2022)
     with path.open("w", encoding="utf-8", newline="") as fh:
@@ -76,3 +115,9 @@ if __name__ == "__main__":
     bank(HERE / "nghean-2022" / "questions.csv", 400, [None], seed=400)
     nghean_units(HERE / "nghean-2022" / "units.csv")
     bank(HERE / "demo" / "questions.csv", 60, [None], seed=60)
+    for slug, seed, districts, central in (("quangnam-2023", 2023, QUANGNAM_DISTRICTS, []),
+                                           ("quangbinh-2021-r2", 2021, QUANGBINH_DISTRICTS, []),
+                                           ("haiphong-2023", 274, HAIPHONG_DISTRICTS, HAIPHONG_CENTRAL)):
+        (HERE / slug).mkdir(exist_ok=True)
+        bank(HERE / slug / "questions.csv", 400, [None], seed=seed)
+        units(HERE / slug / "units.csv", seed, NGHEAN_DEPARTMENTS[:18], districts, central)

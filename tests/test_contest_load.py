@@ -21,6 +21,15 @@ def test_presets_load() -> None:
     assert nghean.periods[-1].end_ms - nghean.periods[0].start_ms == 28 * 86400 * 1000
     assert [p.count for p in nghean.groups[0].prizes] == [1, 2, 3, 10]
     assert all(h > 0 for h in nghean.prize_unit_headcounts().values())
+    haiphong = load_contest(CONTESTS / "haiphong-2023")
+    assert len(haiphong.periods) == 4 and haiphong.unit_prizes.min_participation_rate == 0.5
+    assert haiphong.periods[-1].end_ms - haiphong.periods[-1].start_ms == 5 * 86400 * 1000  # ends 17/11
+    quangnam = load_contest(CONTESTS / "quangnam-2023")
+    assert len(quangnam.periods) == 11 and [g.code for g in quangnam.groups] == ["cbccvc"]
+    quangbinh = load_contest(CONTESTS / "quangbinh-2021-r2")
+    assert len(quangbinh.periods) == 1 and quangbinh.rules.attempts_per_period == 30
+    for preset in (haiphong, quangnam, quangbinh):
+        assert len(preset.questions) == 400 and all(h > 0 for h in preset.prize_unit_headcounts().values())
     demo = load_contest(CONTESTS / "demo", anchor=datetime(2030, 1, 1, tzinfo=UTC))
     assert len(demo.periods) == 3 and demo.periods[1].start_ms == demo.periods[0].end_ms
 
