@@ -28,6 +28,7 @@ from ingest.tokens import TokenSigner
 from ops.clock import Clock, SystemClock
 from ops.monitor import Monitor
 from ops.settings import Settings
+from ops.web import APP_NAME, add_common_routes, error_middleware
 from projections import results_api
 from projections.apply import Projector
 from projections.close import Closer
@@ -150,12 +151,13 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
 
 def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None, stop_grace_s: float = 10.0) -> None:
     """Run one scorer until SIGTERM/SIGINT: it finishes the batch in hand and exits; a batch still
-    running `stop_grace_s` later is abandoned (rolled back, redelivered to another scorer)."""
+    running `stop_grace_s` later is abandoned (rolled back, redelivered to another scorer).
+    With `metrics_port`, it serves /healthz, /readyz and /metrics there like every process."""
     contest = _preflight(settings)
-    serve_metrics(settings, metrics_port)
 
     async def main() -> None:
         clients = await open_clients(settings, pool_size=2)
+        runner = await _serve_health(settings, metrics_port, clients) if metrics_port else None
         try:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -171,9 +173,27 @@ def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None
                 log.error("scorer_stop_timeout", consumer=name, grace_s=stop_grace_s)
             stopping.cancel()
         finally:
+            if runner is not None:
+                await runner.cleanup()
             await clients.close()
 
     asyncio.run(main())
+
+
+async def _serve_health(settings: Settings, port: int, clients: Clients) -> web.AppRunner:
+    """/healthz, /readyz (Redis and PostgreSQL reachable) and /metrics for a process without an API."""
+    app = web.Application(middlewares=[error_middleware])
+    app[APP_NAME] = "scorer"
+
+    async def ready(_: web.Request) -> None:
+        await clients.ready()
+
+    add_common_routes(app, ready, {"openapi": "3.1.0", "info": {"title": "cchc-scoring scorer", "version": "1"},
+                                   "paths": {}})
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, port).start()
+    return runner
 
 
 def check_scorers(settings: Settings, name: str | None) -> int:

@@ -203,14 +203,25 @@ async def test_ingest_refuses_to_start_on_a_redis_without_aof(system: System, se
 async def test_a_scorer_process_stops_cleanly_on_sigterm(system: System, servers: Any) -> None:
     import signal
 
-    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "scorer", "--name", "sigterm"], env=_env(servers),
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    from ops.embedded import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "scorer", "--name", "sigterm", "--metrics-port",
+                             str(port)], env=_env(servers), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         reader = system.scorers[0].reader
         for _ in range(200):
             if "sigterm" in await reader.heartbeats():
                 break
             await asyncio.sleep(0.05)
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:  # every process answers /healthz, /readyz, /metrics
+            for path, expected in (("/healthz", 200), ("/readyz", 200), ("/metrics", 200)):
+                async with http.get(f"http://127.0.0.1:{port}{path}") as r:
+                    assert r.status == expected, path
+                    if path == "/metrics":
+                        assert "cchc_scorer" in await r.text()
         await system.entry(await system.register(), 5)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 20) == 0
