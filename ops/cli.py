@@ -230,6 +230,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return _with_clients(Settings.from_env(), work)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ingest.pii import PiiVault
+    from projections.export import NotClosed, export
+    from projections.store import Store
+
+    settings = Settings.from_env()
+
+    async def work(contest: Contest, clients: Clients) -> int:
+        vault = None
+        if args.personal_data:
+            secret, _, pii_key = settings.require_secrets()
+            vault = PiiVault(secret, pii_key)
+        out = Path(args.out or f"{contest.slug}-period-{args.period}.{args.format}")
+        try:
+            rows = await export(Store(clients.pool), contest, args.period, out, fmt=args.format,
+                                revision=args.revision, vault=vault)
+        except NotClosed as e:
+            print(f"cchc export: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {out} ({rows:,} ranking rows{', winners with personal data' if vault else ''})")
+        return 0
+
+    return _with_clients(settings, work)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cchc", description="Scoring backbone for CCHC online quiz contests")
     sub = p.add_subparsers(dest="command", required=True)
@@ -279,6 +304,14 @@ def parser() -> argparse.ArgumentParser:
     dead = sub.add_parser("dead-letters", help="list entries no scorer could take (and --requeue them)")
     dead.add_argument("--requeue", action="store_true", help="put them back on the stream (after a fix)")
     dead.set_defaults(func=cmd_dead_letters)
+    exp = sub.add_parser("export", help="a closed period's results for the committee (xlsx or csv)")
+    exp.add_argument("period", type=int)
+    exp.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
+    exp.add_argument("--out", help="file to write (default SLUG-period-N.FORMAT)")
+    exp.add_argument("--revision", type=int, help="an older revision (default the latest)")
+    exp.add_argument("--personal-data", action="store_true",
+                     help="add winners' CCCD, phone and birth date (decrypted with CCHC_PII_KEY)")
+    exp.set_defaults(func=cmd_export)
     sim = sub.add_parser("simulate", help="bulk-generate a realistic week straight into the stream (scale tests)")
     sim.add_argument("--participants", type=int, default=1_000_000)
     sim.add_argument("--entries", type=int, default=3_000_000)

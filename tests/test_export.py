@@ -1,0 +1,57 @@
+"""cchc export: the committee's Excel and CSV, personal data only when asked and only for winners."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from ingest.pii import PiiVault
+from projections.export import NotClosed, export
+from projections.store import Store
+from tests.harness import SETTINGS, System
+
+
+async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(system: System,
+                                                                               tmp_path: Path) -> None:
+    s = system
+    people = [await s.register(unit_code="A", id_number=f"0380{n:08d}99"[:12]) for n in range(5)]
+    for n, pid in enumerate(people):
+        await s.entry(pid, 5 - n % 3, prediction=n)
+    await s.close(1)
+    store = Store(s.clients.pool)
+    plain = tmp_path / "plain.xlsx"
+    assert await export(store, s.contest, 1, plain, fmt="xlsx") == 5
+    book = load_workbook(plain, read_only=True)
+    assert book.sheetnames == ["Giải cá nhân", "Giải tập thể", "Xếp hạng", "Đơn vị", "Thông tin"]
+    winners = list(book["Giải cá nhân"].values)
+    assert winners[0][-1] == "attempt_id" and len(winners) == 1 + 4  # 4 cbccvc prizes in the test contest
+    ranking = list(book["Xếp hạng"].values)
+    assert [r[1] for r in ranking[1:]] == [1, 2, 3, 4, 5] and ranking[1][2] == "Giải Nhất"
+    everything = " ".join(str(v) for sheet in book for row in sheet.values for v in row)
+    assert "038000000" not in everything  # no plain CCCD without --personal-data
+    secret, _, key = SETTINGS.require_secrets()
+    with_pii = tmp_path / "winners.xlsx"
+    await export(store, s.contest, 1, with_pii, fmt="xlsx", vault=PiiVault(secret, key))
+    rows = list(load_workbook(with_pii, read_only=True)["Giải cá nhân"].values)
+    assert rows[0][-3:] == ("id_number", "phone", "birth_date")
+    assert all(len(str(r[-3])) == 12 and str(r[-2]).startswith("0") for r in rows[1:])
+    ranking_text = " ".join(str(v) for row in load_workbook(with_pii, read_only=True)["Xếp hạng"].values for v in row)
+    assert "***" in ranking_text  # the full ranking keeps only the masked phone
+
+
+async def test_csv_and_unclosed_periods(system: System, tmp_path: Path) -> None:
+    s = system
+    store = Store(s.clients.pool)
+    with pytest.raises(NotClosed):
+        await export(store, s.contest, 1, tmp_path / "x.csv", fmt="csv")
+    await s.entry(await s.register(), 5)
+    await s.entry(await s.register(group="nhan_dan", unit_code=None), 4)
+    await s.close(1)
+    out = tmp_path / "p1.csv"
+    assert await export(store, s.contest, 1, out, fmt="csv") == 2
+    with out.open(encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["group"] for r in rows} == {"cbccvc", "nhan_dan"} and all(r["prize"] == "Giải Nhất" for r in rows)
