@@ -88,8 +88,13 @@ def cmd_scorer(args: argparse.Namespace) -> int:
 
 def cmd_migrate(_: argparse.Namespace) -> int:
     from ops.stack import _migrate
+    from ops.wiring import contest_of
 
-    asyncio.run(_migrate(Settings.from_env()))
+    settings = Settings.from_env()
+    contest = contest_of(settings)  # a broken contest folder is reported here, file, line and field
+    print(f"contest {contest.slug}: {len(contest.periods)} periods, {len(contest.groups)} groups, "
+          f"{len(contest.prize_units())} prize units ({len(contest.units)} units), {len(contest.questions)} questions")
+    asyncio.run(_migrate(settings))
     print("schema up to date")
     return 0
 

@@ -110,3 +110,14 @@ async def test_durability_mode_follows_the_server_config(redis: aioredis.Redis) 
         await redis.config_set("appendonly", "yes")
         while (await redis.info("persistence"))["aof_rewrite_in_progress"]:
             time.sleep(0.05)
+
+
+def test_migrate_checks_the_contest_first(tmp_path: Path) -> None:
+    import shutil
+
+    contest = tmp_path / "c"
+    shutil.copytree(ROOT / "contests" / "haiphong-2023", contest)
+    (contest / "units.csv").write_text((contest / "units.csv").read_text().replace(",so_nganh,", ",so_nganh,x", 1))
+    done = cchc("migrate", env={"CCHC_CONTEST": str(contest), "CCHC_REDIS_URL": "redis://127.0.0.1:1/0",
+                                "CCHC_DATABASE_URL": "postgresql:///nowhere"})
+    assert done.returncode == 2 and "units.csv:2: headcount" in done.stderr
