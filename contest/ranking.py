@@ -9,7 +9,7 @@ import msgspec
 from contest.model import Group, PredictionMode, PredictionTarget, Selection
 
 
-class Entry(msgspec.Struct, frozen=True):
+class Entry(msgspec.Struct, frozen=True, gc=False):
     """One submitted, scored attempt as the rules see it."""
 
     attempt_id: str
@@ -28,13 +28,13 @@ class Entry(msgspec.Struct, frozen=True):
         return self.correct == self.questions
 
 
-class Ranked(msgspec.Struct, frozen=True):
+class Ranked(msgspec.Struct, frozen=True, gc=False):
     rank: int
     entry: Entry
     prediction_error: int | None
 
 
-class Award(msgspec.Struct, frozen=True):
+class Award(msgspec.Struct, frozen=True, gc=False):
     prize: str
     prize_name: str
     ranked: Ranked

@@ -10,7 +10,7 @@ import msgspec
 from contest.model import Contest
 
 
-class UnitTally(msgspec.Struct, frozen=True):
+class UnitTally(msgspec.Struct, frozen=True, gc=False):
     """What one counted entry contributes: its participant, unit and counted score."""
 
     participant_id: str
