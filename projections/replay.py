@@ -6,6 +6,8 @@ compared with the one published live: a replay proves the published winners, it 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 
@@ -47,21 +49,36 @@ async def replay(contest: Contest, pool: AsyncConnectionPool, *, batch_size: int
         try:
             async with pool.connection() as conn, conn.transaction():
                 await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
-            async with reader.transaction(), reader.cursor(name="replay") as cur:
-                await cur.execute("SELECT stream_ms, stream_seq, idx, body FROM events"
-                                  " ORDER BY stream_ms, stream_seq, idx")
-                while rows := await cur.fetchmany(batch_size):
-                    events = [((ms, seq, idx), decode(body)) for ms, seq, idx, body in rows]
+            # Reading and decoding the next batch overlaps with the database applying this one
+            # (the two were serial: ~54 % of the time in Python, ~34 % waiting on PostgreSQL).
+            batches: asyncio.Queue[list[tuple[EventKey, AnyEvent]] | None] = asyncio.Queue(maxsize=2)
+            reading = asyncio.create_task(_read(reader, batch_size, batches))
+            try:
+                while (events := await batches.get()) is not None:
                     async with pool.connection() as conn, conn.transaction():
                         await _apply(conn, contest, projector, events, report)
-                    report.events += len(rows)
+                    report.events += len(events)
                     if progress is not None:
-                        progress(len(rows))
+                        progress(len(events))
+            finally:
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading
         finally:
             await reader.execute("SELECT pg_advisory_unlock(%s)", (RESULTS_LOCK,))
             await reader.commit()
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _read(reader: psycopg.AsyncConnection, batch_size: int,
+                batches: asyncio.Queue[list[tuple[EventKey, AnyEvent]] | None]) -> None:
+    """Every event in key order, decoded, in batches; None at the end."""
+    async with reader.transaction(), reader.cursor(name="replay") as cur:
+        await cur.execute("SELECT stream_ms, stream_seq, idx, body FROM events ORDER BY stream_ms, stream_seq, idx")
+        while rows := await cur.fetchmany(batch_size):
+            await batches.put([((ms, seq, idx), decode(body)) for ms, seq, idx, body in rows])
+    await batches.put(None)
 
 
 async def _apply(conn: psycopg.AsyncConnection, contest: Contest, projector: Projector,
