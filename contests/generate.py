@@ -72,7 +72,9 @@ HAIPHONG_DISTRICTS = [
 HAIPHONG_CENTRAL = ["Bảo hiểm xã hội thành phố", "Công an thành phố", "Cục Thuế thành phố", "Cục Hải quan thành phố"]
 
 
-def units(path: Path, seed: int, departments: list[str], districts: list[str], central: list[str] = ()) -> None:  # type: ignore[assignment]
+def units(path: Path, seed: int, departments: list[str], districts: list[str], central: tuple[str, ...] = (), *,
+          sub_units: tuple[int, int] = (1, 3), sub_headcount: tuple[int, int] = (15, 90),
+          communes: tuple[int, int] = (3, 7)) -> None:
     """Departments (with a few sub-units), central agencies, districts (with communes); headcounts assumed."""
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", newline="") as fh:
@@ -81,43 +83,26 @@ def units(path: Path, seed: int, departments: list[str], districts: list[str], c
         for i, name in enumerate(departments, start=1):
             code = f"S{i:02d}"
             w.writerow([code, name, "", "so_nganh", rng.randint(40, 160)])
-            for j in range(1, rng.randint(1, 3) + 1):
+            for j in range(1, rng.randint(*sub_units) + 1):
                 w.writerow([f"{code}-{j:02d}", f"Đơn vị trực thuộc {j} - {name}", code, "don_vi_truc_thuoc",
-                            rng.randint(15, 90)])
+                            rng.randint(*sub_headcount)])
         for i, name in enumerate(central, start=1):
             w.writerow([f"T{i:02d}", name, "", "trung_uong", rng.randint(150, 600)])
         for i, name in enumerate(districts, start=1):
             code = f"H{i:02d}"
             w.writerow([code, f"UBND {name}", "", "huyen", rng.randint(60, 150)])
-            for j in range(1, rng.randint(3, 7) + 1):
-                w.writerow([f"{code}-X{j:02d}", f"UBND xã/phường {j} - {name}", code, "xa", rng.randint(18, 35)])
-
-
-def nghean_units(path: Path) -> None:
-    rng = random.Random(2022)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["code", "name", "parent_code", "kind", "headcount"])
-        for i, name in enumerate(NGHEAN_DEPARTMENTS, start=1):
-            code = f"S{i:02d}"
-            w.writerow([code, name, "", "so_nganh", rng.randint(40, 160)])
-            for j in range(1, rng.randint(2, 4) + 1):
-                w.writerow([f"{code}-{j:02d}", f"Đơn vị trực thuộc {j} - {name}", code, "don_vi_truc_thuoc",
-                            rng.randint(15, 120)])
-        for i, name in enumerate(NGHEAN_DISTRICTS, start=1):
-            code = f"H{i:02d}"
-            w.writerow([code, f"UBND {name}", "", "huyen", rng.randint(60, 150)])
-            for j in range(1, rng.randint(4, 8) + 1):
+            for j in range(1, rng.randint(*communes) + 1):
                 w.writerow([f"{code}-X{j:02d}", f"UBND xã/phường {j} - {name}", code, "xa", rng.randint(18, 35)])
 
 
 if __name__ == "__main__":
     bank(HERE / "nghean-2022" / "questions.csv", 400, [None], seed=400)
-    nghean_units(HERE / "nghean-2022" / "units.csv")
+    units(HERE / "nghean-2022" / "units.csv", 2022, NGHEAN_DEPARTMENTS, NGHEAN_DISTRICTS,
+          sub_units=(2, 4), sub_headcount=(15, 120), communes=(4, 8))
     bank(HERE / "demo" / "questions.csv", 60, [None], seed=60)
-    for slug, seed, districts, central in (("quangnam-2023", 2023, QUANGNAM_DISTRICTS, []),
-                                           ("quangbinh-2021-r2", 2021, QUANGBINH_DISTRICTS, []),
-                                           ("haiphong-2023", 274, HAIPHONG_DISTRICTS, HAIPHONG_CENTRAL)):
+    for slug, seed, districts, central in (("quangnam-2023", 2023, QUANGNAM_DISTRICTS, ()),
+                                           ("quangbinh-2021-r2", 2021, QUANGBINH_DISTRICTS, ()),
+                                           ("haiphong-2023", 274, HAIPHONG_DISTRICTS, tuple(HAIPHONG_CENTRAL))):
         (HERE / slug).mkdir(exist_ok=True)
         bank(HERE / slug / "questions.csv", 400, [None], seed=seed)
         units(HERE / slug / "units.csv", seed, NGHEAN_DEPARTMENTS[:18], districts, central)
