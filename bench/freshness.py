@@ -10,22 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
 
-from bench.ingest import HERE, mint_bodies, parse_wrk, wrk
-from ops.embedded import free_port
-from ops.presets import one_long_period
-from ops.settings import Settings
-from ops.stack import Stack
+from bench.ingest import mint_bodies, parse_wrk, wrk, wrk_command
+from ops.presets import throwaway_stack
 
 
 async def probe(ingest: str, results: str, seconds: float, every_s: float = 0.1) -> list[float]:
@@ -63,39 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", type=float, default=0.7, help="of the measured capacity")
     parser.add_argument("--scorers", type=int, default=2)
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-fresh-"))
-    settings = Settings(contest_dir=one_long_period(workdir / "contest"), data_dir=workdir / "data",
-                        ingest_port=free_port(), results_port=free_port(), log_level="warning")
-    stack = Stack(settings, scorers=args.scorers)
-    try:
-        running = stack.start()
-        from ops.wiring import contest_of
-
-        contest = contest_of(running)
-        bodies = workdir / "bodies.jsonl"
-        mint_bodies(bodies, int((args.seconds + 10) * 25_000), running.secret or "", sorted(contest.questions),
+    with throwaway_stack("bench-freshness", scorers=args.scorers) as run:
+        contest = run.contest
+        bodies = run.workdir / "bodies.jsonl"
+        mint_bodies(bodies, int((args.seconds + 10) * 25_000), run.settings.secret or "", sorted(contest.questions),
                     contest.periods[0].start_ms + 1000)
-        ingest = f"http://127.0.0.1:{running.ingest_port}"
-        capacity = wrk(ingest, bodies, 8, 64).requests_per_s
+        capacity = wrk(run.ingest_url, bodies, 8, 64).requests_per_s
         rate = capacity * args.share
-        paced = subprocess.Popen(
-            ["wrk", "-t2", "-c64", f"-d{int(args.seconds) + 2}s", "--latency", "-s", str(HERE / "submit.lua"), ingest],
-            stdout=subprocess.PIPE, text=True,
-            env={**os.environ, "BODIES": str(bodies), "THREADS": "2", "CONNECTIONS": "64", "RATE": str(rate)})
+        argv, env = wrk_command(run.ingest_url, bodies, args.seconds + 2, 64, rate=rate)
+        paced = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         time.sleep(1)
-        latencies = asyncio.run(probe(ingest, f"http://127.0.0.1:{running.results_port}", args.seconds))
+        latencies = asyncio.run(probe(run.ingest_url, run.results_url, args.seconds))
         load = parse_wrk(paced.communicate(timeout=120)[0])
-        p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
-        print(f"freshness, 202 → visible in the results API, {len(latencies)} probes, {args.scorers} scorers:")
-        print(f"capacity measured in this run (64 connections, scorers running): {capacity:,.0f} req/s")
-        print(f"offered {rate:,.0f} req/s ({args.share:.0%}), achieved {load.requests_per_s:,.0f} req/s, "
-              f"ingest p99 {load.p99_ms:.1f} ms")
-        print(f"freshness p50 {statistics.median(latencies) * 1000:.0f} ms   p99 {p99 * 1000:.0f} ms   "
-              f"max {max(latencies) * 1000:.0f} ms   (target p99 ≤ 2 s)")
-        return 0
-    finally:
-        stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
+    print(f"freshness, 202 → visible in the results API, {len(latencies)} probes, {args.scorers} scorers:")
+    print(f"capacity measured in this run (64 connections, scorers running): {capacity:,.0f} req/s")
+    print(f"offered {rate:,.0f} req/s ({args.share:.0%}), achieved {load.requests_per_s:,.0f} req/s, "
+          f"ingest p99 {load.p99_ms:.1f} ms")
+    print(f"freshness p50 {statistics.median(latencies) * 1000:.0f} ms   p99 {p99 * 1000:.0f} ms   "
+          f"max {max(latencies) * 1000:.0f} ms   (target p99 ≤ 2 s)")
+    return 0
 
 
 if __name__ == "__main__":

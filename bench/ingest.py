@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -26,9 +25,7 @@ import msgspec
 from eventstore.ids import uuid7
 from ingest.tokens import AttemptClaims, TokenSigner
 from ops.embedded import die_with_parent, free_port
-from ops.presets import one_long_period
-from ops.settings import Settings
-from ops.stack import Stack
+from ops.presets import Running, throwaway_stack
 
 HERE = Path(__file__).parent
 
@@ -57,11 +54,19 @@ def mint_bodies(path: Path, count: int, secret: str, question_ids: list[str], no
             out.write(encode({"token": signer.sign(claims), "answers": answers, "prediction": n % 1000}) + b"\n")
 
 
-def wrk(url: str, bodies: Path, seconds: float, connections: int, threads: int = 2) -> WrkResult:
-    done = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency",
-                           "-s", str(HERE / "submit.lua"), url], capture_output=True, text=True, check=True,
-                          env={**os.environ, "BODIES": str(bodies), "THREADS": str(threads)})
-    return parse_wrk(done.stdout)
+def wrk_command(url: str, bodies: Path, seconds: float, connections: int, *, rate: float | None = None,
+                threads: int = 2) -> tuple[list[str], dict[str, str]]:
+    """wrk posting the pre-minted bodies; with `rate`, paced to about that many requests a second."""
+    env = {**os.environ, "BODIES": str(bodies), "THREADS": str(threads), "CONNECTIONS": str(connections)}
+    if rate is not None:
+        env["RATE"] = str(rate)
+    return (["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency",
+             "-s", str(HERE / "submit.lua"), url], env)
+
+
+def wrk(url: str, bodies: Path, seconds: float, connections: int) -> WrkResult:
+    argv, env = wrk_command(url, bodies, seconds, connections)
+    return parse_wrk(subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout)
 
 
 def parse_wrk(out: str) -> WrkResult:
@@ -101,23 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk; `make bench` does it)", file=sys.stderr)
         return 2
-    workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-"))
-    settings = Settings(contest_dir=one_long_period(workdir / "contest"), data_dir=workdir / "data",
-                        ingest_port=free_port(), results_port=free_port(), log_level="warning")
-    stack = Stack(settings, scorers=0, ingests=args.processes)
-    baseline: subprocess.Popen[bytes] | None = None
-    try:
-        running = stack.start()
-        from ops.wiring import contest_of
+    # No scorers: they would compete with ingest for the cores.
+    with throwaway_stack("bench-ingest", scorers=0, ingests=args.processes) as run:
+        return measure(run, args)
 
-        contest = contest_of(running)
-        bodies = workdir / "bodies.jsonl"
-        count = int(args.seconds * 40_000)  # more than any run sends: every request a new attempt
-        mint_bodies(bodies, count, running.secret or "", sorted(contest.questions), contest.periods[0].start_ms + 1000)
-        ours = wrk(f"http://127.0.0.1:{running.ingest_port}", bodies, args.seconds, args.connections)
-        port = free_port()
-        baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_app", str(port)],
-                                    preexec_fn=die_with_parent, cwd=HERE.parent)
+
+def measure(run: Running, args: argparse.Namespace) -> int:
+    """Our ingest first, then the bare baseline app, on the same bodies with the same wrk settings."""
+    contest = run.contest
+    bodies = run.workdir / "bodies.jsonl"
+    count = int(args.seconds * 40_000)  # more than any run sends: every request a new attempt
+    mint_bodies(bodies, count, run.settings.secret or "", sorted(contest.questions), contest.periods[0].start_ms + 1000)
+    ours = wrk(run.ingest_url, bodies, args.seconds, args.connections)
+    port = free_port()
+    baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_app", str(port)],
+                                preexec_fn=die_with_parent, cwd=HERE.parent)
+    try:
         wait_http(f"http://127.0.0.1:{port}/v1/submissions")
         ceiling = wrk(f"http://127.0.0.1:{port}", bodies, args.seconds, args.connections)
         print(f"ingest, {args.processes} process(es), {args.connections} connections, {args.seconds:.0f} s, "
@@ -128,11 +132,8 @@ def main(argv: list[str] | None = None) -> int:
               f"p99 {ours.p99_ms:.1f} ms (target ≤ 25 ms)")
         return 0 if ours.non_2xx == 0 else 1
     finally:
-        if baseline is not None:
-            baseline.terminate()
-            baseline.wait(10)
-        stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        baseline.terminate()
+        baseline.wait(10)
 
 
 if __name__ == "__main__":

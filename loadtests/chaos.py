@@ -13,15 +13,12 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,8 +29,7 @@ from rich.table import Table
 
 from eventstore.events import ParticipantRegistered, SubmissionReceived, decode
 from eventstore.keys import GROUP, Keys
-from ops.embedded import free_port
-from ops.presets import one_long_period
+from ops.presets import throwaway_stack
 from ops.settings import Settings
 from ops.stack import Stack
 
@@ -108,7 +104,7 @@ async def _post(http: aiohttp.ClientSession, url: str, body: object,
         return None, {}
 
 
-async def chaos(stack: Stack, seconds: float, log: list[str]) -> None:
+async def chaos(stack: Stack, seconds: float) -> None:
     """The monkey: scorers every few seconds, then Valkey, PostgreSQL and an ingest process."""
     started = time.monotonic()
     plan = [(0.25, "valkey"), (0.45, "postgres"), (0.65, "ingest-1")]
@@ -116,14 +112,14 @@ async def chaos(stack: Stack, seconds: float, log: list[str]) -> None:
     while (elapsed := time.monotonic() - started) < seconds:
         if plan and elapsed >= plan[0][0] * seconds:
             _, victim = plan.pop(0)
-            await kill_and_restart(stack, victim, log)
+            await kill_and_restart(stack, victim)
         elif elapsed >= next_scorer:
-            await kill_and_restart(stack, random.choice(["scorer-1", "scorer-2"]), log)
+            await kill_and_restart(stack, random.choice(["scorer-1", "scorer-2"]))
             next_scorer = elapsed + random.uniform(4, 8)
         await asyncio.sleep(0.2)
 
 
-async def kill_and_restart(stack: Stack, victim: str, log: list[str]) -> None:
+async def kill_and_restart(stack: Stack, victim: str) -> None:
     at = time.strftime("%H:%M:%S")
     if victim == "valkey":
         assert stack.valkey and stack.valkey.proc
@@ -147,7 +143,6 @@ async def kill_and_restart(stack: Stack, victim: str, log: list[str]) -> None:
         stack.kill(victim)
         await asyncio.sleep(1)
         stack.respawn(victim)
-    log.append(f"{at} kill -9 {victim}, restarted")
     console.print(f"[yellow]{at} kill -9 {victim}[/] → restarted")
 
 
@@ -199,41 +194,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=75.0, help="how long the load and the kills last")
     parser.add_argument("--clients", type=int, default=24, help="concurrent simulated front-ends")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="cchc-chaos-"))
-    settings = Settings(contest_dir=one_long_period(workdir / "contest", slug="chaos"), data_dir=workdir / "data",
-                        ingest_port=free_port(), results_port=free_port(), log_level="warning")
-    stack = Stack(settings, scorers=2, ingests=2)
-    ledger, log = Ledger(), list[str]()
-    try:
-        running = stack.start()
-        console.print(stack.ready_line())
-        from ops.wiring import contest_of
+    ledger = Ledger()
+    with throwaway_stack("chaos", scorers=2, ingests=2, slug="chaos") as run:
+        console.print(run.stack.ready_line())
+        key = {q.id: q.answer for q in run.contest.questions.values()}
 
-        contest = contest_of(running)
-        key = {q.id: q.answer for q in contest.questions.values()}
-        base = f"http://127.0.0.1:{running.ingest_port}"
-
-        async def run() -> None:
+        async def load_and_kill() -> None:
             until = time.monotonic() + args.seconds
-            await asyncio.gather(chaos(stack, args.seconds, log),
-                                 *(client(n, base, ledger, until, key) for n in range(args.clients)))
+            await asyncio.gather(chaos(run.stack, args.seconds),
+                                 *(client(n, run.ingest_url, ledger, until, key) for n in range(args.clients)))
 
         started = time.monotonic()
-        asyncio.run(run())
+        asyncio.run(load_and_kill())
         console.print(f"load done: {ledger.requests} requests in {time.monotonic() - started:.0f} s; "
                       f"refusals {dict(ledger.refused)}")
-        for name in stack.supervise():
+        for name in run.stack.supervise():
             console.print(f"restarted {name}, which had exited")
-        if not wait_drained(running, contest.slug):
+        if not wait_drained(run.settings, run.contest.slug):
             console.print("[red]the scorers did not catch up within 180 s[/]")
             return 1
-        table, ok = reconcile(running, ledger)
-        console.print(table)
-        console.print("[green]0 lost, 0 doubled[/]" if ok else "[red]LOST OR DOUBLED ENTRIES[/]")
-        return 0 if ok else 1
-    finally:
-        stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        table, ok = reconcile(run.settings, ledger)
+    console.print(table)
+    console.print("[green]0 lost, 0 doubled[/]" if ok else "[red]LOST OR DOUBLED ENTRIES[/]")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -95,11 +95,6 @@ class EmbeddedPostgres:
         self._server.ensure_postgres_running()  # a handle cached from before a stop() starts it again
         return self._server.get_uri()
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.get_uri()
-
     def pid(self) -> int | None:
         return None if self._server is None else self._server.get_pid()
 

@@ -12,21 +12,19 @@ import argparse
 import asyncio
 import json
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from rich.console import Console
 
 from ops.embedded import die_with_parent, free_port
-from ops.presets import one_long_period
-from ops.settings import Settings
+from ops.presets import Running, throwaway_stack
 from ops.stack import Stack
 
 OPS = Path(__file__).parent
@@ -128,46 +126,55 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prometheus", required=True, help="the prometheus binary")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="cchc-opscheck-"))
-    settings = Settings(contest_dir=one_long_period(workdir / "contest"), data_dir=workdir / "data", ingest_port=free_port(),
-                        results_port=free_port(), monitor_interval_s=1.0, log_level="warning")
-    stack = Stack(settings, scorers=1)
-    prom: subprocess.Popen[bytes] | None = None
-    try:
-        running = stack.start()
-        from ops.wiring import contest_of
+    with throwaway_stack("opscheck", scorers=1, monitor_interval_s=1.0) as run:
+        prom_log = run.workdir / "prometheus.log"
+        prom = start_prometheus(args.prometheus, run, prom_log)
+        try:
+            sent = check(run, prom.url)
+        except (TimeoutError, AssertionError) as e:
+            tail = "".join(prom_log.read_text(errors="replace").splitlines(keepends=True)[-20:])
+            console.print(f"[red]ops-check failed[/]: {e}\nthe end of Prometheus's log:\n{tail}")
+            return 1
+        finally:
+            prom.proc.terminate()
+            prom.proc.wait(10)
+    console.print(f"[green]ops-check passed[/]: {sent} submissions accepted during the check")
+    return 0
 
-        key = {q.id: q.answer for q in contest_of(running).questions.values()}
-        port = free_port()
-        prom_url = f"http://127.0.0.1:{port}"
-        config = prometheus_config(workdir, stack.targets_path, fast_rules(workdir / "alerts.yml"))
-        with (workdir / "prometheus.log").open("wb") as log:
-            prom = subprocess.Popen([args.prometheus, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-                                     f"--storage.tsdb.path={workdir / 'tsdb'}"], stdout=log, stderr=log,
-                                    preexec_fn=die_with_parent)
-        wait_for("Prometheus ready", lambda: urllib.request.urlopen(f"{prom_url}/-/ready", timeout=2).status == 200, 60)
 
-        async def run() -> int:
-            stop = asyncio.Event()
-            load = asyncio.create_task(light_load(f"http://127.0.0.1:{running.ingest_port}", key, stop))
-            try:
-                await asyncio.to_thread(scenario, stack, prom_url)
-            finally:
-                stop.set()
-            return await load
+@dataclass
+class Prometheus:
+    proc: subprocess.Popen[bytes]
+    url: str
 
-        sent = asyncio.run(run())
-        console.print(f"[green]ops-check passed[/]: {sent} submissions accepted during the check")
-        return 0
-    except (TimeoutError, AssertionError) as e:
-        console.print(f"[red]ops-check failed[/]: {e}; Prometheus log: {workdir / 'prometheus.log'}")
-        return 1
-    finally:
-        if prom is not None:
-            prom.terminate()
-            prom.wait(10)
-        stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+
+def start_prometheus(binary: str, run: Running, log_path: Path) -> Prometheus:
+    """A real Prometheus scraping the stack's targets every second with the fast rules."""
+    port = free_port()
+    config = prometheus_config(run.workdir, run.stack.targets_path, fast_rules(run.workdir / "alerts.yml"))
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
+                                 f"--storage.tsdb.path={run.workdir / 'tsdb'}"], stdout=log, stderr=log,
+                                preexec_fn=die_with_parent)
+    prom = Prometheus(proc, f"http://127.0.0.1:{port}")
+    wait_for("Prometheus ready", lambda: urllib.request.urlopen(f"{prom.url}/-/ready", timeout=2).status == 200, 60)
+    return prom
+
+
+def check(run: Running, prom_url: str) -> int:
+    """The scenario under light load; returns the submissions accepted meanwhile."""
+    key = {q.id: q.answer for q in run.contest.questions.values()}
+
+    async def under_load() -> int:
+        stop = asyncio.Event()
+        load = asyncio.create_task(light_load(run.ingest_url, key, stop))
+        try:
+            await asyncio.to_thread(scenario, run.stack, prom_url)
+        finally:
+            stop.set()
+        return await load
+
+    return asyncio.run(under_load())
 
 
 if __name__ == "__main__":

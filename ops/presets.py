@@ -1,11 +1,19 @@
-"""Contest folders made from the presets for tools that run a stack of their own (demo, checks, benchmarks)."""
+"""Throwaway contests and stacks for the tools that run a whole system of their own: benchmarks,
+load and chaos tests, ops-check (a temporary directory, free loopback ports, cleaned up after)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from ops.settings import REPO_CONTESTS
+from contest.model import Contest
+from ops.embedded import free_port
+from ops.settings import REPO_CONTESTS, Settings
+from ops.stack import Stack
 
 
 def one_long_period(dest: Path, *, slug: str | None = None, seconds: int = 3600) -> Path:
@@ -19,3 +27,38 @@ def one_long_period(dest: Path, *, slug: str | None = None, seconds: int = 3600)
         text = text.replace('slug = "demo"', f'slug = "{slug}"')
     toml.write_text(text)
     return dest
+
+
+@dataclass(frozen=True)
+class Running:
+    stack: Stack
+    settings: Settings  # as the children run with it: URLs, ports and secrets filled in
+    contest: Contest
+    workdir: Path  # the tool's own scratch space, removed with the rest
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.ingest_port}"
+
+    @property
+    def results_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.results_port}"
+
+
+@contextlib.contextmanager
+def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | None = None,
+                    monitor_interval_s: float = 10.0) -> Iterator[Running]:
+    """A whole stack on a one-long-period contest; stopped and deleted on exit, even a failed start."""
+    from ops.wiring import contest_of  # the wiring imports every tier: only when a stack is wanted
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"cchc-{name}-"))
+    settings = Settings(contest_dir=one_long_period(workdir / "contest", slug=slug), data_dir=workdir / "data",
+                        ingest_port=free_port(), results_port=free_port(), log_level="warning",
+                        monitor_interval_s=monitor_interval_s)
+    stack = Stack(settings, scorers=scorers, ingests=ingests)
+    try:
+        running = stack.start()
+        yield Running(stack, running, contest_of(running), workdir)
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
