@@ -43,8 +43,7 @@ class System:
         clock = ManualClock(contest.periods[0].start_ms + int(HOUR * 1000))
         clients = Clients(redis, pool)
         ing = await build_ingest(contest, clients, settings, clock)
-        object.__setattr__(ing.closer, "settle_ms", 1000)
-        object.__setattr__(ing.closer, "drain_timeout_s", 2.0)
+        ing.closer.settle_ms, ing.closer.drain_timeout_s = 1000, 2.0  # tests move the clock themselves
         res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
         async with TestClient(TestServer(ingest_app.build_app(ing))) as ingest, \
                 TestClient(TestServer(results_api.build_app(res))) as results:
