@@ -19,14 +19,16 @@ run: $(STAMP)
 up: $(STAMP)
 	$(BIN)/cchc up
 
-PACKAGES := contest eventstore ingest scorer projections ops loadtests bench
+PACKAGES := contest runtime eventstore ingest scorer projections admin ops loadtests bench
 
 test: lint
 	$(BIN)/pytest -q
 
+# ruff, mypy, and the floors of the house (.importlinter: no package imports a floor above its own).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(PACKAGES)
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .cchc

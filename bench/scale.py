@@ -21,18 +21,20 @@ import time
 from pathlib import Path
 
 import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 from contest.load import load_contest
 from contest.model import Contest
 from eventstore.ids import uuid7
-from eventstore.postgres import migrate, open_pool
-from ops.clock import SystemClock
+from eventstore.postgres import migrate, open_pool, ping
 from ops.embedded import EmbeddedPostgres
-from ops.settings import REPO_CONTESTS
 from projections.close import publish
+from projections.live_queries import LiveQueries
 from projections.rank_cache import RankCache
 from projections.results_api import Results
-from projections.store import Store
+from projections.results_queries import ResultsQueries
+from runtime.clock import SystemClock
+from runtime.settings import REPO_CONTESTS
 
 CONTEST = REPO_CONTESTS / "nghean-2022"
 
@@ -41,7 +43,7 @@ def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[98] if len(samples) >= 2 else samples[0]
 
 
-async def fill(store: Store, contest: Contest, participants: int, entries: int, seed: int = 2022) -> list[str]:
+async def fill(pool: AsyncConnectionPool, contest: Contest, participants: int, entries: int, seed: int = 2022) -> list[str]:
     """Participants, entries and each one's live counted entry (best by the provisional order)."""
     rng = random.Random(seed)
     period = contest.periods[0]
@@ -49,7 +51,7 @@ async def fill(store: Store, contest: Contest, participants: int, entries: int, 
     bank = sorted(contest.questions)
     answers = msgspec.msgpack.encode({q: "A" for q in bank[:20]})
     pids: list[str] = []
-    async with store.pool.connection() as conn:
+    async with pool.connection() as conn:
         async with conn.cursor() as cur, cur.copy(
                 "COPY participants (participant_id, group_code, unit_code, display_name, phone_masked, id_hash,"
                 " phone_hash, pii, registered_ms) FROM STDIN (FORMAT BINARY)") as copy:
@@ -120,15 +122,15 @@ async def run(participants: int, entries: int, samples: int) -> None:
             await conn.execute("ALTER SYSTEM SET maintenance_work_mem = '512MB'")
             await conn.execute("ALTER SYSTEM SET work_mem = '64MB'")
             await conn.execute("SELECT pg_reload_conf()")
-        store = Store(pool)
+        live, published = LiveQueries(pool), ResultsQueries(pool)
         contest = load_contest(CONTEST)
         started = time.perf_counter()
-        pids = await fill(store, contest, participants, entries)
+        pids = await fill(pool, contest, participants, entries)
         print(f"filled {participants:,} participants and {entries:,} entries in {time.perf_counter() - started:.0f} s")
         rng = random.Random(1)
         picks = [rng.choice(pids) for _ in range(samples)]
-        ranks = RankCache(contest, store, max_age_s=5.0)
-        res = Results(contest, store, SystemClock(), store.ping, ranks)
+        ranks = RankCache(contest, live, SystemClock(), max_age_s=5.0)
+        res = Results(contest, live, published, SystemClock(), lambda: ping(pool), ranks)
         for group in ("cbccvc", "nhan_dan"):
             snapshot_ms = await timed(3, lambda i, g=group: ranks._refresh((1, g)))
             print(f"rank snapshot of {await ranks.total(1, group):,} {group} keys: {statistics.median(snapshot_ms):.0f} ms"
@@ -136,17 +138,17 @@ async def run(participants: int, entries: int, samples: int) -> None:
 
         async def leaderboard(_: int) -> None:
             await res.live_total(1, "cbccvc")
-            await store.live_leaderboard(1, "cbccvc", 100, 0)
+            await live.live_leaderboard(1, "cbccvc", 100, 0)
 
         async def standing(i: int) -> None:
-            me = await store.live_counted(1, picks[i])
+            me = await live.live_counted(1, picks[i])
             assert me is not None
             await res.live_rank(1, me)
 
         async def exact_standing(i: int) -> None:
-            me = await store.live_counted(1, picks[i])
+            me = await live.live_counted(1, picks[i])
             assert me is not None
-            await store.live_rank(1, me)
+            await live.live_rank(1, me)
 
         top = await timed(samples, leaderboard)
         rank = await timed(samples, standing)
@@ -157,10 +159,10 @@ async def run(participants: int, entries: int, samples: int) -> None:
         close_s = time.perf_counter() - started
         async def final_leaderboard(_: int) -> None:
             await res.final_total(1, 1, "cbccvc")
-            await store.final_leaderboard(1, 1, "cbccvc", 100, 0)
+            await published.leaderboard(1, 1, "cbccvc", 100, 0)
 
         final_top = await timed(samples, final_leaderboard)
-        final_rank = await timed(samples, lambda i: store.final_standing(1, 1, picks[i]))
+        final_rank = await timed(samples, lambda i: published.standing(1, 1, picks[i]))
         print(f"1 M scale: {participants:,} participants, {entries:,} entries, {samples} samples each:")
         print(f"{'leaderboard top-100, live':<34} p50 {statistics.median(top):8.1f} ms   p99 {p99(top):8.1f} ms"
               "   (target p99 ≤ 10 ms)")

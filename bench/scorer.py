@@ -24,10 +24,11 @@ from eventstore.events import encode, encode_many
 from eventstore.keys import EVENT_FIELD, Keys
 from eventstore.postgres import migrate, open_pool
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey
-from ops.settings import REPO_CONTESTS
 from ops.simulate import week
 from ops.wiring import Clients, build_scorer
 from projections.replay import replay
+from runtime.clock import SystemClock
+from runtime.settings import REPO_CONTESTS
 
 
 async def fill_stream(r: aioredis.Redis, keys: Keys, events: list[list]) -> None:  # type: ignore[type-arg]
@@ -65,7 +66,7 @@ async def run(participants: int, batch_size: int) -> None:
         contest = load_contest(REPO_CONTESTS / "demo", anchor=datetime.now(UTC))
         events = list(week(contest, contest.periods[0], participants, participants * 2))
         await fill_stream(clients.redis, Keys(contest.slug), events)
-        scorer = build_scorer(contest, clients, "bench")
+        scorer = build_scorer(contest, clients, "bench", SystemClock())
         scorer.batch_size = batch_size
         started = time.perf_counter()
         projected = await scorer.drain()

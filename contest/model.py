@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -12,6 +12,8 @@ Selection = Literal["best", "first", "last"]
 PredictionTarget = Literal["entries", "participants", "perfect_participants"]
 PredictionMode = Literal["absolute", "not_over"]
 Choice = Literal["A", "B", "C", "D"]
+# Identifiers are opaque, URL-safe, at most 64 characters (DESIGN §6).
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 PeriodStatus = Literal["upcoming", "open", "closing", "closed"]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
@@ -40,8 +40,35 @@ class Award(msgspec.Struct, frozen=True, gc=False):
     ranked: Ranked
 
 
+# The ranking order of DESIGN §3, written once: (Entry field, descending?). Every other form of it
+# derives from these — the key functions below and the SQL orderings of the projections.
+Order = tuple[tuple[str, bool], ...]
+PROVISIONAL_ORDER: Order = (("score", True), ("duration_ms", False), ("submitted_ms", False), ("attempt_id", False))
+# The final order puts the prediction right after the score; `over` (not_over mode) and
+# `prediction_error` are known only at the close, so they are computed, not Entry fields.
+PREDICTION_KEYS = ("over", "prediction_error")
+FINAL_ORDER: Order = (PROVISIONAL_ORDER[0], *((k, False) for k in PREDICTION_KEYS), *PROVISIONAL_ORDER[1:])
+# Which entry of a participant counts (`attempt_selection`) while the period is open.
+SELECTION_ORDERS: dict[Selection, Order] = {
+    "best": PROVISIONAL_ORDER,
+    "first": (("submitted_ms", False), ("attempt_id", False)),
+    "last": (("submitted_ms", True), ("attempt_id", True)),
+}
 ProvisionalKey = tuple[int, int, int, str]
 FinalKey = tuple[int, int, int, int, int, str]
+
+
+def _compile_key(order: Order, computed: tuple[str, ...] = ()) -> Callable[..., tuple[int | str, ...]]:
+    """A key function for `order` as fast as a hand-written lambda (it is one, built the way
+    dataclasses builds its methods): Entry fields are read from `e`, `computed` ones are arguments;
+    descending fields must be numbers (negated)."""
+    parts = [f"{'-' if desc else ''}{name if name in computed else f'e.{name}'}" for name, desc in order]
+    key: Callable[..., tuple[int | str, ...]] = eval(f"lambda e, {', '.join(('_', *computed))}: ({', '.join(parts)},)")
+    return key
+
+
+_provisional = _compile_key(PROVISIONAL_ORDER)
+_final = _compile_key(FINAL_ORDER, PREDICTION_KEYS)
 
 
 def actual_value(entries: Iterable[Entry], target: PredictionTarget) -> int:
@@ -60,18 +87,22 @@ def prediction_error(prediction: int, actual: int) -> int:
 
 def provisional_key(e: Entry) -> ProvisionalKey:
     """Order while a period is open: the prediction error is not known yet, so it is skipped."""
-    return (-e.score, e.duration_ms, e.submitted_ms, e.attempt_id)
+    return _provisional(e, None)  # type: ignore[return-value]
 
 
 def final_key(e: Entry, actual: int, mode: PredictionMode) -> FinalKey:
     """score desc → prediction error asc (not_over: over-predictions last) → duration → time → id."""
     over = 1 if mode == "not_over" and e.prediction > actual else 0
-    error = prediction_error(e.prediction, actual)
-    return (-e.score, over, error, e.duration_ms, e.submitted_ms, e.attempt_id)
+    return _final(e, None, over, prediction_error(e.prediction, actual))  # type: ignore[return-value]
 
 
-def time_key(e: Entry) -> tuple[int, str]:
-    return (e.submitted_ms, e.attempt_id)
+def precedes(a: Entry, b: Entry, order: Order) -> bool:
+    """True when `a` comes before `b` in `order` (any field may be descending, strings too)."""
+    for name, desc in order:
+        x, y = getattr(a, name), getattr(b, name)
+        if x != y:
+            return bool(x > y) if desc else bool(x < y)
+    return False
 
 
 def counted_entries(entries: Iterable[Entry], selection: Selection,
@@ -90,10 +121,8 @@ def counted_entries(entries: Iterable[Entry], selection: Selection,
 
 def _better(a: Entry, b: Entry, selection: Selection, actual: int | None,
             mode: PredictionMode) -> bool:
-    if selection == "first":
-        return time_key(a) < time_key(b)
-    if selection == "last":
-        return time_key(a) > time_key(b)
+    if selection != "best":
+        return precedes(a, b, SELECTION_ORDERS[selection])
     if actual is None:
         return provisional_key(a) < provisional_key(b)
     return final_key(a, actual, mode) < final_key(b, actual, mode)

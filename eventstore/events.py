@@ -22,7 +22,7 @@ class ParticipantRegistered(Event, tag="participant_registered", frozen=True, kw
     phone_masked: str
     id_hash: str
     phone_hash: str
-    pii: bytes  # AES-GCM sealed {id_number, phone, birth_date}; see ingest.pii
+    pii: bytes  # AES-GCM sealed {id_number, phone, birth_date}; see eventstore.pii
     registered_ms: int
 
 

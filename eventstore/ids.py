@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 _lock = threading.Lock()
 _last_ms = -1
 _counter = 0
 
 
-def uuid7(now_ms: int | None = None) -> str:
+def uuid7(now_ms: int) -> str:
     """RFC 9562 UUIDv7, monotonic within this process: ids minted in the same millisecond carry
     an increasing 12-bit counter (method 1 of RFC 9562 §6.2). Hand-written because uuid.uuid7
     arrives only with Python 3.14."""
     global _last_ms, _counter
-    ms = time.time_ns() // 1_000_000 if now_ms is None else int(now_ms)
+    ms = int(now_ms)
     with _lock:
         if ms <= _last_ms:
             ms, _counter = _last_ms, _counter + 1

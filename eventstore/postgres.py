@@ -1,21 +1,28 @@
-"""The PostgreSQL side: connection pool, schema migration, and the append-only event table."""
+"""The PostgreSQL store: connection pool, schema migration, the append-only event table, and the one
+place where psycopg's errors become ours (`translated`, `connection`, `transaction`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from eventstore.errors import StoreUnavailable
-from eventstore.events import AnyEvent, encode
+from eventstore.errors import StoreRejected, StoreUnavailable
+from eventstore.events import AnyEvent, decode, encode
 
 EventKey = tuple[int, int, int]  # (stream ms, stream seq, index within the entry)
-TRANSIENT = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
+Pool = AsyncConnectionPool
+Connection = psycopg.AsyncConnection[Any]
+MIGRATION_LOCK = 7263
+# Packages whose schema.sql `migrate` applies, in order (the event table first).
+SCHEMAS = ("eventstore", "projections")
 
 
-def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cchc") -> AsyncConnectionPool:
+def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cchc") -> Pool:
     """A pool that is not opened yet (`await pool.open()`); connections autocommit off.
 
     `reconnect_timeout` is short on purpose: psycopg_pool backs off exponentially (1, 2, 4, 8… s)
@@ -25,17 +32,44 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cc
                                timeout=5.0, reconnect_timeout=3.0, kwargs={"connect_timeout": 5})
 
 
-async def migrate(pool: AsyncConnectionPool) -> None:
-    """Create or upgrade every table (idempotent); one advisory lock keeps concurrent runs apart."""
-    scripts = [resources.files("eventstore").joinpath("schema.sql").read_text(),
-               resources.files("projections").joinpath("schema.sql").read_text()]
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """psycopg's errors as ours: the server down, restarting or too slow → StoreUnavailable (retry
+    later); anything else it refused → StoreRejected (the same work fails the same way)."""
     try:
-        async with pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(7263)")
-            for script in scripts:
-                await conn.execute(script)
-    except TRANSIENT as e:
+        yield
+    except (psycopg.OperationalError, psycopg.errors.AdminShutdown, psycopg.errors.QueryCanceled) as e:
         raise StoreUnavailable(f"postgres: {e}") from e
+    except psycopg.Error as e:
+        raise StoreRejected(f"postgres: {e}") from e
+
+
+@asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Connection]:
+    """A pooled connection (autocommit off: statements run in an implicit transaction)."""
+    async with translated(), pool.connection() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def transaction(pool: Pool) -> AsyncIterator[Connection]:
+    """A pooled connection inside ONE transaction: committed when the block ends, else rolled back."""
+    async with translated(), pool.connection() as conn, conn.transaction():
+        yield conn
+
+
+async def ping(pool: Pool) -> None:
+    async with connection(pool) as conn:
+        await conn.execute("SELECT 1")
+
+
+async def migrate(pool: Pool) -> None:
+    """Create or upgrade every table (idempotent); one advisory lock keeps concurrent runs apart."""
+    scripts = [resources.files(package).joinpath("schema.sql").read_text() for package in SCHEMAS]
+    async with transaction(pool) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        for script in scripts:
+            await conn.execute(script)
 
 
 def split_entry_id(entry_id: str) -> tuple[int, int]:
@@ -43,8 +77,7 @@ def split_entry_id(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-async def archive(conn: psycopg.AsyncConnection,
-                  batch: Sequence[tuple[str, Sequence[AnyEvent]]]) -> list[tuple[EventKey, AnyEvent]]:
+async def archive(conn: Connection, batch: Sequence[tuple[str, Sequence[AnyEvent]]]) -> list[tuple[EventKey, AnyEvent]]:
     """Insert the events of `batch` (stream entries); return only those not archived before.
 
     Exactly-once rests on this: a redelivered entry inserts nothing and so projects nothing.
@@ -76,10 +109,50 @@ async def archive(conn: psycopg.AsyncConnection,
     return [(k, by_key[k]) for k in keys if k in fresh]
 
 
-async def record_progress(conn: psycopg.AsyncConnection, consumer: str, last_entry: str, events: int) -> None:
+async def insert_event(conn: Connection, key: EventKey, event: AnyEvent) -> None:
+    """One event at a key of the caller's choosing (a results marker, placed after its barrier)."""
+    await conn.execute("INSERT INTO events (stream_ms, stream_seq, idx, kind, body) VALUES (%s, %s, %s, %s, %s)",
+                       (*key, type(event).__struct_config__.tag, encode(event)))
+
+
+async def record_progress(conn: Connection, consumer: str, last_entry: str, events: int) -> None:
     await conn.execute(
         """INSERT INTO consumer_progress (consumer, last_entry, events, updated_at)
            VALUES (%s, %s, %s, now())
            ON CONFLICT (consumer) DO UPDATE SET last_entry = excluded.last_entry,
                events = consumer_progress.events + excluded.events, updated_at = now()""",
         (consumer, last_entry, events))
+
+
+async def count_events(pool: Pool) -> int:
+    async with connection(pool) as conn:
+        cur = await conn.execute("SELECT count(*) FROM events")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def read_events(conn: Connection, batch_size: int) -> AsyncIterator[list[tuple[EventKey, AnyEvent]]]:
+    """Every event in key order, decoded, in batches (a server-side cursor in its own transaction)."""
+    async with translated(), conn.transaction(), conn.cursor(name="replay") as cur:
+        await cur.execute("SELECT stream_ms, stream_seq, idx, body FROM events ORDER BY stream_ms, stream_seq, idx")
+        while rows := await cur.fetchmany(batch_size):
+            yield [((ms, seq, idx), decode(body)) for ms, seq, idx, body in rows]
+
+
+@asynccontextmanager
+async def session_lock(pool: Pool, lock: int) -> AsyncIterator[Connection]:
+    """A session advisory lock held on one connection for the block (which may use it to read)."""
+    async with connection(pool) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (lock,))
+        await conn.commit()
+        try:
+            yield conn
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+            await conn.commit()
+
+
+async def xact_lock(conn: Connection, lock: int, *, shared: bool = False) -> None:
+    """A transaction-level advisory lock, released at commit or rollback."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared(%s)" if shared else "SELECT pg_advisory_xact_lock(%s)",
+                       (lock,))

@@ -1,77 +1,131 @@
-"""The Redis/Valkey side: one-round-trip Lua writes for ingest, consumer-group reads for scorers."""
+"""The Redis/Valkey store: one-round-trip Lua writes for ingest, consumer-group reads for scorers.
+
+The only module that imports redis-py; every driver error leaves it as StoreUnavailable."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from importlib import resources
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import EVENT_FIELD, GROUP, Keys
 
 Durability = Literal["fsync_always", "waitaof"]
-
-# Each script handles a whole batch of requests in ONE call: ARGV = n, then per item its argument
-# count and arguments; the reply is one answer per item, in order. The body below (`one(A)`) is
-# the rule for a single request; batch() wraps it.
-def batch(one: str) -> str:
-    return f"""local function one(A)
-{one}
-end
-local out, p = {{}}, 2
-for i = 1, tonumber(ARGV[1]) do
-  local k, A = tonumber(ARGV[p]), {{}}
-  for j = 1, k do A[j] = ARGV[p + j] end
-  out[i] = one(A)
-  p = p + k + 1
-end
-return out"""
+Redis = aioredis.Redis
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-# A new participant: refuse a CCCD or phone hash already taken, else claim both and append.
-REGISTER = batch("""
-if redis.call('HEXISTS', KEYS[1], A[1]) == 1 then return {'err', 'id_number'} end
-if redis.call('HEXISTS', KEYS[2], A[2]) == 1 then return {'err', 'phone'} end
-redis.call('HSET', KEYS[1], A[1], A[3])
-redis.call('HSET', KEYS[2], A[2], A[3])
-redis.call('HSET', KEYS[3], A[3], A[4])
-return {'ok', redis.call('XADD', KEYS[4], '*', 'e', A[5])}
-""")
+def connect(url: str, *, max_connections: int = 256) -> Redis:
+    """A client with bounded timeouts, so an outage becomes a 503 at once, never a request hanging;
+    one immediate retry on a broken connection heals the pool after a Redis restart. (A write whose
+    reply was lost may so run twice: a submission then answers with its original receipt.)"""
+    return aioredis.from_url(url, socket_timeout=3.0, socket_connect_timeout=1.0, retry_on_timeout=False,
+                             retry=Retry(NoBackoff(), 1), max_connections=max_connections)
 
-# A new attempt: the participant must exist, not be disqualified and be under the limit.
-# A[3..] are (group, event) pairs: the caller drew questions for every group, the script
-# appends the one for the participant's group, so this stays one round trip.
-START_ATTEMPT = batch("""
-local info = redis.call('HGET', KEYS[1], A[1])
-if not info then return {'err', 'unknown_participant'} end
-if redis.call('SISMEMBER', KEYS[2], A[1]) == 1 then return {'err', 'disqualified'} end
-local used = tonumber(redis.call('HGET', KEYS[3], A[1]) or '0')
-if used >= tonumber(A[2]) then return {'err', 'attempt_limit'} end
-local group = string.sub(info, 1, string.find(info, '|', 1, true) - 1)
-for i = 3, #A, 2 do
-  if A[i] == group then
-    redis.call('HINCRBY', KEYS[3], A[1], 1)
-    return {'ok', info, redis.call('XADD', KEYS[4], '*', 'e', A[i + 1])}
-  end
-end
-return {'err', 'unknown_group'}
-""")
 
-# A submission: the first one of an attempt wins; a repeat gets the original receipt whatever
-# it says (checked before any time rule); otherwise a pre-computed refusal, or append. Items of
-# one batch apply in order, so a repeat inside the same batch also gets the first's receipt.
-SUBMIT = batch("""
-local prior = redis.call('HGET', KEYS[1], A[1])
-if prior then return {'dup', prior} end
-if A[2] ~= '' then return {'err', A[2]} end
-redis.call('HSET', KEYS[1], A[1], A[3])
-redis.call('XADD', KEYS[2], '*', 'e', A[4])
-return {'ok', A[3]}
-""")
+def translated(action: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The one place where redis-py's errors become ours."""
+
+    @functools.wraps(action)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await action(*args, **kwargs)
+        except RedisError as e:
+            raise StoreUnavailable(f"redis: {e}") from e
+
+    return call
+
+
+@translated
+async def ping(client: Redis) -> None:
+    await client.ping()
+
+
+def _script(name: str) -> str:
+    """A script's `one(A)` (eventstore/lua/NAME.lua) followed by the batch loop (batch.lua)."""
+    lua = resources.files("eventstore").joinpath("lua")
+    return lua.joinpath(f"{name}.lua").read_text() + lua.joinpath("batch.lua").read_text()
+
+
+# -- what the scripts answer, typed ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """Both identities claimed and the event appended."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityTaken:
+    field: Literal["id_number", "phone"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOpened:
+    group: str
+    unit_code: str | None
+
+
+AttemptRefusal = Literal["unknown_participant", "disqualified", "attempt_limit", "unknown_group"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRefused:
+    reason: AttemptRefusal
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionAccepted:
+    receipt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRepeated:
+    """The attempt was submitted before: its original receipt, nothing new recorded."""
+
+    receipt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRefused:
+    reason: str  # the refusal the caller computed (period_closed, deadline_passed, invalid)
+
+
+RegisterOutcome = Registered | IdentityTaken
+StartOutcome = AttemptOpened | AttemptRefused
+SubmitOutcome = SubmissionAccepted | SubmissionRepeated | SubmissionRefused
+
+
+def _register_outcome(reply: list[bytes]) -> RegisterOutcome:
+    if reply[0] == b"registered":
+        return Registered()
+    return IdentityTaken("phone" if reply[1] == b"phone" else "id_number")
+
+
+def _start_outcome(reply: list[bytes]) -> StartOutcome:
+    if reply[0] == b"started":
+        group, _, unit = reply[1].decode().partition("|")
+        return AttemptOpened(group, unit or None)
+    return AttemptRefused(reply[1].decode())  # type: ignore[arg-type]  # the script names only these
+
+
+def _submit_outcome(reply: list[bytes]) -> SubmitOutcome:
+    kind, value = reply
+    if kind == b"accepted":
+        return SubmissionAccepted(value)
+    if kind == b"repeated":
+        return SubmissionRepeated(value)
+    return SubmissionRefused(value.decode())
 
 
 @dataclass(frozen=True)
@@ -86,21 +140,13 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a Lua write answered: status 'ok' | 'err' | 'dup' and its value(s)."""
-
-    status: str
-    values: tuple[str, ...]
-
-
 class Batcher:
     """Shares Redis round trips between concurrent requests: calls queue up, one writer task sends
     everything queued as ONE pipeline, with ONE script call per script and key set (plus one
     WAITAOF when acks need it), while the next batch gathers: the batch size follows the load
     and an idle system still answers at once."""
 
-    def __init__(self, client: aioredis.Redis, *, durability: Durability, fsync_timeout_ms: int,
+    def __init__(self, client: Redis, *, durability: Durability, fsync_timeout_ms: int,
                  max_batch: int = 512) -> None:
         self._r = client
         self._durability = durability
@@ -111,7 +157,7 @@ class Batcher:
         self.batches = 0  # for the benchmarks: calls / batches = mean batch size
         self.calls = 0
 
-    async def call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def call(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((script, keys, args, future))
         if self._writer is None:
@@ -140,11 +186,10 @@ class Batcher:
         try:
             replies = await self._pipeline(groups)
             if any(isinstance(r, NoScriptError) for r in replies):  # Redis restarted: its script cache is empty
-                for script, _ in groups:
-                    await self._r.script_load(script.source)
+                await self._load(list(groups))
                 replies = await self._pipeline(groups)  # NOSCRIPT means nothing ran: safe to send again
-        except RedisError as e:
-            _fail(batch, StoreUnavailable(f"redis: {e}"))
+        except StoreUnavailable as e:
+            _fail(batch, e)
             return
         if self._durability == "waitaof":
             synced = replies.pop()
@@ -161,7 +206,12 @@ class Batcher:
                 if not future.done():  # else the request went away meanwhile
                     future.set_result(answer)
 
+    @translated
+    async def _load(self, keys: list[tuple[Script, tuple[str, ...]]]) -> None:
+        for script, _ in keys:
+            await self._r.script_load(script.source)
 
+    @translated
     async def _pipeline(self, groups: dict[tuple[Script, tuple[str, ...]], list[tuple[list[Any], asyncio.Future[Any]]]]
                         ) -> list[Any]:
         async with self._r.pipeline(transaction=False) as pipe:
@@ -181,99 +231,108 @@ def _fail(batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]], er
             future.set_exception(error)
 
 
+SCRIPTS = {name: Script(_script(name)) for name in ("register", "start_attempt", "submit")}
+
+
 class StreamWriter:
     """Ingest's writes: each is one Lua call, sent in a batch shared with concurrent requests."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, *, durability: Durability,
-                 fsync_timeout_ms: int = 2000) -> None:
+    def __init__(self, client: Redis, keys: Keys, *, durability: Durability, fsync_timeout_ms: int = 2000) -> None:
         self._r = client
         self.keys = keys
         self.durability = durability
         self._fsync_timeout_ms = fsync_timeout_ms
         self.batcher = Batcher(client, durability=durability, fsync_timeout_ms=fsync_timeout_ms)
-        self._register = Script(REGISTER)
-        self._start = Script(START_ATTEMPT)
-        self._submit = Script(SUBMIT)
 
     async def register(self, id_hash: str, phone_hash: str, participant_id: str, info: str,
-                       event: bytes) -> Outcome:
+                       event: bytes) -> RegisterOutcome:
         k = self.keys
-        return await self._call(self._register, [k.id_hashes, k.phone_hashes, k.participants, k.stream],
-                                [id_hash, phone_hash, participant_id, info, event])
+        return _register_outcome(await self.batcher.call(
+            SCRIPTS["register"], [k.id_hashes, k.phone_hashes, k.participants, k.stream],
+            [id_hash, phone_hash, participant_id, info, event]))
 
     async def start_attempt(self, participant_id: str, period: int, limit: int,
-                            events_by_group: dict[str, bytes]) -> Outcome:
+                            events_by_group: dict[str, bytes]) -> StartOutcome:
         k = self.keys
         args: list[Any] = [participant_id, limit]
         for group, event in events_by_group.items():
             args += [group, event]
-        return await self._call(self._start, [k.participants, k.disqualified, k.attempts(period), k.stream],
-                                args)
+        return _start_outcome(await self.batcher.call(
+            SCRIPTS["start_attempt"], [k.participants, k.disqualified, k.attempts(period), k.stream], args))
 
-    async def submit(self, attempt_id: str, refusal: str, receipt: bytes, event: bytes) -> Outcome:
+    async def submit(self, attempt_id: str, refusal: str, receipt: bytes, event: bytes) -> SubmitOutcome:
         k = self.keys
-        return await self._call(self._submit, [k.receipts, k.stream], [attempt_id, refusal, receipt, event])
+        return _submit_outcome(await self.batcher.call(
+            SCRIPTS["submit"], [k.receipts, k.stream], [attempt_id, refusal, receipt, event]))
 
-    async def append(self, event: bytes) -> str:
-        """Append one entry (admin events); durable on return."""
-        try:
-            async with self._r.pipeline(transaction=False) as pipe:
+    @translated
+    async def append(self, *events: bytes) -> str:
+        """Append entries (admin events, bulk simulation); durable on return; the last entry's id."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for event in events:
                 pipe.xadd(self.keys.stream, {EVENT_FIELD: event})
-                self._wait(pipe)
-                replies = await pipe.execute()
-        except RedisError as e:
-            raise StoreUnavailable(f"redis: {e}") from e
-        self._check_wait(replies)
-        return _text(replies[0])
-
-    async def disqualify(self, participant_id: str) -> None:
-        try:
-            await self._r.sadd(self.keys.disqualified, participant_id)
-        except RedisError as e:
-            raise StoreUnavailable(f"redis: {e}") from e
-
-    async def participant_info(self, participant_id: str) -> str | None:
-        try:
-            info = await self._r.hget(self.keys.participants, participant_id)
-        except RedisError as e:
-            raise StoreUnavailable(f"redis: {e}") from e
-        return None if info is None else _text(info)
-
-    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Outcome:
-        status, *values = await self.batcher.call(script, keys, args)
-        return Outcome(_text(status), tuple(_text(v) for v in values))
-
-    def _wait(self, pipe: Any) -> None:
-        if self.durability == "waitaof":
-            pipe.execute_command("WAITAOF", 1, 0, self._fsync_timeout_ms)
-
-    def _check_wait(self, replies: list[Any]) -> None:
+            if self.durability == "waitaof":
+                pipe.execute_command("WAITAOF", 1, 0, self._fsync_timeout_ms)
+            replies = await pipe.execute()
         if self.durability == "waitaof" and int(replies[-1][0]) < 1:
             # The write happened but is not known to be on disk: do not acknowledge it. The
             # client retries; a submission retry gets the original receipt (idempotent).
             raise StoreUnavailable("redis did not confirm the fsync in time")
+        return _text(replies[len(events) - 1])
+
+    @translated
+    async def add_participants(self, infos: dict[str, str]) -> None:
+        """participant_id → "group|unit" without the registration script (bulk simulation only)."""
+        if infos:
+            await self._r.hset(self.keys.participants, mapping=infos)  # type: ignore[arg-type]
+
+    @translated
+    async def disqualify(self, participant_id: str) -> None:
+        await self._r.sadd(self.keys.disqualified, participant_id)
+
+    @translated
+    async def participant_info(self, participant_id: str) -> str | None:
+        info = await self._r.hget(self.keys.participants, participant_id)
+        return None if info is None else _text(info)
 
 
-async def durability_mode(client: aioredis.Redis) -> Durability:
+@translated
+async def durability_mode(client: Redis) -> Durability:
     """How acks become durable: `appendfsync always`, else WAITAOF per write (needs AOF on)."""
-    try:
-        conf = await client.config_get("append*")
-    except RedisError as e:
-        raise StoreUnavailable(f"redis: {e}") from e
-    if conf.get("appendonly") != "yes":
+    conf = await client.config_get("append*")
+    if conf.get("appendonly") not in ("yes", b"yes"):
         raise StoreUnavailable("redis must run with appendonly yes (and preferably appendfsync "
                                "always): without the AOF an acknowledged entry can be lost")
-    return "fsync_always" if conf.get("appendfsync") == "always" else "waitaof"
+    return "fsync_always" if conf.get("appendfsync") in ("always", b"always") else "waitaof"
+
+
+@dataclass(frozen=True)
+class GroupProgress:
+    """How far a consumer group is: entries not yet delivered, delivered but unacked, and the
+    stream time (ms) of the oldest entry not yet acknowledged (None when it is all done)."""
+
+    name: str
+    lag: int
+    pending: int
+    oldest_unprocessed_ms: int | None
+
+
+@dataclass(frozen=True)
+class StreamProgress:
+    length: int
+    dead_letters: int
+    groups: list[GroupProgress]
 
 
 class StreamReader:
     """A scorer's view of the stream: read new or reclaimed entries for one consumer, ack them."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, consumer: str) -> None:
+    def __init__(self, client: Redis, keys: Keys, consumer: str) -> None:
         self._r = client
         self.keys = keys
         self.consumer = consumer
 
+    @translated
     async def ensure_group(self) -> None:
         try:
             await self._r.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
@@ -281,51 +340,61 @@ class StreamReader:
             if "BUSYGROUP" not in str(e):
                 raise
 
+    @translated
     async def read(self, count: int, block_ms: int | None) -> list[tuple[str, bytes]]:
         reply: Any = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: ">"},
                                          count=count, block=block_ms)
         return _entries(reply[0][1]) if reply else []
 
+    @translated
     async def claim_idle(self, min_idle_ms: int, count: int) -> list[tuple[str, bytes]]:
         """Entries delivered to consumers that died before acking (XAUTOCLAIM)."""
         reply: Any = await self._r.xautoclaim(
             self.keys.stream, GROUP, self.consumer, min_idle_ms, "0-0", count=count)
         return _entries(reply[1])  # reply[2] lists ids deleted meanwhile: nothing to process
 
+    @translated
     async def own_pending(self, count: int) -> list[tuple[str, bytes]]:
         """Entries this consumer read but did not ack (a restart under the same name)."""
         reply: Any = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: "0"}, count=count)
         return _entries(reply[0][1]) if reply else []
 
+    @translated
     async def ack(self, ids: list[str]) -> None:
         if ids:
             await self._r.xack(self.keys.stream, GROUP, *ids)
 
+    @translated
     async def deliveries(self, ids: list[str]) -> dict[str, int]:
         """How often each of `ids` (pending entries) has been delivered."""
         rows = await self._r.xpending_range(self.keys.stream, GROUP, min(ids, key=_id_tuple),
                                             max(ids, key=_id_tuple), len(ids) * 2)
         return {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
+    @translated
     async def dead_letter(self, entry_id: str, raw: bytes, error: str) -> None:
         """Park an entry that cannot be scored, then ack it so it stops blocking the group."""
         await self._r.xadd(self.keys.dead_letters, {"entry_id": entry_id, "raw": raw, "error": error[:2000]})
         await self.ack([entry_id])
 
+    @translated
     async def dead_lettered(self) -> list[tuple[str, dict[str, bytes]]]:
         """Every parked entry: (dead-letter id, {entry_id, raw, error})."""
         rows: Any = await self._r.xrange(self.keys.dead_letters)
         return [(_text(i), {_text(k): v for k, v in fields.items()}) for i, fields in rows]
 
+    @translated
     async def requeue_dead_letter(self, dead_id: str, raw: bytes) -> str:
         """Append a parked entry to the stream again (a new id), then drop it from the parking."""
         new_id = _text(await self._r.xadd(self.keys.stream, {EVENT_FIELD: raw}))
         await self._r.xdel(self.keys.dead_letters, dead_id)
         return new_id
 
+    @translated
     async def beat(self, now_ms: int, ttl_s: int) -> None:
         await self._r.set(self.keys.heartbeat(self.consumer), now_ms, ex=ttl_s)
 
+    @translated
     async def heartbeats(self) -> dict[str, int]:
         """consumer → last beat (ms) of every scorer beating now."""
         names = [_text(k) async for k in self._r.scan_iter(match=self.keys.heartbeat_pattern)]
@@ -333,6 +402,7 @@ class StreamReader:
         prefix = self.keys.heartbeat("")
         return {n[len(prefix):]: int(v) for n, v in zip(names, values, strict=True) if v is not None}
 
+    @translated
     async def trim_acknowledged(self, *, approximate: bool = True) -> str | None:
         """Trim the stream below the oldest entry some group still needs (never XDEL).
 
@@ -341,19 +411,20 @@ class StreamReader:
         groups = await self._r.xinfo_groups(self.keys.stream)
         if not groups:
             return None
-        floor: tuple[int, int] | None = None
+        needs = []
         for group in groups:
             name = _text(group["name"])
             need = _next_id(_text(group["last-delivered-id"]))
             if int(group["pending"]):
                 oldest = await self._r.xpending_range(self.keys.stream, name, "-", "+", 1)
                 need = min(need, _id_tuple(_text(oldest[0]["message_id"])))
-            floor = need if floor is None else min(floor, need)
-        assert floor is not None
+            needs.append(need)
+        floor = min(needs)
         minid = f"{floor[0]}-{floor[1]}"
         await self._r.xtrim(self.keys.stream, minid=minid, approximate=approximate)
         return minid
 
+    @translated
     async def last_id(self) -> str:
         """The id of the newest entry (a barrier: everything appended so far is at or below it)."""
         try:
@@ -362,6 +433,7 @@ class StreamReader:
             return "0-0"
         return _text(info["last-generated-id"])
 
+    @translated
     async def processed_through(self, barrier: str) -> bool:
         """True when every entry up to `barrier` has been delivered and acknowledged."""
         groups = await self._r.xinfo_groups(self.keys.stream)
@@ -372,6 +444,36 @@ class StreamReader:
             return False
         pending = await self._r.xpending_range(self.keys.stream, GROUP, "-", barrier, 1)
         return not pending
+
+
+    @translated
+    async def progress(self) -> StreamProgress:
+        """Length, dead letters and every group's progress (for the monitor and `cchc status`)."""
+        r, stream = self._r, self.keys.stream
+        try:
+            raw_groups = await r.xinfo_groups(stream)
+        except ResponseError:  # no stream yet
+            raw_groups = []
+        groups = [await self._group_progress(g) for g in raw_groups]
+        return StreamProgress(await r.xlen(stream), await r.xlen(self.keys.dead_letters), groups)
+
+    async def _group_progress(self, group: dict[Any, Any]) -> GroupProgress:
+        """The oldest entry not yet acknowledged is the oldest pending one or the first undelivered
+        one (the `lag` field alone is unreliable after trims)."""
+        r, stream, name = self._r, self.keys.stream, _text(group["name"])
+        after_delivered = "(" + _text(group["last-delivered-id"])
+        pending = int(group["pending"])
+        oldest: list[int] = []
+        if pending:
+            first = await r.xpending_range(stream, name, "-", "+", 1)
+            oldest.append(_id_tuple(_text(first[0]["message_id"]))[0])
+        undelivered = await r.xrange(stream, min=after_delivered, count=1)
+        if undelivered:
+            oldest.append(_id_tuple(_text(undelivered[0][0]))[0])
+        lag = group.get("lag")
+        if lag is None:  # Redis cannot tell after a trim or a deletion: count what is left (bounded)
+            lag = len(await r.xrange(stream, min=after_delivered, count=100_000) or [])
+        return GroupProgress(name, int(lag), pending, min(oldest) if oldest else None)
 
 
 def _entries(raw: list[Any]) -> list[tuple[str, bytes]]:

@@ -1,8 +1,7 @@
-"""The ingest API: registration, attempts and submissions appended as events, plus admin actions."""
+"""The ingest API: registrations, attempt starts and submissions, each checked and appended as an event."""
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,22 +21,20 @@ from contest.identity import (
 )
 from contest.model import Contest, Period
 from contest.timefmt import iso_ms
-from eventstore.events import (
-    AnswerKeyCorrected,
-    AttemptStarted,
-    ParticipantDisqualified,
-    ParticipantRegistered,
-    SubmissionReceived,
-)
+from eventstore.events import AttemptStarted, ParticipantRegistered, SubmissionReceived
 from eventstore.events import encode_many as encode
 from eventstore.ids import uuid7
-from eventstore.redis_stream import StreamWriter
-from ingest.pii import PersonalData, PiiVault
+from eventstore.pii import PersonalData, PiiVault
+from eventstore.redis_stream import (
+    AttemptRefused,
+    IdentityTaken,
+    StreamWriter,
+    SubmissionAccepted,
+    SubmissionRefused,
+)
 from ingest.schemas import (
-    AnswerKeyCorrection,
     AttemptRequest,
     AttemptStartedOut,
-    Disqualification,
     QuestionOut,
     Receipt,
     Registered,
@@ -45,21 +42,10 @@ from ingest.schemas import (
     Submission,
 )
 from ingest.tokens import AttemptClaims, InvalidToken, TokenSigner
-from ops import metrics
-from ops.clock import Clock
-from ops.openapi import openapi_document
-from ops.web import (
-    APP_NAME,
-    MAX_BODY,
-    ApiError,
-    add_common_routes,
-    decode_body,
-    error_middleware,
-    json_response,
-    overload_guard,
-    period_in_path,
-)
-from projections.close import Closer, NotClosed, NotDrained, PeriodNotEnded
+from runtime import metrics
+from runtime.clock import Clock
+from runtime.routes import Route, add_routes, common_routes
+from runtime.web import APP_NAME, MAX_BODY, ApiError, decode_body, error_middleware, json_response, overload_guard
 
 _draw = secrets.SystemRandom()
 _START_ERRORS = {"unknown_participant": (404, "no participant with this id"),
@@ -77,8 +63,6 @@ class Ingest:
     signer: TokenSigner
     vault: PiiVault
     clock: Clock
-    admin_token: str
-    closer: Closer
     ready: Callable[[], Awaitable[None]]
     banks: dict[str, list[str]] = field(default_factory=dict)  # group → question ids, filled on creation
 
@@ -125,10 +109,9 @@ async def register(request: web.Request) -> web.Response:
         pii=ing.vault.seal(PersonalData(id_number, phone, body.birth_date)), registered_ms=now)
     outcome = await ing.writer.register(event.id_hash, event.phone_hash, participant_id,
                                         f"{group.code}|{unit or ''}", encode([event]))
-    if outcome.status != "ok":
+    if isinstance(outcome, IdentityTaken):
         metrics.REGISTRATIONS.labels("duplicate_identity").inc()
-        field = outcome.values[0]
-        raise ApiError(409, "duplicate_identity", f"{field}: already registered (one person, one account)")
+        raise ApiError(409, "duplicate_identity", f"{outcome.field}: already registered (one person, one account)")
     metrics.REGISTRATIONS.labels("registered").inc()
     return json_response(Registered(participant_id), 201)
 
@@ -148,12 +131,13 @@ async def start_attempt(request: web.Request) -> web.Response:
               for code, ids in drawn.items()}
     outcome = await ing.writer.start_attempt(body.participant_id, period.number,
                                              rules.attempts_per_period, events)
-    metrics.ATTEMPTS.labels("started" if outcome.status == "ok" else outcome.values[0]).inc()
-    if outcome.status != "ok":
-        status, message = _START_ERRORS[outcome.values[0]]
-        raise ApiError(status, outcome.values[0], message)
-    group, _, unit = outcome.values[0].partition("|")
-    claims = AttemptClaims(attempt_id, body.participant_id, group, unit or None, period.number, now,
+    if isinstance(outcome, AttemptRefused):
+        metrics.ATTEMPTS.labels(outcome.reason).inc()
+        status, message = _START_ERRORS[outcome.reason]
+        raise ApiError(status, outcome.reason, message)
+    metrics.ATTEMPTS.labels("started").inc()
+    group = outcome.group
+    claims = AttemptClaims(attempt_id, body.participant_id, group, outcome.unit_code, period.number, now,
                            drawn[group])
     tz = contest.tz
     questions = [QuestionOut(q.id, q.text, q.options) for q in (contest.questions[i] for i in drawn[group])]
@@ -200,78 +184,13 @@ async def submit(request: web.Request) -> web.Response:
         period=claims.period, started_ms=claims.started_ms, received_ms=received_ms,
         question_ids=claims.question_ids, answers=dict(body.answers), prediction=body.prediction)])
     outcome = await ing.writer.submit(claims.attempt_id, refusal, msgspec.json.encode(receipt), event)
-    metrics.SUBMISSIONS.labels({"ok": "accepted", "dup": "duplicate"}.get(outcome.status, outcome.values[0])).inc()
-    if outcome.status == "err":
-        status, message = _SUBMIT_ERRORS[outcome.values[0]]
-        raise ApiError(status, outcome.values[0], message)
-    return web.Response(body=outcome.values[0].encode(), status=202 if outcome.status == "ok" else 200,
-                        content_type="application/json")
-
-
-def _require_admin(request: web.Request) -> Ingest:
-    ing = _ingest(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), ing.admin_token.encode()):
-        raise ApiError(401, "unauthorized", "admin actions need Authorization: Bearer <CCHC_ADMIN_TOKEN>")
-    return ing
-
-
-async def close_period(request: web.Request) -> web.Response:
-    return await _publish(request, recompute=False)
-
-
-async def recompute_period(request: web.Request) -> web.Response:
-    return await _publish(request, recompute=True)
-
-
-async def _publish(request: web.Request, *, recompute: bool) -> web.Response:
-    ing = _require_admin(request)
-    number = period_in_path(request, ing.contest).number
-    try:
-        published = await (ing.closer.recompute(number) if recompute else ing.closer.close(number))
-    except PeriodNotEnded as e:
-        raise ApiError(409, "period_not_ended", str(e)) from e
-    except NotClosed as e:
-        raise ApiError(409, "not_closed", str(e)) from e
-    except NotDrained as e:
-        raise ApiError(503, "not_drained", str(e), retry_after=str(e.retry_after)) from e
-    return json_response(published)
-
-
-async def record_correction(ing: Ingest, question_id: str, answer: str) -> None:
-    """Append an answer-key correction (the caller checked the question exists)."""
-    await ing.writer.append(encode([AnswerKeyCorrected(question_id=question_id, answer=answer,
-                                                       at_ms=ing.clock.now_ms())]))
-
-
-async def record_disqualification(ing: Ingest, participant_id: str, reason: str) -> bool:
-    """Append a disqualification; False when there is no such participant."""
-    if await ing.writer.participant_info(participant_id) is None:
-        return False
-    # The event first: if the second write fails, the record still says it and the
-    # projections honour it; the SADD only stops new attempts early.
-    await ing.writer.append(encode([ParticipantDisqualified(participant_id=participant_id, reason=reason,
-                                                            at_ms=ing.clock.now_ms())]))
-    await ing.writer.disqualify(participant_id)
-    return True
-
-
-async def correct_answer_key(request: web.Request) -> web.Response:
-    ing = _require_admin(request)
-    body = await decode_body(request, AnswerKeyCorrection)
-    if body.question_id not in ing.contest.questions:
-        raise ApiError(404, "unknown_question", f"no question {body.question_id!r} in this contest")
-    await record_correction(ing, body.question_id, body.answer)
-    return json_response({"question_id": body.question_id, "answer": body.answer}, 202)
-
-
-async def disqualify(request: web.Request) -> web.Response:
-    ing = _require_admin(request)
-    body = await decode_body(request, Disqualification)
-    if not await record_disqualification(ing, body.participant_id, body.reason):
-        raise ApiError(404, "unknown_participant", "no participant with this id")
-    return json_response({"participant_id": body.participant_id, "status": "disqualified"}, 202)
+    if isinstance(outcome, SubmissionRefused):
+        metrics.SUBMISSIONS.labels(outcome.reason).inc()
+        status, message = _SUBMIT_ERRORS[outcome.reason]
+        raise ApiError(status, outcome.reason, message)
+    accepted = isinstance(outcome, SubmissionAccepted)
+    metrics.SUBMISSIONS.labels("accepted" if accepted else "duplicate").inc()
+    return web.Response(body=outcome.receipt, status=202 if accepted else 200, content_type="application/json")
 
 
 async def _ready(request: web.Request) -> None:
@@ -281,21 +200,25 @@ async def _ready(request: web.Request) -> None:
 MAX_IN_FLIGHT = 4096  # per process; beyond it requests are refused at once rather than queued
 
 
-def build_app(ingest: Ingest | None, *, extra_ctx: list[Any] | None = None,
+ROUTES = (
+    Route("post", "/v1/participants", register, "register a participant", 201, Registered, Registration,
+          errors=(403, 409)),
+    Route("post", "/v1/attempts", start_attempt, "start an attempt: the server draws its questions", 201,
+          AttemptStartedOut, AttemptRequest, errors=(403, 404, 409)),
+    Route("post", "/v1/submissions", submit, "submit an attempt's answers (a repeat answers 200 with the original"
+          " receipt)", 202, Receipt, Submission, errors=(401, 403, 410), also=(200,)),
+)
+
+
+def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ctx: list[Any] | None = None,
               max_in_flight: int = MAX_IN_FLIGHT) -> web.Application:
-    """The app; `ingest` may be None when a startup context in `extra_ctx` provides it."""
+    """The app; `ingest` may be None when a startup context in `extra_ctx` provides it. `routes`
+    are mounted beside ingest's own (the wiring adds the committee's admin routes)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware, overload_guard(max_in_flight)])
     app[APP_NAME] = "ingest"
     if ingest is not None:
         app[INGEST] = ingest
-    app.router.add_post("/v1/participants", register)
-    app.router.add_post("/v1/attempts", start_attempt)
-    app.router.add_post("/v1/submissions", submit)
-    app.router.add_post("/v1/admin/periods/{n}/close", close_period)
-    app.router.add_post("/v1/admin/periods/{n}/recompute", recompute_period)
-    app.router.add_post("/v1/admin/disqualifications", disqualify)
-    app.router.add_post("/v1/admin/answer-key", correct_answer_key)
-    add_common_routes(app, _ready, openapi_document("ingest"))
+    add_routes(app, [*ROUTES, *routes, *common_routes("cchc-scoring ingest", _ready)])
     for ctx in extra_ctx or []:
         app.cleanup_ctx.append(ctx)
     return app

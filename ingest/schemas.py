@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
-Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Choice = Literal["A", "B", "C", "D"]
+from contest.model import Choice, Identifier
 
 
 class Registration(msgspec.Struct, forbid_unknown_fields=True):
@@ -52,19 +51,3 @@ class Receipt(msgspec.Struct):
     submission_id: str
     attempt_id: str
     received_at: str
-
-
-class Disqualification(msgspec.Struct, forbid_unknown_fields=True):
-    participant_id: Identifier
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
-
-
-class AnswerKeyCorrection(msgspec.Struct, forbid_unknown_fields=True):
-    question_id: Identifier
-    answer: Choice
-
-
-class PeriodClosed(msgspec.Struct):
-    period: int
-    revision: int
-    results_digest: str

@@ -30,8 +30,8 @@ from rich.table import Table
 from eventstore.events import ParticipantRegistered, SubmissionReceived, decode
 from eventstore.keys import GROUP, Keys
 from ops.presets import throwaway_stack
-from ops.settings import Settings
 from ops.stack import Stack
+from runtime.settings import Settings
 
 console = Console()
 

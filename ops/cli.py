@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contest.load import ContestError
-from eventstore.errors import StoreUnavailable
-from ops.logs import configure_logging
-from ops.settings import Settings, SettingsError
+from eventstore.errors import StoreError
+from runtime.logs import configure_logging
+from runtime.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from contest.model import Contest
@@ -87,14 +87,14 @@ def cmd_scorer(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from ops.stack import _migrate
+    from ops.stack import migrate_schema
     from ops.wiring import contest_of
 
     settings = Settings.from_env()
     contest = contest_of(settings)  # a broken contest folder is reported here, file, line and field
     print(f"contest {contest.slug}: {len(contest.periods)} periods, {len(contest.groups)} groups, "
           f"{len(contest.prize_units())} prize units ({len(contest.units)} units), {len(contest.questions)} questions")
-    asyncio.run(_migrate(settings))
+    asyncio.run(migrate_schema(settings))
     print("schema up to date")
     return 0
 
@@ -115,42 +115,41 @@ def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitab
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
-    """close / recompute / disqualify / correct-answer: through the same code as the admin API."""
-    from ingest.app import record_correction, record_disqualification
-    from ops.clock import SystemClock
-    from ops.wiring import build_ingest
+    """close / recompute / disqualify / correct-answer: the Committee service, as the admin API calls it."""
+    from admin.service import Committee, UnknownParticipant, UnknownQuestion
+    from eventstore.keys import Keys
+    from eventstore.redis_stream import StreamWriter, durability_mode
+    from ops.wiring import build_committee
+    from projections.close import NotClosed, NotDrained, PeriodNotEnded, UnknownPeriod
+    from runtime.clock import SystemClock
 
-    settings = Settings.from_env()
+    async def act(committee: Committee) -> str:
+        if args.command in ("close", "recompute"):
+            done = await (committee.close if args.command == "close" else committee.recompute)(args.period)
+            return f"period {done.period}: revision {done.revision}, results_digest {done.results_digest}"
+        if args.command == "disqualify":
+            await committee.disqualify(args.participant_id, args.reason)
+            return f"{args.participant_id} disqualified"
+        await committee.correct_answer(args.question_id, args.answer)
+        return f"answer key: {args.question_id} is now {args.answer}"
 
     async def work(contest: Contest, clients: Clients) -> int:
-        ingest = await build_ingest(contest, clients, settings, SystemClock())
-        if args.command in ("close", "recompute"):
-            if contest.period(args.period) is None:
-                print(f"no period {args.period} in this contest", file=sys.stderr)
-                return 2
-            action = ingest.closer.close if args.command == "close" else ingest.closer.recompute
-            done = await action(args.period)
-            print(f"period {done.period}: revision {done.revision}, results_digest {done.results_digest}")
-        elif args.command == "disqualify":
-            if not await record_disqualification(ingest, args.participant_id, args.reason):
-                print(f"no participant {args.participant_id}", file=sys.stderr)
-                return 2
-            print(f"{args.participant_id} disqualified")
-        else:
-            if args.question_id not in contest.questions:
-                print(f"no question {args.question_id} in this contest", file=sys.stderr)
-                return 2
-            await record_correction(ingest, args.question_id, args.answer)
-            print(f"answer key: {args.question_id} is now {args.answer}")
+        writer = StreamWriter(clients.redis, Keys(contest.slug), durability=await durability_mode(clients.redis))
+        try:
+            print(await act(build_committee(contest, clients, writer, SystemClock())))
+        except (UnknownPeriod, UnknownParticipant, UnknownQuestion, PeriodNotEnded, NotClosed, NotDrained) as e:
+            print(f"cchc {args.command}: {e}", file=sys.stderr)
+            return 2
         return 0
 
-    return _with_clients(settings, work)
+    return _with_clients(Settings.from_env(), work)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from projections.replay import count_events, replay
+    from eventstore.postgres import count_events
+    from projections.replay import replay
 
     async def work(contest: Contest, clients: Clients) -> int:
         total = await count_events(clients.pool)
@@ -171,10 +170,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ops.clock import SystemClock
-    from ops.monitor import Monitor
     from ops.status import health, render
-    from projections.store import Store
+    from ops.wiring import build_monitor
+    from runtime.clock import SystemClock
 
     settings = Settings.from_env()
     urls = {"ingest": args.ingest_url or f"http://{settings.host}:{settings.ingest_port}",
@@ -183,8 +181,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     async def work(contest: Contest, clients: Clients) -> int:
         checks = await health(clients, urls)
         try:
-            seen = await Monitor(contest, clients.redis, Store(clients.pool), SystemClock()).observe()
-        except Exception as e:  # a server is down: the health table already says which
+            seen = await build_monitor(contest, clients, SystemClock()).observe()
+        except StoreError as e:  # a server is down: the health table already says which
             print(f"cannot observe the stream and periods: {e}", file=sys.stderr)
             seen = None
         return 0 if render(Console(), contest, seen, checks) else 1
@@ -217,6 +215,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
+    from eventstore.keys import Keys
+    from eventstore.redis_stream import StreamWriter, durability_mode
     from ops.simulate import simulate
 
     async def work(contest: Contest, clients: Clients) -> int:
@@ -226,7 +226,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return 2
         with Progress() as bar:
             task = bar.add_task("appending to the stream", total=args.participants * (1 + 2 * 3))
-            written = await simulate(contest, clients.redis, period, args.participants, args.entries,
+            writer = StreamWriter(clients.redis, Keys(contest.slug), durability=await durability_mode(clients.redis))
+            written = await simulate(contest, writer, period, args.participants, args.entries,
                                      progress=lambda n: bar.advance(task, n))
             bar.update(task, completed=written, total=written)
         print(f"appended {written:,} stream entries for {args.participants:,} participants in period {period.number}")
@@ -236,9 +237,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ingest.pii import PiiVault
-    from projections.export import NotClosed, export
-    from projections.store import Store
+    from admin.export import export
+    from eventstore.pii import PiiVault
+    from projections.close import NotClosed
+    from projections.live_queries import LiveQueries
+    from projections.results_queries import ResultsQueries
 
     settings = Settings.from_env()
 
@@ -249,8 +252,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             vault = PiiVault(secret, pii_key)
         out = Path(args.out or f"{contest.slug}-period-{args.period}.{args.format}")
         try:
-            rows = await export(Store(clients.pool), contest, args.period, out, fmt=args.format,
-                                revision=args.revision, vault=vault)
+            rows = await export(LiveQueries(clients.pool), ResultsQueries(clients.pool), contest, args.period, out,
+                                fmt=args.format, revision=args.revision, vault=vault)
         except NotClosed as e:
             print(f"cchc export: {e}", file=sys.stderr)
             return 2
@@ -333,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(Settings.from_env().log_level)
     try:
         return int(args.func(args))
-    except (SettingsError, ContestError, StoreUnavailable) as e:
+    except (SettingsError, ContestError, StoreError) as e:
         print(f"cchc {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,9 +18,9 @@ from rich.table import Table
 
 from contest.model import Contest
 from ops.embedded import free_port
-from ops.settings import DEFAULT_CONTEST, Settings
 from ops.stack import Stack
 from ops.wiring import contest_of
+from runtime.settings import DEFAULT_CONTEST, Settings
 
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô"]
 MIDDLE = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Thanh", "Ngọc", "Quang", "Thu", "Xuân"]

@@ -6,19 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError, ResponseError
 
 from contest.model import Contest
-from eventstore.errors import StoreUnavailable
-from eventstore.keys import Keys
+from eventstore.errors import StoreError
 from eventstore.redis_stream import StreamReader
-from ops import metrics
-from ops.clock import Clock
-from projections.store import NOT_DISQUALIFIED, Store
+from projections.live_queries import LiveQueries
+from projections.results_queries import ResultsQueries
+from runtime import metrics
+from runtime.clock import Clock
 
 log = structlog.get_logger()
 
@@ -52,56 +49,33 @@ class Observation:
 
 
 class Monitor:
-    def __init__(self, contest: Contest, redis: aioredis.Redis, store: Store, clock: Clock) -> None:
+    def __init__(self, contest: Contest, reader: StreamReader, live: LiveQueries, published: ResultsQueries,
+                 clock: Clock) -> None:
         self.contest = contest
-        self.redis = redis
-        self.keys = Keys(contest.slug)
-        self.store = store
+        self.reader = reader
+        self.live = live
+        self.published = published
         self.clock = clock
 
     async def observe(self) -> Observation:
         now = self.clock.now_ms()
-        r, stream = self.redis, self.keys.stream
-        try:
-            raw_groups = await r.xinfo_groups(stream)
-        except ResponseError:  # no stream yet
-            raw_groups = []
-        groups = [await self._group(g, now) for g in raw_groups]
-        beats = await StreamReader(r, self.keys, "monitor").heartbeats()
-        return Observation(now, await r.xlen(stream), await r.xlen(self.keys.dead_letters), groups,
+        progress = await self.reader.progress()
+        groups = [GroupView(g.name, g.lag, g.pending,
+                            0.0 if g.oldest_unprocessed_ms is None else max(0.0, (now - g.oldest_unprocessed_ms) / 1000))
+                  for g in progress.groups]
+        beats = await self.reader.heartbeats()
+        return Observation(now, progress.length, progress.dead_letters, groups,
                            {c: max(0.0, (now - ms) / 1000) for c, ms in beats.items()}, await self._periods(now))
 
-    async def _group(self, group: dict[Any, Any], now: int) -> GroupView:
-        """Lag, pending and the age of the oldest entry not yet acknowledged: the oldest pending
-        one or the first undelivered one (the `lag` field alone is unreliable after trims)."""
-        r, stream, name = self.redis, self.keys.stream, _text(group["name"])
-        after_delivered = "(" + _text(group["last-delivered-id"])
-        pending = int(group["pending"])
-        oldest: list[int] = []
-        if pending:
-            first = await r.xpending_range(stream, name, "-", "+", 1)
-            oldest.append(_ms(first[0]["message_id"]))
-        undelivered = await r.xrange(stream, min=after_delivered, count=1)
-        if undelivered:
-            oldest.append(_ms(undelivered[0][0]))
-        lag = group.get("lag")
-        if lag is None:  # Redis cannot tell after a trim or a deletion: count what is left (bounded)
-            lag = len(await r.xrange(stream, min=after_delivered, count=100_000) or [])
-        age = max(0.0, (now - min(oldest)) / 1000) if oldest else 0.0
-        return GroupView(name, int(lag), pending, age)
-
     async def _periods(self, now: int) -> list[PeriodView]:
-        closed = await self.store.latest_revisions()
+        closed = await self.published.latest_revisions()
         views = {p.number: PeriodView(p.number, p.name, self.contest.status(p, now, p.number in closed), p.end_ms)
                  for p in self.contest.periods}
-        rows = await self.store.fetch(
-            "SELECT period, group_code, count(*) AS entries, count(DISTINCT participant_id) AS participants"
-            f" FROM entries e WHERE {NOT_DISQUALIFIED.format(t='e')} GROUP BY period, group_code")
-        for row in rows:
-            view = views.get(row["period"])
+        for row in await self.live.period_counts():
+            view = views.get(row.period)
             if view is not None:
-                view.entries[row["group_code"]] = row["entries"]
-                view.participants[row["group_code"]] = row["participants"]
+                view.entries[row.group_code] = row.entries
+                view.participants[row.group_code] = row.participants
         return list(views.values())
 
     async def refresh(self) -> Observation:
@@ -140,14 +114,6 @@ class Monitor:
         while True:
             try:
                 await self.refresh()
-            except (StoreUnavailable, RedisError, OSError) as e:
+            except StoreError as e:
                 log.warning("monitor_refresh_failed", error=str(e))
             await asyncio.sleep(interval_s)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _ms(entry_id: Any) -> int:
-    return int(_text(entry_id).partition("-")[0])

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from contest.model import Contest
 from ops.embedded import free_port
-from ops.settings import REPO_CONTESTS, Settings
 from ops.stack import Stack
+from runtime.settings import REPO_CONTESTS, Settings
 
 
 def one_long_period(dest: Path, *, slug: str | None = None, seconds: int = 3600) -> Path:

@@ -11,12 +11,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-import redis.asyncio as aioredis
-
 from contest.model import Contest, Period
 from eventstore.events import AnyEvent, AttemptStarted, ParticipantRegistered, SubmissionReceived, encode_many
 from eventstore.ids import uuid7
-from eventstore.keys import EVENT_FIELD, Keys
+from eventstore.redis_stream import StreamWriter
 
 PEAK_SHARE = 1 / 8  # the mean distance of a submission from the cut-off, as a share of the period
 
@@ -56,21 +54,16 @@ def week(contest: Contest, period: Period, participants: int, entries: int, *, s
                 answers=answers, prediction=max(0, int(rng.gauss(entries, entries / 3))))]
 
 
-async def simulate(contest: Contest, redis: aioredis.Redis, period: Period, participants: int, entries: int,
+async def simulate(contest: Contest, writer: StreamWriter, period: Period, participants: int, entries: int,
                    *, progress: object = None) -> int:
     """Append the week to the stream (and the participants to Redis); returns the entries written."""
-    keys = Keys(contest.slug)
     written = 0
     batch: list[list[AnyEvent]] = []
 
     async def flush() -> None:
-        async with redis.pipeline(transaction=False) as pipe:
-            for events in batch:
-                event = events[0]
-                if isinstance(event, ParticipantRegistered):
-                    pipe.hset(keys.participants, event.participant_id, f"{event.group}|{event.unit_code or ''}")
-                pipe.xadd(keys.stream, {EVENT_FIELD: encode_many(events)})
-            await pipe.execute()
+        await writer.add_participants({e.participant_id: f"{e.group}|{e.unit_code or ''}" for events in batch
+                                       for e in events if isinstance(e, ParticipantRegistered)})
+        await writer.append(*(encode_many(events) for events in batch))
         if callable(progress):
             progress(len(batch))
         batch.clear()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from eventstore.postgres import migrate, open_pool
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey, die_with_parent, free_port
-from ops.settings import STACK_ENV, Settings, load_or_create_state, write_env_file
+from runtime.settings import STACK_ENV, Settings, load_or_create_state, write_env_file
 
 
 class StackError(RuntimeError):
@@ -51,7 +51,7 @@ class Stack:
             s = replace(s, database_url=self.postgres.start())
         s, self.secrets_path = load_or_create_state(s, anchor_now=datetime.now(UTC).replace(microsecond=0))
         self.settings = s
-        asyncio.run(_migrate(s))
+        asyncio.run(migrate_schema(s))
         for n in range(1, self.ingests + 1):  # several share the port (SO_REUSEPORT)
             self._spawn("ingest" if self.ingests == 1 else f"ingest-{n}", "ingest", "--port", str(s.ingest_port))
         self._spawn("results", "results", "--port", str(s.results_port))
@@ -147,7 +147,7 @@ class Stack:
                 f"  secrets {self.secrets_path}  logs {self.log_dir}/  metrics targets {self.targets_path}")
 
 
-async def _migrate(settings: Settings) -> None:
+async def migrate_schema(settings: Settings) -> None:
     _, database_url = settings.require_servers()
     pool = open_pool(database_url, max_size=1)
     await pool.open()

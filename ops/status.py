@@ -34,9 +34,9 @@ def http_ready(url: str) -> str:
 async def health(clients: Clients, urls: dict[str, str]) -> dict[str, str]:
     out = {}
     try:
-        await clients.redis.ping()
+        await clients.redis_ready()
         out["redis"] = "ready"
-    except Exception as e:
+    except StoreUnavailable as e:
         out["redis"] = f"DOWN: {e}"
     try:
         await clients.ready()

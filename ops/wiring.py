@@ -3,37 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from prometheus_client import start_http_server
-from psycopg_pool import AsyncConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
+from admin import routes as admin_routes
+from admin.service import Committee
 from contest.load import load_contest
 from contest.model import Contest
-from eventstore.errors import StoreUnavailable
+from eventstore import postgres, redis_stream
 from eventstore.keys import Keys
-from eventstore.postgres import migrate, open_pool
+from eventstore.pii import PiiVault
 from eventstore.redis_stream import StreamReader, StreamWriter, durability_mode
 from ingest import app as ingest_app
-from ingest.pii import PiiVault
 from ingest.tokens import TokenSigner
-from ops.clock import Clock, SystemClock
 from ops.monitor import Monitor
-from ops.settings import Settings
-from ops.web import APP_NAME, add_common_routes, error_middleware
 from projections import results_api
 from projections.apply import Projector
 from projections.close import Closer
+from projections.live_queries import LiveQueries
 from projections.rank_cache import RankCache
-from projections.store import Store
+from projections.results_queries import ResultsQueries
+from runtime.clock import Clock, SystemClock
+from runtime.routes import add_routes, common_routes
+from runtime.settings import Settings
+from runtime.web import APP_NAME, error_middleware
 from scorer.worker import Scorer
 
 log = structlog.get_logger()
@@ -43,25 +41,17 @@ def contest_of(settings: Settings) -> Contest:
     return load_contest(settings.contest_dir, anchor=settings.contest_anchor or datetime.now(UTC))
 
 
-def redis_client(url: str) -> aioredis.Redis:
-    """Bounded timeouts, so an outage becomes a 503 at once, never a request hanging; one immediate
-    retry on a broken connection heals the pool after a Redis restart. (A write whose reply was lost
-    may so run twice: a submission then answers with its original receipt.)"""
-    return aioredis.from_url(url, socket_timeout=3.0, socket_connect_timeout=1.0, retry_on_timeout=False,
-                             retry=Retry(NoBackoff(), 1), max_connections=256)
-
-
 @dataclass
 class Clients:
-    redis: aioredis.Redis
-    pool: AsyncConnectionPool
+    redis: redis_stream.Redis
+    pool: postgres.Pool
+
+    async def redis_ready(self) -> None:
+        await redis_stream.ping(self.redis)
 
     async def ready(self) -> None:
-        try:
-            await self.redis.ping()
-        except Exception as e:
-            raise StoreUnavailable(f"redis: {e}") from e
-        await Store(self.pool).ping()
+        await self.redis_ready()
+        await postgres.ping(self.pool)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -70,33 +60,50 @@ class Clients:
 
 async def open_clients(settings: Settings, *, pool_size: int = 8) -> Clients:
     redis_url, database_url = settings.require_servers()
-    pool = open_pool(database_url, max_size=pool_size)
+    pool = postgres.open_pool(database_url, max_size=pool_size)
     await pool.open(wait=False)
-    return Clients(redis_client(redis_url), pool)
+    return Clients(redis_stream.connect(redis_url), pool)
 
 
 async def build_ingest(contest: Contest, clients: Clients, settings: Settings, clock: Clock) -> ingest_app.Ingest:
-    secret, admin_token, pii_key = settings.require_secrets()
-    keys = Keys(contest.slug)
-    durability = await durability_mode(clients.redis)
-    reader = StreamReader(clients.redis, keys, "closer")
-    return ingest_app.Ingest(
-        contest=contest, writer=StreamWriter(clients.redis, keys, durability=durability),
-        signer=TokenSigner(secret), vault=PiiVault(secret, pii_key), clock=clock, admin_token=admin_token,
-        closer=Closer(contest, Store(clients.pool), reader, clock), ready=clients.ready)
+    """Ingest's own parts: Redis only (its /readyz does not depend on PostgreSQL)."""
+    secret, _, pii_key = settings.require_secrets()
+    writer = StreamWriter(clients.redis, Keys(contest.slug), durability=await durability_mode(clients.redis))
+    return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(secret),
+                             vault=PiiVault(secret, pii_key), clock=clock, ready=clients.redis_ready)
+
+
+def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock) -> Committee:
+    closer = Closer(contest, clients.pool, StreamReader(clients.redis, Keys(contest.slug), "closer"), clock)
+    return Committee(contest, writer, closer, clock)
+
+
+async def build_ingest_app(contest: Contest, clients: Clients, settings: Settings, clock: Clock
+                           ) -> tuple[web.Application, Committee]:
+    """The ingest app with the committee's admin routes mounted on it."""
+    ingest = await build_ingest(contest, clients, settings, clock)
+    committee = build_committee(contest, clients, ingest.writer, clock)
+    app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES)
+    app[admin_routes.ADMIN] = admin_routes.AdminDoor(committee, settings.require_secrets()[1])
+    return app, committee
 
 
 def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cache_s: float | None = 5.0
                   ) -> results_api.Results:
     """`rank_cache_s`: how stale live ranks and totals may be (None: counted in the database each time)."""
-    store = Store(clients.pool)
-    ranks = None if rank_cache_s is None else RankCache(contest, store, max_age_s=rank_cache_s)
-    return results_api.Results(contest, store, clock, clients.ready, ranks)
+    live = LiveQueries(clients.pool)
+    ranks = None if rank_cache_s is None else RankCache(contest, live, clock, max_age_s=rank_cache_s)
+    return results_api.Results(contest, live, ResultsQueries(clients.pool), clock, clients.ready, ranks)
 
 
-def build_scorer(contest: Contest, clients: Clients, name: str) -> Scorer:
+def build_scorer(contest: Contest, clients: Clients, name: str, clock: Clock) -> Scorer:
     reader = StreamReader(clients.redis, Keys(contest.slug), name)
-    return Scorer(reader=reader, pool=clients.pool, projector=Projector(contest))
+    return Scorer(reader=reader, pool=clients.pool, projector=Projector(contest), clock=clock)
+
+
+def build_monitor(contest: Contest, clients: Clients, clock: Clock) -> Monitor:
+    return Monitor(contest, StreamReader(clients.redis, Keys(contest.slug), "monitor"), LiveQueries(clients.pool),
+                   ResultsQueries(clients.pool), clock)
 
 
 # -- one process each ---------------------------------------------------------------------------
@@ -118,16 +125,19 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
     contest = _preflight(settings)
     serve_metrics(settings, metrics_port)
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+    async def make() -> web.Application:
         clients = await open_clients(settings)
-        await migrate(clients.pool)
-        app[ingest_app.INGEST] = await build_ingest(contest, clients, settings, SystemClock())
-        yield
-        await clients.close()
+        await postgres.migrate(clients.pool)
+        app, _ = await build_ingest_app(contest, clients, settings, SystemClock())
 
-    app = ingest_app.build_app(None, extra_ctx=[lifecycle])
-    web.run_app(app, host=settings.host, port=settings.ingest_port, print=None, access_log=None,
-                reuse_port=True)
+        async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+            yield
+            await clients.close()
+
+        app.cleanup_ctx.append(lifecycle)
+        return app
+
+    web.run_app(make(), host=settings.host, port=settings.ingest_port, print=None, access_log=None, reuse_port=True)
 
 
 def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
@@ -136,9 +146,9 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         clients = await open_clients(settings)
-        await migrate(clients.pool)
+        await postgres.migrate(clients.pool)
         app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
-        monitor = Monitor(contest, clients.redis, Store(clients.pool), SystemClock())
+        monitor = build_monitor(contest, clients, SystemClock())
         task = monitor.start(settings.monitor_interval_s)
         yield
         await monitor.stop(task)
@@ -149,29 +159,16 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
                 reuse_port=True)
 
 
-def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None, stop_grace_s: float = 10.0) -> None:
-    """Run one scorer until SIGTERM/SIGINT: it finishes the batch in hand and exits; a batch still
-    running `stop_grace_s` later is abandoned (rolled back, redelivered to another scorer).
-    With `metrics_port`, it serves /healthz, /readyz and /metrics there like every process."""
+def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None) -> None:
+    """One scorer until SIGTERM/SIGINT (its lifecycle is the Scorer's own). With `metrics_port`, it
+    serves /healthz, /readyz and /metrics there like every process."""
     contest = _preflight(settings)
 
     async def main() -> None:
         clients = await open_clients(settings, pool_size=2)
         runner = await _serve_health(settings, metrics_port, clients) if metrics_port else None
         try:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            log.info("scorer_started", consumer=name)
-            worker = asyncio.create_task(build_scorer(contest, clients, name).run(stop))
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait([worker, stopping], return_when=asyncio.FIRST_COMPLETED)
-            try:
-                await asyncio.wait_for(worker, stop_grace_s)
-            except TimeoutError:
-                log.error("scorer_stop_timeout", consumer=name, grace_s=stop_grace_s)
-            stopping.cancel()
+            await build_scorer(contest, clients, name, SystemClock()).serve()
         finally:
             if runner is not None:
                 await runner.cleanup()
@@ -188,8 +185,7 @@ async def _serve_health(settings: Settings, port: int, clients: Clients) -> web.
     async def ready(_: web.Request) -> None:
         await clients.ready()
 
-    add_common_routes(app, ready, {"openapi": "3.1.0", "info": {"title": "cchc-scoring scorer", "version": "1"},
-                                   "paths": {}})
+    add_routes(app, common_routes("cchc-scoring scorer", ready))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, port).start()
@@ -202,7 +198,7 @@ def check_scorers(settings: Settings, name: str | None) -> int:
 
     async def main() -> int:
         redis_url, _ = settings.require_servers()
-        client = redis_client(redis_url)
+        client = redis_stream.connect(redis_url)
         try:
             beats = await StreamReader(client, Keys(contest.slug), "check").heartbeats()
         finally:
@@ -216,4 +212,3 @@ def check_scorers(settings: Settings, name: str | None) -> int:
         return 0 if alive else 1
 
     return asyncio.run(main())
-

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import bisect
 import sys
-import time
 from array import array
 from dataclasses import dataclass
 
-from contest.model import Contest
-from projections.store import NOT_DISQUALIFIED, Store
+from contest.model import Contest, Period
+from projections.live_queries import LiveQueries
+from runtime.clock import Clock
 
 
 @dataclass
@@ -28,9 +28,10 @@ class _Snapshot:
 
 
 class RankCache:
-    def __init__(self, contest: Contest, store: Store, *, max_age_s: float = 5.0) -> None:
+    def __init__(self, contest: Contest, live: LiveQueries, clock: Clock, *, max_age_s: float = 5.0) -> None:
         self.contest = contest
-        self.store = store
+        self.live = live
+        self.clock = clock
         self.max_age_s = max_age_s
         rules = contest.rules
         self._duration_bits = ((rules.time_limit_seconds + rules.grace_seconds) * 1000 + 1).bit_length()
@@ -41,20 +42,20 @@ class RankCache:
     def usable(self, period: int) -> bool:
         """Keys fit in 63 bits (a positive bigint) for this period (else callers count in the database)."""
         p = self.contest.period(period)
-        return p is not None and self._score_bits + self._duration_bits + self._time_bits(period) <= 63
+        return p is not None and self._score_bits + self._duration_bits + _time_bits(p) <= 63
 
-    def _time_bits(self, period: int) -> int:
-        p = self.contest.period(period)
-        assert p is not None
-        return (p.end_ms - p.start_ms + 1).bit_length()
+    def _period(self, number: int) -> Period:
+        p = self.contest.period(number)
+        if p is None:  # callers ask only for usable() periods
+            raise ValueError(f"no period {number}")
+        return p
 
     def key(self, period: int, score: int, duration_ms: int, submitted_ms: int) -> int:
-        p = self.contest.period(period)
-        assert p is not None
+        p = self._period(period)
         since_start = min(max(submitted_ms - p.start_ms, 0), p.end_ms - p.start_ms)
         duration = min(duration_ms, (1 << self._duration_bits) - 1)
-        return ((self.contest.rules.max_score - score) << (self._duration_bits + self._time_bits(period))
-                | duration << self._time_bits(period) | since_start)
+        return ((self.contest.rules.max_score - score) << (self._duration_bits + _time_bits(p))
+                | duration << _time_bits(p) | since_start)
 
     async def snapshot(self, period: int, group: str) -> _Snapshot:
         """The current snapshot; a stale one is served while a fresh one is taken in the background."""
@@ -62,30 +63,29 @@ class RankCache:
         held = self._snapshots.get(slot)
         if held is None:
             return await self._refresh(slot)
-        if time.monotonic() - held.taken > self.max_age_s and slot not in self._refreshing:
+        if self._now() - held.taken > self.max_age_s and slot not in self._refreshing:
             self._refreshing[slot] = asyncio.create_task(self._refresh(slot))
         return held
+
+    def _now(self) -> float:
+        return self.clock.now_ms() / 1000
 
     async def _refresh(self, slot: tuple[int, str]) -> _Snapshot:
         """The keys are packed by the database (the same formula as key()) and arrive as one
         string of big-endian 8-byte integers, in order: no Python object per row."""
         period, group = slot
-        p = self.contest.period(period)
-        assert p is not None
-        time_bits = self._time_bits(period)
+        p = self._period(period)
+        time_bits = _time_bits(p)
         try:
-            rows = await self.store.fetch(
-                "SELECT coalesce(string_agg(int8send(k), ''::bytea ORDER BY k), ''::bytea) AS keys FROM ("
-                " SELECT ((%s - score)::bigint << %s) | (least(duration_ms, %s)::bigint << %s)"
-                "   | least(greatest(submitted_ms - %s, 0), %s) AS k"
-                f" FROM counted c WHERE c.period = %s AND c.group_code = %s AND {NOT_DISQUALIFIED.format(t='c')}) t",
-                (self.contest.rules.max_score, self._duration_bits + time_bits, (1 << self._duration_bits) - 1,
-                 time_bits, p.start_ms, p.end_ms - p.start_ms, period, group))
+            packed = await self.live.packed_keys(
+                period, group, max_score=self.contest.rules.max_score, score_shift=self._duration_bits + time_bits,
+                duration_cap=(1 << self._duration_bits) - 1, time_shift=time_bits, start_ms=p.start_ms,
+                span_ms=p.end_ms - p.start_ms)
             keys = array("Q")
-            keys.frombytes(rows[0]["keys"])
+            keys.frombytes(packed)
             if sys.byteorder == "little":
                 keys.byteswap()
-            fresh = _Snapshot(keys, time.monotonic())
+            fresh = _Snapshot(keys, self._now())
             self._snapshots[slot] = fresh
             return fresh
         finally:
@@ -101,6 +101,10 @@ class RankCache:
         keys = (await self.snapshot(period, group)).keys
         before = bisect.bisect_left(keys, key)
         if before < len(keys) and keys[before] == key:  # the same key more than once: ask who is first
-            before += await self.store.count_same_key_before(period, group, score, duration_ms, submitted_ms,
+            before += await self.live.count_same_key_before(period, group, score, duration_ms, submitted_ms,
                                                              attempt_id)
         return before + 1
+
+
+def _time_bits(p: Period) -> int:
+    return (p.end_ms - p.start_ms + 1).bit_length()

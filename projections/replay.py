@@ -12,15 +12,19 @@ import time
 from collections.abc import Callable, Sequence
 
 import msgspec
-import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from contest.model import Contest
-from eventstore.events import AnyEvent, ResultsPublished, decode
-from eventstore.postgres import EventKey
+from eventstore.events import AnyEvent, ResultsPublished
+from eventstore.postgres import Connection, EventKey, Pool, read_events, session_lock, transaction
+from projections import live_queries, results_queries
 from projections.apply import Projector
-from projections.close import RESULTS_LOCK, publish
-from projections.store import PROJECTION_TABLES
+from projections.close import publish
+from projections.results_queries import RESULTS_LOCK
+
+# Tables rebuilt from the event table by a replay.
+PROJECTION_TABLES = (*live_queries.TABLES, *results_queries.TABLES)
+Batch = list[tuple[EventKey, AnyEvent]]
+Item = Batch | Exception | None  # a batch, the reader's failure, or the end
 
 
 class ReplayReport(msgspec.Struct):
@@ -30,58 +34,49 @@ class ReplayReport(msgspec.Struct):
     seconds: float
 
 
-async def count_events(pool: AsyncConnectionPool) -> int:
-    async with pool.connection() as conn:
-        cur = await conn.execute("SELECT count(*) FROM events")
-        return int((await cur.fetchone() or (0,))[0])
-
-
-async def replay(contest: Contest, pool: AsyncConnectionPool, *, batch_size: int = 5000,
+async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000,
                  progress: Callable[[int], None] | None = None) -> ReplayReport:
     """Empty the projections and rebuild them. Closes wait for it (a session advisory lock);
     scorers may keep running: every projection step is idempotent and order-insensitive."""
     started = time.perf_counter()
     projector = Projector(contest)
     report = ReplayReport(0, 0, [], 0.0)
-    async with pool.connection() as reader:
-        await reader.execute("SELECT pg_advisory_lock(%s)", (RESULTS_LOCK,))
-        await reader.commit()
+    async with session_lock(pool, RESULTS_LOCK) as reader:
+        async with transaction(pool) as conn:
+            await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
+        # Reading and decoding the next batch overlaps with the database applying this one
+        # (the two were serial: ~54 % of the time in Python, ~34 % waiting on PostgreSQL).
+        batches: asyncio.Queue[Item] = asyncio.Queue(maxsize=2)
+        reading = asyncio.create_task(_read(reader, batch_size, batches))
         try:
-            async with pool.connection() as conn, conn.transaction():
-                await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
-            # Reading and decoding the next batch overlaps with the database applying this one
-            # (the two were serial: ~54 % of the time in Python, ~34 % waiting on PostgreSQL).
-            batches: asyncio.Queue[list[tuple[EventKey, AnyEvent]] | None] = asyncio.Queue(maxsize=2)
-            reading = asyncio.create_task(_read(reader, batch_size, batches))
-            try:
-                while (events := await batches.get()) is not None:
-                    async with pool.connection() as conn, conn.transaction():
-                        await _apply(conn, contest, projector, events, report)
-                    report.events += len(events)
-                    if progress is not None:
-                        progress(len(events))
-            finally:
-                reading.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reading
+            while (events := await batches.get()) is not None:
+                if isinstance(events, Exception):
+                    raise events
+                async with transaction(pool) as conn:
+                    await _apply(conn, contest, projector, events, report)
+                report.events += len(events)
+                if progress is not None:
+                    progress(len(events))
         finally:
-            await reader.execute("SELECT pg_advisory_unlock(%s)", (RESULTS_LOCK,))
-            await reader.commit()
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
     report.seconds = time.perf_counter() - started
     return report
 
 
-async def _read(reader: psycopg.AsyncConnection, batch_size: int,
-                batches: asyncio.Queue[list[tuple[EventKey, AnyEvent]] | None]) -> None:
-    """Every event in key order, decoded, in batches; None at the end."""
-    async with reader.transaction(), reader.cursor(name="replay") as cur:
-        await cur.execute("SELECT stream_ms, stream_seq, idx, body FROM events ORDER BY stream_ms, stream_seq, idx")
-        while rows := await cur.fetchmany(batch_size):
-            await batches.put([((ms, seq, idx), decode(body)) for ms, seq, idx, body in rows])
+async def _read(reader: Connection, batch_size: int, batches: asyncio.Queue[Item]) -> None:
+    """Every event in key order, decoded, in batches; then None, or the error that stopped it."""
+    try:
+        async for batch in read_events(reader, batch_size):
+            await batches.put(batch)
+    except Exception as e:  # handed to the applying side, which raises it
+        await batches.put(e)
+        return
     await batches.put(None)
 
 
-async def _apply(conn: psycopg.AsyncConnection, contest: Contest, projector: Projector,
+async def _apply(conn: Connection, contest: Contest, projector: Projector,
                  events: Sequence[tuple[EventKey, AnyEvent]], report: ReplayReport) -> None:
     """Apply a batch, stopping at each results marker to recompute that result in place."""
     segment: list[tuple[EventKey, AnyEvent]] = []

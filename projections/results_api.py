@@ -12,20 +12,23 @@ from aiohttp import web
 from contest.model import Contest
 from contest.timefmt import iso_ms
 from contest.units import unit_ranking
-from ops.clock import Clock
-from ops.openapi import openapi_document
-from ops.web import APP_NAME, ApiError, add_common_routes, error_middleware, json_response, period_in_path
+from projections.live_queries import LiveQueries, Standing
 from projections.rank_cache import RankCache
-from projections.store import Store
+from projections.results_queries import ResultsQueries
 from projections.views import (
     AttemptOut,
+    FinalOut,
     LeaderboardEntry,
     LeaderboardOut,
     ParticipantOut,
     PeriodOut,
     PeriodsOut,
+    PrizesOut,
     UnitsOut,
 )
+from runtime.clock import Clock
+from runtime.routes import PERIOD, Param, Route, add_routes, common_routes
+from runtime.web import APP_NAME, ApiError, error_middleware, json_response, period_in_path
 
 MAX_LIMIT = 500
 
@@ -33,7 +36,8 @@ MAX_LIMIT = 500
 @dataclass(frozen=True)
 class Results:
     contest: Contest
-    store: Store
+    live: LiveQueries
+    published: ResultsQueries
     clock: Clock
     ready: Callable[[], Awaitable[None]]
     ranks: RankCache | None = None  # live ranks and totals from a snapshot at most seconds old
@@ -42,18 +46,18 @@ class Results:
     async def live_total(self, period: int, group: str) -> int:
         if self.ranks is not None and self.ranks.usable(period):
             return await self.ranks.total(period, group)
-        return await self.store.live_total(period, group)
+        return await self.live.live_total(period, group)
 
-    async def live_rank(self, period: int, me: dict[str, Any]) -> int:
+    async def live_rank(self, period: int, me: Standing) -> int:
         if self.ranks is not None and self.ranks.usable(period):
-            return await self.ranks.rank(period, me["group_code"], me["score"], me["duration_ms"],
-                                         me["submitted_ms"], me["attempt_id"])
-        return await self.store.live_rank(period, me)
+            return await self.ranks.rank(period, me.group_code, me.score, me.duration_ms, me.submitted_ms,
+                                         me.attempt_id)
+        return await self.live.live_rank(period, me)
 
     async def final_total(self, period: int, revision: int, group: str) -> int:
         slot = (period, revision, group)
         if slot not in self.frozen_totals:
-            self.frozen_totals[slot] = await self.store.final_total(period, revision, group)
+            self.frozen_totals[slot] = await self.published.total(period, revision, group)
         return self.frozen_totals[slot]
 
 
@@ -69,28 +73,28 @@ def _int_param(request: web.Request, name: str, default: int, low: int, cap: int
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) < low:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < low:
         raise ApiError(422, "invalid", f"{name}: must be a whole number, at least {low}")
     return min(int(raw), cap)
 
 
 async def periods(request: web.Request) -> web.Response:
     res = _results(request)
-    closed = await res.store.latest_revisions()
+    closed = await res.published.latest_revisions()
     now, tz = res.clock.now_ms(), res.contest.tz
     out = [PeriodOut(p.number, p.name, iso_ms(p.start_ms, tz), iso_ms(p.end_ms, tz),
                      res.contest.status(p, now, p.number in closed)) for p in res.contest.periods]
     return json_response(PeriodsOut(out))
 
 
-def _entry(res: Results, rank: int, row: dict[str, Any]) -> LeaderboardEntry:
-    unit = res.contest.units.get(row["unit_code"]) if row["unit_code"] else None
+def _entry(res: Results, rank: int, row: Standing) -> LeaderboardEntry:
+    unit = res.contest.units.get(row.unit_code) if row.unit_code else None
     return LeaderboardEntry(
-        rank=rank, participant_id=row["participant_id"], display_name=row["display_name"] or "",
-        unit_code=row["unit_code"], unit_name=unit.name if unit else None, score=row["score"],
-        correct=row["correct"], duration_ms=row["duration_ms"], prediction=row["prediction"],
-        prediction_error=row.get("prediction_error"), submitted_at=iso_ms(row["submitted_ms"], res.contest.tz),
-        attempt_id=row["attempt_id"])
+        rank=rank, participant_id=row.participant_id, display_name=row.display_name or "",
+        unit_code=row.unit_code, unit_name=unit.name if unit else None, score=row.score,
+        correct=row.correct, duration_ms=row.duration_ms, prediction=row.prediction,
+        prediction_error=row.prediction_error, submitted_at=iso_ms(row.submitted_ms, res.contest.tz),
+        attempt_id=row.attempt_id)
 
 
 async def leaderboard(request: web.Request) -> web.Response:
@@ -101,15 +105,15 @@ async def leaderboard(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid", f"group: unknown group {group!r}")
     limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, 10**9)
-    revision = (await res.store.latest_revisions()).get(period.number)
+    revision = (await res.published.latest_revisions()).get(period.number)
     if revision is None:
         total = await res.live_total(period.number, group)
-        rows = await res.store.live_leaderboard(period.number, group, limit, offset)
+        rows = await res.live.live_leaderboard(period.number, group, limit, offset)
         entries = [_entry(res, offset + i, row) for i, row in enumerate(rows, start=1)]
     else:
         total = await res.final_total(period.number, revision, group)
-        rows = await res.store.final_leaderboard(period.number, revision, group, limit, offset)
-        entries = [_entry(res, row["rank"], row) for row in rows]
+        rows = await res.published.leaderboard(period.number, revision, group, limit, offset)
+        entries = [_entry(res, row.rank or 0, row) for row in rows]
     return json_response(LeaderboardOut(period.number, group, revision is not None, total, entries))
 
 
@@ -117,34 +121,34 @@ async def participant(request: web.Request) -> web.Response:
     res = _results(request)
     period = period_in_path(request, res.contest)
     participant_id = request.match_info["id"]
-    person = await res.store.participant(participant_id)
+    person = await res.live.participant(participant_id)
     if person is None:
         raise ApiError(404, "unknown_participant", "no participant with this id")
-    revision = (await res.store.latest_revisions()).get(period.number)
+    revision = (await res.published.latest_revisions()).get(period.number)
     rank: int | None = None
     best: LeaderboardEntry | None = None
     if revision is not None:
-        row = await res.store.final_standing(period.number, revision, participant_id)
-        if row is not None:
-            rank, best = row["rank"], _entry(res, row["rank"], row)
-    elif not person["disqualified"]:
-        me = await res.store.live_counted(period.number, participant_id)
+        row = await res.published.standing(period.number, revision, participant_id)
+        if row is not None and row.rank is not None:
+            rank, best = row.rank, _entry(res, row.rank, row)
+    elif not person.disqualified:
+        me = await res.live.live_counted(period.number, participant_id)
         if me is not None:
             rank = await res.live_rank(period.number, me)
             best = _entry(res, rank, me)
-    attempts = [AttemptOut(a["attempt_id"], a["score"], a["correct"], a["duration_ms"], a["prediction"],
-                           iso_ms(a["submitted_ms"], res.contest.tz))
-                for a in await res.store.attempts_of(period.number, participant_id)]
+    attempts = [AttemptOut(a.attempt_id, a.score, a.correct, a.duration_ms, a.prediction,
+                           iso_ms(a.submitted_ms, res.contest.tz))
+                for a in await res.live.attempts_of(period.number, participant_id)]
     return json_response(ParticipantOut(participant_id, period.number, revision is not None, rank, best, attempts))
 
 
 async def units(request: web.Request) -> web.Response:
     res = _results(request)
     period = period_in_path(request, res.contest)
-    result = await res.store.result(period.number)
+    result = await res.published.result(period.number)
     if result is not None:
-        return json_response({"period": period.number, "final": True, "entries": json.loads(result["units"])})
-    aggregates = await res.store.live_unit_aggregates(period.number, sorted(res.contest.counting_groups()))
+        return json_response({"period": period.number, "final": True, "entries": json.loads(result.units)})
+    aggregates = await res.live.live_unit_aggregates(period.number, sorted(res.contest.counting_groups()))
     return json_response(UnitsOut(period.number, False, unit_ranking(res.contest, aggregates)))
 
 
@@ -152,22 +156,22 @@ async def prizes(request: web.Request) -> web.Response:
     res = _results(request)
     period = period_in_path(request, res.contest)
     raw = request.query.get("revision")
-    if raw is not None and not raw.isdigit():
+    if raw is not None and not (raw.isascii() and raw.isdigit()):
         raise ApiError(422, "invalid", "revision: must be a whole number")
-    result = await res.store.result(period.number, int(raw) if raw is not None else None)
+    result = await res.published.result(period.number, int(raw) if raw is not None else None)
     if result is None:
-        if raw is not None and (await res.store.result(period.number)) is not None:
+        if raw is not None and (await res.published.result(period.number)) is not None:
             raise ApiError(404, "unknown_revision", f"period {period.number} has no revision {raw}")
         raise ApiError(409, "not_closed", f"period {period.number} is not closed yet")
-    document = json.loads(result["prizes"])
-    document["results_digest"] = result["results_digest"]
+    document = json.loads(result.prizes)
+    document["results_digest"] = result.results_digest
     return json_response(document)
 
 
 async def final(request: web.Request) -> web.Response:
     res = _results(request)
-    closed = await res.store.latest_revisions()
-    document = await res.store.final_result()
+    closed = await res.published.latest_revisions()
+    document = await res.published.final_document()
     if len(closed) < len(res.contest.periods) or document is None:
         raise ApiError(409, "not_closed", "final results come when every period is closed")
     return json_response(document)
@@ -177,19 +181,35 @@ async def _ready(request: web.Request) -> None:
     await _results(request).ready()
 
 
+_GROUP = Param("group", "query", {"type": "string"}, "the group's code (default: the contest's first group)")
+_LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1}, f"rows per page (default 50; above {MAX_LIMIT}"
+               f" it is capped at {MAX_LIMIT})")
+_OFFSET = Param("offset", "query", {"type": "integer", "minimum": 0}, "rows to skip (default 0)")
+_REVISION = Param("revision", "query", {"type": "integer", "minimum": 1}, "an older revision (default the latest)")
+_PARTICIPANT = Param("id", "path", {"type": "string", "minLength": 1, "maxLength": 64}, "the participant's id")
+
+ROUTES = (
+    Route("get", "/v1/periods", periods, "every period with its status", 200, PeriodsOut),
+    Route("get", "/v1/periods/{n}/leaderboard", leaderboard, "a period's ranking of one group", 200, LeaderboardOut,
+          errors=(404, 422), params=(PERIOD, _GROUP, _LIMIT, _OFFSET)),
+    Route("get", "/v1/periods/{n}/participants/{id}", participant, "a participant's standing in a period", 200,
+          ParticipantOut, errors=(404, 422), params=(PERIOD, _PARTICIPANT)),
+    Route("get", "/v1/periods/{n}/units", units, "a period's unit ranking", 200, UnitsOut, errors=(404, 422),
+          params=(PERIOD,)),
+    Route("get", "/v1/periods/{n}/prizes", prizes, "a closed period's prizes and results digest", 200, PrizesOut,
+          errors=(404, 409, 422), params=(PERIOD, _REVISION)),
+    Route("get", "/v1/final", final, "the final unit prizes, once every period is closed", 200, FinalOut,
+          errors=(409,)),
+)
+
+
 def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
     """The app; `results` may be None when a startup context in `extra_ctx` provides it."""
     app = web.Application(middlewares=[error_middleware])
     app[APP_NAME] = "results"
     if results is not None:
         app[RESULTS] = results
-    app.router.add_get("/v1/periods", periods)
-    app.router.add_get("/v1/periods/{n}/leaderboard", leaderboard)
-    app.router.add_get("/v1/periods/{n}/participants/{id}", participant)
-    app.router.add_get("/v1/periods/{n}/units", units)
-    app.router.add_get("/v1/periods/{n}/prizes", prizes)
-    app.router.add_get("/v1/final", final)
-    add_common_routes(app, _ready, openapi_document("results"))
+    add_routes(app, [*ROUTES, *common_routes("cchc-scoring results", _ready)])
     for ctx in extra_ctx or []:
         app.cleanup_ctx.append(ctx)
     return app

@@ -3,41 +3,69 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
-import psycopg
 import structlog
-from psycopg_pool import AsyncConnectionPool
-from redis.exceptions import RedisError
 
-from eventstore.errors import StoreUnavailable
+from eventstore.errors import StoreError, StoreRejected, StoreUnavailable
 from eventstore.events import AnyEvent, decode_many
-from eventstore.postgres import TRANSIENT, archive, record_progress
+from eventstore.postgres import Pool, archive, record_progress, transaction
 from eventstore.redis_stream import StreamReader
-from ops import metrics
 from projections.apply import Projector
+from runtime import metrics
+from runtime.clock import Clock
 
 log = structlog.get_logger()
 Entries = list[tuple[str, bytes]]
+Decoded = list[tuple[str, bytes, list[AnyEvent]]]
 
 
 class Scorer:
-    def __init__(self, *, reader: StreamReader, pool: AsyncConnectionPool, projector: Projector,
+    """A worker of the consumer group; it owns its lifecycle as arq's Worker does: `serve()` runs it
+    until SIGTERM/SIGINT, finishes the batch in hand within `stop_grace_s`, beats a heartbeat that
+    `cchc scorer --check` reads, and `drain()` is the burst mode tests use."""
+
+    def __init__(self, *, reader: StreamReader, pool: Pool, projector: Projector, clock: Clock,
                  batch_size: int = 1000, block_ms: int = 500, claim_idle_ms: int = 30_000,
-                 max_deliveries: int = 10, beat_every_s: float = 5.0, trim_every_s: float = 30.0) -> None:
+                 max_deliveries: int = 10, beat_every_s: float = 5.0, trim_every_s: float = 30.0,
+                 stop_grace_s: float = 10.0) -> None:
         self.reader = reader
         self.pool = pool
         self.projector = projector
+        self.clock = clock
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.max_deliveries = max_deliveries
         self.beat_every_s = beat_every_s
         self.trim_every_s = trim_every_s
+        self.stop_grace_s = stop_grace_s
         self.name = reader.consumer
         self._behind = True  # own pending entries first: at start, and after any failed batch
+
+    async def serve(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop reading and let the batch in hand finish; one still
+        running `stop_grace_s` later is abandoned (rolled back, redelivered to another scorer)."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("scorer_started", consumer=self.name)
+        worker = asyncio.create_task(self.run(stop), name=f"scorer {self.name}")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([worker, stopping], return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait_for(worker, self.stop_grace_s)
+            except TimeoutError:
+                log.error("scorer_stop_timeout", consumer=self.name, grace_s=self.stop_grace_s)
+        finally:
+            stopping.cancel()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
     async def process(self, entries: Entries) -> int:
         """Archive + project `entries` in one transaction, then ack; returns events newly projected.
@@ -49,7 +77,7 @@ class Scorer:
         if not entries:
             return 0
         started = time.perf_counter()
-        decoded: list[tuple[str, bytes, list[AnyEvent]]] = []
+        decoded: Decoded = []
         for entry_id, raw in entries:
             try:
                 decoded.append((entry_id, raw, decode_many(raw)))
@@ -57,9 +85,9 @@ class Scorer:
                 await self._poison(entry_id, raw, f"cannot decode: {e}")
         try:
             fresh = await self._commit(decoded)
-        except psycopg.Error as e:
-            if isinstance(e, TRANSIENT) or len(decoded) < 2:
-                raise StoreUnavailable(f"postgres: {e}") from e
+        except StoreRejected as e:
+            if len(decoded) < 2:  # nothing to isolate it from: retried, parked after max_deliveries
+                raise StoreUnavailable(str(e)) from e
             fresh = await self._isolate(decoded)
         else:
             # Acked only after commit: a crash here redelivers the batch, and archive() makes that a no-op.
@@ -69,29 +97,27 @@ class Scorer:
         metrics.SCORER_BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return fresh
 
-    async def _commit(self, decoded: list[tuple[str, bytes, list[AnyEvent]]]) -> int:
+    async def _commit(self, decoded: Decoded) -> int:
         if not decoded:
             return 0
-        async with self.pool.connection() as conn, conn.transaction():
+        async with transaction(self.pool) as conn:
             fresh = await archive(conn, [(entry_id, events) for entry_id, _, events in decoded])
             await self.projector.apply(conn, fresh)
             await record_progress(conn, self.name, decoded[-1][0], len(fresh))
         return len(fresh)
 
-    async def _isolate(self, decoded: list[tuple[str, bytes, list[AnyEvent]]]) -> int:
+    async def _isolate(self, decoded: Decoded) -> int:
         """One entry per transaction: park the ones that fail if any other succeeds."""
         fresh, failed = 0, []
         for item in decoded:
             try:
                 fresh += await self._commit([item])
-            except psycopg.Error as e:
-                if isinstance(e, TRANSIENT):
-                    raise StoreUnavailable(f"postgres: {e}") from e
+            except StoreRejected as e:
                 failed.append((item, e))
             else:
                 await self.reader.ack([item[0]])
         if len(failed) == len(decoded):
-            raise StoreUnavailable(f"postgres: every entry of the batch failed: {failed[0][1]}")
+            raise StoreUnavailable(f"every entry of the batch failed: {failed[0][1]}")
         for (entry_id, raw, _), error in failed:
             await self._poison(entry_id, raw, f"cannot project: {error}")
         return fresh
@@ -119,7 +145,7 @@ class Scorer:
         while not stop.is_set():
             now = time.monotonic()
             if now >= next_beat:
-                await self._step(lambda: self.reader.beat(time.time_ns() // 1_000_000, int(self.beat_every_s * 6)))
+                await self._step(lambda: self.reader.beat(self.clock.now_ms(), int(self.beat_every_s * 6)))
                 next_beat = now + self.beat_every_s
             if now >= next_claim:
                 await self._step(self._reclaim)
@@ -160,7 +186,7 @@ class Scorer:
         """One unit of work; outages are logged and retried after a pause, never fatal."""
         try:
             await action()
-        except (StoreUnavailable, RedisError) as e:
+        except StoreError as e:
             self._behind = True
             metrics.SCORER_ERRORS.labels(self.name, type(e).__name__).inc()
             log.warning("scorer_backoff", consumer=self.name, error=str(e))

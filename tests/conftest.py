@@ -19,10 +19,10 @@ from contest.load import load_contest
 from contest.model import Contest
 from eventstore.postgres import migrate, open_pool
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey
-from projections.store import PROJECTION_TABLES
+from projections.replay import PROJECTION_TABLES
 from tests.harness import System
+from tests.paths import TEST_CONTEST
 
-CONTEST_DIR = Path(__file__).parent / "data" / "contest"
 TABLES = ("events", "consumer_progress", *PROJECTION_TABLES)
 
 
@@ -92,7 +92,7 @@ async def redis(servers: Servers) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture(scope="session")
 def contest() -> Contest:
-    return load_contest(CONTEST_DIR)
+    return load_contest(TEST_CONTEST)
 
 
 @pytest.fixture

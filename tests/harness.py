@@ -12,12 +12,13 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 from psycopg_pool import AsyncConnectionPool
 
+from admin.service import Committee
 from contest.model import Contest
-from ingest import app as ingest_app
-from ops.clock import ManualClock
-from ops.settings import Settings
-from ops.wiring import Clients, build_ingest, build_results, build_scorer
+from eventstore.keys import Keys
+from ops.wiring import Clients, build_ingest_app, build_results, build_scorer
 from projections import results_api
+from runtime.clock import ManualClock
+from runtime.settings import Settings
 
 ADMIN = "test-admin-token"
 SETTINGS = Settings(secret="test-secret", admin_token=ADMIN, pii_key=base64.b64encode(b"k" * 32).decode())
@@ -26,13 +27,14 @@ HOUR = 3600.0
 
 class System:
     def __init__(self, contest: Contest, clock: ManualClock, ingest: TestClient, results: TestClient,
-                 clients: Clients) -> None:
+                 clients: Clients, committee: Committee) -> None:
         self.contest = contest
         self.clock = clock
         self.ingest = ingest
         self.results = results
         self.clients = clients
-        self.scorers = [build_scorer(contest, clients, "test-scorer")]
+        self.committee = committee
+        self.scorers = [build_scorer(contest, clients, "test-scorer", clock)]
         self._people = 0
         self.key = {q.id: q.answer for q in contest.questions.values()}
 
@@ -42,12 +44,12 @@ class System:
                       settings: Settings = SETTINGS) -> AsyncIterator[System]:
         clock = ManualClock(contest.periods[0].start_ms + int(HOUR * 1000))
         clients = Clients(redis, pool)
-        ing = await build_ingest(contest, clients, settings, clock)
-        ing.closer.settle_ms, ing.closer.drain_timeout_s = 1000, 2.0  # tests move the clock themselves
+        app, committee = await build_ingest_app(contest, clients, settings, clock)
+        committee.closer.settle_ms, committee.closer.drain_timeout_s = 1000, 2.0  # tests move the clock themselves
         res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
-        async with TestClient(TestServer(ingest_app.build_app(ing))) as ingest, \
+        async with TestClient(TestServer(app)) as ingest, \
                 TestClient(TestServer(results_api.build_app(res))) as results:
-            yield cls(contest, clock, ingest, results, clients)
+            yield cls(contest, clock, ingest, results, clients, committee)
 
     # -- ingest ------------------------------------------------------------------------------
 
@@ -128,8 +130,6 @@ class System:
             return int(row[0])
 
     async def stream_length(self) -> int:
-        from eventstore.keys import Keys
-
         return int(await self.clients.redis.xlen(Keys(self.contest.slug).stream))
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from projections.live_queries import LiveQueries
 from projections.rank_cache import RankCache
-from projections.store import Store
 from tests.harness import System
 
 
@@ -20,15 +20,15 @@ async def test_snapshot_ranks_equal_database_ranks(system: System) -> None:
     for pid in people:
         await s.entry(pid, rng.randint(0, 5), after=rng.choice([30, 30, 45, 60]))  # many equal keys
     await s.drain()
-    store = Store(s.clients.pool)
-    cache = RankCache(s.contest, store, max_age_s=60)
+    store = LiveQueries(s.clients.pool)
+    cache = RankCache(s.contest, store, s.clock, max_age_s=60)
     assert cache.usable(1)
     assert await cache.total(1, "cbccvc") == 12
     for pid in people:
         me = await store.live_counted(1, pid)
         assert me is not None
         exact = await store.live_rank(1, me)
-        cached = await cache.rank(1, "cbccvc", me["score"], me["duration_ms"], me["submitted_ms"], me["attempt_id"])
+        cached = await cache.rank(1, "cbccvc", me.score, me.duration_ms, me.submitted_ms, me.attempt_id)
         assert cached == exact, pid
     board = await store.live_leaderboard(1, "cbccvc", 500, 0)
     for position, row in enumerate(board, start=1):  # the leaderboard order is the rank order
@@ -37,11 +37,12 @@ async def test_snapshot_ranks_equal_database_ranks(system: System) -> None:
 
 async def test_a_stale_snapshot_is_served_while_a_fresh_one_is_taken(system: System) -> None:
     s = system
-    store = Store(s.clients.pool)
-    cache = RankCache(s.contest, store, max_age_s=0)
+    store = LiveQueries(s.clients.pool)
+    cache = RankCache(s.contest, store, s.clock, max_age_s=0)
     assert await cache.total(1, "cbccvc") == 0
     await s.entry(await s.register(), 5)
     await s.drain()
+    s.clock.advance(1)
     assert await cache.total(1, "cbccvc") == 0  # served at once from the old snapshot…
     for task in list(cache._refreshing.values()):
         await task
@@ -52,7 +53,7 @@ async def test_a_stale_snapshot_is_served_while_a_fresh_one_is_taken(system: Sys
 @given(st.integers(0, 100), st.integers(0, 1_210_000), st.integers(0, 7 * 86_400_000),
        st.integers(0, 100), st.integers(0, 1_210_000), st.integers(0, 7 * 86_400_000))
 def test_keys_follow_the_provisional_order(contest: Any, s1: int, d1: int, t1: int, s2: int, d2: int, t2: int) -> None:
-    cache = RankCache(contest, None, max_age_s=5)  # type: ignore[arg-type]
+    cache = RankCache(contest, None, None, max_age_s=5)  # type: ignore[arg-type]
     start = contest.periods[0].start_ms
     score1, score2 = s1 - s1 % 5, s2 - s2 % 5
     k1 = cache.key(1, score1, d1, start + t1)

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
 
-from ops import metrics
+from runtime import metrics
+from tests.paths import ROOT
 
-ROOT = Path(__file__).parent.parent
 OPS = ROOT / "ops"
 METRIC = re.compile(r"\bcchc_[a-z_]+")
 
 
 def exported_names() -> set[str]:
-    """Every sample name ops/metrics.py exports (counters end in _total, histograms in _bucket…)."""
+    """Every sample name runtime/metrics.py exports (counters end in _total, histograms in _bucket…)."""
     names: set[str] = set()
     for value in vars(metrics).values():
         if isinstance(value, Counter):

@@ -9,8 +9,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from eventstore.errors import StoreUnavailable
-from ops.logs import mask_personal_data, mask_text
-from ops.web import error_middleware
+from runtime.logs import mask_personal_data, mask_text
+from runtime.web import error_middleware
 
 
 def test_cccd_and_phones_are_masked_anywhere_in_a_line() -> None:

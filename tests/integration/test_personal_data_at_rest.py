@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from eventstore.keys import Keys
-from ingest.pii import PiiVault
+from eventstore.pii import PiiVault
 from tests.harness import SETTINGS, System
 
 

@@ -13,8 +13,8 @@ import structlog
 from aiohttp import web
 
 from contest.model import Contest, Period
-from eventstore.errors import StoreUnavailable
-from ops import metrics
+from runtime import metrics
+from runtime.errors import Unavailable
 
 T = TypeVar("T")
 MAX_BODY = 64 * 1024
@@ -104,6 +104,8 @@ def _latency(app: str, route: str) -> Any:
 @functools.cache
 def _counter(app: str, route: str, status: int) -> Any:
     return metrics.REQUESTS.labels(app, route, str(status))
+
+
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -130,7 +132,7 @@ async def error_middleware(request: web.Request,
             response = await handler(request)
         except ApiError as err:
             response = error_response(err)
-        except StoreUnavailable as err:
+        except Unavailable as err:
             metrics.STORE_UNAVAILABLE.labels(app).inc()
             log.warning("store_unavailable", route=route, error=str(err))
             response = error_response(ApiError(503, "unavailable", "a server behind this service is "
@@ -151,39 +153,10 @@ async def error_middleware(request: web.Request,
         structlog.contextvars.unbind_contextvars("request_id")
 
 
-async def healthz(_: web.Request) -> web.Response:
-    return json_response({"status": "alive"})
-
-
-async def metrics_view(_: web.Request) -> web.Response:
-    body, content_type = metrics.exposition()
-    return web.Response(body=body, headers={"Content-Type": content_type})
-
-
 def period_in_path(request: web.Request, contest: Contest) -> Period:
     """The `{n}` of the path as one of the contest's periods, else 404 unknown_period."""
     raw = request.match_info["n"]
-    period = contest.period(int(raw)) if raw.isdigit() else None
+    period = contest.period(int(raw)) if raw.isascii() and raw.isdigit() else None
     if period is None:
         raise ApiError(404, "unknown_period", f"no period {raw!r} in this contest")
     return period
-
-
-def add_common_routes(app: web.Application, ready: Callable[[web.Request], Awaitable[None]],
-                      openapi: dict[str, Any]) -> None:
-    """/healthz (alive), /readyz (its servers reachable), /metrics and /openapi.json."""
-
-    async def openapi_view(_: web.Request) -> web.Response:
-        return json_response(openapi)
-
-    async def readyz(request: web.Request) -> web.Response:
-        try:
-            await ready(request)
-        except StoreUnavailable as e:
-            raise ApiError(503, "unavailable", str(e), retry_after=RETRY_AFTER_SECONDS) from e
-        return json_response({"status": "ready"})
-
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/openapi.json", openapi_view)

@@ -18,47 +18,40 @@ from openpyxl import Workbook
 
 from contest.model import Contest
 from contest.timefmt import iso_ms
-from ingest.pii import PiiVault
-from projections.store import Store
+from eventstore.pii import PiiVault
+from projections.close import NotClosed
+from projections.live_queries import LiveQueries
+from projections.results_queries import ResultsQueries
 
 RANKING_HEADER = ["group", "rank", "prize", "participant_id", "display_name", "phone_masked", "unit_code", "unit_name",
                   "score", "correct", "duration_s", "prediction", "prediction_error", "submitted_at", "attempt_id"]
 
 
-class NotClosed(Exception):
-    """Only closed periods have results to export."""
-
-
-async def ranking_rows(store: Store, contest: Contest, period: int, revision: int,
+async def ranking_rows(published: ResultsQueries, contest: Contest, period: int, revision: int,
                        prizes: dict[str, str]) -> AsyncIterator[list[Any]]:
     """The final ranking of every group, in rank order, streamed in pages."""
     for group in contest.groups:
         last = 0
-        while True:
-            rows = await store.fetch(
-                "SELECT f.*, p.display_name, p.phone_masked FROM final_ranking f LEFT JOIN participants p"
-                " USING (participant_id) WHERE f.period = %s AND f.revision = %s AND f.group_code = %s"
-                " AND f.rank > %s ORDER BY f.rank LIMIT 10000", (period, revision, group.code, last))
-            if not rows:
-                break
+        while rows := await published.leaderboard(period, revision, group.code, 10_000, last):
             for r in rows:
-                unit = contest.units.get(r["unit_code"]) if r["unit_code"] else None
-                yield [group.code, r["rank"], prizes.get(r["participant_id"], ""), r["participant_id"],
-                       r["display_name"], r["phone_masked"], r["unit_code"] or "", unit.name if unit else "",
-                       r["score"], r["correct"], round(r["duration_ms"] / 1000, 3), r["prediction"],
-                       r["prediction_error"], iso_ms(r["submitted_ms"], contest.tz), r["attempt_id"]]
-            last = rows[-1]["rank"]
+                unit = contest.units.get(r.unit_code) if r.unit_code else None
+                yield [group.code, r.rank, prizes.get(r.participant_id, ""), r.participant_id, r.display_name,
+                       r.phone_masked, r.unit_code or "", unit.name if unit else "", r.score, r.correct,
+                       round(r.duration_ms / 1000, 3), r.prediction, r.prediction_error,
+                       iso_ms(r.submitted_ms, contest.tz), r.attempt_id]
+            last = rows[-1].rank or 0
 
 
-async def export(store: Store, contest: Contest, period: int, out: Path, *, fmt: str, revision: int | None = None,
+async def export(live: LiveQueries, published: ResultsQueries, contest: Contest, period: int, out: Path, *,
+                 fmt: str, revision: int | None = None,
                  vault: PiiVault | None = None) -> int:
     """Write the export; returns the number of ranking rows. `vault` adds winners' personal data."""
-    result = await store.result(period, revision)
+    result = await published.result(period, revision)
     if result is None:
         raise NotClosed(f"period {period} has no results{f' revision {revision}' if revision else ''}: close it first")
-    document = json.loads(result["prizes"])
+    document = json.loads(result.prizes)
     prize_of = {p["participant_id"]: p["prize_name"] for p in document["individual"]}
-    rows = ranking_rows(store, contest, period, result["revision"], prize_of)
+    rows = ranking_rows(published, contest, period, result.revision, prize_of)
     if fmt == "csv":
         count = 0
         with out.open("w", encoding="utf-8-sig", newline="") as fh:  # BOM: Excel opens Vietnamese text right
@@ -70,7 +63,7 @@ async def export(store: Store, contest: Contest, period: int, out: Path, *, fmt:
         return count
     book = Workbook(write_only=True)
     winners = book.create_sheet("Giải cá nhân")
-    personal = await _personal_data(store, vault, list(prize_of)) if vault else {}
+    personal = await _personal_data(live, vault, list(prize_of)) if vault else {}
     winners.append(["group", "prize", "rank", "participant_id", "display_name", "unit_code", "score", "duration_s",
                     "prediction", "prediction_error", "attempt_id"]
                    + (["id_number", "phone", "birth_date"] if vault else []))
@@ -89,25 +82,22 @@ async def export(store: Store, contest: Contest, period: int, out: Path, *, fmt:
         ranking.append(row)
         count += 1
     unit_sheet = book.create_sheet("Đơn vị")
-    unit_rows: Sequence[dict[str, Any]] = json.loads(result["units"])
+    unit_rows: Sequence[dict[str, Any]] = json.loads(result.units)
     if unit_rows:
         unit_sheet.append(list(unit_rows[0]))
         for u in unit_rows:
             unit_sheet.append(list(u.values()))
     about = book.create_sheet("Thông tin")
     for line in ([["contest", contest.title], ["period", period], ["revision", document["revision"]],
-                  ["actual", document["actual"]], ["results_digest", result["results_digest"]],
+                  ["actual", document["actual"]], ["results_digest", result.results_digest],
                   ["personal data", "winners only, decrypted" if vault else "none (masked phone only)"]]):
         about.append(line)
     book.save(out)
     return count
 
 
-async def _personal_data(store: Store, vault: PiiVault, participant_ids: list[str]) -> dict[str, tuple[str, str, str]]:
-    rows = await store.fetch("SELECT participant_id, pii FROM participants WHERE participant_id = ANY(%s)",
-                             (participant_ids,))
-    out = {}
-    for r in rows:
-        data = vault.open(bytes(r["pii"]))
-        out[r["participant_id"]] = (data.id_number, data.phone, data.birth_date)
-    return out
+async def _personal_data(live: LiveQueries, vault: PiiVault, participant_ids: list[str]
+                         ) -> dict[str, tuple[str, str, str]]:
+    sealed = await live.sealed_personal_data(participant_ids)
+    return {pid: (data.id_number, data.phone, data.birth_date) for pid, data in
+            ((pid, vault.open(blob)) for pid, blob in sealed.items())}

@@ -18,7 +18,7 @@ def test_a_week_crowds_towards_the_cut_off(contest: object) -> None:
 
 async def test_simulated_entries_are_scored_and_usable_by_the_api(system: System) -> None:
     s = system
-    written = await simulate(s.contest, s.clients.redis, s.contest.periods[0], 50, 120)
+    written = await simulate(s.contest, s.committee.writer, s.contest.periods[0], 50, 120)
     assert written == await s.stream_length()
     await s.drain()
     assert await s.count("participants") == 50 and await s.count("entries") > 50

@@ -18,8 +18,7 @@ import redis.asyncio as aioredis
 from eventstore.errors import StoreUnavailable
 from eventstore.redis_stream import durability_mode
 from ops.embedded import free_port
-
-ROOT = Path(__file__).parent.parent
+from tests.paths import ROOT
 
 
 def cchc(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from contest.digest import canonical_json, results_digest
 from eventstore.ids import uuid7
-from ingest.pii import PersonalData, PiiVault
+from eventstore.pii import PersonalData, PiiVault
 from ingest.tokens import AttemptClaims, InvalidToken, TokenSigner
 
 CLAIMS = AttemptClaims("a1", "p1", "cbccvc", "A", 1, 1_000, ["Q1", "Q2"])

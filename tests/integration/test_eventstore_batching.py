@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import Keys
-from eventstore.redis_stream import StreamWriter
+from eventstore.redis_stream import IdentityTaken, Registered, StreamWriter
 from ingest.app import INGEST
 from tests.harness import System
 
@@ -34,8 +34,8 @@ async def test_concurrent_submissions_share_batches_and_each_gets_its_answer(sys
 async def test_waitaof_mode_acks_after_the_fsync_is_confirmed(redis: aioredis.Redis) -> None:
     writer = StreamWriter(redis, Keys("t"), durability="waitaof")
     results = await asyncio.gather(*(writer.register(f"id{i}", f"ph{i}", f"p{i}", "g|", b"x") for i in range(20)))
-    assert all(r.status == "ok" for r in results)
-    assert (await writer.register("id3", "other", "p99", "g|", b"x")).values == ("id_number",)
+    assert all(isinstance(r, Registered) for r in results)
+    assert await writer.register("id3", "other", "p99", "g|", b"x") == IdentityTaken("id_number")
     assert writer.batcher.batches < writer.batcher.calls
 
 

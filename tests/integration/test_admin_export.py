@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from ingest.pii import PiiVault
-from projections.export import NotClosed, export
-from projections.store import Store
+from admin.export import export
+from eventstore.pii import PiiVault
+from projections.close import NotClosed
+from projections.live_queries import LiveQueries
+from projections.results_queries import ResultsQueries
 from tests.harness import SETTINGS, System
 
 
@@ -21,9 +23,9 @@ async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(
     for n, pid in enumerate(people):
         await s.entry(pid, 5 - n % 3, prediction=n)
     await s.close(1)
-    store = Store(s.clients.pool)
+    store = LiveQueries(s.clients.pool), ResultsQueries(s.clients.pool)
     plain = tmp_path / "plain.xlsx"
-    assert await export(store, s.contest, 1, plain, fmt="xlsx") == 5
+    assert await export(*store, s.contest, 1, plain, fmt="xlsx") == 5
     book = load_workbook(plain, read_only=True)
     assert book.sheetnames == ["Giải cá nhân", "Giải tập thể", "Xếp hạng", "Đơn vị", "Thông tin"]
     winners = list(book["Giải cá nhân"].values)
@@ -34,7 +36,7 @@ async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(
     assert "038000000" not in everything  # no plain CCCD without --personal-data
     secret, _, key = SETTINGS.require_secrets()
     with_pii = tmp_path / "winners.xlsx"
-    await export(store, s.contest, 1, with_pii, fmt="xlsx", vault=PiiVault(secret, key))
+    await export(*store, s.contest, 1, with_pii, fmt="xlsx", vault=PiiVault(secret, key))
     rows = list(load_workbook(with_pii, read_only=True)["Giải cá nhân"].values)
     assert rows[0][-3:] == ("id_number", "phone", "birth_date")
     assert all(len(str(r[-3])) == 12 and str(r[-2]).startswith("0") for r in rows[1:])
@@ -44,14 +46,14 @@ async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(
 
 async def test_csv_and_unclosed_periods(system: System, tmp_path: Path) -> None:
     s = system
-    store = Store(s.clients.pool)
+    store = LiveQueries(s.clients.pool), ResultsQueries(s.clients.pool)
     with pytest.raises(NotClosed):
-        await export(store, s.contest, 1, tmp_path / "x.csv", fmt="csv")
+        await export(*store, s.contest, 1, tmp_path / "x.csv", fmt="csv")
     await s.entry(await s.register(), 5)
     await s.entry(await s.register(group="nhan_dan", unit_code=None), 4)
     await s.close(1)
     out = tmp_path / "p1.csv"
-    assert await export(store, s.contest, 1, out, fmt="csv") == 2
+    assert await export(*store, s.contest, 1, out, fmt="csv") == 2
     with out.open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["group"] for r in rows} == {"cbccvc", "nhan_dan"} and all(r["prize"] == "Giải Nhất" for r in rows)

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,7 @@ from eventstore.events import ParticipantRegistered, encode_many
 from eventstore.keys import EVENT_FIELD, GROUP, Keys
 from ops.wiring import build_scorer
 from tests.harness import System
-
-ROOT = Path(__file__).parent.parent
+from tests.paths import ROOT
 
 
 async def dead_letters(s: System) -> list[dict[bytes, bytes]]:
@@ -75,10 +73,10 @@ async def test_a_batch_where_everything_fails_is_not_dead_lettered(system: Syste
 async def test_entries_delivered_too_often_are_parked(system: System) -> None:
     s = system
     await s.register()
-    dying = build_scorer(s.contest, s.clients, "dying")
+    dying = build_scorer(s.contest, s.clients, "dying", s.clock)
     await dying.reader.ensure_group()
     assert await dying.reader.read(10, None)  # delivered once, never acked
-    heir = build_scorer(s.contest, s.clients, "heir")
+    heir = build_scorer(s.contest, s.clients, "heir", s.clock)
     heir.claim_idle_ms, heir.max_deliveries = 0, 1
     assert await heir._reclaim() == 0  # the second delivery is one too many
     assert len(await dead_letters(s)) == 1
@@ -113,7 +111,7 @@ async def test_trim_only_what_every_group_acknowledged(system: System) -> None:
     await s.drain()  # 4 entries archived and acked
     await s.register()
     await s.register()
-    pending = build_scorer(s.contest, s.clients, "slow")
+    pending = build_scorer(s.contest, s.clients, "slow", s.clock)
     taken = await pending.reader.read(1, None)  # the 5th is delivered, not acked
     await s.clients.redis.xgroup_create(stream, "audit", id="0")  # a second group has read nothing
     assert await s.scorers[0].reader.trim_acknowledged(approximate=False) == "0-1"
@@ -235,7 +233,7 @@ async def test_a_scorer_process_stops_cleanly_on_sigterm(system: System, servers
 
 async def test_chaos_reconciliation_fails_on_a_lost_ack(system: System, servers: Any) -> None:
     from loadtests.chaos import Ledger, reconcile
-    from ops.settings import Settings
+    from runtime.settings import Settings
 
     s = system
     receipt = await s.entry(await s.register(), 5)

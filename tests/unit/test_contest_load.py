@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from contest.load import ContestError, load_contest
-
-CONTESTS = Path(__file__).parent.parent / "contests"
-TEST_CONTEST = Path(__file__).parent / "data" / "contest"
+from tests.paths import CONTESTS, TEST_CONTEST
 
 
 def test_presets_load() -> None:

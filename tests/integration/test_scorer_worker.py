@@ -61,7 +61,7 @@ async def test_crash_between_commit_and_ack_redelivers_as_a_no_op(system: System
     assert pending["pending"] > 0
 
     # The same consumer restarts and sees its pending entries again.
-    restarted = build_scorer(s.contest, s.clients, scorer.name)
+    restarted = build_scorer(s.contest, s.clients, scorer.name, s.clock)
     assert await restarted.drain() == 0
     assert await tables(s) == committed
     assert (await s.clients.redis.xpending(Keys(s.contest.slug).stream, GROUP))["pending"] == 0
@@ -74,7 +74,7 @@ async def test_another_consumer_reclaims_a_dead_ones_entries(system: System) -> 
     await dead.reader.ensure_group()
     taken = await dead.reader.read(1000, None)
     assert taken  # read, never processed: the consumer died
-    heir = build_scorer(s.contest, s.clients, "heir")
+    heir = build_scorer(s.contest, s.clients, "heir", s.clock)
     claimed = await heir.reader.claim_idle(0, 1000)
     assert [i for i, _ in claimed] == [i for i, _ in taken]
     assert await heir.process(claimed) == len(taken)
@@ -95,7 +95,7 @@ async def test_processing_the_same_entries_twice_changes_nothing(system: System)
 
 async def test_two_scorers_share_the_stream(system: System) -> None:
     s = system
-    s.scorers.append(build_scorer(s.contest, s.clients, "second"))
+    s.scorers.append(build_scorer(s.contest, s.clients, "second", s.clock))
     for scorer in s.scorers:
         scorer.batch_size = 2
     await some_traffic(s)

@@ -95,7 +95,7 @@ async def test_correction_errors(system: System) -> None:
 async def test_a_result_counts_only_corrections_up_to_its_barrier(system: System) -> None:
     """A correction archived after the barrier (while a close computes) does not leak into it."""
     from projections.close import barrier_key
-    from projections.store import valid_entries
+    from projections.live_queries import valid_entries
 
     s = system
     pid = await s.register()
@@ -116,7 +116,7 @@ async def test_a_result_counts_only_entries_up_to_its_barrier(system: System) ->
     """An entry archived after the barrier (a Redis write that landed after its client gave up) stays
     out of the result computed at that barrier, live as in a replay."""
     from projections.close import barrier_key
-    from projections.store import valid_entries
+    from projections.live_queries import valid_entries
 
     s = system
     await s.entry(await s.register(), 5)

@@ -1,0 +1,29 @@
+"""Request and response bodies of the committee's HTTP door (DESIGN §6 admin routes), as msgspec types."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from contest.model import Choice, Identifier
+
+
+class Disqualification(msgspec.Struct, forbid_unknown_fields=True):
+    participant_id: Identifier
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class Disqualified(msgspec.Struct):
+    participant_id: str
+    status: Literal["disqualified"] = "disqualified"
+
+
+class AnswerKeyCorrection(msgspec.Struct, forbid_unknown_fields=True):
+    question_id: Identifier
+    answer: Choice
+
+
+class AnswerKeyCorrected(msgspec.Struct):
+    question_id: str
+    answer: Choice

@@ -1,0 +1,50 @@
+"""The committee's actions as one service: close, recompute, disqualify, correct the answer key,
+and (admin.export) the committee's files. The CLI and the HTTP admin routes are two doors to it; they only
+translate arguments and errors."""
+
+from __future__ import annotations
+
+from contest.model import Choice, Contest
+from eventstore.events import AnswerKeyCorrected, ParticipantDisqualified, encode_many
+from eventstore.redis_stream import StreamWriter
+from projections.close import Closer, PeriodClosed
+from runtime.clock import Clock
+
+
+class UnknownParticipant(Exception):
+    """No participant with this id."""
+
+
+class UnknownQuestion(Exception):
+    """No question with this id in the contest."""
+
+
+class Committee:
+    def __init__(self, contest: Contest, writer: StreamWriter, closer: Closer, clock: Clock) -> None:
+        self.contest = contest
+        self.writer = writer
+        self.closer = closer
+        self.clock = clock
+
+    async def close(self, period: int) -> PeriodClosed:
+        """Freeze a period's results once every entry received before its end is projected (idempotent)."""
+        return await self.closer.close(period)
+
+    async def recompute(self, period: int) -> PeriodClosed:
+        """A new revision of a closed period from the events as they stand now."""
+        return await self.closer.recompute(period)
+
+    async def disqualify(self, participant_id: str, reason: str) -> None:
+        if await self.writer.participant_info(participant_id) is None:
+            raise UnknownParticipant(f"no participant {participant_id!r}")
+        # The event first: if the second write fails, the record still says it and the
+        # projections honour it; the set only stops new attempts early.
+        await self.writer.append(encode_many([ParticipantDisqualified(
+            participant_id=participant_id, reason=reason, at_ms=self.clock.now_ms())]))
+        await self.writer.disqualify(participant_id)
+
+    async def correct_answer(self, question_id: str, answer: Choice) -> None:
+        if question_id not in self.contest.questions:
+            raise UnknownQuestion(f"no question {question_id!r} in this contest")
+        await self.writer.append(encode_many([AnswerKeyCorrected(question_id=question_id, answer=answer,
+                                                                 at_ms=self.clock.now_ms())]))

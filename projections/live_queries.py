@@ -1,0 +1,338 @@
+"""The live read model's SQL (participants, entries, counted entries, corrections), typed rows out.
+
+Its writes are the projector's (inside the scorer's transaction), its reads the results API's,
+the rank snapshot's, the monitor's and a close's. The ranking orders are derived from
+`contest.ranking`, never written here a second time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from psycopg.rows import class_row
+
+from contest.model import Contest, Selection
+from contest.ranking import PROVISIONAL_ORDER, SELECTION_ORDERS, Entry, Order
+from contest.scoring import count_correct, score
+from contest.units import UnitAggregate
+from eventstore.events import ParticipantDisqualified, ParticipantRegistered, SubmissionReceived
+from eventstore.postgres import Connection, EventKey, Pool, connection
+
+NOT_DISQUALIFIED = "NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id)"
+TABLES = ("participants", "disqualifications", "answer_key_corrections", "entries", "counted")
+QUESTION_SEPARATOR = "\x1f"  # joins an attempt's question ids into one array element (ids hold no control chars)
+
+
+# -- the ranking order in SQL -------------------------------------------------------------------
+
+def order_by(order: Order, alias: str = "") -> str:
+    """`order` as an ORDER BY list."""
+    return ", ".join(f"{alias}{name}{' DESC' if desc else ''}" for name, desc in order)
+
+
+def precedes(order: Order, left: str, right: str) -> str:
+    """A condition true when row `left` comes before row `right` in `order` (lexicographic);
+    `right` may be `%(...)s`-style named parameters when it is the string '%'."""
+
+    def col(side: str, name: str) -> str:
+        return f"%({name})s" if side == "%" else f"{side}.{name}"
+
+    terms = []
+    for i, (name, desc) in enumerate(order):
+        same = [f"{col(left, n)} = {col(right, n)}" for n, _ in order[:i]]
+        terms.append(" AND ".join([*same, f"{col(left, name)} {'>' if desc else '<'} {col(right, name)}"]))
+    return "(" + " OR ".join(f"({t})" for t in terms) + ")"
+
+
+# -- typed rows ---------------------------------------------------------------------------------
+
+class Standing(msgspec.Struct, frozen=True):
+    """A counted entry as a leaderboard shows it: live (rank and prediction_error unknown) or final."""
+
+    participant_id: str
+    group_code: str
+    unit_code: str | None
+    attempt_id: str
+    score: int
+    correct: int
+    duration_ms: int
+    prediction: int
+    submitted_ms: int
+    display_name: str | None
+    rank: int | None = None
+    prediction_error: int | None = None
+    phone_masked: str | None = None
+
+
+class ParticipantRow(msgspec.Struct, frozen=True):
+    participant_id: str
+    group_code: str
+    display_name: str
+    unit_code: str | None
+    disqualified: bool
+
+
+class AttemptRow(msgspec.Struct, frozen=True):
+    attempt_id: str
+    score: int
+    correct: int
+    duration_ms: int
+    prediction: int
+    submitted_ms: int
+
+
+class PeriodCount(msgspec.Struct, frozen=True):
+    period: int
+    group_code: str
+    entries: int
+    participants: int
+
+
+_COUNTED = ("period, participant_id, group_code, unit_code, attempt_id, score, correct, duration_ms,"
+            " prediction, submitted_ms")
+_STANDING = ("c.participant_id, c.group_code, c.unit_code, c.attempt_id, c.score, c.correct, c.duration_ms,"
+             " c.prediction, c.submitted_ms, p.display_name")
+
+
+class LiveQueries:
+    """Reads of the live read model; every driver error leaves as a StoreError."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def _rows(self, kind: type[Any], sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        async with connection(self.pool) as conn, conn.cursor(row_factory=class_row(kind)) as cur:
+            await cur.execute(sql, params)
+            return await cur.fetchall()
+
+    async def _count(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> int:
+        async with connection(self.pool) as conn:
+            row = await (await conn.execute(sql, params)).fetchone()
+            return int(row[0]) if row else 0
+
+    async def live_total(self, period: int, group: str) -> int:
+        return await self._count(f"SELECT count(*) FROM counted c WHERE c.period = %s AND c.group_code = %s"
+                                 f" AND {NOT_DISQUALIFIED.format(t='c')}", (period, group))
+
+    async def live_leaderboard(self, period: int, group: str, limit: int, offset: int) -> list[Standing]:
+        return await self._rows(
+            Standing, f"SELECT {_STANDING} FROM counted c LEFT JOIN participants p USING (participant_id)"
+            f" WHERE c.period = %s AND c.group_code = %s AND {NOT_DISQUALIFIED.format(t='c')}"
+            f" ORDER BY {order_by(PROVISIONAL_ORDER, 'c.')} LIMIT %s OFFSET %s", (period, group, limit, offset))
+
+    async def participant(self, participant_id: str) -> ParticipantRow | None:
+        rows = await self._rows(
+            ParticipantRow, "SELECT p.participant_id, p.group_code, p.display_name, p.unit_code,"
+            f" NOT {NOT_DISQUALIFIED.format(t='p')} AS disqualified FROM participants p WHERE p.participant_id = %s",
+            (participant_id,))
+        return rows[0] if rows else None
+
+    async def attempts_of(self, period: int, participant_id: str) -> list[AttemptRow]:
+        return await self._rows(
+            AttemptRow, "SELECT attempt_id, score, correct, duration_ms, prediction, submitted_ms FROM entries"
+            " WHERE period = %s AND participant_id = %s ORDER BY submitted_ms, attempt_id", (period, participant_id))
+
+    async def live_counted(self, period: int, participant_id: str) -> Standing | None:
+        rows = await self._rows(
+            Standing, f"SELECT {_STANDING} FROM counted c LEFT JOIN participants p USING (participant_id)"
+            " WHERE c.period = %s AND c.participant_id = %s", (period, participant_id))
+        return rows[0] if rows else None
+
+    async def live_rank(self, period: int, me: Standing) -> int:
+        """1 + the counted entries before `me` in the provisional order: O(rank), see rank_cache."""
+        return 1 + await self._count(
+            f"SELECT count(*) FROM counted c WHERE c.period = %(period)s AND c.group_code = %(group_code)s"
+            f" AND {NOT_DISQUALIFIED.format(t='c')} AND {precedes(PROVISIONAL_ORDER, 'c', '%')}",
+            {**msgspec.structs.asdict(me), "period": period})
+
+    async def count_same_key_before(self, period: int, group: str, score: int, duration_ms: int, submitted_ms: int,
+                                    attempt_id: str) -> int:
+        """Counted entries equal to this one but for a smaller attempt id (the last tie-break)."""
+        return await self._count(
+            "SELECT count(*) FROM counted c WHERE c.period = %s AND c.group_code = %s AND c.score = %s"
+            " AND c.duration_ms = %s AND c.submitted_ms = %s AND c.attempt_id < %s"
+            f" AND {NOT_DISQUALIFIED.format(t='c')}", (period, group, score, duration_ms, submitted_ms, attempt_id))
+
+    async def packed_keys(self, period: int, group: str, *, max_score: int, score_shift: int, duration_cap: int,
+                          time_shift: int, start_ms: int, span_ms: int) -> bytes:
+        """The provisional keys of a ranking packed into big-endian 8-byte integers, in order (see
+        rank_cache): one string for the whole ranking, no Python object per row."""
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(
+                "SELECT coalesce(string_agg(int8send(k), ''::bytea ORDER BY k), ''::bytea) FROM ("
+                " SELECT ((%s - score)::bigint << %s) | (least(duration_ms, %s)::bigint << %s)"
+                "   | least(greatest(submitted_ms - %s, 0), %s) AS k"
+                f" FROM counted c WHERE c.period = %s AND c.group_code = %s AND {NOT_DISQUALIFIED.format(t='c')}) t",
+                (max_score, score_shift, duration_cap, time_shift, start_ms, span_ms, period, group))
+            row = await cur.fetchone()
+            return bytes(row[0]) if row else b""
+
+    async def live_unit_aggregates(self, period: int, groups: Sequence[str]) -> list[UnitAggregate]:
+        async with connection(self.pool) as conn:
+            counted = await (await conn.execute(
+                "SELECT unit_code, count(*), sum(score) FROM counted c WHERE period = %s AND group_code = ANY(%s)"
+                f" AND unit_code IS NOT NULL AND {NOT_DISQUALIFIED.format(t='c')} GROUP BY unit_code",
+                (period, list(groups)))).fetchall()
+            entries = await (await conn.execute(
+                "SELECT unit_code, count(*) FROM entries e WHERE period = %s AND group_code = ANY(%s)"
+                f" AND unit_code IS NOT NULL AND {NOT_DISQUALIFIED.format(t='e')} GROUP BY unit_code",
+                (period, list(groups)))).fetchall()
+        n_entries = dict(entries)
+        found = [UnitAggregate(code, people, int(total), people, n_entries.pop(code, 0)) for code, people, total in counted]
+        return found + [UnitAggregate(code, 0, 0, 0, n) for code, n in n_entries.items()]
+
+    async def period_counts(self) -> list[PeriodCount]:
+        """Valid entries and distinct participants per period and group."""
+        return await self._rows(
+            PeriodCount, "SELECT period, group_code, count(*) AS entries, count(DISTINCT participant_id) AS participants"
+            f" FROM entries e WHERE {NOT_DISQUALIFIED.format(t='e')} GROUP BY period, group_code")
+
+    async def sealed_personal_data(self, participant_ids: list[str]) -> dict[str, bytes]:
+        async with connection(self.pool) as conn:
+            cur = await conn.execute("SELECT participant_id, pii FROM participants WHERE participant_id = ANY(%s)",
+                                     (participant_ids,))
+            return {pid: bytes(pii) for pid, pii in await cur.fetchall()}
+
+
+# -- writes: the projector's, on the scorer's connection (inside its transaction) ----------------
+
+_STAGED_COLUMNS = ("attempt_id text, submission_id text, participant_id text, period int, group_code text,"
+                   " unit_code text, score int, correct int, questions int, duration_ms bigint, prediction bigint,"
+                   " submitted_ms bigint, question_ids text, answers bytea, ev_ms bigint, ev_seq bigint, ev_idx int")
+_STAGED_TYPES = ["text", "text", "text", "int4", "text", "text", "int4", "int4", "int4", "int8", "int8", "int8",
+                 "text", "bytea", "int8", "int8", "int4"]
+_COUNTED_SET = ", ".join(f"{c} = excluded.{c}" for c in ("group_code", "unit_code", "attempt_id", "score", "correct",
+                                                          "duration_ms", "prediction", "submitted_ms"))
+_msgpack = msgspec.msgpack.Encoder()
+_answers_decoder = msgspec.msgpack.Decoder(dict[str, str])
+
+
+def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Rows → one list per column, for unnest()."""
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+class CountedStatements:
+    """The statements that keep `counted` (one entry per participant and period) in the selection
+    order of the contest: an upsert from the staged batch, and a recount after a rescore."""
+
+    def __init__(self, selection: Selection) -> None:
+        order = SELECTION_ORDERS[selection]
+        pick = f"DISTINCT ON (period, participant_id) {_COUNTED}"
+        self.upsert = (
+            f"INSERT INTO counted AS c ({_COUNTED}) SELECT {pick} FROM staged_entries"
+            f" ORDER BY period, participant_id, {order_by(order)}"
+            f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET} WHERE {precedes(order, 'excluded', 'c')}")
+        self.recount = (
+            f"INSERT INTO counted AS c ({_COUNTED}) SELECT {pick} FROM entries"
+            " WHERE attempt_id = ANY(%s) OR (period, participant_id) IN"
+            "  (SELECT period, participant_id FROM entries WHERE attempt_id = ANY(%s))"
+            f" ORDER BY period, participant_id, {order_by(order)}"
+            f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET}")
+
+
+async def add_participants(conn: Connection, events: Sequence[ParticipantRegistered]) -> None:
+    await conn.execute(
+        "INSERT INTO participants (participant_id, group_code, unit_code, display_name, phone_masked,"
+        " id_hash, phone_hash, pii, registered_ms) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[],"
+        " %b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::bigint[]) ON CONFLICT DO NOTHING",
+        _columns([(e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked, e.id_hash,
+                   e.phone_hash, e.pii, e.registered_ms) for e in events], 9))
+
+
+async def add_disqualifications(conn: Connection, events: Sequence[tuple[EventKey, ParticipantDisqualified]]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO disqualifications (participant_id, reason, at_ms, ev_ms, ev_seq, ev_idx)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(e.participant_id, e.reason, e.at_ms, *k) for k, e in events])
+
+
+async def add_entries(conn: Connection, counted: CountedStatements, contest: Contest, key: dict[str, str],
+                      events: Sequence[tuple[EventKey, SubmissionReceived]]) -> None:
+    """Score the submissions with `key`; COPY (formatted in C) them into a per-session staging table;
+    then entries and counted entries are each one set-based statement over it."""
+    points = contest.rules.points_per_correct
+    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_entries ({_STAGED_COLUMNS}) ON COMMIT DELETE ROWS")
+    async with conn.cursor() as cur, cur.copy("COPY staged_entries FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_STAGED_TYPES)
+        for ev, e in events:
+            correct = count_correct(e.question_ids, e.answers, key)
+            await copy.write_row((e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code,
+                                  score(correct, points), correct, len(e.question_ids), e.received_ms - e.started_ms,
+                                  e.prediction, e.received_ms, QUESTION_SEPARATOR.join(e.question_ids),
+                                  _msgpack.encode(e.answers), *ev))
+    await conn.execute(
+        "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
+        " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx)"
+        " SELECT attempt_id, submission_id, participant_id, period, group_code, unit_code, score, correct,"
+        " questions, duration_ms, prediction, submitted_ms, string_to_array(question_ids, E'\\x1f'), answers,"
+        " ev_ms, ev_seq, ev_idx FROM staged_entries ON CONFLICT DO NOTHING")
+    # One candidate per participant and period (a statement may not update a row twice), then the
+    # held counted entry is replaced only by a better one. Emptied at once: ON COMMIT DELETE ROWS is
+    # too late when one transaction applies several segments (split at corrections), and a later
+    # one must not see earlier, stale rows.
+    await conn.execute(counted.upsert + "; DELETE FROM staged_entries")
+
+
+async def answer_key(conn: Connection, contest: Contest, upto: EventKey | None = None) -> dict[str, str]:
+    """The contest's key with the corrections archived so far (or up to event `upto`) applied in order."""
+    key: dict[str, str] = {q.id: q.answer for q in contest.questions.values()}
+    cur = await conn.execute(
+        "SELECT question_id, answer FROM answer_key_corrections"
+        " WHERE %s::bigint IS NULL OR (ev_ms, ev_seq, ev_idx) <= (%s, %s, %s) ORDER BY ev_ms, ev_seq, ev_idx",
+        (None, 0, 0, 0) if upto is None else (upto[0], *upto))
+    key.update(dict(await cur.fetchall()))
+    return key
+
+
+async def add_correction(conn: Connection, key: EventKey, question_id: str, answer: str, at_ms: int) -> None:
+    await conn.execute(
+        "INSERT INTO answer_key_corrections (ev_ms, ev_seq, ev_idx, question_id, answer, at_ms)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", (*key, question_id, answer, at_ms))
+
+
+async def rescore(conn: Connection, counted: CountedStatements, contest: Contest, question_id: str) -> None:
+    """Rescore every entry holding `question_id` with the key as corrected so far; re-pick their
+    participants' counted entries."""
+    key = await answer_key(conn, contest)
+    cur = await conn.execute("SELECT attempt_id, question_ids, answers FROM entries WHERE %s = ANY(question_ids)",
+                             (question_id,))
+    points = contest.rules.points_per_correct
+    rescored = [(score(c, points), c, attempt_id) for attempt_id, questions, given in await cur.fetchall()
+                for c in [count_correct(questions, _answers_decoder.decode(given), key)]]
+    if not rescored:
+        return
+    async with conn.cursor() as c:
+        await c.executemany("UPDATE entries SET score = %s, correct = %s WHERE attempt_id = %s", rescored)
+    ids = [r[2] for r in rescored]
+    await conn.execute(counted.recount, (ids, ids))
+
+
+async def valid_entries(conn: Connection, contest: Contest, period: int, upto: EventKey) -> list[Entry]:
+    """The period's entries archived up to `upto`, of participants not disqualified by an event up to
+    it, scored with the answer key as corrected up to it: nothing after the barrier leaks in."""
+    cur = await conn.execute(
+        "SELECT attempt_id, participant_id, group_code, unit_code, score, correct, questions, duration_ms,"
+        " prediction, submitted_ms FROM entries e WHERE period = %s AND (ev_ms, ev_seq, ev_idx) <= (%s, %s, %s)"
+        " AND NOT EXISTS (SELECT 1 FROM disqualifications d"
+        " WHERE d.participant_id = e.participant_id AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%s, %s, %s))",
+        (period, *upto, *upto))
+    entries = [Entry(*row) for row in await cur.fetchall()]
+    cur = await conn.execute("SELECT 1 FROM answer_key_corrections WHERE (ev_ms, ev_seq, ev_idx) > (%s, %s, %s)"
+                             " LIMIT 1", upto)
+    if await cur.fetchone() is None:
+        return entries  # the projected scores are the scores as of `upto`
+    key = await answer_key(conn, contest, upto)
+    cur = await conn.execute("SELECT attempt_id, question_ids, answers FROM entries WHERE period = %s", (period,))
+    correct = {a: count_correct(q, _answers_decoder.decode(given), key) for a, q, given in await cur.fetchall()}
+    points = contest.rules.points_per_correct
+    return [msgspec.structs.replace(e, correct=correct[e.attempt_id], score=score(correct[e.attempt_id], points))
+            for e in entries]
+
+
+async def display_names(conn: Connection, participant_ids: list[str]) -> dict[str, str]:
+    cur = await conn.execute("SELECT participant_id, display_name FROM participants"
+                             " WHERE participant_id = ANY(%s)", (participant_ids,))
+    return dict(await cur.fetchall())

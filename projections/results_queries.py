@@ -1,0 +1,152 @@
+"""The published-results read model's SQL (period_results, final_ranking, final_results), typed rows out.
+
+Written once per close or recompute (frozen), read by the results API, later closes and exports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from psycopg.rows import class_row
+
+from contest.ranking import Ranked
+from contest.units import UnitAggregate
+from eventstore.postgres import Connection, Pool, connection
+from projections.live_queries import Standing
+
+TABLES = ("period_results", "final_ranking", "final_results")
+RESULTS_LOCK = 4242  # one close or recompute at a time: each sees the results before it
+
+
+class PeriodResult(msgspec.Struct, frozen=True):
+    """One frozen revision of a closed period: its /prizes document (without the digest) and units."""
+
+    period: int
+    revision: int
+    results_digest: str
+    barrier: str
+    prizes: str
+    units: str
+
+
+_RANKED = ("f.participant_id, f.group_code, f.unit_code, f.attempt_id, f.score, f.correct, f.duration_ms,"
+           " f.prediction, f.submitted_ms, p.display_name, f.rank, f.prediction_error, p.phone_masked")
+
+
+class ResultsQueries:
+    """Reads of the published results; every driver error leaves as a StoreError."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def _rows(self, kind: type[Any], sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with connection(self.pool) as conn, conn.cursor(row_factory=class_row(kind)) as cur:
+            await cur.execute(sql, params)
+            return await cur.fetchall()
+
+    async def latest_revisions(self) -> dict[int, int]:
+        async with connection(self.pool) as conn:
+            cur = await conn.execute("SELECT period, max(revision) FROM period_results GROUP BY period")
+            return dict(await cur.fetchall())
+
+    async def result(self, period: int, revision: int | None = None) -> PeriodResult | None:
+        if revision is None:
+            rows = await self._rows(PeriodResult, "SELECT period, revision, results_digest, barrier, prizes, units"
+                                    " FROM period_results WHERE period = %s ORDER BY revision DESC LIMIT 1", (period,))
+        else:
+            rows = await self._rows(PeriodResult, "SELECT period, revision, results_digest, barrier, prizes, units"
+                                    " FROM period_results WHERE period = %s AND revision = %s", (period, revision))
+        return rows[0] if rows else None
+
+    async def final_document(self) -> dict[str, Any] | None:
+        async with connection(self.pool) as conn:
+            cur = await conn.execute("SELECT document FROM final_results ORDER BY revision DESC LIMIT 1")
+            row = await cur.fetchone()
+            return json.loads(row[0]) if row else None
+
+    async def total(self, period: int, revision: int, group: str) -> int:
+        async with connection(self.pool) as conn:
+            cur = await conn.execute("SELECT count(*) FROM final_ranking WHERE period = %s AND revision = %s"
+                                     " AND group_code = %s", (period, revision, group))
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+    async def leaderboard(self, period: int, revision: int, group: str, limit: int, after_rank: int) -> list[Standing]:
+        """Ranks after `after_rank` (keyset paging: a deep page costs what the first one does)."""
+        return await self._rows(
+            Standing, f"SELECT {_RANKED} FROM final_ranking f LEFT JOIN participants p USING (participant_id)"
+            " WHERE f.period = %s AND f.revision = %s AND f.group_code = %s AND f.rank > %s ORDER BY f.rank LIMIT %s",
+            (period, revision, group, after_rank, limit))
+
+    async def standing(self, period: int, revision: int, participant_id: str) -> Standing | None:
+        rows = await self._rows(
+            Standing, f"SELECT {_RANKED} FROM final_ranking f LEFT JOIN participants p USING (participant_id)"
+            " WHERE f.period = %s AND f.revision = %s AND f.participant_id = %s", (period, revision, participant_id))
+        return rows[0] if rows else None
+
+
+# -- writes and reads of a close, on its connection (inside its transaction) ---------------------
+
+async def latest_revision(conn: Connection, period: int) -> int:
+    cur = await conn.execute("SELECT coalesce(max(revision), 0) FROM period_results WHERE period = %s", (period,))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def published_count(conn: Connection) -> int:
+    cur = await conn.execute("SELECT count(*) FROM period_results")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def earlier_results(conn: Connection, period: int) -> list[dict[str, Any]]:
+    """The latest /prizes documents of every closed period numbered below `period`."""
+    cur = await conn.execute(
+        "SELECT DISTINCT ON (period) prizes FROM period_results WHERE period < %s ORDER BY period, revision DESC",
+        (period,))
+    return [json.loads(row[0]) for row in await cur.fetchall()]
+
+
+async def latest_units(conn: Connection) -> dict[int, str]:
+    """Per closed period, the units JSON of its latest revision."""
+    cur = await conn.execute("SELECT DISTINCT ON (period) period, units FROM period_results"
+                             " ORDER BY period, revision DESC")
+    return dict(await cur.fetchall())
+
+
+async def final_unit_aggregates(conn: Connection, groups: Sequence[str]) -> list[UnitAggregate]:
+    """Across every closed period's latest revision: distinct participants and counted scores per unit."""
+    cur = await conn.execute(
+        "WITH latest AS (SELECT period, max(revision) AS revision FROM period_results GROUP BY period)"
+        " SELECT f.unit_code, count(DISTINCT f.participant_id), sum(f.score), count(*)"
+        " FROM final_ranking f JOIN latest l USING (period, revision)"
+        " WHERE f.group_code = ANY(%s) AND f.unit_code IS NOT NULL GROUP BY f.unit_code", (list(groups),))
+    return [UnitAggregate(code, people, int(total), n, 0) for code, people, total, n in await cur.fetchall()]
+
+
+async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str, list[Ranked]]) -> None:
+    await conn.execute("INSERT INTO period_results (period, revision, results_digest, barrier, prizes, units)"
+                       " VALUES (%s, %s, %s, %s, %s, %s)", msgspec.structs.astuple(result))
+    async with conn.cursor() as cur, cur.copy(
+            "COPY final_ranking (period, revision, group_code, rank, participant_id, unit_code, attempt_id,"
+            " score, correct, duration_ms, prediction, prediction_error, submitted_ms) FROM STDIN") as copy:
+        for group, ranking in rankings.items():
+            for r in ranking:
+                e = r.entry
+                await copy.write_row((result.period, result.revision, group, r.rank, e.participant_id, e.unit_code,
+                                      e.attempt_id, e.score, e.correct, e.duration_ms, e.prediction,
+                                      r.prediction_error, e.submitted_ms))
+
+
+async def save_final(conn: Connection, document: str) -> None:
+    await conn.execute("INSERT INTO final_results (revision, document)"
+                       " SELECT coalesce(max(revision), 0) + 1, %s FROM final_results", (document,))
+
+
+async def latest_digest(conn: Connection, period: int) -> str:
+    cur = await conn.execute("SELECT results_digest FROM period_results WHERE period = %s"
+                             " ORDER BY revision DESC LIMIT 1", (period,))
+    row = await cur.fetchone()
+    return str(row[0]) if row else ""

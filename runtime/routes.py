@@ -1,0 +1,104 @@
+"""One route table per app: it feeds both the aiohttp router and the OpenAPI document, so neither
+can drift from the other. Also the routes every process serves: health, readiness, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+from aiohttp import web
+
+from runtime import metrics
+from runtime.errors import Unavailable
+from runtime.openapi import openapi_document
+from runtime.web import RETRY_AFTER_SECONDS, ApiError, json_response
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A path or query parameter, with its JSON schema."""
+
+    name: str
+    where: Literal["path", "query"]
+    schema: dict[str, Any]
+    description: str
+
+
+PERIOD = Param("n", "path", {"type": "integer", "minimum": 1}, "the period's number (ASCII digits)")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation: how aiohttp reaches it and what it answers (msgspec types, or None)."""
+
+    method: Literal["get", "post"]
+    path: str
+    handler: Handler
+    summary: str
+    status: int
+    response: Any = None
+    request: Any = None
+    errors: tuple[int, ...] = ()  # besides those the builder adds (body, bearer, overload)
+    also: tuple[int, ...] = ()  # other success statuses with the same body (a repeat's 200)
+    params: tuple[Param, ...] = ()
+    bearer: bool = False  # needs Authorization: Bearer <token>
+    content_type: str = "application/json"
+
+    def error_statuses(self) -> list[int]:
+        """Every error status the route can answer: its own, a body's (400/413/422), a bearer's
+        (401) and, on the /v1 API, overload or a server down (503)."""
+        codes = set(self.errors)
+        if self.request is not None:
+            codes |= {400, 413, 422}
+        if self.bearer:
+            codes.add(401)
+        if self.path.startswith("/v1/"):
+            codes.add(503)
+        return sorted(codes)
+
+
+class Status(msgspec.Struct):
+    status: str
+
+
+APP_ROUTES = web.AppKey("routes", tuple[Route, ...])
+
+
+def add_routes(app: web.Application, routes: Sequence[Route]) -> None:
+    """Register `routes` with the router; /openapi.json describes exactly what was registered."""
+    for r in routes:
+        app.router.add_route(r.method.upper(), r.path, r.handler)
+    app[APP_ROUTES] = (*app.get(APP_ROUTES, ()), *routes)
+
+
+def common_routes(title: str, ready: Callable[[web.Request], Awaitable[None]]) -> list[Route]:
+    """/healthz (alive), /readyz (its servers reachable), /metrics and /openapi.json."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return json_response(Status("alive"))
+
+    async def readyz(request: web.Request) -> web.Response:
+        try:
+            await ready(request)
+        except Unavailable as e:
+            raise ApiError(503, "unavailable", str(e), retry_after=RETRY_AFTER_SECONDS) from e
+        return json_response(Status("ready"))
+
+    async def metrics_view(_: web.Request) -> web.Response:
+        body, content_type = metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def openapi_view(request: web.Request) -> web.Response:
+        routes: tuple[Route, ...] = request.app[APP_ROUTES]
+        return json_response(openapi_document(title, routes))
+
+    return [Route("get", "/healthz", healthz, "the process is alive", 200, Status),
+            Route("get", "/readyz", readyz, "the servers this process needs are reachable", 200, Status,
+                  errors=(503,)),
+            Route("get", "/metrics", metrics_view, "Prometheus metrics of this process", 200,
+                  content_type="text/plain"),
+            Route("get", "/openapi.json", openapi_view, "this document", 200)]
