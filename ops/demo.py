@@ -20,6 +20,7 @@ from contest.model import Contest
 from ops.embedded import free_port
 from ops.stack import Stack
 from ops.wiring import contest_of
+from runtime.clock import SystemClock
 from runtime.settings import DEFAULT_CONTEST, Settings
 
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô"]
@@ -82,7 +83,7 @@ class Simulation:
 
     async def play(self, http: aiohttp.ClientSession, person: dict[str, Any], end_ms: int) -> None:
         """0–3 attempts spread over the first part of the period, each with a short think time."""
-        window = max(1.0, (end_ms - _now_ms()) / 1000 - 8)
+        window = max(1.0, (end_ms - SystemClock().now_ms()) / 1000 - 8)
         for _ in range(self.rng.choice([0, 1, 1, 2, 3])):
             await asyncio.sleep(self.rng.uniform(0, window / 3))
             async with http.post(f"{self.ingest}/v1/attempts", json={"participant_id": person["id"]}) as r:
@@ -121,8 +122,7 @@ class Simulation:
 
 
 def show_prizes(contest: Contest, prizes: dict[str, Any]) -> None:
-    period = contest.period(prizes["period"])
-    assert period is not None
+    period = contest.periods[prizes["period"] - 1]
     console.print(f"[bold]{period.name} closed[/]: actual = {prizes['actual']}, revision {prizes['revision']}, "
                   f"results_digest {prizes['results_digest']}")
     for group in contest.groups:
@@ -168,11 +168,7 @@ def _phone(n: int) -> str:
     return [f"0{d}", f"+84 {d[:2]} {d[2:5]} {d[5:]}", f"0{d[:3]}.{d[3:6]}.{d[6:]}"][n % 3]
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 async def _sleep_until(ms: int) -> None:
-    delay = (ms - _now_ms()) / 1000
+    delay = (ms - SystemClock().now_ms()) / 1000
     if delay > 0:
         await asyncio.sleep(delay)

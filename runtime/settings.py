@@ -68,19 +68,18 @@ class Settings:
 
     def require_secrets(self) -> tuple[bytes, str, bytes]:
         """(token/hash secret, admin token, 32-byte PII key), or a clear refusal."""
-        missing = [n for n, v in zip(SECRET_NAMES, (self.secret, self.admin_token, self.pii_key), strict=True)
-                   if not v]
-        if missing:
+        secret, admin_token, pii_key = self.secret, self.admin_token, self.pii_key
+        if not (secret and admin_token and pii_key):
+            missing = [n for n, v in zip(SECRET_NAMES, (secret, admin_token, pii_key), strict=True) if not v]
             raise SettingsError(f"{', '.join(missing)} not set: `cchc up` generates them into its data "
                                 "directory (secrets.env); set them in the environment for a single process")
-        assert self.secret and self.admin_token and self.pii_key
         try:
-            pii = base64.b64decode(self.pii_key, validate=True)
+            pii = base64.b64decode(pii_key, validate=True)
         except binascii.Error as e:
             raise SettingsError("CCHC_PII_KEY must be base64 of 32 random bytes") from e
         if len(pii) != 32:
             raise SettingsError("CCHC_PII_KEY must be base64 of 32 random bytes")
-        return self.secret.encode(), self.admin_token, pii
+        return secret.encode(), admin_token, pii
 
     def env(self) -> dict[str, str]:
         """These settings as CCHC_* variables (what `cchc up` hands its child processes)."""

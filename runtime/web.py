@@ -141,6 +141,8 @@ async def error_middleware(request: web.Request,
             if exc.status < 400:
                 raise
             response = error_response(ApiError(exc.status, _STATUS_CODES.get(exc.status, "error"), exc.reason))
+            if "Allow" in exc.headers:  # a 405 says which methods the path has (RFC 9110)
+                response.headers["Allow"] = exc.headers["Allow"]
         except Exception:
             log.exception("unhandled", route=route)
             response = error_response(ApiError(500, "internal", "internal error; it has been logged"))
