@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -33,47 +34,46 @@ def _committee(request: web.Request) -> Committee:
     return door.committee
 
 
-def _publishing(action: Callable[[Committee, int], Awaitable[PeriodClosed]], name: str
-                ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """A handler for close or recompute (the same path parameter, the same errors)."""
-
-    async def handler(request: web.Request) -> web.Response:
-        committee = _committee(request)
-        number = period_in_path(request, committee.contest).number
-        try:
-            return json_response(await action(committee, number))
-        except PeriodNotEnded as e:
-            raise ApiError(409, "period_not_ended", str(e)) from e
-        except NotClosed as e:
-            raise ApiError(409, "not_closed", str(e)) from e
-        except NotDrained as e:
-            raise ApiError(503, "not_drained", str(e), retry_after=str(e.retry_after)) from e
-
-    handler.__name__ = name
-    return handler
+# The service's refusals as HTTP answers: the one place the door translates errors.
+_REFUSALS: dict[type[Exception], tuple[int, str]] = {
+    PeriodNotEnded: (409, "period_not_ended"), NotClosed: (409, "not_closed"), NotDrained: (503, "not_drained"),
+    UnknownParticipant: (404, "unknown_participant"), UnknownQuestion: (404, "unknown_question")}
 
 
-close_period = _publishing(Committee.close, "close_period")
-recompute_period = _publishing(Committee.recompute, "recompute_period")
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except tuple(_REFUSALS) as e:
+        status, code = _REFUSALS[type(e)]
+        raise ApiError(status, code, str(e), retry_after=str(e.retry_after) if isinstance(e, NotDrained) else None) from e
+
+
+async def close_period(request: web.Request) -> web.Response:
+    committee = _committee(request)
+    with _translated():
+        return json_response(await committee.close(period_in_path(request, committee.contest).number))
+
+
+async def recompute_period(request: web.Request) -> web.Response:
+    committee = _committee(request)
+    with _translated():
+        return json_response(await committee.recompute(period_in_path(request, committee.contest).number))
 
 
 async def disqualify(request: web.Request) -> web.Response:
     committee = _committee(request)
     body = await decode_body(request, Disqualification)
-    try:
+    with _translated():
         await committee.disqualify(body.participant_id, body.reason)
-    except UnknownParticipant as e:
-        raise ApiError(404, "unknown_participant", "no participant with this id") from e
     return json_response(Disqualified(body.participant_id), 202)
 
 
 async def correct_answer_key(request: web.Request) -> web.Response:
     committee = _committee(request)
     body = await decode_body(request, AnswerKeyCorrection)
-    try:
+    with _translated():
         await committee.correct_answer(body.question_id, body.answer)
-    except UnknownQuestion as e:
-        raise ApiError(404, "unknown_question", str(e)) from e
     return json_response(AnswerKeyCorrected(body.question_id, body.answer), 202)
 
 

@@ -36,7 +36,7 @@ class Committee:
 
     async def disqualify(self, participant_id: str, reason: str) -> None:
         if await self.writer.participant_info(participant_id) is None:
-            raise UnknownParticipant(f"no participant {participant_id!r}")
+            raise UnknownParticipant("no participant with this id")
         # The event first: if the second write fails, the record still says it and the
         # projections honour it; the set only stops new attempts early.
         await self.writer.append(encode_many([ParticipantDisqualified(
