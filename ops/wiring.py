@@ -126,8 +126,9 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
     serve_metrics(settings, metrics_port)
 
     async def make() -> web.Application:
+        # No migration here: the write side starts and takes entries with PostgreSQL down (the admin
+        # routes answer 503 until it is back); `cchc up` / `cchc migrate` create the schema.
         clients = await open_clients(settings)
-        await postgres.migrate(clients.pool)
         app, _ = await build_ingest_app(contest, clients, settings, SystemClock())
 
         async def lifecycle(_: web.Application) -> AsyncIterator[None]:
