@@ -78,14 +78,21 @@ def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, cl
     return Committee(contest, writer, closer, clock)
 
 
-async def build_ingest_app(contest: Contest, clients: Clients, settings: Settings, clock: Clock
-                           ) -> tuple[web.Application, Committee]:
-    """The ingest app with the committee's admin routes mounted on it."""
+async def build_ingest_parts(contest: Contest, clients: Clients, settings: Settings, clock: Clock
+                             ) -> tuple[ingest_app.Ingest, admin_routes.AdminDoor]:
+    """Ingest and the committee's door onto its service (mounted on the ingest port)."""
     ingest = await build_ingest(contest, clients, settings, clock)
     committee = build_committee(contest, clients, ingest.writer, clock)
+    return ingest, admin_routes.AdminDoor(committee, settings.require_secrets()[1])
+
+
+async def build_ingest_app(contest: Contest, clients: Clients, settings: Settings, clock: Clock
+                           ) -> tuple[web.Application, Committee]:
+    """The ingest app with the committee's admin routes mounted on it (in-process: tests, benchmarks)."""
+    ingest, door = await build_ingest_parts(contest, clients, settings, clock)
     app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES)
-    app[admin_routes.ADMIN] = admin_routes.AdminDoor(committee, settings.require_secrets()[1])
-    return app, committee
+    app[admin_routes.ADMIN] = door
+    return app, door.committee
 
 
 def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cache_s: float | None = 5.0
@@ -125,20 +132,21 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
     contest = _preflight(settings)
     serve_metrics(settings, metrics_port)
 
-    async def make() -> web.Application:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # No migration here: the write side starts and takes entries with PostgreSQL down (the admin
         # routes answer 503 until it is back); `cchc up` / `cchc migrate` create the schema.
         clients = await open_clients(settings)
-        app, _ = await build_ingest_app(contest, clients, settings, SystemClock())
-
-        async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-            yield
+        try:
+            app[ingest_app.INGEST], app[admin_routes.ADMIN] = await build_ingest_parts(contest, clients, settings,
+                                                                                      SystemClock())
+        except BaseException:  # e.g. Redis without AOF: refuse to start, leaving no pool connecting behind
             await clients.close()
+            raise
+        yield
+        await clients.close()
 
-        app.cleanup_ctx.append(lifecycle)
-        return app
-
-    web.run_app(make(), host=settings.host, port=settings.ingest_port, print=None, access_log=None, reuse_port=True)
+    app = ingest_app.build_app(None, routes=admin_routes.ROUTES, extra_ctx=[lifecycle])
+    web.run_app(app, host=settings.host, port=settings.ingest_port, print=None, access_log=None, reuse_port=True)
 
 
 def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
