@@ -336,3 +336,8 @@ async def display_names(conn: Connection, participant_ids: list[str]) -> dict[st
     cur = await conn.execute("SELECT participant_id, display_name FROM participants"
                              " WHERE participant_id = ANY(%s)", (participant_ids,))
     return dict(await cur.fetchall())
+
+
+async def empty(conn: Connection) -> None:
+    """Every table of the live read model, emptied (a replay rebuilds them)."""
+    await conn.execute(f"TRUNCATE {', '.join(TABLES)}")

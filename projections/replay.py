@@ -43,7 +43,8 @@ async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000,
     report = ReplayReport(0, 0, [], 0.0)
     async with session_lock(pool, RESULTS_LOCK) as reader:
         async with transaction(pool) as conn:
-            await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
+            await live_queries.empty(conn)
+            await results_queries.empty(conn)
         # Reading and decoding the next batch overlaps with the database applying this one
         # (the two were serial: ~54 % of the time in Python, ~34 % waiting on PostgreSQL).
         batches: asyncio.Queue[Item] = asyncio.Queue(maxsize=2)

@@ -150,3 +150,8 @@ async def latest_digest(conn: Connection, period: int) -> str:
                              " ORDER BY revision DESC LIMIT 1", (period,))
     row = await cur.fetchone()
     return str(row[0]) if row else ""
+
+
+async def empty(conn: Connection) -> None:
+    """Every table of the published read model, emptied (a replay rebuilds them)."""
+    await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
