@@ -19,6 +19,7 @@ import aiohttp
 
 from bench.ingest import mint_bodies, parse_wrk, wrk, wrk_command
 from ops.presets import throwaway_stack
+from ops.simulate import spelled
 
 
 async def probe(ingest: str, results: str, seconds: float, every_s: float = 0.1) -> list[float]:
@@ -29,7 +30,7 @@ async def probe(ingest: str, results: str, seconds: float, every_s: float = 0.1)
         n = 0
         while time.monotonic() < deadline:
             n += 1
-            body = {"full_name": f"Người Đo {n}", "id_number": f"0770{n:08d}", "phone": f"097{n:07d}",
+            body = {"full_name": f"Người Đo {spelled(n)}", "id_number": f"0770{n:08d}", "phone": f"097{n:07d}",
                     "birth_date": "1990-01-01", "group": "nhan_dan"}
             async with http.post(f"{ingest}/v1/participants", json=body) as r:
                 pid = (await r.json())["participant_id"]

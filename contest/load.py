@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from contest.identity import CCCD_RE
+from contest.identity import IdentityError, normalize_id_number
 from contest.model import Contest, Group, Period, PrizeSpec, Question, Rules, Unit, UnitPrizes
 from contest.timefmt import to_ms
 
@@ -102,8 +102,9 @@ def _rules(head: dict[str, Any]) -> Rules:
                  "attempts_per_period"):
         if getattr(rules, name) <= 0:
             raise ContestError("contest.toml", "must be positive", field=name)
-    if rules.grace_seconds < 0 or rules.min_age < 0:
-        raise ContestError("contest.toml", "must not be negative", field="grace_seconds/min_age")
+    for name in ("grace_seconds", "min_age", "min_plausible_seconds"):
+        if getattr(rules, name) < 0:
+            raise ContestError("contest.toml", "must not be negative", field=name)
     return rules
 
 
@@ -263,9 +264,10 @@ def _questions(path: Path, groups: set[str]) -> dict[str, Question]:
 def _excluded(path: Path) -> frozenset[str]:
     ids = set()
     for line, row in _rows(path, EXCLUDED_HEADER, required=False):
-        if not CCCD_RE.match(row["id_number"]):
-            raise ContestError(path.name, "must be 12 digits", line=line, field="id_number")
-        ids.add(row["id_number"])
+        try:
+            ids.add(normalize_id_number(row["id_number"]))  # compared as registration normalises
+        except IdentityError as e:
+            raise ContestError(path.name, "must be 12 digits", line=line, field="id_number") from e
     return frozenset(ids)
 
 

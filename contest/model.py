@@ -15,6 +15,7 @@ Choice = Literal["A", "B", "C", "D"]
 # Identifiers are opaque, URL-safe, at most 64 characters (DESIGN §6).
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 PeriodStatus = Literal["upcoming", "open", "closing", "closed"]
+IdCheck = Literal["format", "structure"]
 
 
 class Period(msgspec.Struct, frozen=True):
@@ -73,6 +74,8 @@ class Rules(msgspec.Struct, frozen=True):
     prediction_mode: PredictionMode = "absolute"
     one_prize_per_person: bool = False
     min_age: int = 15
+    id_check: IdCheck = "format"  # "structure": province, century and year digits must fit the birth date
+    min_plausible_seconds: int = 0  # entries faster than this are flagged for the committee (0 = off)
 
     @property
     def max_score(self) -> int:

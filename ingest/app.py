@@ -14,8 +14,9 @@ from contest.identity import (
     IdentityError,
     check_age,
     check_full_name,
-    check_id_number,
+    check_id_structure,
     mask_phone,
+    normalize_id_number,
     normalize_phone,
     parse_birth_date,
 )
@@ -83,10 +84,12 @@ async def register(request: web.Request) -> web.Response:
     contest = ing.contest
     try:
         name = check_full_name(body.full_name)
-        id_number = check_id_number(body.id_number)
+        id_number = normalize_id_number(body.id_number)
         phone = normalize_phone(body.phone)
         birth = parse_birth_date(body.birth_date)
         check_age(birth, contest.first_start(), contest.rules.min_age)
+        if contest.rules.id_check == "structure":
+            check_id_structure(id_number, birth)
     except IdentityError as e:
         raise ApiError(422, "invalid", f"{e.field}: {e}") from e
     group = contest.group(body.group)

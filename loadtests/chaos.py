@@ -30,6 +30,7 @@ from rich.table import Table
 from eventstore.events import ParticipantRegistered, SubmissionReceived, decode
 from eventstore.keys import GROUP, Keys
 from ops.presets import throwaway_stack
+from ops.simulate import spelled
 from ops.stack import Stack
 from runtime.settings import Settings
 
@@ -58,8 +59,9 @@ async def client(n: int, base: str, ledger: Ledger, until: float, key: Mapping[s
         while time.monotonic() < until:
             if pid is None:
                 person += 1
-                body: dict[str, Any] = {"full_name": f"Người Thử {n} {person}", "id_number": f"{n:04d}{person:08d}",
-                        "phone": f"09{n:03d}{person:05d}", "birth_date": "1990-01-01", "group": "nhan_dan"}
+                body: dict[str, Any] = {"full_name": f"Người Thử {spelled(n)} {spelled(person)}",
+                                        "id_number": f"{n:04d}{person:08d}", "phone": f"09{n:03d}{person:05d}",
+                                        "birth_date": "1990-01-01", "group": "nhan_dan"}
                 status, answer = await _post(http, f"{base}/v1/participants", body, ledger)
                 if status == 201:
                     pid = answer["participant_id"]

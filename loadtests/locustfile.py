@@ -17,6 +17,8 @@ from typing import ClassVar
 from locust import FastHttpUser, LoadTestShape, between, events, task
 from locust.runners import WorkerRunner
 
+from ops.simulate import spelled
+
 RESULTS = os.environ.get("CCHC_LOAD_RESULTS", "http://127.0.0.1:8081")
 SLO_FAIL_RATIO = float(os.environ.get("CCHC_LOAD_SLO_FAIL_RATIO", "0.01"))
 SLO_SUBMIT_P99_MS = float(os.environ.get("CCHC_LOAD_SLO_SUBMIT_P99_MS", "250"))
@@ -37,7 +39,7 @@ class Participant(FastHttpUser):
 
     def register(self) -> None:
         n = _salt * 100_000 + next(_people)  # unique within a worker; workers rarely meet (409 is fine)
-        body = {"full_name": f"Người Thử Tải {n}", "id_number": f"{n % 10**12:012d}",
+        body = {"full_name": f"Người Thử Tải {spelled(n)}", "id_number": f"{n % 10**12:012d}",
                 "phone": f"09{n % 10**8:08d}", "birth_date": "1990-05-17", "group": "nhan_dan"}
         with self.client.post("/v1/participants", json=body, name="register", catch_response=True) as r:
             if r.status_code == 201:

@@ -25,6 +25,7 @@ from rich.console import Console
 
 from ops.embedded import die_with_parent, free_port
 from ops.presets import Running, throwaway_stack
+from ops.simulate import spelled
 from ops.stack import Stack
 
 OPS = Path(__file__).parent
@@ -76,7 +77,7 @@ async def light_load(base: str, key: Mapping[str, str], stop: asyncio.Event) -> 
         n = 0
         while not stop.is_set():
             n += 1
-            body = {"full_name": f"Người Thử {n}", "id_number": f"0990{n:08d}", "phone": f"098{n:07d}",
+            body = {"full_name": f"Người Thử {spelled(n)}", "id_number": f"0990{n:08d}", "phone": f"098{n:07d}",
                     "birth_date": "1990-01-01", "group": "nhan_dan"}
             try:
                 async with http.post(f"{base}/v1/participants", json=body) as r:

@@ -19,6 +19,12 @@ from eventstore.redis_stream import StreamWriter
 PEAK_SHARE = 1 / 8  # the mean distance of a submission from the cut-off, as a share of the period
 
 
+def spelled(n: int) -> str:
+    """A number as letters (`12` → `BC`): synthetic people need distinct names, and a name holds
+    letters, marks, spaces and . - ' only."""
+    return "".join("ABCDEGHKLM"[int(d)] for d in str(n))
+
+
 def week(contest: Contest, period: Period, participants: int, entries: int, *, seed: int = 7
          ) -> Iterator[list[AnyEvent]]:
     """Stream entries (one event each) for `participants` people and about `entries` submissions."""
@@ -35,7 +41,7 @@ def week(contest: Contest, period: Period, participants: int, entries: int, *, s
         group = groups[0] if len(groups) == 1 or rng.random() < 0.8 else rng.choice(groups[1:])
         unit = rng.choice(counting) if contest.group(group).counts_for_units else None  # type: ignore[union-attr]
         yield [ParticipantRegistered(
-            participant_id=pid, group=group, unit_code=unit, display_name=f"Người dự thi {n}",
+            participant_id=pid, group=group, unit_code=unit, display_name=f"Người Dự Thi {spelled(n)}",
             phone_masked="0900***000", id_hash=f"{n:064x}", phone_hash=f"{n + 10**12:064x}", pii=b"",
             registered_ms=period.start_ms)]
         skill = rng.betavariate(5, 2)

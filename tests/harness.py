@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from admin.service import Committee
 from contest.model import Contest
 from eventstore.keys import Keys
+from ops.simulate import spelled
 from ops.wiring import Clients, build_ingest_app, build_results, build_scorer
 from projections import results_api
 from runtime.clock import ManualClock
@@ -57,7 +58,7 @@ class System:
         """A valid registration body, unique per call."""
         self._people += 1
         n = self._people
-        body = {"full_name": f"Nguyễn Văn {n}", "id_number": f"0380{n:08d}", "phone": f"09{n:08d}",
+        body = {"full_name": f"Nguyễn Văn {spelled(n)}", "id_number": f"0380{n:08d}", "phone": f"09{n:08d}",
                 "birth_date": "1990-05-17", "group": "cbccvc", "unit_code": "A"}
         body.update(fields)
         return body

@@ -71,6 +71,25 @@ async def test_registration_excluded_then_duplicates(system: System) -> None:
                   403, "excluded")
 
 
+@pytest.mark.parametrize("spelling", ["{}\n", " {} ", "{}\r\n", "\t{}", "{} "])
+async def test_an_id_number_spelt_otherwise_is_the_same_person(system: System, spelling: str) -> None:
+    """Whole-value formats and normalisation: `"012345678901\\n"` opens no second account, and the
+    excluded list cannot be slipped past with spaces."""
+    first = system.person()
+    await system.register(**first)
+    await refused(system, "/v1/participants", system.person(id_number=spelling.format(first["id_number"])), 409,
+                  "duplicate_identity")
+    await refused(system, "/v1/participants", system.person(id_number=spelling.format("001099999999")), 403,
+                  "excluded")
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://evil.example","Giải Nhất")', "+SUM(A1:A9)", "@cmd", "-1+1",
+                                  "Nguyễn <b>An</b>", "Trần Văn 3"])
+async def test_names_that_are_no_names_are_refused(system: System, name: str) -> None:
+    error = await refused(system, "/v1/participants", system.person(full_name=name), 422, "invalid")
+    assert "full_name" in error["message"]
+
+
 async def test_citizens_need_no_unit_and_get_their_bank(system: System) -> None:
     citizen = await system.register(group="nhan_dan", unit_code=None)
     civil = await system.register()
