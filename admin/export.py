@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 
 from contest.model import Contest
 from contest.timefmt import iso_ms
@@ -42,6 +43,39 @@ async def ranking_rows(published: ResultsQueries, contest: Contest, period: int,
             last = rows[-1].rank or 0
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
+
+
+def csv_safe(row: Sequence[Any]) -> list[Any]:
+    """A CSV row no spreadsheet turns into a formula: a text cell starting like one gets a leading `'`."""
+    return [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in row]
+
+
+def text_cells(sheet: Any, row: Sequence[Any]) -> list[Any]:
+    """An xlsx row whose text cells are stored as text, never as formulas (openpyxl would make a
+    string starting with `=` a formula); numbers stay numbers."""
+    cells = []
+    for value in row:
+        if isinstance(value, str):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"
+            cells.append(cell)
+        else:
+            cells.append(value)
+    return cells
+
+
+class _Book:
+    """A write-only workbook whose every sheet appends rows through text_cells()."""
+
+    def __init__(self) -> None:
+        self.book = Workbook(write_only=True)
+
+    def sheet(self, title: str) -> Callable[[Sequence[Any]], None]:
+        sheet = self.book.create_sheet(title)
+        return lambda row: sheet.append(text_cells(sheet, row))
+
+
 async def export(live: LiveQueries, published: ResultsQueries, contest: Contest, period: int, out: Path, *,
                  fmt: str, revision: int | None = None,
                  vault: PiiVault | None = None) -> int:
@@ -58,41 +92,42 @@ async def export(live: LiveQueries, published: ResultsQueries, contest: Contest,
             writer = csv.writer(fh)
             writer.writerow(RANKING_HEADER)
             async for row in rows:
-                writer.writerow(row)
+                writer.writerow(csv_safe(row))
                 count += 1
         return count
-    book = Workbook(write_only=True)
-    winners = book.create_sheet("Giải cá nhân")
+    book = _Book()
+    winners = book.sheet("Giải cá nhân")
     personal = await _personal_data(live, vault, list(prize_of)) if vault else {}
-    winners.append(["group", "prize", "rank", "participant_id", "display_name", "unit_code", "score", "duration_s",
+    winners(["group", "prize", "rank", "participant_id", "display_name", "unit_code", "score", "duration_s",
                     "prediction", "prediction_error", "attempt_id"]
                    + (["id_number", "phone", "birth_date"] if vault else []))
     for p in document["individual"]:
-        winners.append([p["group"], p["prize_name"], p["rank"], p["participant_id"], p["display_name"], p["unit_code"],
+        winners([p["group"], p["prize_name"], p["rank"], p["participant_id"], p["display_name"], p["unit_code"],
                         p["score"], p["duration_ms"] / 1000, p["prediction"], p["prediction_error"], p["attempt_id"]]
                        + (list(personal.get(p["participant_id"], ("", "", ""))) if vault else []))
-    units = book.create_sheet("Giải tập thể")
-    units.append(["prize", "rank", "unit_code", "unit_name", "unit_score"])
+    units = book.sheet("Giải tập thể")
+    units(["prize", "rank", "unit_code", "unit_name", "unit_score"])
     for u in document["unit"]:
-        units.append([u["prize"], u["rank"], u["unit_code"], u["unit_name"], u["unit_score"]])
-    ranking = book.create_sheet("Xếp hạng")
-    ranking.append(RANKING_HEADER)
+        units([u["prize"], u["rank"], u["unit_code"], u["unit_name"], u["unit_score"]])
+    ranking = book.sheet("Xếp hạng")
+    ranking(RANKING_HEADER)
     count = 0
     async for row in rows:
-        ranking.append(row)
+        ranking(row)
         count += 1
-    unit_sheet = book.create_sheet("Đơn vị")
+    unit_sheet = book.sheet("Đơn vị")
     unit_rows: Sequence[dict[str, Any]] = json.loads(result.units)
     if unit_rows:
-        unit_sheet.append(list(unit_rows[0]))
+        unit_sheet(list(unit_rows[0]))
         for u in unit_rows:
-            unit_sheet.append(list(u.values()))
-    about = book.create_sheet("Thông tin")
-    for line in ([["contest", contest.title], ["period", period], ["revision", document["revision"]],
+            unit_sheet(list(u.values()))
+    about = book.sheet("Thông tin")
+    lines: list[list[Any]] = [["contest", contest.title], ["period", period], ["revision", document["revision"]],
                   ["actual", document["actual"]], ["results_digest", result.results_digest],
-                  ["personal data", "winners only, decrypted" if vault else "none (masked phone only)"]]):
-        about.append(line)
-    book.save(out)
+                  ["personal data", "winners only, decrypted" if vault else "none (masked phone only)"]]
+    for line in lines:
+        about(line)
+    book.book.save(out)
     return count
 
 

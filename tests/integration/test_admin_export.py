@@ -57,3 +57,24 @@ async def test_csv_and_unclosed_periods(system: System, tmp_path: Path) -> None:
     with out.open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["group"] for r in rows} == {"cbccvc", "nhan_dan"} and all(r["prize"] == "Giải Nhất" for r in rows)
+
+
+async def test_names_never_become_formulas(system: System, tmp_path: Path) -> None:
+    """Names are checked at registration; the export does not rely on it: text stays text."""
+    s = system
+    pid = await s.register()
+    await s.entry(pid, 5)
+    await s.drain()
+    formula = '=HYPERLINK("http://evil.example","Giải Nhất")'
+    async with s.clients.pool.connection() as conn:  # as if a name had slipped in some other way
+        await conn.execute("UPDATE participants SET display_name = %s", (formula,))
+    await s.close(1)
+    store = LiveQueries(s.clients.pool), ResultsQueries(s.clients.pool)
+    await export(*store, s.contest, 1, tmp_path / "p1.xlsx", fmt="xlsx")
+    book = load_workbook(tmp_path / "p1.xlsx")
+    cells = [c for sheet in book for row in sheet.iter_rows() for c in row if c.value == formula]
+    assert len(cells) == 2 and all(c.data_type == "s" for c in cells)  # the winner and the ranking row
+    await export(*store, s.contest, 1, tmp_path / "p1.csv", fmt="csv")
+    with (tmp_path / "p1.csv").open(encoding="utf-8-sig") as fh:
+        row = next(csv.DictReader(fh))
+    assert row["display_name"] == "'" + formula
