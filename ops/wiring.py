@@ -28,10 +28,11 @@ from projections.close import Closer
 from projections.live_queries import LiveQueries
 from projections.rank_cache import RankCache
 from projections.results_queries import ResultsQueries
+from runtime import serve
 from runtime.clock import Clock, SystemClock
 from runtime.routes import add_routes, common_routes
 from runtime.settings import Settings
-from runtime.web import APP_NAME, error_middleware
+from runtime.web import APP_NAME, BODY_TIMEOUT, error_middleware
 from scorer.worker import Scorer
 
 log = structlog.get_logger()
@@ -92,6 +93,7 @@ async def build_ingest_app(contest: Contest, clients: Clients, settings: Setting
     ingest, door = await build_ingest_parts(contest, clients, settings, clock)
     app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES)
     app[admin_routes.ADMIN] = door
+    app[BODY_TIMEOUT] = settings.body_timeout_s
     return app, door.committee
 
 
@@ -146,7 +148,8 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
         await clients.close()
 
     app = ingest_app.build_app(None, routes=admin_routes.ROUTES, extra_ctx=[lifecycle])
-    web.run_app(app, host=settings.host, port=settings.ingest_port, print=None, access_log=None, reuse_port=True)
+    app[BODY_TIMEOUT] = settings.body_timeout_s
+    serve.run(app, settings.host, settings.ingest_port, header_timeout_s=settings.body_timeout_s)
 
 
 def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
@@ -164,8 +167,7 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
         await clients.close()
 
     app = results_api.build_app(None, extra_ctx=[lifecycle])
-    web.run_app(app, host=settings.host, port=settings.results_port, print=None, access_log=None,
-                reuse_port=True)
+    serve.run(app, settings.host, settings.results_port, header_timeout_s=settings.body_timeout_s)
 
 
 def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None) -> None:

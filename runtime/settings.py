@@ -35,6 +35,7 @@ class Settings:
     results_port: int = 8081
     log_level: str = "info"
     monitor_interval_s: float = 10.0  # how often the results process refreshes the system gauges
+    body_timeout_s: float = 10.0  # a request's body (and a connection's next headers) must arrive within this
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -57,6 +58,7 @@ class Settings:
             results_port=int(env.get("CCHC_RESULTS_PORT", "8081")),
             log_level=env.get("CCHC_LOG_LEVEL", "info"),
             monitor_interval_s=_positive(env.get("CCHC_MONITOR_INTERVAL", "10"), "CCHC_MONITOR_INTERVAL"),
+            body_timeout_s=_positive(env.get("CCHC_BODY_TIMEOUT", "10"), "CCHC_BODY_TIMEOUT"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -88,6 +90,7 @@ class Settings:
                   "CCHC_ADMIN_TOKEN": self.admin_token, "CCHC_PII_KEY": self.pii_key,
                   "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
                   "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s), "CCHC_HOST": self.host,
+                  "CCHC_BODY_TIMEOUT": str(self.body_timeout_s),
                   "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
                   "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}
         return {k: v for k, v in values.items() if v}

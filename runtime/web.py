@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 import uuid
@@ -30,12 +31,14 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
 class ApiError(Exception):
     """An answer with the one error shape {"error": {"code", "message"}}."""
 
-    def __init__(self, status: int, code: str, message: str, *, retry_after: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after: str | None = None,
+                 close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.close = close  # the connection cannot be reused (a body left half-read)
 
 
 def overload_guard(max_in_flight: int) -> Any:
@@ -68,23 +71,41 @@ def error_response(err: ApiError) -> web.Response:
     response = json_response({"error": {"code": err.code, "message": err.message}}, err.status)
     if err.retry_after is not None:
         response.headers["Retry-After"] = err.retry_after
+    if err.close:
+        response.force_close()
     return response
 
 
-async def decode_body(request: web.Request, kind: type[T]) -> T:
-    """The request body as `kind`: 413 too big, 400 not JSON, 422 against the schema."""
+BODY_TIMEOUT = web.AppKey("body_timeout_s", float)  # CCHC_BODY_TIMEOUT: the whole body within this of the start
+STARTED = web.RequestKey("started", float)  # the loop time the request's handling began (its headers had arrived)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, or 408 when it has not arrived within the app's body timeout of the request's
+    start (a slow client gains no time) or 413 past MAX_BODY."""
+    loop = asyncio.get_running_loop()
+    limit = request.app.get(BODY_TIMEOUT, 10.0) - (loop.time() - request.get(STARTED, loop.time()))
     try:
-        raw = await request.read()
+        async with asyncio.timeout(max(limit, 0.0)):
+            return await request.read()
+    except TimeoutError as e:
+        raise ApiError(408, "request_timeout", "the body did not arrive in time; nothing was recorded",
+                       close=True) from e
     except web.HTTPRequestEntityTooLarge as e:
-        raise ApiError(413, "too_large", f"body over {MAX_BODY // 1024} KiB") from e
+        raise ApiError(413, "too_large", f"body over {MAX_BODY // 1024} KiB", close=True) from e
+
+
+async def decode_body(request: web.Request, kind: type[T]) -> T:
+    """The request body as `kind`: 408 late, 413 too big, 400 not JSON (or not UTF-8), 422 against the schema."""
+    raw = await read_body(request)
     if b"\\u0000" in raw:  # valid JSON, but no PostgreSQL text column can hold it
         raise ApiError(422, "invalid", "strings must not contain the NUL character (\\u0000)")
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as e:
         raise ApiError(422, "invalid", str(e)) from e
-    except msgspec.DecodeError as e:
-        raise ApiError(400, "malformed_json", str(e)) from e
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:  # invalid UTF-8 inside a string is the latter
+        raise ApiError(400, "malformed_json", f"not JSON in UTF-8: {e}") from e
 
 
 def route_name(request: web.Request) -> str:
@@ -127,6 +148,7 @@ async def error_middleware(request: web.Request,
     rid = request_id(request)
     structlog.contextvars.bind_contextvars(request_id=rid)
     started = time.perf_counter()
+    request[STARTED] = asyncio.get_running_loop().time()
     try:
         try:
             response = await handler(request)

@@ -48,7 +48,7 @@ class System:
         app, committee = await build_ingest_app(contest, clients, settings, clock)
         committee.closer.settle_ms, committee.closer.drain_timeout_s = 1000, 2.0  # tests move the clock themselves
         res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
-        async with TestClient(TestServer(app)) as ingest, \
+        async with TestClient(TestServer(app, keepalive_timeout=settings.body_timeout_s)) as ingest, \
                 TestClient(TestServer(results_api.build_app(res))) as results:
             yield cls(contest, clock, ingest, results, clients, committee)
 

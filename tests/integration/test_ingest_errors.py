@@ -236,3 +236,20 @@ def _started(attempt: dict[str, Any]) -> int:
     from tests.harness import _ms
 
     return _ms(attempt["started_at"])
+
+
+async def test_odd_input_never_answers_5xx(system: System) -> None:
+    """Non-ASCII digits in paths and queries, invalid UTF-8 in a body, a non-ASCII Authorization header."""
+    s = system
+    for path in ("/v1/periods/¹/prizes", "/v1/periods/١/leaderboard", "/v1/periods/1/leaderboard?limit=²",
+                 "/v1/periods/1/leaderboard?offset=٣", "/v1/periods/1/prizes?revision=¹", "/v1/periods/%FF/units"):
+        answer = await s.results.get(path)
+        assert 400 <= answer.status < 500 and "error" in await answer.json(), path
+    for path, body in (("/v1/participants", b'{"full_name": "\xff\xfe"}'), ("/v1/participants", b"\xff"),
+                       ("/v1/submissions", b'{"token": "\xc3", "answers": {}, "prediction": 1}')):
+        answer = await s.ingest.post(path, data=body, headers={"Content-Type": "application/json"})
+        assert answer.status == 400 and (await answer.json())["error"]["code"] == "malformed_json", path
+    odd = {"Authorization": "Bearer Trần-Văn-Ơn".encode().decode("latin-1")}
+    answer = await s.ingest.post("/v1/admin/periods/1/close", headers=odd)
+    assert answer.status == 401
+    assert await s.stream_length() == 0

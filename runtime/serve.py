@@ -1,0 +1,64 @@
+"""Serving an app until SIGTERM/SIGINT, with a deadline on every request's headers (slowloris).
+
+aiohttp closes a kept-alive connection whose next headers do not come within `keepalive_timeout`,
+but not a fresh connection that trickles its first request's headers forever: HeaderDeadline adds
+that one deadline. Written here because aiohttp has no header-read timeout of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+
+class HeaderDeadline(RequestHandler):
+    """A connection closes when its first request's headers have not all arrived within the
+    keep-alive timeout (later requests are held to it by aiohttp itself)."""
+
+    __slots__ = ("_deadline",)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._deadline = self._loop.call_later(self.keepalive_timeout, self._no_request_yet)
+
+    def _no_request_yet(self) -> None:
+        if self._request_count == 0:
+            self.force_close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._deadline.cancel()
+        super().connection_lost(exc)
+
+
+async def serve(app: web.Application, host: str, port: int, *, header_timeout_s: float,
+                reuse_port: bool = True) -> None:
+    """Serve `app` on host:port until SIGTERM or SIGINT, then shut down as web.run_app does."""
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout_s)
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    handler: Any = runner.server
+
+    options: dict[str, Any] = {"keepalive_timeout": header_timeout_s, "access_log": None}
+
+    def protocol() -> RequestHandler:
+        return HeaderDeadline(handler, loop=loop, **options)
+
+    listening = await loop.create_server(protocol, host, port, reuse_port=reuse_port)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        listening.close()
+        await listening.wait_closed()
+        await runner.cleanup()
+
+
+def run(app: web.Application, host: str, port: int, *, header_timeout_s: float) -> None:
+    asyncio.run(serve(app, host, port, header_timeout_s=header_timeout_s))
