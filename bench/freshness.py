@@ -33,8 +33,10 @@ async def probe(ingest: str, results: str, seconds: float, every_s: float = 0.1)
             body = {"full_name": f"Người Đo {spelled(n)}", "id_number": f"0770{n:08d}", "phone": f"097{n:07d}",
                     "birth_date": "1990-01-01", "group": "nhan_dan"}
             async with http.post(f"{ingest}/v1/participants", json=body) as r:
-                pid = (await r.json())["participant_id"]
-            async with http.post(f"{ingest}/v1/attempts", json={"participant_id": pid}) as r:
+                credentials = await r.json()
+            pid = credentials["participant_id"]
+            async with http.post(f"{ingest}/v1/attempts", json={"participant_id": pid},
+                                 headers={"Authorization": f"Bearer {credentials['access_key']}"}) as r:
                 attempt = await r.json()
             submission = {"token": attempt["token"], "answers": {}, "prediction": 1}
             async with http.post(f"{ingest}/v1/submissions", json=submission) as r:

@@ -54,6 +54,14 @@ class ParticipantDisqualified(Event, tag="participant_disqualified", frozen=True
     at_ms: int
 
 
+class AccessKeyReissued(Event, tag="access_key_reissued", frozen=True, kw_only=True):
+    """A participant proved CCCD, phone and birth date and got a new access key (the old one stopped
+    working). The participant is named by the CCCD's keyed hash, as its registration names it."""
+
+    id_hash: str
+    at_ms: int
+
+
 class AnswerKeyCorrected(Event, tag="answer_key_corrected", frozen=True, kw_only=True):
     question_id: str
     answer: str
@@ -71,7 +79,7 @@ class ResultsPublished(Event, tag="results_published", frozen=True, kw_only=True
 
 
 AnyEvent = ParticipantRegistered | AttemptStarted | SubmissionReceived | ParticipantDisqualified \
-    | AnswerKeyCorrected | ResultsPublished
+    | AnswerKeyCorrected | ResultsPublished | AccessKeyReissued
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyEvent)

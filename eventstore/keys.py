@@ -39,6 +39,24 @@ class Keys:
         return f"{self.prefix}:phone"
 
     @property
+    def access(self) -> str:
+        """HASH participant_id → keyed hash of its access key (starting an attempt needs the key)."""
+        return f"{self.prefix}:access"
+
+    @property
+    def births(self) -> str:
+        """HASH participant_id → keyed hash of the birth date (recovering a lost access key needs it)."""
+        return f"{self.prefix}:birth"
+
+    def recoveries(self, id_hash: str) -> str:
+        """STRING counter with a TTL: access-key recoveries asked for one CCCD this hour."""
+        return f"{self.prefix}:recover:{id_hash}"
+
+    def rate(self, address_hash: str, minute: int) -> str:
+        """STRING counter with a TTL: requests of one client address (keyed hash) in one minute."""
+        return f"{self.prefix}:rate:{address_hash}:{minute}"
+
+    @property
     def disqualified(self) -> str:
         """SET of disqualified participant ids (they cannot start attempts)."""
         return f"{self.prefix}:dq"

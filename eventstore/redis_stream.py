@@ -76,7 +76,8 @@ class AttemptOpened:
     unit_code: str | None
 
 
-AttemptRefusal = Literal["unknown_participant", "disqualified", "attempt_limit", "unknown_group"]
+AttemptRefusal = Literal["unknown_participant", "invalid_credentials", "disqualified", "attempt_limit",
+                         "unknown_group"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +102,32 @@ class SubmissionRefused:
     reason: str  # the refusal the caller computed (period_closed, deadline_passed, invalid)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyReissued:
+    participant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryRefused:
+    reason: Literal["rate_limited", "invalid_credentials"]
+    retry_after_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """Within the client address's limit for this minute."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limited:
+    retry_after_s: int
+
+
 RegisterOutcome = Registered | IdentityTaken
 StartOutcome = AttemptOpened | AttemptRefused
 SubmitOutcome = SubmissionAccepted | SubmissionRepeated | SubmissionRefused
+RecoverOutcome = KeyReissued | RecoveryRefused
+RateOutcome = Allowed | Limited
 
 
 def _register_outcome(reply: list[bytes]) -> RegisterOutcome:
@@ -117,6 +141,18 @@ def _start_outcome(reply: list[bytes]) -> StartOutcome:
         group, _, unit = reply[1].decode().partition("|")
         return AttemptOpened(group, unit or None)
     return AttemptRefused(reply[1].decode())  # type: ignore[arg-type]  # the script names only these
+
+
+def _recover_outcome(reply: list[Any]) -> RecoverOutcome:
+    if reply[0] == b"reissued":
+        return KeyReissued(reply[1].decode())
+    if reply[1] == b"rate_limited":
+        return RecoveryRefused("rate_limited", max(1, int(reply[2])))
+    return RecoveryRefused("invalid_credentials", 0)
+
+
+def _rate_outcome(reply: list[Any]) -> RateOutcome:
+    return Allowed() if reply[0] == b"allowed" else Limited(max(1, int(reply[1])))
 
 
 def _submit_outcome(reply: list[bytes]) -> SubmitOutcome:
@@ -231,7 +267,8 @@ def _fail(batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]], er
             future.set_exception(error)
 
 
-SCRIPTS = {name: Script(_script(name)) for name in ("register", "start_attempt", "submit")}
+SCRIPTS = {name: Script(_script(name)) for name in ("register", "start_attempt", "submit", "recover", "rate")}
+RECOVERIES_PER_HOUR = 5  # per CCCD (DESIGN §6)
 
 
 class StreamWriter:
@@ -244,21 +281,33 @@ class StreamWriter:
         self._fsync_timeout_ms = fsync_timeout_ms
         self.batcher = Batcher(client, durability=durability, fsync_timeout_ms=fsync_timeout_ms)
 
-    async def register(self, id_hash: str, phone_hash: str, participant_id: str, info: str,
-                       event: bytes) -> RegisterOutcome:
+    async def register(self, id_hash: str, phone_hash: str, participant_id: str, info: str, access_hash: str,
+                       birth_hash: str, event: bytes) -> RegisterOutcome:
         k = self.keys
         return _register_outcome(await self.batcher.call(
-            SCRIPTS["register"], [k.id_hashes, k.phone_hashes, k.participants, k.stream],
-            [id_hash, phone_hash, participant_id, info, event]))
+            SCRIPTS["register"], [k.id_hashes, k.phone_hashes, k.participants, k.access, k.births, k.stream],
+            [id_hash, phone_hash, participant_id, info, access_hash, birth_hash, event]))
 
-    async def start_attempt(self, participant_id: str, period: int, limit: int,
+    async def start_attempt(self, participant_id: str, access_hash: str, period: int, limit: int,
                             events_by_group: dict[str, bytes]) -> StartOutcome:
         k = self.keys
-        args: list[Any] = [participant_id, limit]
+        args: list[Any] = [participant_id, access_hash, limit]
         for group, event in events_by_group.items():
             args += [group, event]
         return _start_outcome(await self.batcher.call(
-            SCRIPTS["start_attempt"], [k.participants, k.disqualified, k.attempts(period), k.stream], args))
+            SCRIPTS["start_attempt"], [k.participants, k.access, k.disqualified, k.attempts(period), k.stream], args))
+
+    async def reissue_access_key(self, id_hash: str, phone_hash: str, birth_hash: str, access_hash: str,
+                                 event: bytes) -> RecoverOutcome:
+        k = self.keys
+        return _recover_outcome(await self.batcher.call(
+            SCRIPTS["recover"], [k.id_hashes, k.phone_hashes, k.births, k.access, k.recoveries(id_hash), k.stream],
+            [id_hash, phone_hash, birth_hash, access_hash, RECOVERIES_PER_HOUR, event]))
+
+    async def count_request(self, address_hash: str, now_ms: int, limit: int) -> RateOutcome:
+        """One request of a client address against its per-minute limit."""
+        return _rate_outcome(await self.batcher.call(
+            SCRIPTS["rate"], [self.keys.rate(address_hash, now_ms // 60_000)], [limit]))
 
     async def submit(self, attempt_id: str, refusal: str, receipt: bytes, event: bytes) -> SubmitOutcome:
         k = self.keys

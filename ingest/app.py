@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import msgspec
@@ -22,23 +23,26 @@ from contest.identity import (
 )
 from contest.model import Contest, Period
 from contest.timefmt import iso_ms
-from eventstore.events import AttemptStarted, ParticipantRegistered, SubmissionReceived
+from eventstore.events import AccessKeyReissued, AttemptStarted, ParticipantRegistered, SubmissionReceived
 from eventstore.events import encode_many as encode
 from eventstore.ids import uuid7
-from eventstore.pii import PersonalData, PiiVault
+from eventstore.pii import PersonalData, PiiVault, new_access_key
 from eventstore.redis_stream import (
     AttemptRefused,
     IdentityTaken,
+    Limited,
+    RecoveryRefused,
     StreamWriter,
     SubmissionAccepted,
     SubmissionRefused,
 )
 from ingest.schemas import (
+    AccessKeyRecovery,
     AttemptRequest,
     AttemptStartedOut,
+    Credentials,
     QuestionOut,
     Receipt,
-    Registered,
     Registration,
     Submission,
 )
@@ -46,10 +50,23 @@ from ingest.tokens import AttemptClaims, InvalidToken, TokenSigner
 from runtime import metrics
 from runtime.clock import Clock
 from runtime.routes import Route, add_routes, common_routes
-from runtime.web import APP_NAME, MAX_BODY, ApiError, decode_body, error_middleware, json_response, overload_guard
+from runtime.web import (
+    APP_NAME,
+    MAX_BODY,
+    ApiError,
+    IPNetwork,
+    bearer_token,
+    client_address,
+    decode_body,
+    error_middleware,
+    json_response,
+    overload_guard,
+    route_name,
+)
 
 _draw = secrets.SystemRandom()
 _START_ERRORS = {"unknown_participant": (404, "no participant with this id"),
+                 "invalid_credentials": (401, "this access key is not this participant's"),
                  "disqualified": (403, "this participant is disqualified"),
                  "attempt_limit": (409, "no attempts left in this period"),
                  "unknown_group": (422, "the participant's group is not in this contest")}
@@ -65,6 +82,8 @@ class Ingest:
     vault: PiiVault
     clock: Clock
     ready: Callable[[], Awaitable[None]]
+    address_limit: int = 0  # requests a minute per client address on registration, attempts, recovery (0 = off)
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     banks: dict[str, list[str]] = field(default_factory=dict)  # group → question ids, filled on creation
 
     def __post_init__(self) -> None:
@@ -78,15 +97,37 @@ def _ingest(request: web.Request) -> Ingest:
     return request.app[INGEST]
 
 
+async def _count_address(request: web.Request, ing: Ingest) -> None:
+    """CCHC_ADDRESS_LIMIT: 429 rate_limited with Retry-After past it, before any other work."""
+    if ing.address_limit <= 0:
+        return
+    address = client_address(request, ing.trusted_proxies)
+    outcome = await ing.writer.count_request(ing.vault.address_hash(address), ing.clock.now_ms(), ing.address_limit)
+    if isinstance(outcome, Limited):
+        metrics.RATE_LIMITED.labels(route_name(request)).inc()
+        raise ApiError(429, "rate_limited", f"too many requests from this address (at most {ing.address_limit} a"
+                       " minute); retry later", retry_after=str(outcome.retry_after_s))
+
+
+def _identity(contest: Contest, raw_id: str, raw_phone: str, raw_birth: str) -> tuple[str, str, date]:
+    """CCCD, phone and birth date normalised and checked (422 naming the field)."""
+    try:
+        id_number = normalize_id_number(raw_id)
+        phone = normalize_phone(raw_phone)
+        birth = parse_birth_date(raw_birth)
+    except IdentityError as e:
+        raise ApiError(422, "invalid", f"{e.field}: {e}") from e
+    return id_number, phone, birth
+
+
 async def register(request: web.Request) -> web.Response:
     ing = _ingest(request)
+    await _count_address(request, ing)
     body = await decode_body(request, Registration)
     contest = ing.contest
     try:
         name = check_full_name(body.full_name)
-        id_number = normalize_id_number(body.id_number)
-        phone = normalize_phone(body.phone)
-        birth = parse_birth_date(body.birth_date)
+        id_number, phone, birth = _identity(contest, body.id_number, body.phone, body.birth_date)
         check_age(birth, contest.first_start(), contest.rules.min_age)
         if contest.rules.id_check == "structure":
             check_id_structure(id_number, birth)
@@ -110,18 +151,43 @@ async def register(request: web.Request) -> web.Response:
         phone_masked=mask_phone(phone), id_hash=ing.vault.hash("id", id_number),
         phone_hash=ing.vault.hash("phone", phone),
         pii=ing.vault.seal(PersonalData(id_number, phone, body.birth_date)), registered_ms=now)
+    access_key = new_access_key()
     outcome = await ing.writer.register(event.id_hash, event.phone_hash, participant_id,
-                                        f"{group.code}|{unit or ''}", encode([event]))
+                                        f"{group.code}|{unit or ''}", ing.vault.access_hash(access_key),
+                                        ing.vault.hash("birth", birth.isoformat()), encode([event]))
     if isinstance(outcome, IdentityTaken):
         metrics.REGISTRATIONS.labels("duplicate_identity").inc()
         raise ApiError(409, "duplicate_identity", f"{outcome.field}: already registered (one person, one account)")
     metrics.REGISTRATIONS.labels("registered").inc()
-    return json_response(Registered(participant_id), 201)
+    return json_response(Credentials(participant_id, access_key), 201)
+
+
+async def recover_access_key(request: web.Request) -> web.Response:
+    """A lost access key: CCCD, phone and birth date together give a new one; the old one stops working."""
+    ing = _ingest(request)
+    await _count_address(request, ing)
+    body = await decode_body(request, AccessKeyRecovery)
+    id_number, phone, birth = _identity(ing.contest, body.id_number, body.phone, body.birth_date)
+    access_key = new_access_key()
+    id_hash = ing.vault.hash("id", id_number)
+    outcome = await ing.writer.reissue_access_key(
+        id_hash, ing.vault.hash("phone", phone), ing.vault.hash("birth", birth.isoformat()),
+        ing.vault.access_hash(access_key), encode([AccessKeyReissued(id_hash=id_hash, at_ms=ing.clock.now_ms())]))
+    if isinstance(outcome, RecoveryRefused):
+        if outcome.reason == "rate_limited":
+            raise ApiError(429, "rate_limited", "too many recoveries for this identity; retry later",
+                           retry_after=str(outcome.retry_after_s))
+        raise ApiError(401, "invalid_credentials", "no participant with this id_number, phone and birth_date")
+    return json_response(Credentials(outcome.participant_id, access_key))
 
 
 async def start_attempt(request: web.Request) -> web.Response:
     ing = _ingest(request)
+    await _count_address(request, ing)
     body = await decode_body(request, AttemptRequest)
+    access_key = bearer_token(request)
+    if not access_key:
+        raise ApiError(401, "invalid_credentials", "starting an attempt needs Authorization: Bearer <access_key>")
     contest, rules = ing.contest, ing.contest.rules
     now = ing.clock.now_ms()
     period = contest.period_at(now)
@@ -132,7 +198,7 @@ async def start_attempt(request: web.Request) -> web.Response:
     events = {code: encode([AttemptStarted(attempt_id=attempt_id, participant_id=body.participant_id,
                                            period=period.number, started_ms=now, question_ids=ids)])
               for code, ids in drawn.items()}
-    outcome = await ing.writer.start_attempt(body.participant_id, period.number,
+    outcome = await ing.writer.start_attempt(body.participant_id, ing.vault.access_hash(access_key), period.number,
                                              rules.attempts_per_period, events)
     if isinstance(outcome, AttemptRefused):
         metrics.ATTEMPTS.labels(outcome.reason).inc()
@@ -204,10 +270,13 @@ MAX_IN_FLIGHT = 4096  # per process; beyond it requests are refused at once rath
 
 
 ROUTES = (
-    Route("post", "/v1/participants", register, "register a participant", 201, Registered, Registration,
-          errors=(403, 409)),
+    Route("post", "/v1/participants", register, "register a participant: answers its access key, shown once", 201,
+          Credentials, Registration, errors=(403, 409, 429)),
+    Route("post", "/v1/participants/access-key", recover_access_key, "a new access key for a participant who lost"
+          " theirs (CCCD, phone and birth date); the old key stops working", 200, Credentials, AccessKeyRecovery,
+          errors=(401, 429)),
     Route("post", "/v1/attempts", start_attempt, "start an attempt: the server draws its questions", 201,
-          AttemptStartedOut, AttemptRequest, errors=(403, 404, 409)),
+          AttemptStartedOut, AttemptRequest, errors=(401, 403, 404, 409, 429), bearer=True),
     Route("post", "/v1/submissions", submit, "submit an attempt's answers (a repeat answers 200 with the original"
           " receipt)", 202, Receipt, Submission, errors=(401, 403, 410), also=(200,)),
 )

@@ -18,8 +18,17 @@ class Registration(msgspec.Struct, forbid_unknown_fields=True):
     unit_code: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
-class Registered(msgspec.Struct):
+class Credentials(msgspec.Struct):
+    """A participant's id and access key (registration, or a recovered key): the key is shown once."""
+
     participant_id: str
+    access_key: str
+
+
+class AccessKeyRecovery(msgspec.Struct, forbid_unknown_fields=True):
+    id_number: Annotated[str, msgspec.Meta(max_length=32)]
+    phone: Annotated[str, msgspec.Meta(max_length=32)]
+    birth_date: Annotated[str, msgspec.Meta(max_length=10)]
 
 
 class AttemptRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -55,6 +55,7 @@ async def client(n: int, base: str, ledger: Ledger, until: float, key: Mapping[s
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         pid = None
+        auth: dict[str, str] = {}
         person = 0
         while time.monotonic() < until:
             if pid is None:
@@ -65,12 +66,13 @@ async def client(n: int, base: str, ledger: Ledger, until: float, key: Mapping[s
                 status, answer = await _post(http, f"{base}/v1/participants", body, ledger)
                 if status == 201:
                     pid = answer["participant_id"]
+                    auth = {"Authorization": f"Bearer {answer['access_key']}"}
                     ledger.participants.add(pid)
                 elif status is None or status >= 500:
                     ledger.unknown_registrations += 1
                     await asyncio.sleep(0.2)
                 continue
-            status, attempt = await _post(http, f"{base}/v1/attempts", {"participant_id": pid}, ledger)
+            status, attempt = await _post(http, f"{base}/v1/attempts", {"participant_id": pid}, ledger, auth)
             if status == 409:  # attempt limit: a new person
                 pid = None
                 continue
@@ -92,11 +94,11 @@ async def client(n: int, base: str, ledger: Ledger, until: float, key: Mapping[s
                 await asyncio.sleep(0.3)
 
 
-async def _post(http: aiohttp.ClientSession, url: str, body: object,
-                ledger: Ledger) -> tuple[int | None, dict[str, Any]]:
+async def _post(http: aiohttp.ClientSession, url: str, body: object, ledger: Ledger,
+                headers: dict[str, str] | None = None) -> tuple[int | None, dict[str, Any]]:
     ledger.requests += 1
     try:
-        async with http.post(url, json=body) as r:
+        async with http.post(url, json=body, headers=headers) as r:
             payload = await r.json(content_type=None)
             if r.status >= 400:
                 ledger.refused[f"{r.status} {payload.get('error', {}).get('code', '?')}"] += 1

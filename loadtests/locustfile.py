@@ -35,6 +35,7 @@ class Participant(FastHttpUser):
 
     def on_start(self) -> None:
         self.pid: str | None = None
+        self.key = ""
         self.rng = random.Random()
 
     def register(self) -> None:
@@ -43,7 +44,8 @@ class Participant(FastHttpUser):
                 "phone": f"09{n % 10**8:08d}", "birth_date": "1990-05-17", "group": "nhan_dan"}
         with self.client.post("/v1/participants", json=body, name="register", catch_response=True) as r:
             if r.status_code == 201:
-                self.pid = r.json()["participant_id"]
+                credentials = r.json()
+                self.pid, self.key = credentials["participant_id"], credentials["access_key"]
             elif r.status_code == 409:  # an identity already taken by another worker: not a failure
                 r.success()
 
@@ -53,7 +55,7 @@ class Participant(FastHttpUser):
             self.register()
             return
         with self.client.post("/v1/attempts", json={"participant_id": self.pid}, name="start attempt",
-                              catch_response=True) as r:
+                              headers={"Authorization": f"Bearer {self.key}"}, catch_response=True) as r:
             if r.status_code == 409:  # attempts used up: the next person sits down
                 r.success()
                 self.pid = None

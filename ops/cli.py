@@ -248,8 +248,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     async def work(contest: Contest, clients: Clients) -> int:
         vault = None
         if args.personal_data:
-            secret, _, pii_key = settings.require_secrets()
-            vault = PiiVault(secret, pii_key)
+            pii_key = settings.require_secrets()[2]
+            vault = PiiVault(pii_key)
         out = Path(args.out or f"{contest.slug}-period-{args.period}.{args.format}")
         try:
             rows = await export(LiveQueries(clients.pool), ResultsQueries(clients.pool), contest, args.period, out,

@@ -72,7 +72,8 @@ class Simulation:
             async with http.post(f"{self.ingest}/v1/participants", json=body) as r:
                 answer = await r.json()
                 if r.status == 201:
-                    people.append({"id": answer["participant_id"], "skill": self.rng.uniform(0.3, 0.85)})
+                    people.append({"id": answer["participant_id"], "key": answer["access_key"],
+                                   "skill": self.rng.uniform(0.3, 0.85)})
         for refused in ({"full_name": "Người Bị Loại Trừ", "id_number": "001099000001", "phone": "0999000001",
                       "birth_date": "1980-01-01", "group": "nhan_dan"},
                      {"full_name": "Trùng Số Điện Thoại", "id_number": "038099999999", "phone": "+84900000000",
@@ -86,7 +87,8 @@ class Simulation:
         window = max(1.0, (end_ms - SystemClock().now_ms()) / 1000 - 8)
         for _ in range(self.rng.choice([0, 1, 1, 2, 3])):
             await asyncio.sleep(self.rng.uniform(0, window / 3))
-            async with http.post(f"{self.ingest}/v1/attempts", json={"participant_id": person["id"]}) as r:
+            async with http.post(f"{self.ingest}/v1/attempts", json={"participant_id": person["id"]},
+                                 headers={"Authorization": f"Bearer {person['key']}"}) as r:
                 if r.status != 201:
                     self.tally[f"attempt_{r.status}"] += 1
                     return
@@ -144,7 +146,8 @@ def run_demo(settings: Settings, *, participants: int) -> int:
     settings = replace(settings, data_dir=data_dir,
                        contest_dir=settings.contest_dir or DEFAULT_CONTEST, contest_anchor=None,
                        ingest_port=free_port() if settings.ingest_port == 8080 else settings.ingest_port,
-                       results_port=free_port() if settings.results_port == 8081 else settings.results_port)
+                       results_port=free_port() if settings.results_port == 8081 else settings.results_port,
+                       address_limit=0)  # the simulated front-ends all come from loopback
     stack = Stack(settings, scorers=2)
     started = time.monotonic()
     try:

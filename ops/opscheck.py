@@ -81,8 +81,9 @@ async def light_load(base: str, key: Mapping[str, str], stop: asyncio.Event) -> 
                     "birth_date": "1990-01-01", "group": "nhan_dan"}
             try:
                 async with http.post(f"{base}/v1/participants", json=body) as r:
-                    pid = (await r.json())["participant_id"]
-                async with http.post(f"{base}/v1/attempts", json={"participant_id": pid}) as r:
+                    credentials = await r.json()
+                async with http.post(f"{base}/v1/attempts", json={"participant_id": credentials["participant_id"]},
+                                     headers={"Authorization": f"Bearer {credentials['access_key']}"}) as r:
                     attempt = await r.json()
                 answers = {q["id"]: key[q["id"]] for q in attempt["questions"]}
                 async with http.post(f"{base}/v1/submissions",

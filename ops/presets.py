@@ -54,7 +54,8 @@ def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | No
     workdir = Path(tempfile.mkdtemp(prefix=f"cchc-{name}-"))
     settings = Settings(contest_dir=one_long_period(workdir / "contest", slug=slug), data_dir=workdir / "data",
                         ingest_port=free_port(), results_port=free_port(), log_level="warning",
-                        monitor_interval_s=monitor_interval_s)
+                        monitor_interval_s=monitor_interval_s,
+                        address_limit=0)  # every simulated front-end shares one loopback address
     stack = Stack(settings, scorers=scorers, ingests=ingests)
     try:
         running = stack.start()

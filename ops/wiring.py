@@ -71,7 +71,8 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
     secret, _, pii_key = settings.require_secrets()
     writer = StreamWriter(clients.redis, Keys(contest.slug), durability=await durability_mode(clients.redis))
     return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(secret),
-                             vault=PiiVault(secret, pii_key), clock=clock, ready=clients.redis_ready)
+                             vault=PiiVault(pii_key), clock=clock, ready=clients.redis_ready,
+                             address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies)
 
 
 def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock) -> Committee:

@@ -21,6 +21,8 @@ STORE_UNAVAILABLE = Counter("cchc_store_unavailable_total", "Requests answered 5
 SUBMISSIONS = Counter("cchc_ingest_submissions_total", "Submissions by outcome "
                       "(accepted, duplicate, period_closed, deadline_passed, invalid)", ["outcome"])
 REGISTRATIONS = Counter("cchc_ingest_registrations_total", "Registrations by outcome", ["outcome"])
+RATE_LIMITED = Counter("cchc_rate_limited_total", "Requests refused with 429 (a client address over its limit)",
+                       ["route"])
 ATTEMPTS = Counter("cchc_ingest_attempts_total", "Attempt starts by outcome", ["outcome"])
 
 # -- scorers --------------------------------------------------------------------------------------

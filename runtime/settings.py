@@ -8,6 +8,7 @@ import os
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 REPO_CONTESTS = Path(__file__).resolve().parent.parent / "contests"
@@ -36,6 +37,8 @@ class Settings:
     log_level: str = "info"
     monitor_interval_s: float = 10.0  # how often the results process refreshes the system gauges
     body_timeout_s: float = 10.0  # a request's body (and a connection's next headers) must arrive within this
+    address_limit: int = 600  # requests a minute per client address on registration, attempts, recovery (0 = off)
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # whose X-Forwarded-For is believed
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -59,6 +62,8 @@ class Settings:
             log_level=env.get("CCHC_LOG_LEVEL", "info"),
             monitor_interval_s=_positive(env.get("CCHC_MONITOR_INTERVAL", "10"), "CCHC_MONITOR_INTERVAL"),
             body_timeout_s=_positive(env.get("CCHC_BODY_TIMEOUT", "10"), "CCHC_BODY_TIMEOUT"),
+            address_limit=_count(env.get("CCHC_ADDRESS_LIMIT", "600"), "CCHC_ADDRESS_LIMIT"),
+            trusted_proxies=_networks(env.get("CCHC_TRUSTED_PROXIES", "")),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -90,7 +95,8 @@ class Settings:
                   "CCHC_ADMIN_TOKEN": self.admin_token, "CCHC_PII_KEY": self.pii_key,
                   "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
                   "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s), "CCHC_HOST": self.host,
-                  "CCHC_BODY_TIMEOUT": str(self.body_timeout_s),
+                  "CCHC_BODY_TIMEOUT": str(self.body_timeout_s), "CCHC_ADDRESS_LIMIT": str(self.address_limit),
+                  "CCHC_TRUSTED_PROXIES": ",".join(str(n) for n in self.trusted_proxies),
                   "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
                   "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}
         return {k: v for k, v in values.items() if v}
@@ -104,6 +110,23 @@ def _positive(raw: str, name: str) -> float:
     if value <= 0:
         raise SettingsError(f"{name} must be positive")
     return value
+
+
+def _count(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from e
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative (0 turns it off)")
+    return value
+
+
+def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(part.strip()) for part in raw.split(",") if part.strip())
+    except ValueError as e:
+        raise SettingsError(f"CCHC_TRUSTED_PROXIES must be a comma-separated list of CIDRs: {e}") from e
 
 
 def _parse_anchor(raw: str) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,39 @@ async def decode_body(request: web.Request, kind: type[T]) -> T:
         raise ApiError(422, "invalid", str(e)) from e
     except (msgspec.DecodeError, UnicodeDecodeError) as e:  # invalid UTF-8 inside a string is the latter
         raise ApiError(400, "malformed_json", f"not JSON in UTF-8: {e}") from e
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(request: web.Request, trusted_proxies: tuple[IPNetwork, ...]) -> str:
+    """The peer's address, or, when the peer is one of our proxies, the right-most X-Forwarded-For
+    address that is not (DESIGN §6): what a client writes further left is not to be believed."""
+    peer = request.remote or ""
+    if not _within(peer, trusted_proxies):
+        return peer
+    hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")]
+    for hop in reversed(hops):
+        if not _within(hop, trusted_proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage where an address should be: count the proxy's own
+    return peer
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of `Authorization: Bearer <token>`, if the header says so."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def route_name(request: web.Request) -> str:

@@ -37,6 +37,7 @@ class System:
         self.committee = committee
         self.scorers = [build_scorer(contest, clients, "test-scorer", clock)]
         self._people = 0
+        self.access_keys: dict[str, str] = {}  # participant_id → its access key, as a front-end keeps it
         self.key = {q.id: q.answer for q in contest.questions.values()}
 
     @classmethod
@@ -70,10 +71,19 @@ class System:
     async def register(self, **fields: Any) -> str:
         status, body = await self.post("/v1/participants", self.person(**fields))
         assert status == 201, body
+        self.access_keys[body["participant_id"]] = body["access_key"]
         return str(body["participant_id"])
 
+    def auth(self, participant_id: str) -> dict[str, str]:
+        """The header a front-end sends to start an attempt for this participant."""
+        return {"Authorization": f"Bearer {self.access_keys.get(participant_id, 'none')}"}
+
+    async def attempt(self, participant_id: str) -> tuple[int, Any]:
+        """POST /v1/attempts with the participant's access key."""
+        return await self.post("/v1/attempts", {"participant_id": participant_id}, headers=self.auth(participant_id))
+
     async def start(self, participant_id: str) -> dict[str, Any]:
-        status, body = await self.post("/v1/attempts", {"participant_id": participant_id})
+        status, body = await self.attempt(participant_id)
         assert status == 201, body
         return dict(body)
 

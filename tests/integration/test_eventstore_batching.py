@@ -33,16 +33,16 @@ async def test_concurrent_submissions_share_batches_and_each_gets_its_answer(sys
 
 async def test_waitaof_mode_acks_after_the_fsync_is_confirmed(redis: aioredis.Redis) -> None:
     writer = StreamWriter(redis, Keys("t"), durability="waitaof")
-    results = await asyncio.gather(*(writer.register(f"id{i}", f"ph{i}", f"p{i}", "g|", b"x") for i in range(20)))
+    results = await asyncio.gather(*(writer.register(f"id{i}", f"ph{i}", f"p{i}", "g|", "k", "b", b"x") for i in range(20)))
     assert all(isinstance(r, Registered) for r in results)
-    assert await writer.register("id3", "other", "p99", "g|", b"x") == IdentityTaken("id_number")
+    assert await writer.register("id3", "other", "p99", "g|", "k", "b", b"x") == IdentityTaken("id_number")
     assert writer.batcher.batches < writer.batcher.calls
 
 
 async def test_a_broken_connection_fails_the_whole_batch_cleanly(redis: aioredis.Redis) -> None:
     broken = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
     writer = StreamWriter(broken, Keys("t"), durability="fsync_always")
-    results = await asyncio.gather(*(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", b"x") for i in range(5)),
+    results = await asyncio.gather(*(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", "k", "b", b"x") for i in range(5)),
                                    return_exceptions=True)
     assert all(isinstance(r, StoreUnavailable) for r in results)
     await broken.aclose()
@@ -96,6 +96,6 @@ async def test_a_bug_in_sending_fails_the_requests_instead_of_hanging_them(redis
 
     writer.batcher._pipeline = broken  # type: ignore[method-assign]
     results = await asyncio.wait_for(asyncio.gather(
-        *(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", b"x") for i in range(3)), return_exceptions=True), 5)
+        *(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", "k", "b", b"x") for i in range(3)), return_exceptions=True), 5)
     assert all(isinstance(r, TypeError) for r in results)
     assert writer.batcher._writer is None  # the next call starts a fresh writer

@@ -22,7 +22,9 @@ async def test_ingest_takes_entries_while_postgresql_is_down(redis: aioredis.Red
                   "birth_date": "1990-05-17", "group": "cbccvc", "unit_code": "A"}
         registered = await ingest.post("/v1/participants", json=person)
         assert registered.status == 201
-        attempt = await ingest.post("/v1/attempts", json={"participant_id": (await registered.json())["participant_id"]})
+        credentials = await registered.json()
+        attempt = await ingest.post("/v1/attempts", json={"participant_id": credentials["participant_id"]},
+                                    headers={"Authorization": f"Bearer {credentials['access_key']}"})
         assert attempt.status == 201
         clock.ms = contest.periods[0].end_ms + 60_000
         closing = await ingest.post("/v1/admin/periods/1/close", headers=admin())

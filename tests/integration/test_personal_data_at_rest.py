@@ -13,10 +13,11 @@ async def test_plain_identity_is_nowhere_at_rest(system: System) -> None:
     status, body = await s.post("/v1/participants", person)
     assert status == 201
     pid = body["participant_id"]
+    s.access_keys[pid] = body["access_key"]
     await s.entry(pid, 5)
     await s.drain()
     await s.close(1)
-    secrets = [person["id_number"].encode(), b"0912555678", b"912555678"]
+    secrets = [person["id_number"].encode(), b"0912555678", b"912555678", body["access_key"].encode()]
 
     raw = await s.clients.redis.xrange(Keys(s.contest.slug).stream)
     dump = b"".join(v for _, fields in raw for v in fields.values())
@@ -40,5 +41,5 @@ async def test_plain_identity_is_nowhere_at_rest(system: System) -> None:
         cur = await conn.execute("SELECT phone_masked, pii FROM participants WHERE participant_id = %s", (pid,))
         masked, sealed = await cur.fetchone()  # type: ignore[misc]
     assert masked == "0912***678"
-    secret, _, pii_key = SETTINGS.require_secrets()
-    assert PiiVault(secret, pii_key).open(sealed).id_number == person["id_number"]
+    pii_key = SETTINGS.require_secrets()[2]
+    assert PiiVault(pii_key).open(sealed).id_number == person["id_number"]

@@ -56,7 +56,7 @@ async def play(s: System, actions: list[tuple[Any, ...]]) -> None:
             people.append(await s.register(group="nhan_dan" if unit is None else "cbccvc", unit_code=unit))
         elif kind == "entry" and people:
             pid = people[action[1] % len(people)]
-            status, body = await s.post("/v1/attempts", {"participant_id": pid})
+            status, body = await s.attempt(pid)
             if status == 201:
                 await s.submit(body, action[2], prediction=action[3], after=action[4])
         elif kind == "disqualify" and people:

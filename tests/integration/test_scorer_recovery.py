@@ -130,7 +130,7 @@ async def test_valkey_outage_answers_503_and_recovers(system: System, servers: A
     pid = await s.register()
     servers.valkey.stop()
     try:
-        status, body = await s.post("/v1/attempts", {"participant_id": pid})
+        status, body = await s.attempt(pid)
         assert status == 503 and body["error"]["code"] == "unavailable"
         answer = await s.ingest.post("/v1/participants", json=s.person())
         assert answer.status == 503 and answer.headers["Retry-After"]
