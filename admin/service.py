@@ -20,15 +20,23 @@ class UnknownQuestion(Exception):
 
 
 class Committee:
-    def __init__(self, contest: Contest, writer: StreamWriter, closer: Closer, clock: Clock) -> None:
+    def __init__(self, contest: Contest, writer: StreamWriter, closer: Closer, clock: Clock, *,
+                 retention_s: int = 30 * 86_400) -> None:
         self.contest = contest
         self.writer = writer
         self.closer = closer
         self.clock = clock
+        self.retention_s = retention_s
 
     async def close(self, period: int) -> PeriodClosed:
-        """Freeze a period's results once every entry received before its end is projected (idempotent)."""
-        return await self.closer.close(period)
+        """Freeze a period's results once every entry received before its end is projected (idempotent);
+        the period's attempt counters (and, after the last close, the receipts) then expire after the
+        retention."""
+        closed = await self.closer.close(period)
+        revisions = await self.closer.results.latest_revisions()
+        await self.writer.expire_closed(period, contest_closed=len(revisions) == len(self.contest.periods),
+                                        retention_s=self.retention_s)
+        return closed
 
     async def recompute(self, period: int) -> PeriodClosed:
         """A new revision of a closed period from the events as they stand now."""

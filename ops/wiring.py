@@ -59,9 +59,12 @@ class Clients:
         await self.pool.close()
 
 
-async def open_clients(settings: Settings, *, pool_size: int = 8) -> Clients:
+READ_STATEMENT_TIMEOUT_MS = 5000  # the results API: a read slower than this is cut off (503), not queued behind
+
+
+async def open_clients(settings: Settings, *, pool_size: int = 8, statement_timeout_ms: int | None = None) -> Clients:
     redis_url, database_url = settings.require_servers()
-    pool = postgres.open_pool(database_url, max_size=pool_size)
+    pool = postgres.open_pool(database_url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms)
     await pool.open(wait=False)
     return Clients(redis_stream.connect(redis_url), pool)
 
@@ -75,16 +78,17 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
                              address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies)
 
 
-def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock) -> Committee:
+def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock,
+                    settings: Settings) -> Committee:
     closer = Closer(contest, clients.pool, StreamReader(clients.redis, Keys(contest.slug), "closer"), clock)
-    return Committee(contest, writer, closer, clock)
+    return Committee(contest, writer, closer, clock, retention_s=max(1, settings.retention_days * 86_400))
 
 
 async def build_ingest_parts(contest: Contest, clients: Clients, settings: Settings, clock: Clock
                              ) -> tuple[ingest_app.Ingest, admin_routes.AdminDoor]:
     """Ingest and the committee's door onto its service (mounted on the ingest port)."""
     ingest = await build_ingest(contest, clients, settings, clock)
-    committee = build_committee(contest, clients, ingest.writer, clock)
+    committee = build_committee(contest, clients, ingest.writer, clock, settings)
     return ingest, admin_routes.AdminDoor(committee, settings.require_secrets()[1])
 
 
@@ -158,7 +162,7 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
     serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        clients = await open_clients(settings)
+        clients = await open_clients(settings, statement_timeout_ms=READ_STATEMENT_TIMEOUT_MS)
         await postgres.migrate(clients.pool)
         app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
         monitor = build_monitor(contest, clients, SystemClock())

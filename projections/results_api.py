@@ -28,9 +28,13 @@ from projections.views import (
 )
 from runtime.clock import Clock
 from runtime.routes import PERIOD, Param, Route, add_routes, common_routes
-from runtime.web import APP_NAME, ApiError, error_middleware, json_response, period_in_path
+from runtime.web import APP_NAME, ApiError, error_middleware, json_response, overload_guard, period_in_path
 
 MAX_LIMIT = 500
+# A live ranking is read with OFFSET, whose cost grows with it: deeper pages of an open period are
+# refused (a participant's own standing is one request away); a closed one pages by rank, any depth.
+MAX_LIVE_OFFSET = 10_000
+MAX_IN_FLIGHT = 2048  # per process; beyond it requests are refused at once (503) rather than queued
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,9 @@ async def leaderboard(request: web.Request) -> web.Response:
     offset = _int_param(request, "offset", 0, 0, 10**9)
     revision = (await res.published.latest_revisions()).get(period.number)
     if revision is None:
+        if offset > MAX_LIVE_OFFSET:
+            raise ApiError(422, "invalid", f"offset: an open period's ranking pages up to {MAX_LIVE_OFFSET:,}; a"
+                           " participant's standing is at /v1/periods/{n}/participants/{id}")
         total = await res.live_total(period.number, group)
         rows = await res.live.live_leaderboard(period.number, group, limit, offset)
         entries = [_entry(res, offset + i, row) for i, row in enumerate(rows, start=1)]
@@ -184,7 +191,8 @@ async def _ready(request: web.Request) -> None:
 _GROUP = Param("group", "query", {"type": "string"}, "the group's code (default: the contest's first group)")
 _LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1}, f"rows per page (default 50; above {MAX_LIMIT}"
                f" it is capped at {MAX_LIMIT})")
-_OFFSET = Param("offset", "query", {"type": "integer", "minimum": 0}, "rows to skip (default 0)")
+_OFFSET = Param("offset", "query", {"type": "integer", "minimum": 0},
+                f"rows to skip (default 0; at most {MAX_LIVE_OFFSET:,} while the period is open)")
 _REVISION = Param("revision", "query", {"type": "integer", "minimum": 1}, "an older revision (default the latest)")
 _PARTICIPANT = Param("id", "path", {"type": "string", "minLength": 1, "maxLength": 64}, "the participant's id")
 
@@ -205,7 +213,7 @@ ROUTES = (
 
 def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
     """The app; `results` may be None when a startup context in `extra_ctx` provides it."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware, overload_guard(MAX_IN_FLIGHT)])
     app[APP_NAME] = "results"
     if results is not None:
         app[RESULTS] = results

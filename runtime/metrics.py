@@ -52,6 +52,9 @@ PERIOD_END = Gauge("cchc_period_end_timestamp_seconds", "When each period ends",
 PERIOD_ENTRIES = Gauge("cchc_period_entries", "Valid entries projected per period and group", ["period", "group"])
 PERIOD_PARTICIPANTS = Gauge("cchc_period_participants", "Participants with a valid entry per period and group",
                             ["period", "group"])
+REDIS_MEMORY_USED = Gauge("cchc_redis_memory_used_bytes", "Memory Redis/Valkey uses")
+REDIS_MEMORY_MAX = Gauge("cchc_redis_memory_max_bytes", "Its maxmemory (0: none); past it writes are refused, "
+                         "never evicted (noeviction)")
 MONITOR_REFRESHED = Gauge("cchc_monitor_last_refresh_timestamp_seconds", "When the monitor last refreshed")
 
 PERIOD_STATUS_CODES = {"upcoming": 0, "open": 1, "closing": 2, "closed": 3}

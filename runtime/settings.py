@@ -37,6 +37,7 @@ class Settings:
     log_level: str = "info"
     monitor_interval_s: float = 10.0  # how often the results process refreshes the system gauges
     body_timeout_s: float = 10.0  # a request's body (and a connection's next headers) must arrive within this
+    retention_days: int = 30  # a closed contest's receipts and attempt counters expire this long after
     address_limit: int = 600  # requests a minute per client address on registration, attempts, recovery (0 = off)
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # whose X-Forwarded-For is believed
 
@@ -63,6 +64,7 @@ class Settings:
             monitor_interval_s=_positive(env.get("CCHC_MONITOR_INTERVAL", "10"), "CCHC_MONITOR_INTERVAL"),
             body_timeout_s=_positive(env.get("CCHC_BODY_TIMEOUT", "10"), "CCHC_BODY_TIMEOUT"),
             address_limit=_count(env.get("CCHC_ADDRESS_LIMIT", "600"), "CCHC_ADDRESS_LIMIT"),
+            retention_days=_count(env.get("CCHC_RETENTION_DAYS", "30"), "CCHC_RETENTION_DAYS"),
             trusted_proxies=_networks(env.get("CCHC_TRUSTED_PROXIES", "")),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
@@ -96,6 +98,7 @@ class Settings:
                   "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
                   "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s), "CCHC_HOST": self.host,
                   "CCHC_BODY_TIMEOUT": str(self.body_timeout_s), "CCHC_ADDRESS_LIMIT": str(self.address_limit),
+                  "CCHC_RETENTION_DAYS": str(self.retention_days),
                   "CCHC_TRUSTED_PROXIES": ",".join(str(n) for n in self.trusted_proxies),
                   "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
                   "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}

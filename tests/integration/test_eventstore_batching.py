@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
 
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import Keys
-from eventstore.redis_stream import IdentityTaken, Registered, StreamWriter
+from eventstore.redis_stream import IdentityTaken, Registered, StreamWriter, durability_mode, memory
 from ingest.app import INGEST
 from tests.harness import System
 
@@ -99,3 +100,16 @@ async def test_a_bug_in_sending_fails_the_requests_instead_of_hanging_them(redis
         *(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", "k", "b", b"x") for i in range(3)), return_exceptions=True), 5)
     assert all(isinstance(r, TypeError) for r in results)
     assert writer.batcher._writer is None  # the next call starts a fresh writer
+
+
+async def test_a_server_that_may_evict_is_refused(redis: aioredis.Redis) -> None:
+    """Redis must never evict: an evicting server silently drops receipts and attempt counts."""
+    assert await durability_mode(redis) == "fsync_always"
+    await redis.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        with pytest.raises(StoreUnavailable, match="noeviction"):
+            await durability_mode(redis)
+    finally:
+        await redis.config_set("maxmemory-policy", "noeviction")
+    seen = await memory(redis)
+    assert 0 < seen.used_bytes < seen.max_bytes  # the embedded server runs with a limit

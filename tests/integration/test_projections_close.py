@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from contest.digest import results_digest
+from eventstore.keys import Keys
 from tests.harness import System, admin
 
 
@@ -177,3 +178,15 @@ async def test_final_needs_every_period_closed(system: System) -> None:
     await s.close(2)
     final = await s.ok("/v1/final")
     assert set(final) == {"unit", "ranking"} and len(final["ranking"]) == 3
+
+
+async def test_a_closed_contest_lets_its_receipts_and_attempt_counters_expire(system: System) -> None:
+    s = system
+    keys = Keys(s.contest.slug)
+    await s.entry(await s.register(), 5)
+    await s.close(1)
+    assert 0 < await s.clients.redis.ttl(keys.attempts(1)) <= 30 * 86_400
+    assert await s.clients.redis.ttl(keys.receipts) == -1  # another period is still to come
+    for period in s.contest.periods[1:]:
+        await s.close(period.number)
+    assert 0 < await s.clients.redis.ttl(keys.receipts) <= 30 * 86_400

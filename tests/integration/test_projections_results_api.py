@@ -100,3 +100,25 @@ async def test_common_routes(system: System) -> None:
     assert set(schema["properties"]) == {"token", "answers", "prediction"}
     results_spec = await (await s.results.get("/openapi.json")).json()
     assert "/v1/periods/{n}/leaderboard" in results_spec["paths"]
+
+
+async def test_deep_live_pages_are_refused_and_slow_reads_cut_off(system: System) -> None:
+    """An open period's OFFSET paging is capped (its cost grows with the offset); a read over the
+    statement timeout is cancelled and becomes StoreUnavailable (503), it does not hold a connection."""
+    import pytest
+
+    from eventstore.errors import StoreUnavailable
+    from eventstore.postgres import connection, open_pool
+
+    s = system
+    status, body = await s.get("/v1/periods/1/leaderboard?offset=10001")
+    assert status == 422 and "offset" in body["error"]["message"]
+    assert (await s.get("/v1/periods/1/leaderboard?offset=10000"))[0] == 200
+    slow = open_pool(s.clients.pool.conninfo, max_size=1, statement_timeout_ms=50)
+    await slow.open()
+    try:
+        with pytest.raises(StoreUnavailable):
+            async with connection(slow) as conn:
+                await conn.execute("SELECT pg_sleep(1)")
+    finally:
+        await slow.close()
