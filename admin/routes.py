@@ -13,25 +13,26 @@ from admin.schemas import AnswerKeyCorrected, AnswerKeyCorrection, Disqualificat
 from admin.service import Committee, UnknownParticipant, UnknownQuestion
 from projections.close import NotClosed, NotDrained, PeriodClosed, PeriodNotEnded
 from runtime.routes import PERIOD, Route
-from runtime.web import ApiError, decode_body, json_response, period_in_path
+from runtime.web import ApiError, bearer_token, decode_body, json_response, period_in_path
 
 
 @dataclass(frozen=True)
 class AdminDoor:
     committee: Committee
-    admin_token: str
+    tokens: dict[str, str]  # admin token → the organiser's name, recorded in the events they cause
 
 
 ADMIN = web.AppKey("admin", AdminDoor)
 
 
-def _committee(request: web.Request) -> Committee:
-    """The service, once the caller has shown the admin token."""
+def _committee(request: web.Request) -> tuple[Committee, str]:
+    """The service and the organiser's name, once the caller has shown an admin token."""
     door = request.app[ADMIN]
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), door.admin_token.encode()):
-        raise ApiError(401, "unauthorized", "admin actions need Authorization: Bearer <CCHC_ADMIN_TOKEN>")
-    return door.committee
+    given = (bearer_token(request) or "").encode("utf-8", "surrogateescape")
+    name = next((n for token, n in door.tokens.items() if hmac.compare_digest(given, token.encode())), None)
+    if name is None:
+        raise ApiError(401, "unauthorized", "admin actions need Authorization: Bearer <an admin token>")
+    return door.committee, name
 
 
 # The service's refusals as HTTP answers: the one place the door translates errors.
@@ -50,30 +51,30 @@ def _translated() -> Iterator[None]:
 
 
 async def close_period(request: web.Request) -> web.Response:
-    committee = _committee(request)
+    committee, by = _committee(request)
     with _translated():
-        return json_response(await committee.close(period_in_path(request, committee.contest).number))
+        return json_response(await committee.close(period_in_path(request, committee.contest).number, by=by))
 
 
 async def recompute_period(request: web.Request) -> web.Response:
-    committee = _committee(request)
+    committee, by = _committee(request)
     with _translated():
-        return json_response(await committee.recompute(period_in_path(request, committee.contest).number))
+        return json_response(await committee.recompute(period_in_path(request, committee.contest).number, by=by))
 
 
 async def disqualify(request: web.Request) -> web.Response:
-    committee = _committee(request)
+    committee, by = _committee(request)
     body = await decode_body(request, Disqualification)
     with _translated():
-        await committee.disqualify(body.participant_id, body.reason)
+        await committee.disqualify(body.participant_id, body.reason, by=by)
     return json_response(Disqualified(body.participant_id), 202)
 
 
 async def correct_answer_key(request: web.Request) -> web.Response:
-    committee = _committee(request)
+    committee, by = _committee(request)
     body = await decode_body(request, AnswerKeyCorrection)
     with _translated():
-        await committee.correct_answer(body.question_id, body.answer)
+        await committee.correct_answer(body.question_id, body.answer, by=by, reason=body.reason)
     return json_response(AnswerKeyCorrected(body.question_id, body.answer), 202)
 
 

@@ -22,6 +22,7 @@ class Disqualified(msgspec.Struct):
 class AnswerKeyCorrection(msgspec.Struct, forbid_unknown_fields=True):
     question_id: Identifier
     answer: Choice
+    reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 
 
 class AnswerKeyCorrected(msgspec.Struct):

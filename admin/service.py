@@ -28,31 +28,31 @@ class Committee:
         self.clock = clock
         self.retention_s = retention_s
 
-    async def close(self, period: int) -> PeriodClosed:
+    async def close(self, period: int, *, by: str) -> PeriodClosed:
         """Freeze a period's results once every entry received before its end is projected (idempotent);
         the period's attempt counters (and, after the last close, the receipts) then expire after the
         retention."""
-        closed = await self.closer.close(period)
+        closed = await self.closer.close(period, by=by)
         revisions = await self.closer.results.latest_revisions()
         await self.writer.expire_closed(period, contest_closed=len(revisions) == len(self.contest.periods),
                                         retention_s=self.retention_s)
         return closed
 
-    async def recompute(self, period: int) -> PeriodClosed:
+    async def recompute(self, period: int, *, by: str) -> PeriodClosed:
         """A new revision of a closed period from the events as they stand now."""
-        return await self.closer.recompute(period)
+        return await self.closer.recompute(period, by=by)
 
-    async def disqualify(self, participant_id: str, reason: str) -> None:
+    async def disqualify(self, participant_id: str, reason: str, *, by: str) -> None:
         if await self.writer.participant_info(participant_id) is None:
             raise UnknownParticipant("no participant with this id")
         # The event first: if the second write fails, the record still says it and the
         # projections honour it; the set only stops new attempts early.
         await self.writer.append(encode_many([ParticipantDisqualified(
-            participant_id=participant_id, reason=reason, at_ms=self.clock.now_ms())]))
+            participant_id=participant_id, reason=reason, at_ms=self.clock.now_ms(), by=by)]))
         await self.writer.disqualify(participant_id)
 
-    async def correct_answer(self, question_id: str, answer: Choice) -> None:
+    async def correct_answer(self, question_id: str, answer: Choice, *, by: str, reason: str = "") -> None:
         if question_id not in self.contest.questions:
             raise UnknownQuestion(f"no question {question_id!r} in this contest")
         await self.writer.append(encode_many([AnswerKeyCorrected(question_id=question_id, answer=answer,
-                                                                 at_ms=self.clock.now_ms())]))
+                                                                 at_ms=self.clock.now_ms(), by=by, reason=reason)]))

@@ -52,6 +52,7 @@ class ParticipantDisqualified(Event, tag="participant_disqualified", frozen=True
     participant_id: str
     reason: str
     at_ms: int
+    by: str = ""  # the organiser's name (their admin token's), or cli:USER
 
 
 class AccessKeyReissued(Event, tag="access_key_reissued", frozen=True, kw_only=True):
@@ -66,6 +67,8 @@ class AnswerKeyCorrected(Event, tag="answer_key_corrected", frozen=True, kw_only
     question_id: str
     answer: str
     at_ms: int
+    by: str = ""
+    reason: str = ""
 
 
 class ResultsPublished(Event, tag="results_published", frozen=True, kw_only=True):
@@ -76,6 +79,7 @@ class ResultsPublished(Event, tag="results_published", frozen=True, kw_only=True
     revision: int
     barrier: str
     results_digest: str
+    by: str = ""  # who closed or recomputed
 
 
 AnyEvent = ParticipantRegistered | AttemptStarted | SubmissionReceived | ParticipantDisqualified \

@@ -1,4 +1,7 @@
-"""Signed, stateless attempt tokens: what the server drew and when, HMAC-SHA256 over msgpack."""
+"""Signed, stateless attempt tokens: what the server drew and when, HMAC-SHA256 over msgpack.
+
+A token is `kid.payload.mac`: the key id names the secret that signed it, so a token signed before a
+rotation (CCHC_SECRET_PREVIOUS) still verifies while new ones are signed with the new secret."""
 
 from __future__ import annotations
 
@@ -35,22 +38,36 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _key(secret: bytes) -> tuple[str, bytes]:
+    key = hmac.new(secret, b"cchc attempt token v1", hashlib.sha256).digest()
+    return hashlib.sha256(key).hexdigest()[:8], key
+
+
 class TokenSigner:
-    def __init__(self, secret: bytes) -> None:
-        self._key = hmac.new(secret, b"cchc attempt token v1", hashlib.sha256).digest()
+    """Signs with the first secret; verifies with any of them (the current one and the previous)."""
+
+    def __init__(self, *secrets: bytes) -> None:
+        if not secrets:
+            raise ValueError("a token signer needs a secret")
+        self._kid, self._key = _key(secrets[0])
+        self._keys = dict(_key(s) for s in secrets)
 
     def sign(self, claims: AttemptClaims) -> str:
         payload = _encoder.encode(claims)
         mac = hmac.new(self._key, payload, hashlib.sha256).digest()
-        return f"{_b64(payload)}.{_b64(mac)}"
+        return f"{self._kid}.{_b64(payload)}.{_b64(mac)}"
 
     def verify(self, token: str) -> AttemptClaims:
+        kid, _, rest = token.partition(".")
+        key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken("token was signed with a key this server does not know")
         try:
-            body, _, sig = token.partition(".")
+            body, _, sig = rest.partition(".")
             payload, mac = _unb64(body), _unb64(sig)
         except (ValueError, UnicodeError) as e:
             raise InvalidToken("token is not readable") from e
-        expected = hmac.new(self._key, payload, hashlib.sha256).digest()
+        expected = hmac.new(key, payload, hashlib.sha256).digest()
         if not hmac.compare_digest(mac, expected):
             raise InvalidToken("token signature does not match")
         try:

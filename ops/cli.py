@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import signal
 import sys
 import time
@@ -124,15 +125,17 @@ def cmd_admin(args: argparse.Namespace) -> int:
     from runtime.clock import SystemClock
 
     settings = Settings.from_env()
+    by = args.by or f"cli:{getpass.getuser()}"  # who did it goes into the event, as the admin API records it
 
     async def act(committee: Committee) -> str:
         if args.command in ("close", "recompute"):
-            done = await (committee.close if args.command == "close" else committee.recompute)(args.period)
+            act = committee.close if args.command == "close" else committee.recompute
+            done = await act(args.period, by=by)
             return f"period {done.period}: revision {done.revision}, results_digest {done.results_digest}"
         if args.command == "disqualify":
-            await committee.disqualify(args.participant_id, args.reason)
+            await committee.disqualify(args.participant_id, args.reason, by=by)
             return f"{args.participant_id} disqualified"
-        await committee.correct_answer(args.question_id, args.answer)
+        await committee.correct_answer(args.question_id, args.answer, by=by, reason=args.reason or "")
         return f"answer key: {args.question_id} is now {args.answer}"
 
     async def work(contest: Contest, clients: Clients) -> int:
@@ -250,8 +253,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     async def work(contest: Contest, clients: Clients) -> int:
         vault = None
         if args.personal_data:
-            pii_key = settings.require_secrets()[2]
-            vault = PiiVault(pii_key)
+            vault = PiiVault(settings.pii_key_bytes())
         out = Path(args.out or f"{contest.slug}-period-{args.period}.{args.format}")
         try:
             rows = await export(LiveQueries(clients.pool), ResultsQueries(clients.pool), contest, args.period, out,
@@ -306,6 +308,9 @@ def parser() -> argparse.ArgumentParser:
     fix = sub.add_parser("correct-answer", help="correct one answer of the key")
     fix.add_argument("question_id")
     fix.add_argument("answer", choices=["A", "B", "C", "D"])
+    fix.add_argument("--reason", help="why the key was wrong (recorded in the event)")
+    for action in (close, recompute, dq, fix):
+        action.add_argument("--by", help="your name, recorded in the event (default cli:USER)")
     fix.set_defaults(func=cmd_admin)
     status = sub.add_parser("status", help="health, periods, lag and scorers at a glance (exit 1 if unwell)")
     status.add_argument("--ingest-url", help="default http://127.0.0.1:8080")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from eventstore.postgres import migrate, open_pool
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey, die_with_parent, free_port
-from runtime.settings import STACK_ENV, Settings, load_or_create_state, write_env_file
+from runtime.settings import STACK_ENV, Settings, load_or_create_state, redact, without_secrets, write_env_file
 
 
 class StackError(RuntimeError):
@@ -69,6 +69,8 @@ class Stack:
             args = (*args, "--metrics-port", str(self.metrics_ports[name]))
         self.commands[name] = args
         env = {**os.environ, **self.settings.env()}
+        if args[0] != "ingest":  # only ingest holds secrets: the scorers and the results process get none
+            env = without_secrets(env)
         with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own descriptor
             self.children[name] = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], env=env,
                                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -143,7 +145,7 @@ class Stack:
     def ready_line(self) -> str:
         s = self.settings
         return (f"cchc ready: ingest http://{s.host}:{s.ingest_port}  results http://{s.host}:{s.results_port}"
-                f"  scorers {self.scorers}  redis {s.redis_url}  postgres {s.database_url}"
+                f"  scorers {self.scorers}  redis {redact(s.redis_url)}  postgres {redact(s.database_url)}"
                 f"  secrets {self.secrets_path}  logs {self.log_dir}/  metrics targets {self.targets_path}")
 
 

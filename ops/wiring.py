@@ -71,10 +71,9 @@ async def open_clients(settings: Settings, *, pool_size: int = 8, statement_time
 
 async def build_ingest(contest: Contest, clients: Clients, settings: Settings, clock: Clock) -> ingest_app.Ingest:
     """Ingest's own parts: Redis only (its /readyz does not depend on PostgreSQL)."""
-    secret, _, pii_key = settings.require_secrets()
     writer = StreamWriter(clients.redis, Keys(contest.slug), durability=await durability_mode(clients.redis))
-    return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(secret),
-                             vault=PiiVault(pii_key), clock=clock, ready=clients.redis_ready,
+    return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(*settings.token_secrets()),
+                             vault=PiiVault(settings.pii_key_bytes()), clock=clock, ready=clients.redis_ready,
                              address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies)
 
 
@@ -89,7 +88,7 @@ async def build_ingest_parts(contest: Contest, clients: Clients, settings: Setti
     """Ingest and the committee's door onto its service (mounted on the ingest port)."""
     ingest = await build_ingest(contest, clients, settings, clock)
     committee = build_committee(contest, clients, ingest.writer, clock, settings)
-    return ingest, admin_routes.AdminDoor(committee, settings.require_secrets()[1])
+    return ingest, admin_routes.AdminDoor(committee, settings.admin_token_names())
 
 
 async def build_ingest_app(contest: Contest, clients: Clients, settings: Settings, clock: Clock
@@ -122,9 +121,11 @@ def build_monitor(contest: Contest, clients: Clients, clock: Clock) -> Monitor:
 
 # -- one process each ---------------------------------------------------------------------------
 
-def _preflight(settings: Settings) -> Contest:
-    """Refuse to start, with a clear message, without secrets, servers or a valid contest."""
-    settings.require_secrets()
+def _preflight(settings: Settings, *, ingest: bool = False) -> Contest:
+    """Refuse to start, with a clear message, without servers, a valid contest, or (ingest only: no
+    other process holds a secret) the secrets."""
+    if ingest:
+        settings.require_ingest_secrets()
     settings.require_servers()
     return contest_of(settings)
 
@@ -136,7 +137,7 @@ def serve_metrics(settings: Settings, port: int | None) -> None:
 
 
 def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
-    contest = _preflight(settings)
+    contest = _preflight(settings, ingest=True)
     serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -109,7 +109,7 @@ class Closer:
         self.settle_ms = settle_ms
         self.drain_timeout_s = drain_timeout_s
 
-    async def close(self, number: int) -> PeriodClosed:
+    async def close(self, number: int, *, by: str = "") -> PeriodClosed:
         period = self._period(number)
         now = self.clock.now_ms()
         if now < period.end_ms:
@@ -120,14 +120,14 @@ class Closer:
         if now < period.end_ms + self.settle_ms:
             raise NotDrained("requests received before the end may still be in flight",
                              retry_after=max(1, (period.end_ms + self.settle_ms - now + 999) // 1000))
-        return await self._publish(period, recompute=False)
+        return await self._publish(period, recompute=False, by=by)
 
-    async def recompute(self, number: int) -> PeriodClosed:
+    async def recompute(self, number: int, *, by: str = "") -> PeriodClosed:
         """A new revision from the events as they stand now; older revisions stay."""
         period = self._period(number)
         if await self.results.result(number) is None:
             raise NotClosed(f"period {number} is not closed")
-        return await self._publish(period, recompute=True)
+        return await self._publish(period, recompute=True, by=by)
 
     def _period(self, number: int) -> Period:
         period = self.contest.period(number)
@@ -135,7 +135,7 @@ class Closer:
             raise UnknownPeriod(f"no period {number} in this contest")
         return period
 
-    async def _publish(self, period: Period, *, recompute: bool) -> PeriodClosed:
+    async def _publish(self, period: Period, *, recompute: bool, by: str) -> PeriodClosed:
         barrier = await self._drained_barrier()
         async with transaction(self.pool) as conn:
             await xact_lock(conn, RESULTS_LOCK)
@@ -146,7 +146,7 @@ class Closer:
             revision = latest + 1
             digest = await publish(conn, self.contest, period, revision, barrier)
             await _record_marker(conn, ResultsPublished(period=period.number, revision=revision,
-                                                        barrier=barrier, results_digest=digest))
+                                                        barrier=barrier, results_digest=digest, by=by))
         return PeriodClosed(period.number, revision, digest)
 
     async def _drained_barrier(self) -> str:

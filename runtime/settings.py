@@ -10,10 +10,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 REPO_CONTESTS = Path(__file__).resolve().parent.parent / "contests"
 DEFAULT_CONTEST = REPO_CONTESTS / "demo"
-SECRET_NAMES = ("CCHC_SECRET", "CCHC_ADMIN_TOKEN", "CCHC_PII_KEY")
+SECRET_NAMES = ("CCHC_SECRET", "CCHC_SECRET_PREVIOUS", "CCHC_ADMIN_TOKEN", "CCHC_ADMIN_TOKENS", "CCHC_PII_KEY")
+MIN_SECRET_LENGTH = 32
 STACK_ENV = "stack.env"  # written by a running `cchc up`: its URLs, ports and secrets
 
 
@@ -27,9 +29,11 @@ class Settings:
     contest_anchor: datetime | None = None  # resolves a relative [schedule] (demo contests)
     redis_url: str | None = None
     database_url: str | None = None
-    secret: str | None = None
-    admin_token: str | None = None
-    pii_key: str | None = None
+    secret: str | None = None  # signs attempt tokens
+    secret_previous: str | None = None  # still verifies tokens signed before a rotation
+    admin_token: str | None = None  # one organiser's token, named "admin"
+    admin_tokens: str | None = None  # "name:token,…": a token per organiser, whose name their events record
+    pii_key: str | None = None  # base64 of 32 bytes: identity/access-key hashes and sealing
     data_dir: Path = Path(".cchc")
     host: str = "127.0.0.1"
     ingest_port: int = 8080
@@ -54,7 +58,9 @@ class Settings:
             redis_url=env.get("CCHC_REDIS_URL") or None,
             database_url=env.get("CCHC_DATABASE_URL") or None,
             secret=env.get("CCHC_SECRET") or None,
+            secret_previous=env.get("CCHC_SECRET_PREVIOUS") or None,
             admin_token=env.get("CCHC_ADMIN_TOKEN") or None,
+            admin_tokens=env.get("CCHC_ADMIN_TOKENS") or None,
             pii_key=env.get("CCHC_PII_KEY") or None,
             data_dir=Path(env.get("CCHC_DATA_DIR", ".cchc")),
             host=env.get("CCHC_HOST", "127.0.0.1"),
@@ -75,25 +81,48 @@ class Settings:
                                 "which starts embedded servers)")
         return self.redis_url, self.database_url
 
-    def require_secrets(self) -> tuple[bytes, str, bytes]:
-        """(token/hash secret, admin token, 32-byte PII key), or a clear refusal."""
-        secret, admin_token, pii_key = self.secret, self.admin_token, self.pii_key
-        if not (secret and admin_token and pii_key):
-            missing = [n for n, v in zip(SECRET_NAMES, (secret, admin_token, pii_key), strict=True) if not v]
-            raise SettingsError(f"{', '.join(missing)} not set: `cchc up` generates them into its data "
-                                "directory (secrets.env); set them in the environment for a single process")
+    def token_secrets(self) -> tuple[bytes, ...]:
+        """CCHC_SECRET (signs), then CCHC_SECRET_PREVIOUS if set (only verifies)."""
+        current = _secret("CCHC_SECRET", self.secret)
+        previous = _secret("CCHC_SECRET_PREVIOUS", self.secret_previous) if self.secret_previous else None
+        return (current.encode(),) if previous is None else (current.encode(), previous.encode())
+
+    def pii_key_bytes(self) -> bytes:
+        raw = _secret("CCHC_PII_KEY", self.pii_key)
         try:
-            pii = base64.b64decode(pii_key, validate=True)
+            pii = base64.b64decode(raw, validate=True)
         except binascii.Error as e:
             raise SettingsError("CCHC_PII_KEY must be base64 of 32 random bytes") from e
         if len(pii) != 32:
             raise SettingsError("CCHC_PII_KEY must be base64 of 32 random bytes")
-        return secret.encode(), admin_token, pii
+        return pii
+
+    def admin_token_names(self) -> dict[str, str]:
+        """token → organiser's name, from CCHC_ADMIN_TOKENS (`name:token,…`) and CCHC_ADMIN_TOKEN ("admin")."""
+        named: dict[str, str] = {}
+        for item in (self.admin_tokens or "").split(","):
+            if item.strip():
+                name, sep, token = item.strip().partition(":")
+                if not sep or not name:
+                    raise SettingsError("CCHC_ADMIN_TOKENS must be name:token pairs separated by commas")
+                named[_secret(f"CCHC_ADMIN_TOKENS ({name})", token)] = name
+        if self.admin_token:
+            named[_secret("CCHC_ADMIN_TOKEN", self.admin_token)] = "admin"
+        if not named:
+            raise SettingsError("CCHC_ADMIN_TOKEN or CCHC_ADMIN_TOKENS not set: " + _WHERE_SECRETS)
+        return named
+
+    def require_ingest_secrets(self) -> None:
+        """Ingest signs tokens, hashes and seals identities, and carries the admin door."""
+        self.token_secrets()
+        self.pii_key_bytes()
+        self.admin_token_names()
 
     def env(self) -> dict[str, str]:
         """These settings as CCHC_* variables (what `cchc up` hands its child processes)."""
         values = {"CCHC_CONTEST": str(self.contest_dir), "CCHC_REDIS_URL": self.redis_url,
                   "CCHC_DATABASE_URL": self.database_url, "CCHC_SECRET": self.secret,
+                  "CCHC_SECRET_PREVIOUS": self.secret_previous, "CCHC_ADMIN_TOKENS": self.admin_tokens,
                   "CCHC_ADMIN_TOKEN": self.admin_token, "CCHC_PII_KEY": self.pii_key,
                   "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
                   "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s), "CCHC_HOST": self.host,
@@ -113,6 +142,34 @@ def _positive(raw: str, name: str) -> float:
     if value <= 0:
         raise SettingsError(f"{name} must be positive")
     return value
+
+
+_WHERE_SECRETS = ("`cchc up` generates them into its data directory (secrets.env); set them in the environment "
+                  "for a single process")
+
+
+def _secret(name: str, value: str | None) -> str:
+    if not value:
+        raise SettingsError(f"{name} not set: {_WHERE_SECRETS}")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise SettingsError(f"{name} is {len(value)} characters: a secret needs at least {MIN_SECRET_LENGTH}")
+    return value
+
+
+def without_secrets(env: dict[str, str]) -> dict[str, str]:
+    """`env` without any CCHC secret: what a process that uses none of them is handed."""
+    return {k: v for k, v in env.items() if k not in SECRET_NAMES}
+
+
+def redact(url: str | None) -> str:
+    """A server URL fit to print: its password replaced by ***."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _count(raw: str, name: str) -> int:

@@ -21,8 +21,9 @@ from projections import results_api
 from runtime.clock import ManualClock
 from runtime.settings import Settings
 
-ADMIN = "test-admin-token"
-SETTINGS = Settings(secret="test-secret", admin_token=ADMIN, pii_key=base64.b64encode(b"k" * 32).decode())
+ADMIN = "test-admin-token-of-the-committee-0001"
+SETTINGS = Settings(secret="test-secret-that-signs-attempt-tokens", admin_token=ADMIN,
+                    pii_key=base64.b64encode(b"k" * 32).decode())
 HOUR = 3600.0
 
 

@@ -146,3 +146,36 @@ async def test_a_correction_inside_one_batch_never_resurrects_a_stale_score(syst
     view = await s.ok(f"/v1/periods/1/participants/{pid}")
     assert [a["score"] for a in view["attempts"]] == [20, 20]
     assert view["best"]["score"] == 20
+
+
+async def test_every_admin_event_records_who_and_why(contest: Any, redis: Any, pool: Any) -> None:
+    """CCHC_ADMIN_TOKENS gives each organiser a token; their name goes into the events they cause."""
+    from dataclasses import replace
+
+    from eventstore.events import AnswerKeyCorrected, ParticipantDisqualified, ResultsPublished, decode
+    from tests.harness import SETTINGS, System
+
+    lan, minh = "lan-" + "l" * 32, "minh-" + "m" * 32
+    settings = replace(SETTINGS, admin_token=None, admin_tokens=f"Nguyễn Thị Lan:{lan},Trần Minh:{minh}")
+    async with System.running(contest, redis, pool, settings) as s:
+        pid = await s.register()
+        await s.entry(pid, 5)
+        as_lan, as_minh = {"Authorization": f"Bearer {lan}"}, {"Authorization": f"Bearer {minh}"}
+        status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": pid, "reason": "thi hộ"},
+                                 headers=as_lan)
+        assert status == 202
+        status, _ = await s.post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "B",
+                                                          "reason": "đáp án sai"}, headers=as_minh)
+        assert status == 202
+        assert (await s.post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "B"}, headers=admin()))[0] == 401
+        s.clock.ms = s.contest.periods[0].end_ms + 5000
+        await s.drain()
+        assert (await s.post("/v1/admin/periods/1/close", None, headers=as_minh))[0] == 200
+        async with s.clients.pool.connection() as conn:
+            cur = await conn.execute("SELECT body FROM events WHERE kind <> 'participant_registered'"
+                                     " AND kind <> 'attempt_started' AND kind <> 'submission_received'")
+            events = [decode(bytes(row[0])) for row in await cur.fetchall()]
+        who = {type(e).__name__: (e.by, getattr(e, "reason", "")) for e in events
+               if isinstance(e, ParticipantDisqualified | AnswerKeyCorrected | ResultsPublished)}
+        assert who == {"ParticipantDisqualified": ("Nguyễn Thị Lan", "thi hộ"),
+                       "AnswerKeyCorrected": ("Trần Minh", "đáp án sai"), "ResultsPublished": ("Trần Minh", "")}

@@ -34,7 +34,7 @@ async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(
     assert [r[1] for r in ranking[1:]] == [1, 2, 3, 4, 5] and ranking[1][2] == "Giải Nhất"
     everything = " ".join(str(v) for sheet in book for row in sheet.values for v in row)
     assert "038000000" not in everything  # no plain CCCD without --personal-data
-    key = SETTINGS.require_secrets()[2]
+    key = SETTINGS.pii_key_bytes()
     with_pii = tmp_path / "winners.xlsx"
     await export(*store, s.contest, 1, with_pii, fmt="xlsx", vault=PiiVault(key))
     rows = list(load_workbook(with_pii, read_only=True)["Giải cá nhân"].values)

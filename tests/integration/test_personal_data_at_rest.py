@@ -41,5 +41,5 @@ async def test_plain_identity_is_nowhere_at_rest(system: System) -> None:
         cur = await conn.execute("SELECT phone_masked, pii FROM participants WHERE participant_id = %s", (pid,))
         masked, sealed = await cur.fetchone()  # type: ignore[misc]
     assert masked == "0912***678"
-    pii_key = SETTINGS.require_secrets()[2]
+    pii_key = SETTINGS.pii_key_bytes()
     assert PiiVault(pii_key).open(sealed).id_number == person["id_number"]

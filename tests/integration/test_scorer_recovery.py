@@ -180,7 +180,7 @@ async def _entries_or_zero(s: System) -> int:
 def _env(servers: Any, **extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("CCHC_")},
             "CCHC_REDIS_URL": servers.redis_url, "CCHC_DATABASE_URL": servers.database_url,
-            "CCHC_CONTEST": str(ROOT / "tests" / "data" / "contest"), "CCHC_SECRET": "s", "CCHC_ADMIN_TOKEN": "a",
+            "CCHC_CONTEST": str(ROOT / "tests" / "data" / "contest"), "CCHC_SECRET": "s" * 32, "CCHC_ADMIN_TOKEN": "a" * 32,
             "CCHC_PII_KEY": "eHh4" * 10 + "eHg=", "CCHC_DATA_DIR": str(ROOT / ".cchc-tests"), **extra}
 
 

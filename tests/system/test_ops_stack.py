@@ -32,15 +32,24 @@ def _clean_env() -> dict[str, str]:
     return {**env, "CCHC_DATA_DIR": tempfile.mkdtemp(prefix="cchc-cli-")}
 
 
+SERVERS = {"CCHC_REDIS_URL": "redis://127.0.0.1:1/0", "CCHC_DATABASE_URL": "postgresql:///nowhere",
+           "CCHC_CONTEST": str(ROOT / "contests" / "nghean-2022")}
+SECRETS = {"CCHC_SECRET": "s" * 32, "CCHC_ADMIN_TOKEN": "a" * 32, "CCHC_PII_KEY": "eHh4" * 10 + "eHg="}
+
+
+def test_ingest_refuses_to_start_without_its_secrets_or_with_short_ones() -> None:
+    done = cchc("ingest", env=SERVERS)
+    assert done.returncode == 2 and "CCHC_SECRET not set" in done.stderr
+    done = cchc("ingest", env={**SERVERS, **SECRETS, "CCHC_ADMIN_TOKEN": "short"})
+    assert done.returncode == 2 and "CCHC_ADMIN_TOKEN is 5 characters" in done.stderr and "short" not in \
+        done.stderr.replace("CCHC_ADMIN_TOKEN is 5 characters", "")
+    done = cchc("ingest", env={**SERVERS, **SECRETS, "CCHC_ADMIN_TOKEN": "", "CCHC_ADMIN_TOKENS": "lan:" + "x" * 8})
+    assert done.returncode == 2 and "CCHC_ADMIN_TOKENS (lan)" in done.stderr
+
+
 @pytest.mark.parametrize("command", ["ingest", "results", "scorer"])
-def test_processes_refuse_to_start_without_their_settings(command: str) -> None:
-    done = cchc(command, env={"CCHC_REDIS_URL": "redis://127.0.0.1:1/0",
-                              "CCHC_DATABASE_URL": "postgresql:///nowhere",
-                              "CCHC_CONTEST": str(ROOT / "contests" / "nghean-2022")})
-    assert done.returncode == 2
-    assert "CCHC_SECRET, CCHC_ADMIN_TOKEN, CCHC_PII_KEY not set" in done.stderr
-    done = cchc(command, env={"CCHC_SECRET": "s", "CCHC_ADMIN_TOKEN": "a", "CCHC_PII_KEY": "eHh4" * 10 + "eHg=",
-                              "CCHC_CONTEST": str(ROOT / "contests" / "nghean-2022")})
+def test_processes_refuse_to_start_without_their_servers(command: str) -> None:
+    done = cchc(command, env={**SECRETS, "CCHC_CONTEST": SERVERS["CCHC_CONTEST"]})
     assert done.returncode == 2 and "CCHC_REDIS_URL" in done.stderr
 
 
@@ -48,6 +57,22 @@ def test_a_broken_contest_folder_is_reported(tmp_path: Path) -> None:
     done = cchc("close", "1", env={"CCHC_CONTEST": str(tmp_path), "CCHC_REDIS_URL": "redis://x",
                                    "CCHC_DATABASE_URL": "postgresql:///x"})
     assert done.returncode == 2 and "contest.toml: file not found" in done.stderr
+
+
+def _children_environ(data_dir: str) -> dict[str, bytes]:
+    """role → environment of the `cchc up` children whose CCHC_DATA_DIR is `data_dir` (from /proc)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"ops.cli" in cmdline and f"CCHC_DATA_DIR={data_dir}".encode() in env:
+            role = cmdline[cmdline.index(b"ops.cli") + 1].decode()
+            if role in ("ingest", "results", "scorer"):
+                found[role] = env
+    return found
 
 
 def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -82,6 +107,9 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert "DOWN" not in status.stdout
         assert "CCHC_SECRET=" in secrets and "CCHC_PII_KEY=" in secrets
         assert oct((tmp_path / "secrets.env").stat().st_mode & 0o777) == "0o600"
+        holders = {role: b"CCHC_SECRET=" in env or b"CCHC_PII_KEY=" in env or b"CCHC_ADMIN_TOKEN=" in env
+                   for role, env in _children_environ(str(tmp_path)).items()}
+        assert holders == {"ingest": True, "results": False, "scorer": False}  # each only the secrets it uses
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0 and "cchc stopped" in out

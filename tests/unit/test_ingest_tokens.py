@@ -33,3 +33,15 @@ def test_forged_tokens_are_refused(mangle: object) -> None:
 def test_another_secret_refuses_the_token() -> None:
     with pytest.raises(InvalidToken):
         TokenSigner(b"other").verify(TokenSigner(b"secret").sign(CLAIMS))
+
+
+def test_a_rotated_secret_still_verifies_tokens_signed_before() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    before = TokenSigner(old).sign(CLAIMS)
+    rotated = TokenSigner(new, old)  # CCHC_SECRET=new, CCHC_SECRET_PREVIOUS=old
+    assert rotated.verify(before) == CLAIMS
+    after = rotated.sign(CLAIMS)
+    assert after.split(".")[0] != before.split(".")[0]  # another key id
+    assert TokenSigner(new).verify(after) == CLAIMS
+    with pytest.raises(InvalidToken, match="key"):
+        TokenSigner(new).verify(before)  # once the previous secret is dropped

@@ -1,0 +1,43 @@
+"""Settings: secrets at least 32 characters, named admin tokens, each process only what it uses,
+server URLs printed without their passwords."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from runtime.settings import Settings, SettingsError, redact, without_secrets
+
+KEY = base64.b64encode(b"k" * 32).decode()
+
+
+def test_secrets_shorter_than_32_characters_are_refused() -> None:
+    with pytest.raises(SettingsError, match="CCHC_SECRET is 8 characters"):
+        Settings(secret="x" * 8).token_secrets()
+    with pytest.raises(SettingsError, match="CCHC_SECRET_PREVIOUS"):
+        Settings(secret="x" * 32, secret_previous="short").token_secrets()
+    with pytest.raises(SettingsError, match="base64 of 32"):
+        Settings(pii_key=base64.b64encode(b"k" * 31).decode() + "=" * 12).pii_key_bytes()
+    assert Settings(secret="x" * 32, secret_previous="y" * 32).token_secrets() == (b"x" * 32, b"y" * 32)
+
+
+def test_each_organiser_has_a_named_token() -> None:
+    lan, minh = "l" * 32, "m" * 32
+    settings = Settings.from_env({"CCHC_ADMIN_TOKENS": f"lan:{lan}, minh:{minh}", "CCHC_ADMIN_TOKEN": "a" * 32})
+    assert settings.admin_token_names() == {lan: "lan", minh: "minh", "a" * 32: "admin"}
+    for bad in ("lan", f":{lan}", "lan:short"):
+        with pytest.raises(SettingsError, match="CCHC_ADMIN_TOKENS"):
+            Settings(admin_tokens=bad).admin_token_names()
+    with pytest.raises(SettingsError, match="not set"):
+        Settings().admin_token_names()
+
+
+def test_only_ingest_is_handed_secrets_and_urls_print_without_passwords() -> None:
+    env = Settings(secret="s" * 32, admin_token="a" * 32, pii_key=KEY, redis_url="redis://r").env()
+    assert {"CCHC_SECRET", "CCHC_ADMIN_TOKEN", "CCHC_PII_KEY"} <= set(env)
+    assert set(without_secrets(env)) == set(env) - {"CCHC_SECRET", "CCHC_ADMIN_TOKEN", "CCHC_PII_KEY"}
+    assert redact("postgresql://cchc:s3cret@db:5432/cchc") == "postgresql://cchc:***@db:5432/cchc"
+    assert redact("redis://:p@ss@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert redact("postgresql://postgres:@/postgres?host=/tmp") == "postgresql://postgres:***@/postgres?host=/tmp"
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
