@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint up clean chaos ops-check bench loadtest
+.PHONY: run test lint up clean chaos ops-check bench loadtest fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,3 +63,9 @@ loadtest: $(STAMP)
 # Kill -9 scorers, Valkey, PostgreSQL and an ingest process under load; reconcile every ack.
 chaos: $(STAMP)
 	$(BIN)/python -m loadtests.chaos
+
+# schemathesis (every phase, stateful included) against both apps of a live stack, hypothesis on the
+# decoders and the token parser at length, then the data directory searched for plain personal data.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q tests/unit/test_fuzz_decoders.py
+	$(BIN)/python -m loadtests.fuzz

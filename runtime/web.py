@@ -87,6 +87,8 @@ async def read_body(request: web.Request) -> bytes:
     loop = asyncio.get_running_loop()
     limit = request.app.get(BODY_TIMEOUT, 10.0) - (loop.time() - request.get(STARTED, loop.time()))
     try:
+        if request.content.is_eof():  # the usual case: the body came with the headers, no timer needed
+            return await request.read()
         async with asyncio.timeout(max(limit, 0.0)):
             return await request.read()
     except TimeoutError as e:
@@ -98,7 +100,11 @@ async def read_body(request: web.Request) -> bytes:
 
 async def decode_body(request: web.Request, kind: type[T]) -> T:
     """The request body as `kind`: 408 late, 413 too big, 400 not JSON (or not UTF-8), 422 against the schema."""
-    raw = await read_body(request)
+    return decode_json(await read_body(request), kind)
+
+
+def decode_json(raw: bytes, kind: type[T]) -> T:
+    """`raw` as `kind`, or ApiError: 400 not JSON (or not UTF-8), 422 against the schema."""
     if b"\\u0000" in raw:  # valid JSON, but no PostgreSQL text column can hold it
         raise ApiError(422, "invalid", "strings must not contain the NUL character (\\u0000)")
     try:

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import settings as hypothesis_settings
 from psycopg_pool import AsyncConnectionPool
 
 from contest.load import load_contest
@@ -24,6 +25,11 @@ from tests.harness import System
 from tests.paths import TEST_CONTEST
 
 TABLES = ("events", "consumer_progress", *PROJECTION_TABLES)
+
+
+# `make fuzz` runs the fuzz tests long: HYPOTHESIS_PROFILE=fuzz.
+hypothesis_settings.register_profile("fuzz", max_examples=1000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @dataclass
