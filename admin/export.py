@@ -17,6 +17,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
+from admin.flags import period_flags
 from contest.model import Contest
 from contest.timefmt import iso_ms
 from eventstore.pii import PiiVault
@@ -121,6 +122,10 @@ async def export(live: LiveQueries, published: ResultsQueries, contest: Contest,
         unit_sheet(list(unit_rows[0]))
         for u in unit_rows:
             unit_sheet(list(u.values()))
+    flags = book.sheet("Cờ cần xem")  # what the committee reviews before publishing
+    flags(["kind", "participant_id", "attempt_id", "detail"])
+    for f in await period_flags(live, contest, period):
+        flags([f.kind, f.participant_id, f.attempt_id or "", f.detail])
     about = book.sheet("Thông tin")
     lines: list[list[Any]] = [["contest", contest.title], ["period", period], ["revision", document["revision"]],
                   ["actual", document["actual"]], ["results_digest", result.results_digest],

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from admin.schemas import AnswerKeyCorrected, AnswerKeyCorrection, Disqualification, Disqualified
+from admin.schemas import AnswerKeyCorrected, AnswerKeyCorrection, Disqualification, Disqualified, FlagsOut
 from admin.service import Committee, UnknownParticipant, UnknownQuestion
 from projections.close import NotClosed, NotDrained, PeriodClosed, PeriodNotEnded
 from runtime.routes import PERIOD, Route
@@ -62,6 +62,12 @@ async def recompute_period(request: web.Request) -> web.Response:
         return json_response(await committee.recompute(period_in_path(request, committee.contest).number, by=by))
 
 
+async def period_flags(request: web.Request) -> web.Response:
+    committee, _ = _committee(request)
+    number = period_in_path(request, committee.contest).number
+    return json_response(FlagsOut(number, await committee.flags(number)))
+
+
 async def disqualify(request: web.Request) -> web.Response:
     committee, by = _committee(request)
     body = await decode_body(request, Disqualification)
@@ -83,6 +89,8 @@ ROUTES = (
           PeriodClosed, errors=(404, 409, 422), params=(PERIOD,), bearer=True),
     Route("post", "/v1/admin/periods/{n}/recompute", recompute_period, "publish a new revision of a closed period",
           200, PeriodClosed, errors=(404, 409, 422), params=(PERIOD,), bearer=True),
+    Route("get", "/v1/admin/periods/{n}/flags", period_flags, "what the committee reviews before publishing: too"
+          " fast, shared addresses, copied entries", 200, FlagsOut, errors=(404, 422), params=(PERIOD,), bearer=True),
     Route("post", "/v1/admin/disqualifications", disqualify, "disqualify a participant", 202, Disqualified,
           Disqualification, errors=(404,), bearer=True),
     Route("post", "/v1/admin/answer-key", correct_answer_key, "correct one answer of the key", 202,

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from contest.flags import Flag
 from contest.model import Choice, Identifier
 
 
@@ -17,6 +18,11 @@ class Disqualification(msgspec.Struct, forbid_unknown_fields=True):
 class Disqualified(msgspec.Struct):
     participant_id: str
     status: Literal["disqualified"] = "disqualified"
+
+
+class FlagsOut(msgspec.Struct):
+    period: int
+    flags: list[Flag]
 
 
 class AnswerKeyCorrection(msgspec.Struct, forbid_unknown_fields=True):

@@ -4,10 +4,13 @@ translate arguments and errors."""
 
 from __future__ import annotations
 
+from admin.flags import period_flags
+from contest.flags import Flag
 from contest.model import Choice, Contest
 from eventstore.events import AnswerKeyCorrected, ParticipantDisqualified, encode_many
 from eventstore.redis_stream import StreamWriter
-from projections.close import Closer, PeriodClosed
+from projections.close import Closer, PeriodClosed, UnknownPeriod
+from projections.live_queries import LiveQueries
 from runtime.clock import Clock
 
 
@@ -41,6 +44,12 @@ class Committee:
     async def recompute(self, period: int, *, by: str) -> PeriodClosed:
         """A new revision of a closed period from the events as they stand now."""
         return await self.closer.recompute(period, by=by)
+
+    async def flags(self, period: int) -> list[Flag]:
+        """What to review before publishing a period: too fast, shared addresses, copied entries."""
+        if self.contest.period(period) is None:
+            raise UnknownPeriod(f"no period {period} in this contest")
+        return await period_flags(LiveQueries(self.closer.pool), self.contest, period)
 
     async def disqualify(self, participant_id: str, reason: str, *, by: str) -> None:
         if await self.writer.participant_info(participant_id) is None:

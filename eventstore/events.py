@@ -24,6 +24,7 @@ class ParticipantRegistered(Event, tag="participant_registered", frozen=True, kw
     phone_hash: str
     pii: bytes  # AES-GCM sealed {id_number, phone, birth_date}; see eventstore.pii
     registered_ms: int
+    address_hash: str = ""  # keyed hash of the client address it registered from (flags for the committee)
 
 
 class AttemptStarted(Event, tag="attempt_started", frozen=True, kw_only=True):

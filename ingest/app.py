@@ -97,16 +97,18 @@ def _ingest(request: web.Request) -> Ingest:
     return request.app[INGEST]
 
 
-async def _count_address(request: web.Request, ing: Ingest) -> None:
-    """CCHC_ADDRESS_LIMIT: 429 rate_limited with Retry-After past it, before any other work."""
+async def _count_address(request: web.Request, ing: Ingest) -> str:
+    """CCHC_ADDRESS_LIMIT: 429 rate_limited with Retry-After past it, before any other work. Returns the
+    client address's keyed hash."""
+    address = ing.vault.address_hash(client_address(request, ing.trusted_proxies))
     if ing.address_limit <= 0:
-        return
-    address = client_address(request, ing.trusted_proxies)
-    outcome = await ing.writer.count_request(ing.vault.address_hash(address), ing.clock.now_ms(), ing.address_limit)
+        return address
+    outcome = await ing.writer.count_request(address, ing.clock.now_ms(), ing.address_limit)
     if isinstance(outcome, Limited):
         metrics.RATE_LIMITED.labels(route_name(request)).inc()
         raise ApiError(429, "rate_limited", f"too many requests from this address (at most {ing.address_limit} a"
                        " minute); retry later", retry_after=str(outcome.retry_after_s))
+    return address
 
 
 def _identity(contest: Contest, raw_id: str, raw_phone: str, raw_birth: str) -> tuple[str, str, date]:
@@ -122,7 +124,7 @@ def _identity(contest: Contest, raw_id: str, raw_phone: str, raw_birth: str) -> 
 
 async def register(request: web.Request) -> web.Response:
     ing = _ingest(request)
-    await _count_address(request, ing)
+    address = await _count_address(request, ing)
     body = await decode_body(request, Registration)
     contest = ing.contest
     try:
@@ -150,7 +152,8 @@ async def register(request: web.Request) -> web.Response:
         participant_id=participant_id, group=group.code, unit_code=unit, display_name=name,
         phone_masked=mask_phone(phone), id_hash=ing.vault.hash("id", id_number),
         phone_hash=ing.vault.hash("phone", phone),
-        pii=ing.vault.seal(PersonalData(id_number, phone, body.birth_date)), registered_ms=now)
+        pii=ing.vault.seal(PersonalData(id_number, phone, body.birth_date)), registered_ms=now,
+        address_hash=address)
     access_key = new_access_key()
     outcome = await ing.writer.register(event.id_hash, event.phone_hash, participant_id,
                                         f"{group.code}|{unit or ''}", ing.vault.access_hash(access_key),

@@ -267,6 +267,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return _with_clients(settings, work)
 
 
+def cmd_flags(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from admin.flags import period_flags
+    from projections.live_queries import LiveQueries
+
+    async def work(contest: Contest, clients: Clients) -> int:
+        if contest.period(args.period) is None:
+            print(f"cchc flags: no period {args.period} in this contest", file=sys.stderr)
+            return 2
+        flags = await period_flags(LiveQueries(clients.pool), contest, args.period)
+        table = Table(title=f"period {args.period}: {len(flags)} flag(s) to review before publishing",
+                      title_justify="left")
+        for column in ("kind", "participant_id", "attempt_id", "detail"):
+            table.add_column(column)
+        for f in flags:
+            table.add_row(f.kind, f.participant_id, f.attempt_id or "", f.detail)
+        Console().print(table)
+        return 0
+
+    return _with_clients(Settings.from_env(), work)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cchc", description="Scoring backbone for CCHC online quiz contests")
     sub = p.add_subparsers(dest="command", required=True)
@@ -327,6 +351,10 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--personal-data", action="store_true",
                      help="add winners' CCCD, phone and birth date (decrypted with CCHC_PII_KEY)")
     exp.set_defaults(func=cmd_export)
+    flags = sub.add_parser("flags", help="what to review before publishing a period: too fast, shared addresses, "
+                                         "copied entries")
+    flags.add_argument("period", type=int)
+    flags.set_defaults(func=cmd_flags)
     sim = sub.add_parser("simulate", help="bulk-generate a realistic week straight into the stream (scale tests)")
     sim.add_argument("--participants", type=int, default=1_000_000)
     sim.add_argument("--entries", type=int, default=3_000_000)

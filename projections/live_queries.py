@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from psycopg.rows import class_row
 
+from contest.flags import Submitted
 from contest.model import Contest, Selection
 from contest.ranking import PROVISIONAL_ORDER, SELECTION_ORDERS, Entry, Order
 from contest.scoring import count_correct, score
@@ -188,6 +189,23 @@ class LiveQueries:
             PeriodCount, "SELECT period, group_code, count(*) AS entries, count(DISTINCT participant_id) AS participants"
             f" FROM entries e WHERE {NOT_DISQUALIFIED.format(t='e')} GROUP BY period, group_code")
 
+    async def period_submissions(self, period: int) -> list[Submitted]:
+        """Every entry of the period with what the flags look at (a committee action: reads them all)."""
+        async with connection(self.pool) as conn:
+            cur = await conn.execute("SELECT attempt_id, participant_id, duration_ms, answers, prediction FROM entries"
+                                     " WHERE period = %s ORDER BY submitted_ms, attempt_id", (period,))
+            return [Submitted(a, p, d, _answers_decoder.decode(given), pred)
+                    for a, p, d, given, pred in await cur.fetchall()]
+
+    async def registrations_per_address(self, participant_ids: list[str]) -> dict[str, int]:
+        """participant_id → how many registrations came from its address (unknown address: left out)."""
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(
+                "SELECT p.participant_id, n FROM participants p JOIN (SELECT address_hash, count(*) AS n"
+                " FROM participants WHERE address_hash <> '' GROUP BY address_hash) a USING (address_hash)"
+                " WHERE p.participant_id = ANY(%s)", (participant_ids,))
+            return dict(await cur.fetchall())
+
     async def sealed_personal_data(self, participant_ids: list[str]) -> dict[str, bytes]:
         async with connection(self.pool) as conn:
             cur = await conn.execute("SELECT participant_id, pii FROM participants WHERE participant_id = ANY(%s)",
@@ -235,10 +253,11 @@ class CountedStatements:
 async def add_participants(conn: Connection, events: Sequence[ParticipantRegistered]) -> None:
     await conn.execute(
         "INSERT INTO participants (participant_id, group_code, unit_code, display_name, phone_masked,"
-        " id_hash, phone_hash, pii, registered_ms) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[],"
-        " %b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::bigint[]) ON CONFLICT DO NOTHING",
+        " id_hash, phone_hash, pii, registered_ms, address_hash) SELECT * FROM unnest(%b::text[], %b::text[],"
+        " %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::bigint[], %b::text[])"
+        " ON CONFLICT DO NOTHING",
         _columns([(e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked, e.id_hash,
-                   e.phone_hash, e.pii, e.registered_ms) for e in events], 9))
+                   e.phone_hash, e.pii, e.registered_ms, e.address_hash) for e in events], 10))
 
 
 async def add_disqualifications(conn: Connection, events: Sequence[tuple[EventKey, ParticipantDisqualified]]) -> None:

@@ -10,6 +10,8 @@ CREATE TABLE IF NOT EXISTS participants (
     pii            bytea   NOT NULL,  -- AES-GCM sealed; the only place the plain values exist
     registered_ms  bigint  NOT NULL
 );
+-- Keyed hash of the client address a participant registered from: many from one is a flag.
+ALTER TABLE participants ADD COLUMN IF NOT EXISTS address_hash text NOT NULL DEFAULT '';
 
 -- Corrections keep the key of their event: a close counts only those at or below its barrier.
 CREATE TABLE IF NOT EXISTS disqualifications (

@@ -65,6 +65,11 @@ class System:
         body.update(fields)
         return body
 
+    async def get_admin(self, path: str) -> tuple[int, Any]:
+        """GET an admin route of the ingest port with the admin token."""
+        answer = await self.ingest.get(path, headers=admin())
+        return answer.status, await answer.json()
+
     async def post(self, path: str, body: Any, **kw: Any) -> tuple[int, Any]:
         answer = await self.ingest.post(path, json=body, **kw)
         return answer.status, await answer.json()

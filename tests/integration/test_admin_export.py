@@ -27,7 +27,7 @@ async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(
     plain = tmp_path / "plain.xlsx"
     assert await export(*store, s.contest, 1, plain, fmt="xlsx") == 5
     book = load_workbook(plain, read_only=True)
-    assert book.sheetnames == ["Giải cá nhân", "Giải tập thể", "Xếp hạng", "Đơn vị", "Thông tin"]
+    assert book.sheetnames == ["Giải cá nhân", "Giải tập thể", "Xếp hạng", "Đơn vị", "Cờ cần xem", "Thông tin"]
     winners = list(book["Giải cá nhân"].values)
     assert winners[0][-1] == "attempt_id" and len(winners) == 1 + 4  # 4 cbccvc prizes in the test contest
     ranking = list(book["Xếp hạng"].values)
