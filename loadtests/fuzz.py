@@ -20,6 +20,7 @@ from ops.simulate import spelled
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
           "response_headers_conformance,negative_data_rejection,unsupported_method")
 PHASES = "examples,coverage,fuzzing,stateful"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 async def front_end(run: Running, people: int) -> list[bytes]:
@@ -44,7 +45,8 @@ async def front_end(run: Running, people: int) -> list[bytes]:
 
 
 def schemathesis(url: str, admin_token: str, seconds: int, report: Path) -> int:
-    command = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{url}/openapi.json",
+    command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG), "run",
+               f"{url}/openapi.json",
                "--phases", PHASES, "--checks", CHECKS, "--max-time", str(seconds), "--max-examples", "60",
                "--header", f"Authorization: Bearer {admin_token}", "--request-timeout", "15",
                "--report", "junit", "--report-junit-path", str(report), "--no-color", "--warnings", "off"]

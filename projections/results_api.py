@@ -75,7 +75,7 @@ def _results(request: web.Request) -> Results:
 def _int_param(request: web.Request, name: str, default: int, low: int, cap: int) -> int:
     """A whole number ≥ `low` (else 422); above `cap` it is capped ("at most")."""
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit()) or int(raw) < low:
         raise ApiError(422, "invalid", f"{name}: must be a whole number, at least {low}")

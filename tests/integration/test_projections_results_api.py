@@ -122,3 +122,9 @@ async def test_deep_live_pages_are_refused_and_slow_reads_cut_off(system: System
                 await conn.execute("SELECT pg_sleep(1)")
     finally:
         await slow.close()
+
+
+async def test_an_empty_number_is_no_number(system: System) -> None:
+    for query in ("limit=", "offset=", "limit=1&offset="):
+        status, body = await system.get(f"/v1/periods/1/leaderboard?{query}")
+        assert status == 422 and body["error"]["code"] == "invalid", query
