@@ -63,6 +63,7 @@ async def fill(pool: AsyncConnectionPool, contest: Contest, participants: int, e
                 await copy.write_row((pid, group, rng.choice(units) if group == "cbccvc" else None, f"Người dự thi {n}",
                                       "0912***678", f"{n:064x}", f"{n + 10**12:064x}", b"\0" * 60, period.start_ms))
         best: dict[str, tuple] = {}  # type: ignore[type-arg]
+        starts: list[tuple[int, int, str]] = []  # a close counts only attempts the server started
         async with conn.cursor() as cur, cur.copy(
                 "COPY entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score, correct,"
                 " questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx)"
@@ -83,9 +84,15 @@ async def fill(pool: AsyncConnectionPool, contest: Contest, participants: int, e
                 row = (aid, aid, pid, 1, group, unit, correct * 5, correct, 20, duration, rng.randint(0, 3_000_000),
                        submitted, questions, answers, submitted, n, 0)
                 await copy.write_row(row)
+                starts.append((submitted - duration, n, aid))
                 key = (-row[6], duration, submitted, aid)
                 if pid not in best or key < best[pid][0]:
                     best[pid] = (key, row)
+        async with conn.cursor() as cur, cur.copy(
+                "COPY events (stream_ms, stream_seq, idx, kind, body, ref) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int8", "int4", "text", "bytea", "text"])
+            for ms, seq, aid in starts:
+                await copy.write_row((ms, seq, 0, "attempt_started", b"", aid))
         async with conn.cursor() as cur, cur.copy(
                 "COPY counted (period, participant_id, group_code, unit_code, attempt_id, score, correct, duration_ms,"
                 " prediction, submitted_ms) FROM STDIN (FORMAT BINARY)") as copy:
@@ -97,6 +104,7 @@ async def fill(pool: AsyncConnectionPool, contest: Contest, participants: int, e
         await conn.execute("VACUUM ANALYZE participants")
         await conn.execute("VACUUM ANALYZE entries")
         await conn.execute("VACUUM ANALYZE counted")
+        await conn.execute("VACUUM ANALYZE events")
         await conn.set_autocommit(False)
     return pids
 

@@ -12,7 +12,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from eventstore.errors import StoreRejected, StoreUnavailable
-from eventstore.events import AnyEvent, decode, encode
+from eventstore.events import AnyEvent, AttemptStarted, decode, encode
 
 EventKey = tuple[int, int, int]  # (stream ms, stream seq, index within the entry)
 Pool = AsyncConnectionPool
@@ -75,6 +75,7 @@ async def migrate(pool: Pool) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         for script in scripts:
             await conn.execute(script)
+        await _backfill_refs(conn)
 
 
 def split_entry_id(entry_id: str) -> tuple[int, int]:
@@ -98,20 +99,36 @@ async def archive(conn: Connection, batch: Sequence[tuple[str, Sequence[AnyEvent
     if not keys:
         return []
     # COPY (formatted in C) into a per-session staging table, then one set-based insert.
-    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_events"
-                       " (stream_ms bigint, stream_seq bigint, idx int, kind text, body bytea) ON COMMIT DELETE ROWS")
+    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_events (stream_ms bigint, stream_seq bigint, idx int,"
+                       " kind text, body bytea, ref text) ON COMMIT DELETE ROWS")
     async with conn.cursor() as cur, cur.copy(
-            "COPY staged_events (stream_ms, stream_seq, idx, kind, body) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "int8", "int4", "text", "bytea"])
+            "COPY staged_events (stream_ms, stream_seq, idx, kind, body, ref) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "int8", "int4", "text", "bytea", "text"])
         for k in keys:
             event = by_key[k]
-            await copy.write_row((*k, type(event).__struct_config__.tag, encode(event)))
+            await copy.write_row((*k, type(event).__struct_config__.tag, encode(event), _ref(event)))
     cur = await conn.execute(
-        "INSERT INTO events (stream_ms, stream_seq, idx, kind, body) SELECT * FROM staged_events"
+        "INSERT INTO events (stream_ms, stream_seq, idx, kind, body, ref) SELECT * FROM staged_events"
         " ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq, idx")
     fresh = {tuple(row) for row in await cur.fetchall()}
     await conn.execute("DELETE FROM staged_events")  # emptied now, not only at commit
     return [(k, by_key[k]) for k in keys if k in fresh]
+
+
+def _ref(event: AnyEvent) -> str | None:
+    """What an event is looked up by (the attempt an attempt start opens), else None."""
+    return event.attempt_id if isinstance(event, AttemptStarted) else None
+
+
+async def _backfill_refs(conn: Connection, batch: int = 10_000) -> None:
+    """Attempt starts archived before the `ref` column existed get it (decoded here: SQL cannot read
+    msgpack). Nothing to do on a table that had the column from the start."""
+    while rows := await (await conn.execute(
+            "SELECT stream_ms, stream_seq, idx, body FROM events WHERE kind = 'attempt_started' AND ref IS NULL"
+            " LIMIT %s", (batch,))).fetchall():
+        refs = [(_ref(decode(bytes(body))), ms, seq, idx) for ms, seq, idx, body in rows]
+        async with conn.cursor() as cur:
+            await cur.executemany("UPDATE events SET ref = %s WHERE (stream_ms, stream_seq, idx) = (%s, %s, %s)", refs)
 
 
 async def insert_event(conn: Connection, key: EventKey, event: AnyEvent) -> None:

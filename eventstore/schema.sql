@@ -8,6 +8,9 @@ CREATE TABLE IF NOT EXISTS events (
     archived_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (stream_ms, stream_seq, idx)
 );
+-- The attempt an attempt_started event opens: a close counts no submission without one (DESIGN §3).
+ALTER TABLE events ADD COLUMN IF NOT EXISTS ref text;
+CREATE INDEX IF NOT EXISTS events_attempt_started ON events (ref) WHERE kind = 'attempt_started';
 
 CREATE TABLE IF NOT EXISTS consumer_progress (
     consumer    text        PRIMARY KEY,

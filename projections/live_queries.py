@@ -330,14 +330,18 @@ async def rescore(conn: Connection, counted: CountedStatements, contest: Contest
 
 
 async def valid_entries(conn: Connection, contest: Contest, period: int, upto: EventKey) -> list[Entry]:
-    """The period's entries archived up to `upto`, of participants not disqualified by an event up to
-    it, scored with the answer key as corrected up to it: nothing after the barrier leaks in."""
+    """The period's entries archived up to `upto` whose attempt the server started, of participants not
+    disqualified by an event up to it, scored with the answer key as corrected up to it: nothing after
+    the barrier leaks in."""
     cur = await conn.execute(
         "SELECT attempt_id, participant_id, group_code, unit_code, score, correct, questions, duration_ms,"
         " prediction, submitted_ms FROM entries e WHERE period = %s AND (ev_ms, ev_seq, ev_idx) <= (%s, %s, %s)"
         " AND NOT EXISTS (SELECT 1 FROM disqualifications d"
-        " WHERE d.participant_id = e.participant_id AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%s, %s, %s))",
-        (period, *upto, *upto))
+        " WHERE d.participant_id = e.participant_id AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%s, %s, %s))"
+        # an attempt the server started: a submission with a forged or leaked-secret token never counts
+        " AND EXISTS (SELECT 1 FROM events s WHERE s.kind = 'attempt_started' AND s.ref = e.attempt_id"
+        " AND (s.stream_ms, s.stream_seq, s.idx) <= (%s, %s, %s))",
+        (period, *upto, *upto, *upto))
     entries = [Entry(*row) for row in await cur.fetchall()]
     cur = await conn.execute("SELECT 1 FROM answer_key_corrections WHERE (ev_ms, ev_seq, ev_idx) > (%s, %s, %s)"
                              " LIMIT 1", upto)

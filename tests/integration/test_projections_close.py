@@ -190,3 +190,30 @@ async def test_a_closed_contest_lets_its_receipts_and_attempt_counters_expire(sy
     for period in s.contest.periods[1:]:
         await s.close(period.number)
     assert 0 < await s.clients.redis.ttl(keys.receipts) <= 30 * 86_400
+
+
+async def test_a_close_counts_no_submission_without_its_attempt_start(system: System) -> None:
+    """A submission whose attempt the server never started (a token forged with a leaked secret, an
+    event written by something else) is never counted by a close, live as in a replay."""
+    from eventstore.events import SubmissionReceived, encode_many
+    from eventstore.ids import uuid7
+    from projections.replay import replay
+
+    s = system
+    honest = await s.register()
+    await s.entry(honest, 3)
+    cheat = await s.register()
+    questions = s.contest.bank("cbccvc")[:5]
+    now = s.clock.now_ms()
+    forged = SubmissionReceived(submission_id=uuid7(now), attempt_id=uuid7(now), participant_id=cheat, group="cbccvc",
+                                unit_code="A", period=1, started_ms=now - 1000, received_ms=now,
+                                question_ids=questions, answers={q: s.key[q] for q in questions}, prediction=0)
+    await s.committee.writer.append(encode_many([forged]))
+    await s.drain()
+    live = await s.ok("/v1/periods/1/leaderboard")
+    assert live["entries"][0]["participant_id"] == cheat  # the live board shows what arrived…
+    await s.close(1)
+    doc = await s.ok("/v1/periods/1/prizes")
+    assert winners(doc) == [honest] and doc["actual"] == 1  # …the close counts only started attempts
+    report = await replay(s.contest, s.clients.pool)
+    assert report.mismatches == []
