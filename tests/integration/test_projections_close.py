@@ -217,3 +217,21 @@ async def test_a_close_counts_no_submission_without_its_attempt_start(system: Sy
     assert winners(doc) == [honest] and doc["actual"] == 1  # …the close counts only started attempts
     report = await replay(s.contest, s.clients.pool)
     assert report.mismatches == []
+
+
+async def test_a_start_archived_after_its_submission_still_counts(system: System) -> None:
+    """Scorers run concurrently: a submission may be projected before its attempt start is archived;
+    the close then finds the start itself."""
+    s = system
+    pid = await s.register()
+    await s.entry(pid, 4)
+    scorer = s.scorers[0]
+    await scorer.reader.ensure_group()
+    registration, start, submission = await scorer.reader.read(10, None)
+    for entry in (registration, submission, start):  # the start last
+        await scorer.process([entry])
+    async with s.clients.pool.connection() as conn:
+        cur = await conn.execute("SELECT started FROM entries")
+        assert await cur.fetchall() == [(False,)]
+    await s.close(1)
+    assert winners(await s.ok("/v1/periods/1/prizes")) == [pid]
