@@ -66,10 +66,10 @@ async def fill(pool: AsyncConnectionPool, contest: Contest, participants: int, e
         starts: list[tuple[int, int, str]] = []  # a close counts only attempts the server started
         async with conn.cursor() as cur, cur.copy(
                 "COPY entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score, correct,"
-                " questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx,"
-                " started) FROM STDIN (FORMAT BINARY)") as copy:
+                " questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx)"
+                " FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text", "text", "text", "int4", "text", "text", "int4", "int4", "int4", "int8", "int8",
-                            "int8", "text[]", "bytea", "int8", "int8", "int4", "bool"])
+                            "int8", "text[]", "bytea", "int8", "int8", "int4"])
             questions = bank[:20]
             for n in range(entries):
                 pid = pids[n % participants]
@@ -82,7 +82,7 @@ async def fill(pool: AsyncConnectionPool, contest: Contest, participants: int, e
                 duration = rng.randint(60_000, 1_200_000)
                 aid = uuid7(submitted)
                 row = (aid, aid, pid, 1, group, unit, correct * 5, correct, 20, duration, rng.randint(0, 3_000_000),
-                       submitted, questions, answers, submitted, n, 0, True)
+                       submitted, questions, answers, submitted, n, 0)
                 await copy.write_row(row)
                 starts.append((submitted - duration, n, aid))
                 key = (-row[6], duration, submitted, aid)

@@ -284,12 +284,10 @@ async def add_entries(conn: Connection, counted: CountedStatements, contest: Con
                                   _msgpack.encode(e.answers), *ev))
     await conn.execute(
         "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
-        " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx,"
-        " started)"
+        " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx)"
         " SELECT attempt_id, submission_id, participant_id, period, group_code, unit_code, score, correct,"
         " questions, duration_ms, prediction, submitted_ms, string_to_array(question_ids, E'\\x1f'), answers,"
-        " ev_ms, ev_seq, ev_idx, EXISTS (SELECT 1 FROM events s WHERE s.kind = 'attempt_started'"
-        " AND s.ref = staged_entries.attempt_id) FROM staged_entries ON CONFLICT DO NOTHING")
+        " ev_ms, ev_seq, ev_idx FROM staged_entries ON CONFLICT DO NOTHING")
     # One candidate per participant and period (a statement may not update a row twice), then the
     # held counted entry is replaced only by a better one. Emptied at once: ON COMMIT DELETE ROWS is
     # too late when one transaction applies several segments (split at corrections), and a later
@@ -335,20 +333,15 @@ async def valid_entries(conn: Connection, contest: Contest, period: int, upto: E
     """The period's entries archived up to `upto` whose attempt the server started, of participants not
     disqualified by an event up to it, scored with the answer key as corrected up to it: nothing after
     the barrier leaks in."""
-    # An attempt the server started: a submission with a forged or leaked-secret token never counts.
-    # `started` says its start was archived first (so at or below the barrier too); only the rest (a
-    # start archived later by another scorer, or none at all) is looked up, one index probe each:
-    # kept apart so that the planner never hashes every start of the period for the common case.
-    valid = ("FROM entries e WHERE period = %(period)s AND (ev_ms, ev_seq, ev_idx) <= (%(ms)s, %(seq)s, %(idx)s)"
-             " AND NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = e.participant_id"
-             " AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%(ms)s, %(seq)s, %(idx)s))")
-    columns = ("attempt_id, participant_id, group_code, unit_code, score, correct, questions, duration_ms,"
-               " prediction, submitted_ms")
     cur = await conn.execute(
-        f"SELECT {columns} {valid} AND e.started UNION ALL SELECT {columns} {valid} AND NOT e.started"
+        "SELECT attempt_id, participant_id, group_code, unit_code, score, correct, questions, duration_ms,"
+        " prediction, submitted_ms FROM entries e WHERE period = %s AND (ev_ms, ev_seq, ev_idx) <= (%s, %s, %s)"
+        " AND NOT EXISTS (SELECT 1 FROM disqualifications d"
+        " WHERE d.participant_id = e.participant_id AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%s, %s, %s))"
+        # an attempt the server started: a submission with a forged or leaked-secret token never counts
         " AND EXISTS (SELECT 1 FROM events s WHERE s.kind = 'attempt_started' AND s.ref = e.attempt_id"
-        " AND (s.stream_ms, s.stream_seq, s.idx) <= (%(ms)s, %(seq)s, %(idx)s))",
-        {"period": period, "ms": upto[0], "seq": upto[1], "idx": upto[2]})
+        " AND (s.stream_ms, s.stream_seq, s.idx) <= (%s, %s, %s))",
+        (period, *upto, *upto, *upto))
     entries = [Entry(*row) for row in await cur.fetchall()]
     cur = await conn.execute("SELECT 1 FROM answer_key_corrections WHERE (ev_ms, ev_seq, ev_idx) > (%s, %s, %s)"
                              " LIMIT 1", upto)

@@ -54,9 +54,6 @@ CREATE TABLE IF NOT EXISTS entries (
     ev_idx         integer NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_period_participant ON entries (period, participant_id);
--- Its attempt start was archived before it (the usual case): a close need not look it up.
-ALTER TABLE entries ADD COLUMN IF NOT EXISTS started boolean NOT NULL DEFAULT false;
-CREATE INDEX IF NOT EXISTS entries_not_started ON entries (period) WHERE NOT started;  -- the few a close looks up
 
 -- The live counted entry per participant and period (provisional order, or first/last).
 CREATE TABLE IF NOT EXISTS counted (
