@@ -52,6 +52,7 @@ from runtime.clock import Clock
 from runtime.routes import Route, add_routes, common_routes
 from runtime.web import (
     APP_NAME,
+    BODY_TIMEOUT,
     MAX_BODY,
     ApiError,
     IPNetwork,
@@ -111,7 +112,7 @@ async def _count_address(request: web.Request, ing: Ingest) -> str:
     return address
 
 
-def _identity(contest: Contest, raw_id: str, raw_phone: str, raw_birth: str) -> tuple[str, str, date]:
+def _identity(raw_id: str, raw_phone: str, raw_birth: str) -> tuple[str, str, date]:
     """CCCD, phone and birth date normalised and checked (422 naming the field)."""
     try:
         id_number = normalize_id_number(raw_id)
@@ -129,7 +130,7 @@ async def register(request: web.Request) -> web.Response:
     contest = ing.contest
     try:
         name = check_full_name(body.full_name)
-        id_number, phone, birth = _identity(contest, body.id_number, body.phone, body.birth_date)
+        id_number, phone, birth = _identity(body.id_number, body.phone, body.birth_date)
         check_age(birth, contest.first_start(), contest.rules.min_age)
         if contest.rules.id_check == "structure":
             check_id_structure(id_number, birth)
@@ -170,7 +171,7 @@ async def recover_access_key(request: web.Request) -> web.Response:
     ing = _ingest(request)
     await _count_address(request, ing)
     body = await decode_body(request, AccessKeyRecovery)
-    id_number, phone, birth = _identity(ing.contest, body.id_number, body.phone, body.birth_date)
+    id_number, phone, birth = _identity(body.id_number, body.phone, body.birth_date)
     access_key = new_access_key()
     id_hash = ing.vault.hash("id", id_number)
     outcome = await ing.writer.reissue_access_key(
@@ -286,11 +287,12 @@ ROUTES = (
 
 
 def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ctx: list[Any] | None = None,
-              max_in_flight: int = MAX_IN_FLIGHT) -> web.Application:
+              max_in_flight: int = MAX_IN_FLIGHT, body_timeout_s: float = 10.0) -> web.Application:
     """The app; `ingest` may be None when a startup context in `extra_ctx` provides it. `routes`
     are mounted beside ingest's own (the wiring adds the committee's admin routes)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware, overload_guard(max_in_flight)])
     app[APP_NAME] = "ingest"
+    app[BODY_TIMEOUT] = body_timeout_s
     if ingest is not None:
         app[INGEST] = ingest
     add_routes(app, [*ROUTES, *routes, *common_routes("cchc-scoring ingest", _ready)])

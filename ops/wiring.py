@@ -32,7 +32,7 @@ from runtime import serve
 from runtime.clock import Clock, SystemClock
 from runtime.routes import add_routes, common_routes
 from runtime.settings import Settings
-from runtime.web import APP_NAME, BODY_TIMEOUT, error_middleware
+from runtime.web import APP_NAME, error_middleware
 from scorer.worker import Scorer
 
 log = structlog.get_logger()
@@ -95,9 +95,8 @@ async def build_ingest_app(contest: Contest, clients: Clients, settings: Setting
                            ) -> tuple[web.Application, Committee]:
     """The ingest app with the committee's admin routes mounted on it (in-process: tests, benchmarks)."""
     ingest, door = await build_ingest_parts(contest, clients, settings, clock)
-    app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES)
+    app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES, body_timeout_s=settings.body_timeout_s)
     app[admin_routes.ADMIN] = door
-    app[BODY_TIMEOUT] = settings.body_timeout_s
     return app, door.committee
 
 
@@ -153,8 +152,8 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
         yield
         await clients.close()
 
-    app = ingest_app.build_app(None, routes=admin_routes.ROUTES, extra_ctx=[lifecycle])
-    app[BODY_TIMEOUT] = settings.body_timeout_s
+    app = ingest_app.build_app(None, routes=admin_routes.ROUTES, extra_ctx=[lifecycle],
+                               body_timeout_s=settings.body_timeout_s)
     serve.run(app, settings.host, settings.ingest_port, header_timeout_s=settings.body_timeout_s)
 
 

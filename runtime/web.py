@@ -84,12 +84,11 @@ STARTED = web.RequestKey("started", float)  # the loop time the request's handli
 async def read_body(request: web.Request) -> bytes:
     """The whole body, or 408 when it has not arrived within the app's body timeout of the request's
     start (a slow client gains no time) or 413 past MAX_BODY."""
-    loop = asyncio.get_running_loop()
-    limit = request.app.get(BODY_TIMEOUT, 10.0) - (loop.time() - request.get(STARTED, loop.time()))
     try:
         if request.content.is_eof():  # the usual case: the body came with the headers, no timer needed
             return await request.read()
-        async with asyncio.timeout(max(limit, 0.0)):
+        started = request.get(STARTED, asyncio.get_running_loop().time())
+        async with asyncio.timeout_at(started + request.app.get(BODY_TIMEOUT, 10.0)):
             return await request.read()
     except TimeoutError as e:
         raise ApiError(408, "request_timeout", "the body did not arrive in time; nothing was recorded",
