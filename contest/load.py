@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,12 +13,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from contest.identity import IdentityError, normalize_id_number
-from contest.model import Contest, Group, Period, PrizeSpec, Question, Rules, Unit, UnitPrizes
+from contest.model import Contest, Group, Period, PrizeSpec, Question, Rules, Unit, UnitPrizes, UnitTarget
+from contest.schema import ContestFile, ContestTable, GroupTable, ScheduleTable
 from contest.timefmt import to_ms
+from contest.toml_lines import TomlLines
 
 UNITS_HEADER = ["code", "name", "parent_code", "kind", "headcount"]
 QUESTIONS_HEADER = ["id", "group", "text", "A", "B", "C", "D", "answer"]
 EXCLUDED_HEADER = ["id_number", "reason"]
+PRIZE_CODES = ("first", "second", "third", "consolation")  # the API's `prize` values (DESIGN §6)
 DEFAULT_PRIZES = (
     PrizeSpec("first", "Giải Nhất", 1),
     PrizeSpec("second", "Giải Nhì", 2),
@@ -42,148 +46,179 @@ def load_contest(folder: str | Path, *, anchor: datetime | None = None) -> Conte
     root = Path(folder)
     toml_path = root / "contest.toml"
     try:
-        doc = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        text = toml_path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
     except FileNotFoundError as e:
         raise ContestError(str(toml_path), "file not found") from e
+    except UnicodeDecodeError as e:
+        raise ContestError("contest.toml", "not UTF-8 text") from e
     except tomllib.TOMLDecodeError as e:
         raise ContestError("contest.toml", str(e)) from e
-    head = _table(doc, "contest")
-    timezone = str(head.get("timezone", "Asia/Ho_Chi_Minh"))
+    toml = _Toml(TomlLines(text))
+    spec = toml.convert(doc)
+    head = spec.contest
     try:
-        tz = ZoneInfo(timezone)
+        tz = ZoneInfo(head.timezone)
     except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ContestError("contest.toml", f"unknown timezone {timezone!r}", field="timezone") from e
-    rules = _rules(head)
-    groups = _groups(doc)
+        raise toml.error(("contest", "timezone"), f"unknown timezone {head.timezone!r}") from e
+    groups = _groups(toml, spec.groups)
     units = _units(root / "units.csv")
     questions = _questions(root / "questions.csv", {g.code for g in groups})
     contest = Contest(
-        slug=_slug(head),
-        title=str(head.get("title", "")),
-        timezone=timezone,
-        rules=rules,
-        periods=_periods(doc, tz, anchor),
+        slug=_slug(toml, head.slug),
+        title=head.title,
+        timezone=head.timezone,
+        rules=_rules(toml, head),
+        periods=_periods(toml, spec, tz, anchor),
         groups=groups,
-        unit_prizes=_unit_prizes(doc),
+        unit_prizes=_unit_prizes(toml, spec.unit_prizes, units),
         units=units,
         questions=questions,
         excluded=_excluded(root / "excluded.csv"),
+        unit_targets=_unit_targets(toml, spec.unit_targets, units),
     )
     _check_banks(contest)
     return contest
 
 
-def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    value = doc.get(name)
-    if not isinstance(value, dict):
-        raise ContestError("contest.toml", f"missing [{name}] table", field=name)
-    return value
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_STEP = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]")
+_FIELD = re.compile(r"(?:unknown|required) field `([^`]+)`")
 
 
-def _slug(head: dict[str, Any]) -> str:
-    slug = head.get("slug")
-    if not isinstance(slug, str) or not slug or not slug.replace("-", "").isalnum():
-        raise ContestError("contest.toml", "slug must be letters, digits and dashes", field="slug")
+class _Toml:
+    """contest.toml's errors, each with the line and the key it is about."""
+
+    def __init__(self, lines: TomlLines) -> None:
+        self.lines = lines
+
+    def error(self, path: tuple[str | int, ...], message: str) -> ContestError:
+        field = "".join(f"[{p + 1}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        return ContestError("contest.toml", message, line=self.lines.line(path), field=field)
+
+    def convert(self, doc: dict[str, Any]) -> ContestFile:
+        """The document as typed tables: an unknown key, a missing one or a wrong type is an error."""
+        try:
+            return msgspec.convert(doc, ContestFile, strict=True)
+        except msgspec.ValidationError as e:
+            m = _AT.match(str(e))
+            message, at = (m.group("message"), m.group("path") or "") if m else (str(e), "")
+            path: list[str | int] = [name or int(index) for name, index in _STEP.findall(at)]
+            if named := _FIELD.search(message):  # the key itself is the subject: point at it
+                path.append(named.group(1))
+            message = message.replace(" | null`", "`")  # an optional key: None only means "not written"
+            if message.startswith("Object contains unknown field"):
+                message = "unknown key (a typo? every key of DESIGN §7 is listed in contest/schema.py)"
+            elif message.startswith("Object missing required field"):
+                message = "required key is missing"
+            raise self.error(tuple(path), message) from e
+
+
+def _slug(toml: _Toml, slug: str) -> str:
+    if not slug or not slug.replace("-", "").isalnum() or not slug.isascii():
+        raise toml.error(("contest", "slug"), "slug must be letters, digits and dashes")
     return slug
 
 
-def _convert(file: str, field: str, value: Any, kind: Any) -> Any:
-    try:
-        return msgspec.convert(value, kind, strict=True)
-    except msgspec.ValidationError as e:
-        raise ContestError(file, str(e), field=field) from e
-
-
-def _rules(head: dict[str, Any]) -> Rules:
-    known = set(Rules.__struct_fields__)
-    values = {k: v for k, v in head.items() if k in known}
-    rules: Rules = _convert("contest.toml", "[contest]", values, Rules)
-    for name in ("questions_per_attempt", "points_per_correct", "time_limit_seconds",
-                 "attempts_per_period"):
-        if getattr(rules, name) <= 0:
-            raise ContestError("contest.toml", "must be positive", field=name)
+def _rules(toml: _Toml, head: ContestTable) -> Rules:
+    for name in ("questions_per_attempt", "points_per_correct", "time_limit_seconds", "attempts_per_period"):
+        if getattr(head, name) <= 0:
+            raise toml.error(("contest", name), "must be positive")
     for name in ("grace_seconds", "min_age", "min_plausible_seconds"):
-        if getattr(rules, name) < 0:
-            raise ContestError("contest.toml", "must not be negative", field=name)
-    return rules
+        if getattr(head, name) < 0:
+            raise toml.error(("contest", name), "must not be negative")
+    if head.min_plausible_seconds >= head.time_limit_seconds:
+        raise toml.error(("contest", "min_plausible_seconds"), "must be below time_limit_seconds")
+    return head.rules()
 
 
-def _periods(doc: dict[str, Any], tz: ZoneInfo, anchor: datetime | None) -> tuple[Period, ...]:
-    if "schedule" in doc:
-        return _relative_periods(doc["schedule"], anchor)
-    raw = doc.get("periods")
-    if not isinstance(raw, list) or not raw:
-        raise ContestError("contest.toml", "at least one [[periods]] table", field="periods")
+def _periods(toml: _Toml, spec: ContestFile, tz: ZoneInfo, anchor: datetime | None) -> tuple[Period, ...]:
+    if spec.schedule is not None:
+        if spec.periods:
+            raise toml.error(("schedule",), "give either [schedule] or [[periods]], not both")
+        return _relative_periods(toml, spec.schedule, anchor)
+    if not spec.periods:
+        raise toml.error(("periods",), "at least one [[periods]] table")
     periods = []
-    for number, item in enumerate(raw, start=1):
-        field = f"periods[{number}]"
-        start, end = item.get("start"), item.get("end")
-        if not isinstance(start, datetime) or not isinstance(end, datetime):
-            raise ContestError("contest.toml", "start and end must be TOML datetimes", field=field)
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=tz)
-        if end.tzinfo is None:
-            end = end.replace(tzinfo=tz)
-        name = str(item.get("name", f"Tuần {number}"))
-        periods.append(Period(number, name, to_ms(start), to_ms(end)))
-    _check_periods(periods)
+    for i, item in enumerate(spec.periods):
+        start = item.start if item.start.tzinfo else item.start.replace(tzinfo=tz)
+        end = item.end if item.end.tzinfo else item.end.replace(tzinfo=tz)
+        periods.append(Period(i + 1, item.name or f"Tuần {i + 1}", to_ms(start), to_ms(end)))
+        if not (item.name or "x").strip():
+            raise toml.error(("periods", i, "name"), "must not be blank")
+        if end <= start:
+            raise toml.error(("periods", i, "end"), "end must be after start")
+        if i and periods[-1].start_ms < periods[-2].end_ms:
+            raise toml.error(("periods", i, "start"), "periods must be in order and must not overlap")
     return tuple(periods)
 
 
-def _relative_periods(schedule: Any, anchor: datetime | None) -> tuple[Period, ...]:
+def _relative_periods(toml: _Toml, schedule: ScheduleTable, anchor: datetime | None) -> tuple[Period, ...]:
     if anchor is None:
-        raise ContestError("contest.toml", "a relative [schedule] needs an anchor time "
-                           "(CCHC_CONTEST_ANCHOR; `cchc up` sets it)", field="schedule")
-    count = _convert("contest.toml", "schedule.count", schedule.get("count"), int)
-    length = _convert("contest.toml", "schedule.period_seconds", schedule.get("period_seconds"), int)
-    lead = _convert("contest.toml", "schedule.starts_in_seconds",
-                    schedule.get("starts_in_seconds", 0), int)
-    if count <= 0 or length <= 0:
-        raise ContestError("contest.toml", "count and period_seconds must be positive",
-                           field="schedule")
-    first = to_ms(anchor + timedelta(seconds=lead))
-    periods = [Period(n + 1, f"Tuần {n + 1}", first + n * length * 1000,
-                      first + (n + 1) * length * 1000) for n in range(count)]
-    return tuple(periods)
+        raise toml.error(("schedule",), "a relative [schedule] needs an anchor time "
+                         "(CCHC_CONTEST_ANCHOR; `cchc up` sets it)")
+    for name in ("count", "period_seconds"):
+        if getattr(schedule, name) <= 0:
+            raise toml.error(("schedule", name), "must be positive")
+    if schedule.starts_in_seconds < 0:
+        raise toml.error(("schedule", "starts_in_seconds"), "must not be negative")
+    first = to_ms(anchor + timedelta(seconds=schedule.starts_in_seconds))
+    length = schedule.period_seconds * 1000
+    return tuple(Period(n + 1, f"Tuần {n + 1}", first + n * length, first + (n + 1) * length)
+                 for n in range(schedule.count))
 
 
-def _check_periods(periods: list[Period]) -> None:
-    for prev, cur in zip([None, *periods], periods, strict=False):
-        if cur.end_ms <= cur.start_ms:
-            raise ContestError("contest.toml", "end must be after start",
-                               field=f"periods[{cur.number}]")
-        if prev is not None and cur.start_ms < prev.end_ms:
-            raise ContestError("contest.toml", "periods must be in order and must not overlap",
-                               field=f"periods[{cur.number}]")
-
-
-def _groups(doc: dict[str, Any]) -> tuple[Group, ...]:
-    raw = doc.get("groups")
-    if not isinstance(raw, list) or not raw:
-        raise ContestError("contest.toml", "at least one [[groups]] table", field="groups")
+def _groups(toml: _Toml, tables: list[GroupTable]) -> tuple[Group, ...]:
+    if not tables:
+        raise toml.error(("groups",), "at least one [[groups]] table")
     groups: list[Group] = []
-    for i, item in enumerate(raw, start=1):
-        field = f"groups[{i}]"
-        code = item.get("code")
-        if not isinstance(code, str) or not code:
-            raise ContestError("contest.toml", "code is required", field=field)
-        if any(g.code == code for g in groups):
-            raise ContestError("contest.toml", f"duplicate group code {code!r}", field=field)
-        prizes = tuple(_convert("contest.toml", f"{field}.prizes", p, PrizeSpec)
-                       for p in item.get("prizes", [])) if "prizes" in item else DEFAULT_PRIZES
-        if any(p.count < 0 for p in prizes):
-            raise ContestError("contest.toml", "prize counts must not be negative", field=field)
-        counts = item.get("counts_for_units", code == "cbccvc")
-        groups.append(Group(code, str(item.get("name", code)), bool(counts), prizes))
+    for i, item in enumerate(tables):
+        if not item.code or not item.code.replace("_", "").isalnum() or not item.code.isascii():
+            raise toml.error(("groups", i, "code"), "code must be ASCII letters, digits and underscores")
+        if any(g.code == item.code for g in groups):
+            raise toml.error(("groups", i, "code"), f"duplicate group code {item.code!r}")
+        prizes = DEFAULT_PRIZES if item.prizes is None else tuple(item.prizes)
+        for j, prize in enumerate(prizes if item.prizes is not None else ()):
+            if prize.code not in PRIZE_CODES:
+                raise toml.error(("groups", i, "prizes", j, "code"), f"must be one of {', '.join(PRIZE_CODES)}")
+            if prize.count < 0:
+                raise toml.error(("groups", i, "prizes", j, "count"), "must not be negative")
+            if any(p.code == prize.code for p in prizes[:j]):
+                raise toml.error(("groups", i, "prizes", j, "code"), f"duplicate prize {prize.code!r}")
+        counts = item.code == "cbccvc" if item.counts_for_units is None else item.counts_for_units
+        groups.append(Group(item.code, item.name or item.code, counts, prizes))
     return tuple(groups)
 
 
-def _unit_prizes(doc: dict[str, Any]) -> UnitPrizes:
-    prizes: UnitPrizes = _convert("contest.toml", "[unit_prizes]", doc.get("unit_prizes", {}),
-                                  UnitPrizes)
-    if prizes.weekly_count < 0 or prizes.final_count < 0:
-        raise ContestError("contest.toml", "prize counts must not be negative", field="unit_prizes")
+def _unit_prizes(toml: _Toml, prizes: UnitPrizes, units: dict[str, Unit]) -> UnitPrizes:
+    prize_units = sum(1 for u in units.values() if u.parent_code is None)
+    for name in ("weekly_count", "final_count"):
+        value = getattr(prizes, name)
+        if value < 0:
+            raise toml.error(("unit_prizes", name), "must not be negative")
+        if value > prize_units:
+            raise toml.error(("unit_prizes", name), f"{value} is more than the {prize_units} prize units "
+                             "(units.csv rows without a parent)")
+    for name in ("weight_participation", "weight_score"):
+        if getattr(prizes, name) < 0:
+            raise toml.error(("unit_prizes", name), "must not be negative")
+    if prizes.weight_participation + prizes.weight_score <= 0:
+        raise toml.error(("unit_prizes", "weight_score"), "the two weights must not both be 0")
+    if not 0 <= prizes.min_participation_rate <= 1:
+        raise toml.error(("unit_prizes", "min_participation_rate"), "must be between 0 and 1")
     return prizes
+
+
+def _unit_targets(toml: _Toml, targets: list[UnitTarget], units: dict[str, Unit]) -> tuple[UnitTarget, ...]:
+    kinds = {u.kind for u in units.values()}
+    for i, target in enumerate(targets):
+        if target.kind not in kinds:
+            raise toml.error(("unit_targets", i, "kind"), f"no unit in units.csv has kind {target.kind!r}")
+        if any(t.kind == target.kind for t in targets[:i]):
+            raise toml.error(("unit_targets", i, "kind"), f"a second target for kind {target.kind!r}")
+        if not 0 < target.rate <= 1:
+            raise toml.error(("unit_targets", i, "rate"), "must be above 0 and at most 1")
+    return tuple(targets)
 
 
 def _rows(path: Path, header: list[str], *, required: bool = True) -> list[tuple[int, dict[str, str]]]:
@@ -191,33 +226,40 @@ def _rows(path: Path, header: list[str], *, required: bool = True) -> list[tuple
         if required:
             raise ContestError(path.name, "file not found")
         return []
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames != header:
-            raise ContestError(path.name, f"header must be {','.join(header)}", line=1)
-        return [(reader.line_num, {k: (v or "").strip() for k, v in row.items()})
-                for row in reader]
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            found = next(reader, None)
+            if found != header:
+                raise ContestError(path.name, f"header must be {','.join(header)}", line=1)
+            rows = []
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue  # a blank line
+                if len(row) != len(header):
+                    raise ContestError(path.name, f"{len(row)} columns, the header has {len(header)}",
+                                       line=reader.line_num)
+                rows.append((reader.line_num, {k: v.strip() for k, v in zip(header, row, strict=True)}))
+            return rows
+    except UnicodeDecodeError as e:
+        raise ContestError(path.name, "not UTF-8 text") from e
+    except csv.Error as e:
+        raise ContestError(path.name, str(e)) from e
 
 
 def _units(path: Path) -> dict[str, Unit]:
     units: dict[str, Unit] = {}
     for line, row in _rows(path, UNITS_HEADER):
         code = row["code"]
-        if not code:
-            raise ContestError(path.name, "code is required", line=line, field="code")
+        if not code or len(code) > 64 or not code.isprintable():
+            raise ContestError(path.name, "code is required (at most 64 printable characters)", line=line,
+                               field="code")
         if code in units:
             raise ContestError(path.name, f"duplicate unit {code!r}", line=line, field="code")
-        try:
-            headcount = int(row["headcount"])
-        except ValueError as e:
-            raise ContestError(path.name, "must be a whole number", line=line,
-                               field="headcount") from e
-        if headcount < 0:
-            raise ContestError(path.name, "must not be negative", line=line, field="headcount")
+        if not re.fullmatch(r"[0-9]{1,9}", row["headcount"]):
+            raise ContestError(path.name, "must be a whole number, 0 or more", line=line, field="headcount")
+        headcount = int(row["headcount"])
         parent = row["parent_code"] or None
-        if parent is None and headcount == 0:
-            raise ContestError(path.name, "a prize unit (no parent) needs headcount > 0",
-                               line=line, field="headcount")
         units[code] = Unit(code, row["name"] or code, parent, row["kind"], headcount)
     if not units:
         raise ContestError(path.name, "no units")
@@ -235,6 +277,16 @@ def _units(path: Path) -> dict[str, Unit]:
                                    line=lines[unit.code], field="parent_code")
             seen.add(parent)
             parent = units[parent].parent_code
+    totals = dict.fromkeys((u.code for u in units.values() if u.parent_code is None), 0)
+    for unit in units.values():  # a prize unit's headcount is its own plus its descendants'
+        code = unit.code
+        while units[code].parent_code is not None:
+            code = units[code].parent_code  # type: ignore[assignment]
+        totals[code] += unit.headcount
+    for code, total in totals.items():
+        if total == 0:
+            raise ContestError(path.name, f"prize unit {code!r} (no parent) has headcount 0 with its descendants",
+                               line=lines[code], field="headcount")
     return units
 
 

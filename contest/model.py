@@ -25,7 +25,7 @@ class Period(msgspec.Struct, frozen=True):
     end_ms: int
 
 
-class PrizeSpec(msgspec.Struct, frozen=True):
+class PrizeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: str
     name: str
     count: int
@@ -38,13 +38,20 @@ class Group(msgspec.Struct, frozen=True):
     prizes: tuple[PrizeSpec, ...]
 
 
-class UnitPrizes(msgspec.Struct, frozen=True):
+class UnitPrizes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     weekly_count: int = 1
     once_per_unit: bool = True
     final_count: int = 5
     min_participation_rate: float = 0.0
     weight_participation: float = 0.7
     weight_score: float = 0.3
+
+
+class UnitTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A participation target for every unit of one kind (the committee's report lists who is below)."""
+
+    kind: str
+    rate: float
 
 
 class Unit(msgspec.Struct, frozen=True):
@@ -93,6 +100,7 @@ class Contest(msgspec.Struct, frozen=True):
     units: dict[str, Unit]
     questions: dict[str, Question]
     excluded: frozenset[str]
+    unit_targets: tuple[UnitTarget, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -119,6 +127,10 @@ class Contest(msgspec.Struct, frozen=True):
     def bank(self, group: str) -> list[str]:
         """Question ids a participant of `group` may draw (empty group = every group)."""
         return [q.id for q in self.questions.values() if q.group in (None, group)]
+
+    def target_of(self, kind: str) -> float | None:
+        """The participation target of a unit kind, if the contest sets one."""
+        return next((t.rate for t in self.unit_targets if t.kind == kind), None)
 
     def counting_groups(self) -> frozenset[str]:
         return frozenset(g.code for g in self.groups if g.counts_for_units)

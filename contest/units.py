@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from fractions import Fraction
 
 import msgspec
 
@@ -29,6 +30,8 @@ class UnitAggregate(msgspec.Struct, frozen=True):
 
 
 class UnitStat(msgspec.Struct, frozen=True):
+    """A prize unit's published figures; the ranking compared their exact values (see `exact`)."""
+
     rank: int
     unit_code: str
     unit_name: str
@@ -54,10 +57,17 @@ def aggregate(tallies: Iterable[UnitTally], entries_by_unit: dict[str, int]) -> 
             for c in sorted(codes)]
 
 
+def exact(value: float) -> Fraction:
+    """A contest-file number as written (0.7 is 7/10, not the binary float nearest to it)."""
+    return Fraction(str(value))
+
+
 def unit_ranking(contest: Contest, aggregates: Iterable[UnitAggregate]) -> list[UnitStat]:
     """Every prize unit ranked: unit_score desc → participants desc → unit code asc.
 
-    A prize unit's participants, scores and entries are its own plus all its descendants'.
+    A prize unit's participants, scores and entries are its own plus all its descendants'. Scores
+    are compared as exact fractions of the counts and the weights as written, so mathematically
+    equal scores tie and fall to the next key; the published unit_score is rounded to 6 decimals.
     """
     headcounts = contest.prize_unit_headcounts()
     participants = dict.fromkeys(headcounts, 0)
@@ -70,23 +80,27 @@ def unit_ranking(contest: Contest, aggregates: Iterable[UnitAggregate]) -> list[
         sums[root] += a.score_sum
         counts[root] += a.score_count
         entries[root] += a.entries
-    weights = contest.unit_prizes
+    w_rate, w_score = exact(contest.unit_prizes.weight_participation), exact(contest.unit_prizes.weight_score)
     max_score = contest.rules.max_score
     rows = []
     for code, headcount in headcounts.items():
-        rate = min(1.0, participants[code] / headcount)
-        ratio = sums[code] / counts[code] / max_score if counts[code] else 0.0
-        score = weights.weight_participation * rate + weights.weight_score * ratio
-        rows.append((code, rate, ratio, score))
+        rate = participation_rate(participants[code], headcount)
+        ratio = Fraction(sums[code], counts[code] * max_score) if counts[code] else Fraction(0)
+        rows.append((code, rate, ratio, w_rate * rate + w_score * ratio))
     rows.sort(key=lambda r: (-r[3], -participants[r[0]], r[0]))
     return [UnitStat(i, code, contest.units[code].name, headcounts[code], participants[code],
-                     entries[code], rate, ratio, score)
+                     entries[code], float(rate), float(ratio), float(round(score, 6)))
             for i, (code, rate, ratio, score) in enumerate(rows, start=1)]
+
+
+def participation_rate(participants: int, headcount: int) -> Fraction:
+    """participants / headcount, capped at 1 (a unit with headcount 0 has no rate: 0)."""
+    return min(Fraction(1), Fraction(participants, headcount)) if headcount else Fraction(0)
 
 
 def eligible(stat: UnitStat, min_rate: float) -> bool:
     """A unit with no participants or below the minimum participation rate wins nothing."""
-    return stat.participants > 0 and stat.participation_rate >= min_rate
+    return stat.participants > 0 and participation_rate(stat.participants, stat.headcount) >= exact(min_rate)
 
 
 def unit_winners(ranking: Sequence[UnitStat], count: int, min_rate: float,

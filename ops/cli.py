@@ -291,6 +291,19 @@ def cmd_flags(args: argparse.Namespace) -> int:
     return _with_clients(Settings.from_env(), work)
 
 
+def cmd_contest_check(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from contest.load import load_contest
+    from ops.contest_summary import summary
+
+    # a relative [schedule] (the demo) is checked as if the stack started now
+    contest = load_contest(args.dir, anchor=datetime.now(UTC))
+    print("\n".join(summary(contest)))
+    print(f"{args.dir}: OK")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cchc", description="Scoring backbone for CCHC online quiz contests")
     sub = p.add_subparsers(dest="command", required=True)
@@ -355,6 +368,11 @@ def parser() -> argparse.ArgumentParser:
                                          "copied entries")
     flags.add_argument("period", type=int)
     flags.set_defaults(func=cmd_flags)
+    contest_cmd = sub.add_parser("contest", help="contest folders").add_subparsers(dest="action", required=True)
+    check = contest_cmd.add_parser("check", help="validate a contest folder (every error with file, line and key) "
+                                                 "and summarise it")
+    check.add_argument("dir")
+    check.set_defaults(func=cmd_contest_check)
     sim = sub.add_parser("simulate", help="bulk-generate a realistic week straight into the stream (scale tests)")
     sim.add_argument("--participants", type=int, default=1_000_000)
     sim.add_argument("--entries", type=int, default=3_000_000)

@@ -51,8 +51,11 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 @pytest.mark.parametrize(("file", "old", "new", "message"), [
-    ("units.csv", "B,Sở B,,so_nganh,5", "B,Sở B,,so_nganh,0", r"units.csv:4: headcount: a prize unit"),
+    ("units.csv", "B,Sở B,,so_nganh,5", "B,Sở B,,so_nganh,0", r"units.csv:4: headcount: prize unit 'B'"),
     ("units.csv", "B,Sở B,,so_nganh,5", "B,Sở B,,so_nganh,five", r"units.csv:4: headcount"),
+    ("units.csv", "B,Sở B,,so_nganh,5", "B,Sở B,,so_nganh,-5", r"units.csv:4: headcount"),
+    ("units.csv", "B,Sở B,,so_nganh,5", "B,Sở B,,so_nganh,٥", r"units.csv:4: headcount"),
+    ("units.csv", "B,Sở B,,so_nganh,5", "B,Sở B,,so_nganh,5,extra", r"units.csv:4: 6 columns"),
     ("units.csv", "C1,Xã C1,C,xa,0", "C1,Xã C1,Z,xa,0", r"units.csv:6: parent_code: unknown parent 'Z'"),
     ("units.csv", "A,Sở A,,so_nganh,4", "A,Sở A,A1,so_nganh,4", r"units.csv:2: parent_code: .*cycle"),
     ("units.csv", "B,Sở B,,so_nganh,5", "A,Sở B,,so_nganh,5", r"units.csv:4: code: duplicate unit 'A'"),
@@ -61,18 +64,53 @@ def edit(path: Path, old: str, new: str) -> None:
     ("questions.csv", "N11,nhan_dan", "N11,nobody", r"questions.csv:12: group: unknown group 'nobody'"),
     ("questions.csv", "Q2,,Câu hỏi 2", "Q1,,Câu hỏi 2", r"questions.csv:3: id: duplicate question"),
     ("excluded.csv", "001099999999", "12345", r"excluded.csv:2: id_number"),
-    ("contest.toml", 'attempt_selection = "best"', 'attempt_selection = "worst"', r"contest.toml: \[contest\]"),
+    ("contest.toml", 'attempt_selection = "best"', 'attempt_selection = "worst"',
+     r"contest.toml:11: contest.attempt_selection: Invalid enum value 'worst'"),
+    # a misspelt key is an error naming its file, line and key, never a silent default
+    ("contest.toml", "one_prize_per_person = false", "one_prize_per_persn = false",
+     r"contest.toml:14: contest.one_prize_per_persn: unknown key"),
+    ("contest.toml", "counts_for_units = false", 'counts_for_units = "false"',
+     r"contest.toml:37: groups\[2\].counts_for_units: Expected `bool`, got `str`"),
+    ("contest.toml", "final_count = 2", "final_cont = 2", r"contest.toml:43: unit_prizes.final_cont: unknown key"),
+    ("contest.toml", "final_count = 2", "final_count = 4",
+     r"contest.toml:43: unit_prizes.final_count: 4 is more than the 3 prize units"),
+    ("contest.toml", "weekly_count = 1", "weekly_count = -1", r"contest.toml:41: unit_prizes.weekly_count: must not"),
+    ("contest.toml", "[unit_prizes]", "[unit_prizes]\nweight_score = -0.3", r"unit_prizes.weight_score: must not"),
+    ("contest.toml", "[unit_prizes]", "[unit_prizes]\nmin_participation_rate = 1.5", r"min_participation_rate"),
+    ("contest.toml", "[unit_prizes]", "[unit_priszes]", r"contest.toml:40: unit_priszes: unknown key"),
+    ("contest.toml", "count = 2}]", "count = -2}]", r"contest.toml:31: groups\[1\].prizes\[3\].count: must not"),
+    ("contest.toml", 'code = "consolation"', 'code = "special"', r"groups\[1\].prizes\[3\].code: must be one of"),
+    ("contest.toml", 'code = "consolation"', 'kode = "consolation"', r"contest.toml:31: groups\[1\].prizes\[3\].kode"),
+    ("contest.toml", "questions_per_attempt = 5", "questions_per_attempt = 0",
+     r"contest.toml:6: contest.questions_per_attempt: must be positive"),
+    ("contest.toml", "questions_per_attempt = 5", "questions_per_attempt = 5.0",
+     r"contest.toml:6: contest.questions_per_attempt: Expected `int`, got `float`"),
+    ("contest.toml", "start = 2030-01-07T08:00:00+07:00", "start = 2030-01-07",
+     r"contest.toml:19: periods\[1\].start: Expected `datetime`, got `date`"),
+    ("contest.toml", 'name = "Tuần 1"', 'nam = "Tuần 1"', r"contest.toml:18: periods\[1\].nam: unknown key"),
+    ("contest.toml", "[unit_prizes]", '[[unit_targets]]\nkind = "nowhere"\nrate = 0.5\n[unit_prizes]',
+     r"contest.toml:41: unit_targets\[1\].kind: no unit in units.csv has kind 'nowhere'"),
+    ("contest.toml", "[unit_prizes]", '[[unit_targets]]\nkind = "huyen"\nrate = 80\n[unit_prizes]',
+     r"contest.toml:42: unit_targets\[1\].rate: must be above 0 and at most 1"),
+    ("contest.toml", 'slug = "test"\n', "", r"contest.toml:2: contest.slug: required key is missing"),
     ("contest.toml", "questions_per_attempt = 5", "questions_per_attempt = 50",
      r"questions.csv: group: group 'cbccvc' has 10 questions"),
     ("contest.toml", "end = 2030-01-14T08:00:00+07:00", "end = 2030-01-15T08:00:00+07:00",
-     r"contest.toml: periods\[2\]: .*overlap"),
-    ("contest.toml", 'slug = "test"', 'slug = "a b"', r"contest.toml: slug"),
+     r"contest.toml:24: periods\[2\].start: .*overlap"),
+    ("contest.toml", 'slug = "test"', 'slug = "a b"', r"contest.toml:3: contest.slug: slug must be"),
     ("contest.toml", "[[groups]]", "[[groups]\n", r"contest.toml"),
 ])
 def test_errors_name_file_line_field(folder: Path, file: str, old: str, new: str, message: str) -> None:
     edit(folder / file, old, new)
     with pytest.raises(ContestError, match=message):
         load_contest(folder)
+
+
+def test_headcount_of_a_prize_unit_is_checked_after_aggregation(folder: Path) -> None:
+    # C has 0 of its own but its commune counts: the tree's total is what a prize unit needs.
+    edit(folder / "units.csv", "C,Huyện C,,huyen,10", "C,Huyện C,,huyen,0")
+    edit(folder / "units.csv", "C1,Xã C1,C,xa,0", "C1,Xã C1,C,xa,7")
+    assert load_contest(folder).prize_unit_headcounts()["C"] == 7
 
 
 def test_missing_file_is_named(folder: Path) -> None:

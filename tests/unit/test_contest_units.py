@@ -24,7 +24,7 @@ def test_prize_units_aggregate_their_descendants(contest: Contest) -> None:
     assert by["A"].headcount == 6 and by["A"].participants == 2 and by["A"].entries == 5
     assert by["A"].participation_rate == 2 / 6
     assert by["A"].avg_score_ratio == 40 / 2 / 25
-    assert by["A"].unit_score == 0.7 * (2 / 6) + 0.3 * (40 / 2 / 25)
+    assert by["A"].unit_score == round(0.7 * (2 / 6) + 0.3 * (40 / 2 / 25), 6)
     assert by["C"].participants == 1 and by["C"].headcount == 10
     assert by["B"].participants == 0 and by["B"].avg_score_ratio == 0.0 and by["B"].unit_score == 0.0
     assert [s.unit_code for s in stats] == ["A", "C", "B"]
@@ -35,6 +35,22 @@ def test_participation_rate_is_capped_at_one(contest: Contest) -> None:
     people = [tally(f"p{i}", "B", 25) for i in range(8)]  # 8 people, headcount 5
     b = next(s for s in unit_ranking(contest, aggregate(people, {})) if s.unit_code == "B")
     assert b.participation_rate == 1.0 and b.unit_score == 1.0
+
+
+def test_equal_scores_compare_exactly_and_fall_to_the_next_key(contest: Contest) -> None:
+    # A: 3 of 6 with 10 points, C: 3 of 10 with 45 — both 0.39 exactly; in binary floating point
+    # A's is 0.38999999999999996 and C's 0.39, which put C first. Equal scores and participants: code.
+    people = [tally("a1", "A", 5), tally("a2", "A", 5), tally("a3", "A", 0),
+              tally("c1", "C", 25), tally("c2", "C", 20), tally("c3", "C", 0)]
+    stats = unit_ranking(contest, aggregate(people, {}))
+    assert [s.unit_code for s in stats] == ["A", "C", "B"]
+    assert stats[0].unit_score == stats[1].unit_score == 0.39
+
+
+def test_minimum_rate_is_compared_exactly(contest: Contest) -> None:
+    # 3 of 10 is 0.3 exactly: at the minimum, so eligible.
+    stats = unit_ranking(contest, aggregate([tally(f"c{i}", "C", 25) for i in range(3)], {}))
+    assert [s.unit_code for s in unit_winners(stats, 1, 0.3)] == ["C"]
 
 
 def test_ties_break_on_participants_then_code(contest: Contest) -> None:
