@@ -51,11 +51,17 @@ def close_period(contest: Contest, entries: Iterable[Entry], *,
 
 def period_units(contest: Contest, entries: list[Entry], counted: list[Entry]) -> list[UnitStat]:
     """The unit ranking of one period from its valid and counted entries."""
+    return unit_ranking(contest, unit_aggregates(contest, entries, counted))
+
+
+def unit_aggregates(contest: Contest, entries: list[Entry], counted: list[Entry]) -> list[UnitAggregate]:
+    """Per unit code: the counting groups' distinct participants, counted scores and valid entries, over
+    the entries of one period or of several (`counted`: one per participant and period)."""
     counting = contest.counting_groups()
     tallies = [UnitTally(e.participant_id, e.unit_code, e.score) for e in counted
                if e.group in counting and e.unit_code is not None]
     per_unit = Counter(e.unit_code for e in entries if e.group in counting and e.unit_code)
-    return unit_ranking(contest, aggregate(tallies, dict(per_unit)))
+    return aggregate(tallies, dict(per_unit))
 
 
 def prizes_document(contest: Contest, period: Period, revision: int, outcome: PeriodOutcome,

@@ -8,15 +8,14 @@ right after the barrier in the event table, so a replay recomputes it at the sam
 from __future__ import annotations
 
 import asyncio
-import json
 
 import msgspec
 import structlog
 
-from contest.closing import close_period, final_document, final_units, prizes_document, unit_rows
+from contest.closing import close_period, final_document, final_units, prizes_document, unit_aggregates, unit_rows
 from contest.digest import canonical_json
 from contest.model import Contest, Period
-from contest.units import UnitAggregate
+from contest.ranking import counted_entries
 from eventstore.events import ResultsPublished
 from eventstore.postgres import Connection, EventKey, Pool, insert_event, split_entry_id, transaction, xact_lock
 from eventstore.redis_stream import StreamReader
@@ -77,20 +76,28 @@ async def publish(conn: Connection, contest: Contest, period: Period, revision: 
     await results_queries.save_result(conn, PeriodResult(
         period.number, revision, digest, barrier, canonical_json(document).decode(),
         canonical_json(unit_rows(outcome.units)).decode()), outcome.rankings)
-    await _refresh_final(conn, contest)
+    await _refresh_final(conn, contest, barrier)
     log.info("results_published", period=period.number, revision=revision, actual=outcome.actual,
              entries=len(entries), barrier=barrier, results_digest=digest)
     return digest
 
 
-async def _refresh_final(conn: Connection, contest: Contest) -> None:
-    """Once every period is closed, compute and store the whole-contest unit results."""
-    latest = await results_queries.latest_units(conn)
-    if len(latest) < len(contest.periods):
+async def _refresh_final(conn: Connection, contest: Contest, barrier: str) -> None:
+    """Once every period is closed, compute and store the whole-contest unit results from every
+    period's valid entries up to `barrier`: a disqualification or key correction made after a week
+    closed counts here as a recompute of that week would count it (DESIGN §3; README decisions)."""
+    if await results_queries.closed_periods(conn) < len(contest.periods):
         return
-    aggregates = await results_queries.final_unit_aggregates(conn, sorted(contest.counting_groups()))
-    for units in latest.values():
-        aggregates += [UnitAggregate(u["unit_code"], 0, 0, 0, u["entries"]) for u in json.loads(units)]
+    upto = barrier_key(barrier)
+    if await live_queries.corrected_after(conn, upto):  # rare: rescore as of the barrier, in Python
+        entries, counted = [], []
+        for period in contest.periods:
+            valid = await live_queries.valid_entries(conn, contest, period.number, upto)
+            entries += valid
+            counted += counted_entries(valid, contest.rules.attempt_selection, None, contest.rules.prediction_mode)
+        aggregates = unit_aggregates(contest, entries, counted)
+    else:
+        aggregates = await live_queries.contest_unit_aggregates(conn, contest, upto)
     ranking, winners = final_units(contest, aggregates)
     await results_queries.save_final(conn, canonical_json(final_document(ranking, winners)).decode())
 
@@ -136,13 +143,15 @@ class Closer:
         return period
 
     async def _publish(self, period: Period, *, recompute: bool, by: str) -> PeriodClosed:
-        barrier = await self._drained_barrier()
         async with transaction(self.pool) as conn:
             await xact_lock(conn, RESULTS_LOCK)
             latest = await results_queries.latest_revision(conn, period.number)
             if latest and not recompute:  # closed meanwhile by another caller: answer what it published
                 existing = await results_queries.latest_digest(conn, period.number)
                 return PeriodClosed(period.number, latest, existing)
+            # The barrier is taken under the lock: results are published in the order of their
+            # barriers whatever the concurrency, which is the order a replay meets their markers in.
+            barrier = await self._drained_barrier()
             revision = latest + 1
             digest = await publish(conn, self.contest, period, revision, barrier)
             await _record_marker(conn, ResultsPublished(period=period.number, revision=revision,

@@ -261,10 +261,15 @@ async def add_participants(conn: Connection, events: Sequence[ParticipantRegiste
 
 
 async def add_disqualifications(conn: Connection, events: Sequence[tuple[EventKey, ParticipantDisqualified]]) -> None:
+    """Of two disqualifications of one person the earlier event wins, in whatever order scorers apply
+    them: a close counts those up to its barrier, so the kept one must be the first in the event order."""
     async with conn.cursor() as cur:
         await cur.executemany(
-            "INSERT INTO disqualifications (participant_id, reason, at_ms, ev_ms, ev_seq, ev_idx)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            "INSERT INTO disqualifications AS d (participant_id, reason, at_ms, ev_ms, ev_seq, ev_idx)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (participant_id) DO UPDATE"
+            " SET reason = excluded.reason, at_ms = excluded.at_ms, ev_ms = excluded.ev_ms,"
+            " ev_seq = excluded.ev_seq, ev_idx = excluded.ev_idx"
+            " WHERE (excluded.ev_ms, excluded.ev_seq, excluded.ev_idx) < (d.ev_ms, d.ev_seq, d.ev_idx)",
             [(e.participant_id, e.reason, e.at_ms, *k) for k, e in events])
 
 
@@ -329,23 +334,26 @@ async def rescore(conn: Connection, counted: CountedStatements, contest: Contest
     await conn.execute(counted.recount, (ids, ids))
 
 
+_VALID_UPTO = (
+    # an entry archived up to the barrier, of a participant not disqualified by then, for an attempt the
+    # server started (by then): what a close counts (valid_entries) and what the final units count
+    "(e.ev_ms, e.ev_seq, e.ev_idx) <= (%(ms)s, %(seq)s, %(idx)s)"
+    " AND NOT EXISTS (SELECT 1 FROM disqualifications d"
+    "  WHERE d.participant_id = e.participant_id AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%(ms)s, %(seq)s, %(idx)s))"
+    " AND EXISTS (SELECT 1 FROM events s WHERE s.kind = 'attempt_started' AND s.ref = e.attempt_id"
+    "  AND (s.stream_ms, s.stream_seq, s.idx) <= (%(ms)s, %(seq)s, %(idx)s))")
+
+
 async def valid_entries(conn: Connection, contest: Contest, period: int, upto: EventKey) -> list[Entry]:
     """The period's entries archived up to `upto` whose attempt the server started, of participants not
     disqualified by an event up to it, scored with the answer key as corrected up to it: nothing after
     the barrier leaks in."""
     cur = await conn.execute(
         "SELECT attempt_id, participant_id, group_code, unit_code, score, correct, questions, duration_ms,"
-        " prediction, submitted_ms FROM entries e WHERE period = %s AND (ev_ms, ev_seq, ev_idx) <= (%s, %s, %s)"
-        " AND NOT EXISTS (SELECT 1 FROM disqualifications d"
-        " WHERE d.participant_id = e.participant_id AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%s, %s, %s))"
-        # an attempt the server started: a submission with a forged or leaked-secret token never counts
-        " AND EXISTS (SELECT 1 FROM events s WHERE s.kind = 'attempt_started' AND s.ref = e.attempt_id"
-        " AND (s.stream_ms, s.stream_seq, s.idx) <= (%s, %s, %s))",
-        (period, *upto, *upto, *upto))
+        f" prediction, submitted_ms FROM entries e WHERE period = %(period)s AND {_VALID_UPTO}",
+        {"period": period, "ms": upto[0], "seq": upto[1], "idx": upto[2]})
     entries = [Entry(*row) for row in await cur.fetchall()]
-    cur = await conn.execute("SELECT 1 FROM answer_key_corrections WHERE (ev_ms, ev_seq, ev_idx) > (%s, %s, %s)"
-                             " LIMIT 1", upto)
-    if await cur.fetchone() is None:
+    if not await corrected_after(conn, upto):
         return entries  # the projected scores are the scores as of `upto`
     key = await answer_key(conn, contest, upto)
     cur = await conn.execute("SELECT attempt_id, question_ids, answers FROM entries WHERE period = %s", (period,))
@@ -353,6 +361,34 @@ async def valid_entries(conn: Connection, contest: Contest, period: int, upto: E
     points = contest.rules.points_per_correct
     return [msgspec.structs.replace(e, correct=correct[e.attempt_id], score=score(correct[e.attempt_id], points))
             for e in entries]
+
+
+async def corrected_after(conn: Connection, upto: EventKey) -> bool:
+    """True when an answer-key correction was archived after `upto` (projected scores are newer than it)."""
+    cur = await conn.execute("SELECT 1 FROM answer_key_corrections WHERE (ev_ms, ev_seq, ev_idx) > (%s, %s, %s)"
+                             " LIMIT 1", upto)
+    return await cur.fetchone() is not None
+
+
+async def contest_unit_aggregates(conn: Connection, contest: Contest, upto: EventKey) -> list[UnitAggregate]:
+    """Over every period's valid entries up to `upto`: per unit, distinct participants, the sum and number
+    of their counted scores (one per participant and period) and the valid entries. The projected scores
+    are the scores as of `upto` unless corrected_after(upto)."""
+    order = SELECTION_ORDERS[contest.rules.attempt_selection]  # for "best" only the (maximal) score matters
+    params = {"groups": sorted(contest.counting_groups()), "ms": upto[0], "seq": upto[1], "idx": upto[2]}
+    cur = await conn.execute(
+        "WITH valid AS MATERIALIZED (SELECT e.period, e.participant_id, e.unit_code, e.score, e.duration_ms,"
+        "  e.submitted_ms, e.attempt_id FROM entries e"
+        f"  WHERE e.group_code = ANY(%(groups)s) AND e.unit_code IS NOT NULL AND {_VALID_UPTO}),"
+        " counted AS (SELECT DISTINCT ON (period, participant_id) participant_id, unit_code, score FROM valid"
+        f"  ORDER BY period, participant_id, {order_by(order)}),"
+        " people AS (SELECT unit_code, count(DISTINCT participant_id) AS n, sum(score) AS total, count(*) AS scores"
+        "  FROM counted GROUP BY unit_code),"
+        " sent AS (SELECT unit_code, count(*) AS n FROM valid GROUP BY unit_code)"
+        " SELECT unit_code, coalesce(p.n, 0), coalesce(p.total, 0), coalesce(p.scores, 0), coalesce(s.n, 0)"
+        " FROM people p FULL JOIN sent s USING (unit_code) ORDER BY unit_code", params)
+    return [UnitAggregate(code, int(n), int(total), int(scores), int(sent))
+            for code, n, total, scores, sent in await cur.fetchall()]
 
 
 async def display_names(conn: Connection, participant_ids: list[str]) -> dict[str, str]:

@@ -12,7 +12,6 @@ import msgspec
 from psycopg.rows import class_row
 
 from contest.ranking import Ranked
-from contest.units import UnitAggregate
 from eventstore.postgres import Connection, Pool, connection
 from projections.live_queries import Standing
 
@@ -109,21 +108,10 @@ async def earlier_results(conn: Connection, period: int) -> list[dict[str, Any]]
     return [json.loads(row[0]) for row in await cur.fetchall()]
 
 
-async def latest_units(conn: Connection) -> dict[int, str]:
-    """Per closed period, the units JSON of its latest revision."""
-    cur = await conn.execute("SELECT DISTINCT ON (period) period, units FROM period_results"
-                             " ORDER BY period, revision DESC")
-    return dict(await cur.fetchall())
-
-
-async def final_unit_aggregates(conn: Connection, groups: Sequence[str]) -> list[UnitAggregate]:
-    """Across every closed period's latest revision: distinct participants and counted scores per unit."""
-    cur = await conn.execute(
-        "WITH latest AS (SELECT period, max(revision) AS revision FROM period_results GROUP BY period)"
-        " SELECT f.unit_code, count(DISTINCT f.participant_id), sum(f.score), count(*)"
-        " FROM final_ranking f JOIN latest l USING (period, revision)"
-        " WHERE f.group_code = ANY(%s) AND f.unit_code IS NOT NULL GROUP BY f.unit_code", (list(groups),))
-    return [UnitAggregate(code, people, int(total), n, 0) for code, people, total, n in await cur.fetchall()]
+async def closed_periods(conn: Connection) -> int:
+    cur = await conn.execute("SELECT count(DISTINCT period) FROM period_results")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str, list[Ranked]]) -> None:

@@ -179,3 +179,29 @@ async def test_every_admin_event_records_who_and_why(contest: Any, redis: Any, p
                if isinstance(e, ParticipantDisqualified | AnswerKeyCorrected | ResultsPublished)}
         assert who == {"ParticipantDisqualified": ("Nguyễn Thị Lan", "thi hộ"),
                        "AnswerKeyCorrected": ("Trần Minh", "đáp án sai"), "ResultsPublished": ("Trần Minh", "")}
+
+
+async def test_of_two_disqualifications_the_earlier_event_wins_in_any_apply_order(system: System) -> None:
+    """Two scorers may apply a person's two disqualifications in either order; the one kept is the
+    first in the event order, so a result whose barrier lies between them excludes the person."""
+    from eventstore.events import ParticipantDisqualified
+    from eventstore.postgres import split_entry_id, transaction
+    from projections.apply import Projector
+    from projections.close import barrier_key
+    from projections.live_queries import valid_entries
+
+    s = system
+    pid = await s.register()
+    await s.entry(pid, 5)
+    await s.drain()
+    ms, _ = split_entry_id(await s.scorers[0].reader.last_id())
+    first, second = (ms + 1, 0, 0), (ms + 2, 0, 0)
+    projector = Projector(s.contest)
+    for key, reason in ((second, "later"), (first, "earlier")):  # the later one arrives first
+        async with transaction(s.clients.pool) as conn:
+            await projector.apply(conn, [(key, ParticipantDisqualified(participant_id=pid, reason=reason, at_ms=0))])
+    async with s.clients.pool.connection() as conn:
+        row = await (await conn.execute("SELECT reason, ev_ms FROM disqualifications WHERE participant_id = %s",
+                                        (pid,))).fetchone()
+        assert row == ("earlier", first[0])
+        assert await valid_entries(conn, s.contest, 1, barrier_key(f"{ms + 1}-5")) == []

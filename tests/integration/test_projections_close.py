@@ -232,3 +232,87 @@ async def test_a_start_archived_after_its_submission_still_counts(system: System
         await scorer.process([entry])
     await s.close(1)
     assert winners(await s.ok("/v1/periods/1/prizes")) == [pid]
+
+
+async def test_results_are_published_in_the_order_of_their_barriers(system: System) -> None:
+    """A close that waits for another to finish takes its barrier after it, so the revision order
+    is the barrier order (the order a replay meets the markers in) whatever the concurrency."""
+    import asyncio
+
+    from eventstore.postgres import split_entry_id
+    from projections.results_queries import RESULTS_LOCK
+
+    s = system
+    await s.entry(await s.register(), 5)
+    s.clock.ms = s.contest.periods[0].end_ms + 5000
+    await s.drain()
+    async with s.clients.pool.connection() as holder:
+        await holder.execute("SELECT pg_advisory_lock(%s)", (RESULTS_LOCK,))  # another close is publishing
+        closing = asyncio.create_task(s.post("/v1/admin/periods/1/close", None, headers=admin()))
+        for _ in range(200):
+            cur = await holder.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            if (await cur.fetchone() or (0,))[0]:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the close never queued for the results lock")
+        late = await s.register()  # appended while the close waits for the lock
+        await s.drain()
+        appended = await s.scorers[0].reader.last_id()
+        await holder.execute("SELECT pg_advisory_unlock(%s)", (RESULTS_LOCK,))
+        status, body = await closing
+    assert status == 200, body
+    async with s.clients.pool.connection() as conn:
+        barrier = (await (await conn.execute("SELECT barrier FROM period_results")).fetchone() or ("",))[0]
+    assert late and split_entry_id(barrier) >= split_entry_id(appended)
+
+
+async def test_final_honours_a_disqualification_made_after_a_week_closed(system: System) -> None:
+    """Decision (README): /final counts every period's valid entries as of its own publication, so a
+    person disqualified after week 1 closed drops out of it as a recompute of week 1 would drop them —
+    and recomputing week 1 afterwards changes nothing in it."""
+    s = system
+    cheat, honest = await s.register(unit_code="A"), await s.register(unit_code="B")
+    await s.entry(cheat, 5)
+    await s.entry(honest, 1)
+    await s.close(1)
+    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": cheat, "reason": "thi hộ"},
+                             headers=admin())
+    assert status == 202
+    s.clock.ms = s.contest.periods[1].start_ms + 60_000
+    await s.entry(honest, 1, after=10)
+    await s.close(2)
+    final = await s.ok("/v1/final")
+    by_unit = {u["unit_code"]: u for u in final["ranking"]}
+    assert by_unit["A"]["participants"] == 0 and by_unit["A"]["entries"] == 0
+    assert [u["unit_code"] for u in final["unit"]] == ["B"]
+    status, _ = await s.post("/v1/admin/periods/1/recompute", None, headers=admin())
+    assert status == 200
+    assert await s.ok("/v1/final") == final
+
+
+async def test_final_rescored_as_of_its_barrier_equals_the_projected_path(system: System) -> None:
+    """The final units from the projected scores (SQL) and from a rescore as of the barrier (Python, used
+    when a key correction came after it) agree."""
+    from eventstore.postgres import split_entry_id
+    from projections import close, live_queries
+
+    s = system
+    for unit, correct in (("A", 5), ("A1", 3), ("B", 4), ("C1", 2), ("A", 1)):
+        pid = await s.register(unit_code=unit)
+        await s.entry(pid, correct)
+        await s.entry(pid, correct // 2)
+    await s.register(group="nhan_dan", unit_code="B")
+    await s.close(1)
+    await s.close(2)
+    barrier = await s.scorers[0].reader.last_id()
+    async with s.clients.pool.connection() as conn:
+        projected = await live_queries.contest_unit_aggregates(conn, s.contest, close.barrier_key(barrier))
+        ms, seq = split_entry_id(barrier)
+        await conn.execute("INSERT INTO answer_key_corrections VALUES (%s, %s, 0, 'Q999', 'A', 0)", (ms + 1, seq))
+        assert await live_queries.corrected_after(conn, close.barrier_key(barrier))
+        await close._refresh_final(conn, s.contest, barrier)
+        cur = await conn.execute("SELECT document FROM final_results ORDER BY revision")
+        documents = [row[0] for row in await cur.fetchall()]
+    assert len(documents) == 2 and documents[0] == documents[1]
+    assert sum(a.participants for a in projected) == 5 and sum(a.entries for a in projected) == 10
