@@ -183,6 +183,16 @@ class LiveQueries:
         found = [UnitAggregate(code, people, int(total), people, n_entries.pop(code, 0)) for code, people, total in counted]
         return found + [UnitAggregate(code, 0, 0, 0, n) for code, n in n_entries.items()]
 
+    async def participants_per_unit(self, period: int | None, groups: Sequence[str]) -> dict[str, int]:
+        """unit_code → distinct participants of `groups` with an entry (of one period, or of any), not
+        disqualified: the participation report's count, before rolling up the unit tree."""
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(
+                "SELECT unit_code, count(DISTINCT participant_id) FROM entries e WHERE group_code = ANY(%s)"
+                f" AND unit_code IS NOT NULL AND (%s::int IS NULL OR period = %s) AND {NOT_DISQUALIFIED.format(t='e')}"
+                " GROUP BY unit_code", (list(groups), period, period))
+            return {code: int(n) for code, n in await cur.fetchall()}
+
     async def period_counts(self) -> list[PeriodCount]:
         """Valid entries and distinct participants per period and group."""
         return await self._rows(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from contest.model import PeriodStatus
+from contest.participation import UnitParticipation
 from contest.units import UnitStat
 
 
@@ -115,3 +116,8 @@ class FinalUnitPrize(FinalUnitRow):
 class FinalOut(msgspec.Struct):
     unit: list[FinalUnitPrize]
     ranking: list[FinalUnitRow]
+
+
+class ParticipationOut(msgspec.Struct):
+    period: int | None
+    units: list[UnitParticipation]

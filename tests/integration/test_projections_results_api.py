@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.harness import System
+from tests.harness import System, admin
 
 
 async def test_periods_and_statuses(system: System) -> None:
@@ -128,3 +128,32 @@ async def test_an_empty_number_is_no_number(system: System) -> None:
     for query in ("limit=", "offset=", "limit=1&offset="):
         status, body = await system.get(f"/v1/periods/1/leaderboard?{query}")
         assert status == 422 and body["error"]["code"] == "invalid", query
+
+
+async def test_participation_lists_every_unit_against_its_target(system: System) -> None:
+    s = system
+    a, a1, b, gone = [await s.register(unit_code=u) for u in ("A", "A1", "B", "B")]
+    citizen = await s.register(group="nhan_dan", unit_code="C1")  # citizens do not count for units here
+    for pid in (a, a1, b, gone, citizen):
+        await s.entry(pid, 3)
+    s.clock.ms = s.contest.periods[1].start_ms + 60_000
+    await s.entry(a, 3, after=10)
+    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": gone, "reason": "x"},
+                             headers=admin())
+    assert status == 202
+    await s.drain()
+    overall = await s.ok("/v1/participation")
+    assert overall["period"] is None
+    rows = {u["unit_code"]: u for u in overall["units"]}
+    assert list(rows) == ["A", "A1", "B", "C", "C1"]  # every unit of the tree, in its order
+    assert rows["A"] == {"unit_code": "A", "unit_name": "Sở A", "parent_code": None, "kind": "so_nganh",
+                         "headcount": 6, "participants": 2, "participation_rate": 2 / 6, "target": 0.4,
+                         "below_target": True}
+    assert rows["A1"]["participants"] == 1 and rows["A1"]["target"] is None and rows["A1"]["below_target"] is False
+    assert rows["B"]["participants"] == 1 and rows["B"]["participation_rate"] == 0.2 and rows["B"]["below_target"]
+    assert rows["C"]["participants"] == rows["C1"]["participants"] == 0 and rows["C1"]["headcount"] == 0
+    week2 = {u["unit_code"]: u["participants"] for u in (await s.ok("/v1/participation?period=2"))["units"]}
+    assert week2 == {"A": 1, "A1": 0, "B": 0, "C": 0, "C1": 0}
+    for query, code in (("period=9", 404), ("period=x", 422), ("period=%D9%A1", 422), ("period=", 422)):
+        status, body = await s.get(f"/v1/participation?{query}")
+        assert status == code, (query, body)
