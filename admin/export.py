@@ -1,16 +1,18 @@
-"""`cchc export`: a closed period's results for the organising committee, as Excel or CSV.
+"""`cchc export`, `cchc participation --out`, `cchc questions --out`: the committee's files, Excel or CSV.
 
-xlsx: the individual prizes, the weekly unit prize, the full final ranking of every group and
-the unit ranking, one sheet each. csv: the final ranking of every group with a prize column.
-Winners' CCCD, phone and birth date are decrypted (CCHC_PII_KEY) only when asked for, and only
-for the prize winners: the committee's winner list; every other row carries the masked phone.
+A period (xlsx): individual prizes, the weekly unit prize, the final ranking of every group, the unit
+ranking, the flags to review, and what the file is (revision, digest). `final`: the final unit prizes,
+the whole-contest unit ranking and the participation report. Headers are Vietnamese. The committee's copy
+and the public copy differ only in personal data: the public one has no phone column, no flags sheet (a
+suspicion about a named person), and never the winners' CCCD, phone and birth date, which the committee's
+copy holds only when asked for (decrypted with CCHC_PII_KEY) and only for the prize winners.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,32 +21,32 @@ from openpyxl.cell import WriteOnlyCell
 
 from admin.flags import period_flags
 from contest.model import Contest
+from contest.participation import UnitParticipation
+from contest.questions import QuestionStat
 from contest.timefmt import iso_ms
 from eventstore.pii import PiiVault
 from projections.close import NotClosed
 from projections.live_queries import LiveQueries
 from projections.results_queries import ResultsQueries
 
-RANKING_HEADER = ["group", "rank", "prize", "participant_id", "display_name", "phone_masked", "unit_code", "unit_name",
-                  "score", "correct", "duration_s", "prediction", "prediction_error", "submitted_at", "attempt_id"]
-
-
-async def ranking_rows(published: ResultsQueries, contest: Contest, period: int, revision: int,
-                       prizes: dict[str, str]) -> AsyncIterator[list[Any]]:
-    """The final ranking of every group, in rank order, streamed in pages."""
-    for group in contest.groups:
-        last = 0
-        while rows := await published.leaderboard(period, revision, group.code, 10_000, last):
-            for r in rows:
-                unit = contest.units.get(r.unit_code) if r.unit_code else None
-                yield [group.code, r.rank, prizes.get(r.participant_id, ""), r.participant_id, r.display_name,
-                       r.phone_masked, r.unit_code or "", unit.name if unit else "", r.score, r.correct,
-                       round(r.duration_ms / 1000, 3), r.prediction, r.prediction_error,
-                       iso_ms(r.submitted_ms, contest.tz), r.attempt_id]
-            last = rows[-1].rank or 0
-
-
+PHONE = "Điện thoại (ẩn)"  # the one personal column of the ranking: left out of the public copy
+RANKING_HEADER = ["Bảng", "Hạng", "Giải", "Mã người dự thi", "Họ và tên", PHONE, "Mã đơn vị", "Đơn vị", "Điểm",
+                  "Số câu đúng", "Thời gian (giây)", "Dự đoán", "Sai số dự đoán", "Thời điểm nộp", "Mã lượt thi"]
+WINNERS_HEADER = ["Bảng", "Giải", "Hạng", "Mã người dự thi", "Họ và tên", "Mã đơn vị", "Điểm", "Thời gian (giây)",
+                  "Dự đoán", "Sai số dự đoán", "Mã lượt thi"]
+PERSONAL_HEADER = ["Số CCCD", "Điện thoại", "Ngày sinh"]
+UNIT_PRIZE_HEADER = ["Giải", "Hạng", "Mã đơn vị", "Đơn vị", "Điểm đơn vị"]
+UNITS_HEADER = ["Hạng", "Mã đơn vị", "Đơn vị", "Số người (biên chế)", "Số người dự thi", "Số bài thi",
+                "Tỷ lệ tham gia", "Điểm trung bình / tối đa", "Điểm đơn vị"]
+FINAL_HEADER = ["Giải", "Hạng", "Mã đơn vị", "Đơn vị", "Điểm đơn vị", "Số người dự thi", "Số bài thi"]
+PARTICIPATION_HEADER = ["Mã đơn vị", "Đơn vị", "Mã đơn vị cấp trên", "Loại đơn vị", "Số người (biên chế)",
+                        "Số người dự thi", "Tỷ lệ tham gia", "Chỉ tiêu", "Dưới chỉ tiêu"]
+QUESTIONS_HEADER = ["Mã câu hỏi", "Bảng", "Đáp án", "Số lần ra đề", "Số lần đúng", "Tỷ lệ đúng",
+                    "Nhóm điểm cao: số lần ra đề", "Nhóm điểm cao: số lần đúng", "Nhóm điểm cao: tỷ lệ đúng",
+                    "Nhóm điểm cao chọn A", "B", "C", "D", "Bỏ trống", "Nghi đáp án sai", "Đáp án nhóm điểm cao chọn"]
+FLAGS_HEADER = ["Loại cờ", "Mã người dự thi", "Mã lượt thi", "Chi tiết"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
+Row = list[Any]
 
 
 def csv_safe(row: Sequence[Any]) -> list[Any]:
@@ -72,68 +74,111 @@ class _Book:
     def __init__(self) -> None:
         self.book = Workbook(write_only=True)
 
-    def sheet(self, title: str) -> Callable[[Sequence[Any]], None]:
+    def sheet(self, title: str, header: Sequence[str]) -> Callable[[Sequence[Any]], None]:
         sheet = self.book.create_sheet(title)
+        sheet.append(text_cells(sheet, header))
         return lambda row: sheet.append(text_cells(sheet, row))
 
 
+def _write_csv(out: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    count = 0
+    with out.open("w", encoding="utf-8-sig", newline="") as fh:  # BOM: Excel opens Vietnamese text right
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(csv_safe(row))
+            count += 1
+    return count
+
+
+def _without(header: Sequence[str], row: Sequence[Any], column: str) -> Row:
+    i = list(header).index(column)
+    return [*row[:i], *row[i + 1:]]
+
+
+# -- a closed period -----------------------------------------------------------------------------
+
+async def ranking_rows(published: ResultsQueries, contest: Contest, period: int, revision: int,
+                       prizes: dict[str, str]) -> AsyncIterator[Row]:
+    """The final ranking of every group, in rank order, streamed in pages (RANKING_HEADER's columns)."""
+    for group in contest.groups:
+        last = 0
+        while rows := await published.leaderboard(period, revision, group.code, 10_000, last):
+            for r in rows:
+                unit = contest.units.get(r.unit_code) if r.unit_code else None
+                yield [group.name, r.rank, prizes.get(r.participant_id, ""), r.participant_id, r.display_name,
+                       r.phone_masked, r.unit_code or "", unit.name if unit else "", r.score, r.correct,
+                       round(r.duration_ms / 1000, 3), r.prediction, r.prediction_error,
+                       iso_ms(r.submitted_ms, contest.tz), r.attempt_id]
+            last = rows[-1].rank or 0
+
+
 async def export(live: LiveQueries, published: ResultsQueries, contest: Contest, period: int, out: Path, *,
-                 fmt: str, revision: int | None = None,
-                 vault: PiiVault | None = None) -> int:
-    """Write the export; returns the number of ranking rows. `vault` adds winners' personal data."""
+                 fmt: str, revision: int | None = None, vault: PiiVault | None = None, public: bool = False) -> int:
+    """Write a closed period's file; returns the number of ranking rows. `vault` adds winners' personal
+    data (the committee's copy only); `public` leaves out every personal column and the flags."""
+    if public and vault is not None:
+        raise ValueError("the public copy never carries personal data")
     result = await published.result(period, revision)
     if result is None:
         raise NotClosed(f"period {period} has no results{f' revision {revision}' if revision else ''}: close it first")
     document = json.loads(result.prizes)
     prize_of = {p["participant_id"]: p["prize_name"] for p in document["individual"]}
-    rows = ranking_rows(published, contest, period, result.revision, prize_of)
+    ranking_header = [c for c in RANKING_HEADER if not (public and c == PHONE)]
+
+    async def ranking() -> AsyncIterator[Row]:
+        async for row in ranking_rows(published, contest, period, result.revision, prize_of):
+            yield _without(RANKING_HEADER, row, PHONE) if public else row
+
     if fmt == "csv":
         count = 0
-        with out.open("w", encoding="utf-8-sig", newline="") as fh:  # BOM: Excel opens Vietnamese text right
+        with out.open("w", encoding="utf-8-sig", newline="") as fh:  # streamed: a period may rank a million
             writer = csv.writer(fh)
-            writer.writerow(RANKING_HEADER)
-            async for row in rows:
+            writer.writerow(ranking_header)
+            async for row in ranking():
                 writer.writerow(csv_safe(row))
                 count += 1
         return count
     book = _Book()
-    winners = book.sheet("Giải cá nhân")
     personal = await _personal_data(live, vault, list(prize_of)) if vault else {}
-    winners(["group", "prize", "rank", "participant_id", "display_name", "unit_code", "score", "duration_s",
-                    "prediction", "prediction_error", "attempt_id"]
-                   + (["id_number", "phone", "birth_date"] if vault else []))
+    winners = book.sheet("Giải cá nhân", WINNERS_HEADER + (PERSONAL_HEADER if vault else []))
+    groups = {g.code: g.name for g in contest.groups}
     for p in document["individual"]:
-        winners([p["group"], p["prize_name"], p["rank"], p["participant_id"], p["display_name"], p["unit_code"],
-                        p["score"], p["duration_ms"] / 1000, p["prediction"], p["prediction_error"], p["attempt_id"]]
-                       + (list(personal.get(p["participant_id"], ("", "", ""))) if vault else []))
-    units = book.sheet("Giải tập thể")
-    units(["prize", "rank", "unit_code", "unit_name", "unit_score"])
+        winners([groups.get(p["group"], p["group"]), p["prize_name"], p["rank"], p["participant_id"],
+                 p["display_name"], p["unit_code"], p["score"], p["duration_ms"] / 1000, p["prediction"],
+                 p["prediction_error"], p["attempt_id"]]
+                + (list(personal.get(p["participant_id"], ("", "", ""))) if vault else []))
+    units = book.sheet("Giải tập thể", UNIT_PRIZE_HEADER)
     for u in document["unit"]:
-        units([u["prize"], u["rank"], u["unit_code"], u["unit_name"], u["unit_score"]])
-    ranking = book.sheet("Xếp hạng")
-    ranking(RANKING_HEADER)
+        units(["Giải tập thể tuần", u["rank"], u["unit_code"], u["unit_name"], u["unit_score"]])
+    ranking_sheet = book.sheet("Xếp hạng", ranking_header)
     count = 0
-    async for row in rows:
-        ranking(row)
+    async for row in ranking():
+        ranking_sheet(row)
         count += 1
-    unit_sheet = book.sheet("Đơn vị")
-    unit_rows: Sequence[dict[str, Any]] = json.loads(result.units)
-    if unit_rows:
-        unit_sheet(list(unit_rows[0]))
-        for u in unit_rows:
-            unit_sheet(list(u.values()))
-    flags = book.sheet("Cờ cần xem")  # what the committee reviews before publishing
-    flags(["kind", "participant_id", "attempt_id", "detail"])
-    for f in await period_flags(live, contest, period):
-        flags([f.kind, f.participant_id, f.attempt_id or "", f.detail])
-    about = book.sheet("Thông tin")
-    lines: list[list[Any]] = [["contest", contest.title], ["period", period], ["revision", document["revision"]],
-                  ["actual", document["actual"]], ["results_digest", result.results_digest],
-                  ["personal data", "winners only, decrypted" if vault else "none (masked phone only)"]]
-    for line in lines:
-        about(line)
+    unit_sheet = book.sheet("Đơn vị", UNITS_HEADER)
+    for u in json.loads(result.units):
+        unit_sheet([u["rank"], u["unit_code"], u["unit_name"], u["headcount"], u["participants"], u["entries"],
+                    u["participation_rate"], u["avg_score_ratio"], u["unit_score"]])
+    if not public:
+        flags = book.sheet("Cờ cần xem", FLAGS_HEADER)  # what the committee reviews before publishing
+        for f in await period_flags(live, contest, period):
+            flags([f.kind, f.participant_id, f.attempt_id or "", f.detail])
+    _about(book, contest, [["Tuần / đợt", period], ["Phiên bản (revision)", document["revision"]],
+                           ["Giá trị thực của câu dự đoán", document["actual"]],
+                           ["Mã kiểm tra (results_digest)", result.results_digest]], public, vault is not None)
     book.book.save(out)
     return count
+
+
+def _about(book: _Book, contest: Contest, lines: list[Row], public: bool, personal: bool) -> None:
+    about = book.sheet("Thông tin", ["Mục", "Giá trị"])
+    about(["Cuộc thi", contest.title])
+    for line in lines:
+        about(line)
+    about(["Bản", "công khai (không có dữ liệu cá nhân)" if public else "của Ban Tổ chức"])
+    about(["Dữ liệu cá nhân", "CCCD, điện thoại, ngày sinh của người đoạt giải (đã giải mã)" if personal
+           else "không" if public else "chỉ số điện thoại đã ẩn"])
 
 
 async def _personal_data(live: LiveQueries, vault: PiiVault, participant_ids: list[str]
@@ -141,3 +186,81 @@ async def _personal_data(live: LiveQueries, vault: PiiVault, participant_ids: li
     sealed = await live.sealed_personal_data(participant_ids)
     return {pid: (data.id_number, data.phone, data.birth_date) for pid, data in
             ((pid, vault.open(blob)) for pid, blob in sealed.items())}
+
+
+# -- the whole contest ---------------------------------------------------------------------------
+
+def participation_rows(rows: Sequence[UnitParticipation]) -> list[Row]:
+    """The participation report as the export writes it (PARTICIPATION_HEADER's columns)."""
+    return [[u.unit_code, u.unit_name, u.parent_code or "", u.kind, u.headcount, u.participants,
+             u.participation_rate, "" if u.target is None else u.target, "có" if u.below_target else "không"]
+            for u in rows]
+
+
+async def export_final(published: ResultsQueries, contest: Contest, participation: Sequence[UnitParticipation],
+                       out: Path, *, fmt: str) -> int:
+    """Write the final unit results (and the whole contest's participation); returns the ranking's rows.
+    Nothing here is personal: the committee's and the public copy are the same file."""
+    closed = await published.latest_revisions()
+    document = await published.final_document()
+    if len(closed) < len(contest.periods) or document is None:
+        raise NotClosed("final results come when every period is closed")
+    prize = {u["unit_code"]: "Giải tập thể chung cuộc" for u in document["unit"]}
+    ranking = [[prize.get(u["unit_code"], ""), u["rank"], u["unit_code"], u["unit_name"], u["unit_score"],
+                u["participants"], u["entries"]] for u in document["ranking"]]
+    if fmt == "csv":
+        return _write_csv(out, FINAL_HEADER, ranking)
+    book = _Book()
+    winners = book.sheet("Giải tập thể chung cuộc", FINAL_HEADER)
+    for row in ranking:
+        if row[0]:
+            winners(row)
+    everyone = book.sheet("Xếp hạng đơn vị", FINAL_HEADER)
+    for row in ranking:
+        everyone(row)
+    report = book.sheet("Tham gia", PARTICIPATION_HEADER)
+    for row in participation_rows(participation):
+        report(row)
+    _about(book, contest, [["Số tuần / đợt đã chốt", len(closed)]], True, False)
+    book.book.save(out)
+    return len(ranking)
+
+
+def export_participation(contest: Contest, rows: Sequence[UnitParticipation], period: int | None, out: Path, *,
+                         fmt: str) -> int:
+    """Write the participation report: every unit against its kind's target (as GET /v1/participation)."""
+    table = participation_rows(rows)
+    if fmt == "csv":
+        return _write_csv(out, PARTICIPATION_HEADER, table)
+    book = _Book()
+    report = book.sheet("Tham gia", PARTICIPATION_HEADER)
+    for row in table:
+        report(row)
+    _about(book, contest, [["Tuần / đợt", "cả cuộc thi" if period is None else period]], True, False)
+    book.book.save(out)
+    return len(table)
+
+
+def question_rows(stats: Sequence[QuestionStat]) -> list[Row]:
+    def rate(value: float | None) -> Any:
+        return "" if value is None else value
+
+    return [[s.question_id, s.group or "", s.answer, s.drawn, s.right, rate(s.right_rate), s.top_drawn, s.top_right,
+             rate(s.top_right_rate), *(s.top_choices.get(c, 0) for c in ("A", "B", "C", "D", "")),
+             "có" if s.likely_wrong_key else "", s.suggested_answer or ""] for s in stats]
+
+
+def export_questions(contest: Contest, stats: Sequence[QuestionStat], period: int | None, out: Path, *,
+                     fmt: str) -> int:
+    """Write the question statistics (the committee's: it shows the answer key)."""
+    table = question_rows(stats)
+    if fmt == "csv":
+        return _write_csv(out, QUESTIONS_HEADER, table)
+    book = _Book()
+    sheet = book.sheet("Thống kê câu hỏi", QUESTIONS_HEADER)
+    for row in table:
+        sheet(row)
+    _about(book, contest, [["Tuần / đợt", "cả cuộc thi" if period is None else period],
+                           ["Nhóm điểm cao", "27 % bài thi có điểm cao nhất"]], False, False)
+    book.book.save(out)
+    return len(table)

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from admin.schemas import AnswerKeyCorrected, AnswerKeyCorrection, Disqualification, Disqualified, FlagsOut
+from admin.schemas import AnswerKeyCorrected, AnswerKeyCorrection, Disqualification, Disqualified, FlagsOut, QuestionsOut
 from admin.service import Committee, UnknownParticipant, UnknownQuestion
 from projections.close import NotClosed, NotDrained, PeriodClosed, PeriodNotEnded
-from runtime.routes import PERIOD, Route
-from runtime.web import ApiError, bearer_token, decode_body, json_response, period_in_path
+from runtime.routes import PERIOD, PERIOD_QUERY, Route
+from runtime.web import ApiError, bearer_token, decode_body, json_response, period_in_path, period_in_query
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,13 @@ async def period_flags(request: web.Request) -> web.Response:
     return json_response(FlagsOut(number, await committee.flags(number)))
 
 
+async def questions(request: web.Request) -> web.Response:
+    committee, _ = _committee(request)
+    period = period_in_query(request, committee.contest)
+    number = period.number if period else None
+    return json_response(QuestionsOut(number, await committee.questions(number)))
+
+
 async def disqualify(request: web.Request) -> web.Response:
     committee, by = _committee(request)
     body = await decode_body(request, Disqualification)
@@ -91,6 +98,9 @@ ROUTES = (
           200, PeriodClosed, errors=(404, 409, 422), params=(PERIOD,), bearer=True),
     Route("get", "/v1/admin/periods/{n}/flags", period_flags, "what the committee reviews before publishing: too"
           " fast, shared addresses, copied entries", 200, FlagsOut, errors=(404, 422), params=(PERIOD,), bearer=True),
+    Route("get", "/v1/admin/questions", questions, "per question: drawn, answered right, overall and among the"
+          " strongest entries; likely wrong keys", 200, QuestionsOut, errors=(404, 422), params=(PERIOD_QUERY,),
+          bearer=True),
     Route("post", "/v1/admin/disqualifications", disqualify, "disqualify a participant", 202, Disqualified,
           Disqualification, errors=(404,), bearer=True),
     Route("post", "/v1/admin/answer-key", correct_answer_key, "correct one answer of the key", 202,

@@ -8,6 +8,7 @@ import msgspec
 
 from contest.flags import Flag
 from contest.model import Choice, Identifier
+from contest.questions import QuestionStat
 
 
 class Disqualification(msgspec.Struct, forbid_unknown_fields=True):
@@ -34,3 +35,8 @@ class AnswerKeyCorrection(msgspec.Struct, forbid_unknown_fields=True):
 class AnswerKeyCorrected(msgspec.Struct):
     question_id: str
     answer: Choice
+
+
+class QuestionsOut(msgspec.Struct):
+    period: int | None
+    questions: list[QuestionStat]

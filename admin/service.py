@@ -5,8 +5,10 @@ translate arguments and errors."""
 from __future__ import annotations
 
 from admin.flags import period_flags
+from admin.questions import question_report
 from contest.flags import Flag
 from contest.model import Choice, Contest
+from contest.questions import QuestionStat
 from eventstore.events import AnswerKeyCorrected, ParticipantDisqualified, encode_many
 from eventstore.redis_stream import StreamWriter
 from projections.close import Closer, PeriodClosed, UnknownPeriod
@@ -50,6 +52,12 @@ class Committee:
         if self.contest.period(period) is None:
             raise UnknownPeriod(f"no period {period} in this contest")
         return await period_flags(LiveQueries(self.closer.pool), self.contest, period)
+
+    async def questions(self, period: int | None) -> list[QuestionStat]:
+        """Per question: drawn, answered right, overall and among the strongest entries; likely wrong keys."""
+        if period is not None and self.contest.period(period) is None:
+            raise UnknownPeriod(f"no period {period} in this contest")
+        return await question_report(LiveQueries(self.closer.pool), self.contest, period)
 
     async def disqualify(self, participant_id: str, reason: str, *, by: str) -> None:
         if await self.writer.participant_info(participant_id) is None:

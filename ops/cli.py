@@ -241,30 +241,119 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return _with_clients(Settings.from_env(), work)
 
 
+def _format_of(out: str | None, default: str) -> str:
+    return "csv" if out and out.lower().endswith(".csv") else "xlsx" if out else default
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from admin.export import export
+    from admin.export import export, export_final
+    from contest.participation import participation
     from eventstore.pii import PiiVault
     from projections.close import NotClosed
     from projections.live_queries import LiveQueries
     from projections.results_queries import ResultsQueries
 
     settings = Settings.from_env()
+    final = args.period == "final"
+    if not final and not (args.period.isascii() and args.period.isdigit()):
+        print("cchc export: PERIOD is a period number or 'final'", file=sys.stderr)
+        return 2
+    if args.personal_data and (args.public or final):
+        print("cchc export: --personal-data is for the committee's copy of a period", file=sys.stderr)
+        return 2
 
     async def work(contest: Contest, clients: Clients) -> int:
-        vault = None
-        if args.personal_data:
-            vault = PiiVault(settings.pii_key_bytes())
-        out = Path(args.out or f"{contest.slug}-period-{args.period}.{args.format}")
+        copy = "-public" if args.public else ""
+        name = "final" if final else f"period-{args.period}"
+        out = Path(args.out or f"{contest.slug}-{name}{copy}.{args.format}")
+        live, published = LiveQueries(clients.pool), ResultsQueries(clients.pool)
         try:
-            rows = await export(LiveQueries(clients.pool), ResultsQueries(clients.pool), contest, args.period, out,
-                                fmt=args.format, revision=args.revision, vault=vault)
+            if final:
+                counts = await live.participants_per_unit(None, sorted(contest.counting_groups()))
+                rows = await export_final(published, contest, participation(contest, counts), out, fmt=args.format)
+                print(f"wrote {out} ({rows:,} prize units ranked, with the participation report)")
+                return 0
+            vault = PiiVault(settings.pii_key_bytes()) if args.personal_data else None
+            rows = await export(live, published, contest, int(args.period), out, fmt=args.format,
+                                revision=args.revision, vault=vault, public=args.public)
         except NotClosed as e:
             print(f"cchc export: {e}", file=sys.stderr)
             return 2
-        print(f"wrote {out} ({rows:,} ranking rows{', winners with personal data' if vault else ''})")
+        kind = "public copy" if args.public else "winners with personal data" if vault else "committee's copy"
+        print(f"wrote {out} ({rows:,} ranking rows, {kind})")
         return 0
 
     return _with_clients(settings, work)
+
+
+def cmd_participation(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from admin.export import export_participation
+    from contest.participation import participation
+    from projections.live_queries import LiveQueries
+
+    async def work(contest: Contest, clients: Clients) -> int:
+        if args.period is not None and contest.period(args.period) is None:
+            print(f"cchc participation: no period {args.period} in this contest", file=sys.stderr)
+            return 2
+        counts = await LiveQueries(clients.pool).participants_per_unit(args.period, sorted(contest.counting_groups()))
+        rows = participation(contest, counts)
+        if args.out:
+            written = export_participation(contest, rows, args.period, Path(args.out), fmt=_format_of(args.out, "xlsx"))
+            print(f"wrote {args.out} ({written} units)")
+        shown = [u for u in rows if u.below_target] if args.below_target else rows
+        scope = "the whole contest" if args.period is None else f"period {args.period}"
+        below = sum(u.below_target for u in rows)
+        table = Table(title=f"participation over {scope}: {below} of {len(rows)} units below their target",
+                      title_justify="left")
+        for column in ("unit", "name", "kind", "headcount", "participants", "rate", "target", ""):
+            table.add_column(column, justify="right" if column in ("headcount", "participants", "rate") else "left")
+        for u in shown:
+            table.add_row(u.unit_code, u.unit_name, u.kind, f"{u.headcount:,}", f"{u.participants:,}",
+                          f"{u.participation_rate:.1%}", "" if u.target is None else f"{u.target:.0%}",
+                          "BELOW" if u.below_target else "")
+        Console().print(table)
+        return 0
+
+    return _with_clients(Settings.from_env(), work)
+
+
+def cmd_questions(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from admin.export import export_questions
+    from admin.questions import question_report
+    from projections.live_queries import LiveQueries
+
+    async def work(contest: Contest, clients: Clients) -> int:
+        if args.period is not None and contest.period(args.period) is None:
+            print(f"cchc questions: no period {args.period} in this contest", file=sys.stderr)
+            return 2
+        stats = await question_report(LiveQueries(clients.pool), contest, args.period)
+        if args.out:
+            export_questions(contest, stats, args.period, Path(args.out), fmt=_format_of(args.out, "xlsx"))
+            print(f"wrote {args.out} ({len(stats)} questions)")
+        suspects = [q for q in stats if q.likely_wrong_key]
+        shown = suspects if args.flagged else sorted(stats, key=lambda q: (not q.likely_wrong_key,
+                                                                          q.right_rate if q.right_rate is not None
+                                                                          else 2.0))
+        scope = "the whole contest" if args.period is None else f"period {args.period}"
+        table = Table(title=f"questions over {scope}: {len(suspects)} likely wrong key(s) — hardest first",
+                      title_justify="left")
+        for column in ("question", "key", "drawn", "right", "top drawn", "top right", "top A/B/C/D/blank", ""):
+            table.add_column(column)
+        for q in shown[:args.limit]:
+            choices = "/".join(str(q.top_choices.get(c, 0)) for c in ("A", "B", "C", "D", ""))
+            table.add_row(q.question_id, q.answer, f"{q.drawn:,}", "" if q.right_rate is None else f"{q.right_rate:.0%}",
+                          f"{q.top_drawn:,}", "" if q.top_right_rate is None else f"{q.top_right_rate:.0%}", choices,
+                          f"LIKELY WRONG KEY: strong entries chose {q.suggested_answer}" if q.likely_wrong_key else "")
+        Console().print(table)
+        return 0
+
+    return _with_clients(Settings.from_env(), work)
 
 
 def cmd_flags(args: argparse.Namespace) -> int:
@@ -356,14 +445,29 @@ def parser() -> argparse.ArgumentParser:
     dead = sub.add_parser("dead-letters", help="list entries no scorer could take (and --requeue them)")
     dead.add_argument("--requeue", action="store_true", help="put them back on the stream (after a fix)")
     dead.set_defaults(func=cmd_dead_letters)
-    exp = sub.add_parser("export", help="a closed period's results for the committee (xlsx or csv)")
-    exp.add_argument("period", type=int)
+    exp = sub.add_parser("export", help="a closed period's results, or the final unit results, for the committee"
+                                        " (xlsx or csv)")
+    exp.add_argument("period", help="a period number, or 'final' (every period closed)")
     exp.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
-    exp.add_argument("--out", help="file to write (default SLUG-period-N.FORMAT)")
+    exp.add_argument("--out", help="file to write (default SLUG-period-N.FORMAT / SLUG-final.FORMAT)")
     exp.add_argument("--revision", type=int, help="an older revision (default the latest)")
+    exp.add_argument("--public", action="store_true",
+                     help="the public copy: no phone column, no flags (the only difference: personal data)")
     exp.add_argument("--personal-data", action="store_true",
                      help="add winners' CCCD, phone and birth date (decrypted with CCHC_PII_KEY)")
     exp.set_defaults(func=cmd_export)
+    part = sub.add_parser("participation", help="every unit against its participation target: whom to remind")
+    part.add_argument("--period", type=int, help="one period (default the whole contest)")
+    part.add_argument("--below-target", action="store_true", help="list only the units below their target")
+    part.add_argument("--out", help="also write the report (.xlsx or .csv)")
+    part.set_defaults(func=cmd_participation)
+    ques = sub.add_parser("questions", help="per question: drawn, answered right, among strong entries too;"
+                                            " likely wrong answer keys")
+    ques.add_argument("--period", type=int, help="one period (default the whole contest)")
+    ques.add_argument("--flagged", action="store_true", help="list only the likely wrong keys")
+    ques.add_argument("--limit", type=int, default=40, help="rows to print (default 40; --out writes them all)")
+    ques.add_argument("--out", help="also write the statistics (.xlsx or .csv)")
+    ques.set_defaults(func=cmd_questions)
     flags = sub.add_parser("flags", help="what to review before publishing a period: too fast, shared addresses, "
                                          "copied entries")
     flags.add_argument("period", type=int)

@@ -6,7 +6,7 @@ the rank snapshot's, the monitor's and a close's. The ranking orders are derived
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -192,6 +192,32 @@ class LiveQueries:
                 f" AND unit_code IS NOT NULL AND (%s::int IS NULL OR period = %s) AND {NOT_DISQUALIFIED.format(t='e')}"
                 " GROUP BY unit_code", (list(groups), period, period))
             return {code: int(n) for code, n in await cur.fetchall()}
+
+    async def answered_questions(self, period: int | None, upper_size: Callable[[int], int]
+                                 ) -> AsyncIterator[tuple[list[str], dict[str, str], bool]]:
+        """Every entry (of one period, or of all) of a participant not disqualified, as (question ids,
+        answers, in the upper group): the upper group is the best `upper_size(count)` entries by score,
+        ties at its lowest score included. Streamed with a server-side cursor (a committee action)."""
+        where = f"(%(period)s::int IS NULL OR period = %(period)s) AND {NOT_DISQUALIFIED.format(t='e')}"
+        params = {"period": period}
+        async with connection(self.pool) as conn, conn.transaction():
+            row = await (await conn.execute(f"SELECT count(*) FROM entries e WHERE {where}", params)).fetchone()
+            size = upper_size(int(row[0]) if row else 0)
+            if size == 0:
+                return
+            row = await (await conn.execute(f"SELECT score FROM entries e WHERE {where} ORDER BY score DESC"
+                                            " OFFSET %(skip)s LIMIT 1", {**params, "skip": size - 1})).fetchone()
+            threshold = int(row[0]) if row else 0
+            async with conn.cursor(name="answered_questions") as cur:
+                await cur.execute(f"SELECT question_ids, answers, score >= %(threshold)s FROM entries e WHERE {where}",
+                                  {**params, "threshold": threshold})
+                async for question_ids, answers, top in cur:
+                    yield question_ids, _answers_decoder.decode(answers), top
+
+    async def current_key(self, contest: Contest) -> dict[str, str]:
+        """The answer key with every correction archived so far."""
+        async with connection(self.pool) as conn:
+            return await answer_key(conn, contest)
 
     async def period_counts(self) -> list[PeriodCount]:
         """Valid entries and distinct participants per period and group."""

@@ -29,8 +29,8 @@ from projections.views import (
     UnitsOut,
 )
 from runtime.clock import Clock
-from runtime.routes import PERIOD, Param, Route, add_routes, common_routes
-from runtime.web import APP_NAME, ApiError, error_middleware, json_response, overload_guard, period_in_path
+from runtime.routes import PERIOD, PERIOD_QUERY, Param, Route, add_routes, common_routes
+from runtime.web import APP_NAME, ApiError, error_middleware, json_response, overload_guard, period_in_path, period_in_query
 
 MAX_LIMIT = 500
 # A live ranking is read with OFFSET, whose cost grows with it: deeper pages of an open period are
@@ -188,14 +188,8 @@ async def final(request: web.Request) -> web.Response:
 
 async def participation_report(request: web.Request) -> web.Response:
     res = _results(request)
-    raw = request.query.get("period")
-    number: int | None = None
-    if raw is not None:
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-            raise ApiError(422, "invalid", "period: must be a period number")
-        if res.contest.period(int(raw)) is None:
-            raise ApiError(404, "unknown_period", f"no period {raw} in this contest")
-        number = int(raw)
+    period = period_in_query(request, res.contest)
+    number = period.number if period else None
     counts = await res.live.participants_per_unit(number, sorted(res.contest.counting_groups()))
     return json_response(ParticipationOut(number, participation(res.contest, counts)))
 
@@ -210,8 +204,6 @@ _LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1}, f"rows per p
 _OFFSET = Param("offset", "query", {"type": "integer", "minimum": 0},
                 f"rows to skip (default 0; at most {MAX_LIVE_OFFSET:,} while the period is open)")
 _REVISION = Param("revision", "query", {"type": "integer", "minimum": 1}, "an older revision (default the latest)")
-_PERIOD_QUERY = Param("period", "query", {"type": "integer", "minimum": 1},
-                      "one period's number (default: the whole contest)")
 _PARTICIPANT = Param("id", "path", {"type": "string", "minLength": 1, "maxLength": 64}, "the participant's id")
 
 ROUTES = (
@@ -225,7 +217,7 @@ ROUTES = (
     Route("get", "/v1/periods/{n}/prizes", prizes, "a closed period's prizes and results digest", 200, PrizesOut,
           errors=(404, 409, 422), params=(PERIOD, _REVISION)),
     Route("get", "/v1/participation", participation_report, "every unit against its kind's participation target,"
-          " over one period or the whole contest", 200, ParticipationOut, errors=(404, 422), params=(_PERIOD_QUERY,)),
+          " over one period or the whole contest", 200, ParticipationOut, errors=(404, 422), params=(PERIOD_QUERY,)),
     Route("get", "/v1/final", final, "the final unit prizes, once every period is closed", 200, FinalOut,
           errors=(409,)),
 )

@@ -29,6 +29,8 @@ class Param:
 
 
 PERIOD = Param("n", "path", {"type": "integer", "minimum": 1}, "the period's number (ASCII digits)")
+PERIOD_QUERY = Param("period", "query", {"type": "integer", "minimum": 1},
+                     "one period's number (default: the whole contest)")
 
 
 @dataclass(frozen=True)

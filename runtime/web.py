@@ -223,3 +223,17 @@ def period_in_path(request: web.Request, contest: Contest) -> Period:
     if period is None:
         raise ApiError(404, "unknown_period", f"no period {raw!r} in this contest")
     return period
+
+
+def period_in_query(request: web.Request, contest: Contest) -> Period | None:
+    """The `period` query parameter as one of the contest's periods (absent: None); not ASCII digits →
+    422 invalid, no such period → 404 unknown_period."""
+    raw = request.query.get("period")
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise ApiError(422, "invalid", "period: must be a period number (ASCII digits)")
+    period = contest.period(int(raw))
+    if period is None:
+        raise ApiError(404, "unknown_period", f"no period {raw} in this contest")
+    return period

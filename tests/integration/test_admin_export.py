@@ -29,7 +29,7 @@ async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(
     book = load_workbook(plain, read_only=True)
     assert book.sheetnames == ["Giải cá nhân", "Giải tập thể", "Xếp hạng", "Đơn vị", "Cờ cần xem", "Thông tin"]
     winners = list(book["Giải cá nhân"].values)
-    assert winners[0][-1] == "attempt_id" and len(winners) == 1 + 4  # 4 cbccvc prizes in the test contest
+    assert winners[0][-1] == "Mã lượt thi" and len(winners) == 1 + 4  # 4 cbccvc prizes in the test contest
     ranking = list(book["Xếp hạng"].values)
     assert [r[1] for r in ranking[1:]] == [1, 2, 3, 4, 5] and ranking[1][2] == "Giải Nhất"
     everything = " ".join(str(v) for sheet in book for row in sheet.values for v in row)
@@ -38,7 +38,7 @@ async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(
     with_pii = tmp_path / "winners.xlsx"
     await export(*store, s.contest, 1, with_pii, fmt="xlsx", vault=PiiVault(key))
     rows = list(load_workbook(with_pii, read_only=True)["Giải cá nhân"].values)
-    assert rows[0][-3:] == ("id_number", "phone", "birth_date")
+    assert rows[0][-3:] == ("Số CCCD", "Điện thoại", "Ngày sinh")
     assert all(len(str(r[-3])) == 12 and str(r[-2]).startswith("0") for r in rows[1:])
     ranking_text = " ".join(str(v) for row in load_workbook(with_pii, read_only=True)["Xếp hạng"].values for v in row)
     assert "***" in ranking_text  # the full ranking keeps only the masked phone
@@ -56,7 +56,8 @@ async def test_csv_and_unclosed_periods(system: System, tmp_path: Path) -> None:
     assert await export(*store, s.contest, 1, out, fmt="csv") == 2
     with out.open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
-    assert {r["group"] for r in rows} == {"cbccvc", "nhan_dan"} and all(r["prize"] == "Giải Nhất" for r in rows)
+    assert {r["Bảng"] for r in rows} == {"Cán bộ, công chức, viên chức", "Nhân dân"}
+    assert all(r["Giải"] == "Giải Nhất" for r in rows)
 
 
 async def test_names_never_become_formulas(system: System, tmp_path: Path) -> None:
@@ -77,4 +78,64 @@ async def test_names_never_become_formulas(system: System, tmp_path: Path) -> No
     await export(*store, s.contest, 1, tmp_path / "p1.csv", fmt="csv")
     with (tmp_path / "p1.csv").open(encoding="utf-8-sig") as fh:
         row = next(csv.DictReader(fh))
-    assert row["display_name"] == "'" + formula
+    assert row["Họ và tên"] == "'" + formula
+
+
+async def test_the_public_copy_differs_only_in_personal_data(system: System, tmp_path: Path) -> None:
+    s = system
+    for n in range(3):
+        await s.entry(await s.register(unit_code="A1"), 5 - n)
+    await s.close(1)
+    store = LiveQueries(s.clients.pool), ResultsQueries(s.clients.pool)
+    await export(*store, s.contest, 1, tmp_path / "committee.xlsx", fmt="xlsx")
+    await export(*store, s.contest, 1, tmp_path / "public.xlsx", fmt="xlsx", public=True)
+    committee, public = (load_workbook(tmp_path / f, read_only=True) for f in ("committee.xlsx", "public.xlsx"))
+    assert [n for n in committee.sheetnames if n != "Cờ cần xem"] == public.sheetnames
+    for name in public.sheetnames:
+        theirs, ours = list(committee[name].values), list(public[name].values)
+        if name == "Xếp hạng":  # the same rows but for the (masked) phone column
+            phone = theirs[0].index("Điện thoại (ẩn)")
+            ours_back = [(*r[:phone], theirs[i][phone], *r[phone:]) for i, r in enumerate(ours)]
+            assert ours_back == theirs and "***" not in " ".join(str(v) for r in ours for v in r)
+        elif name != "Thông tin":
+            assert ours == theirs, name
+    with pytest.raises(ValueError):
+        await export(*store, s.contest, 1, tmp_path / "x.xlsx", fmt="xlsx", public=True,
+                     vault=PiiVault(SETTINGS.pii_key_bytes()))
+
+
+async def test_final_and_participation_exports_match_the_api(system: System, tmp_path: Path) -> None:
+    from admin.export import export_final, export_participation
+    from contest.participation import participation
+
+    s = system
+    for unit, correct in (("A", 5), ("A1", 4), ("B", 2), ("C1", 3)):
+        await s.entry(await s.register(unit_code=unit), correct)
+    live, published = LiveQueries(s.clients.pool), ResultsQueries(s.clients.pool)
+    groups = sorted(s.contest.counting_groups())
+    with pytest.raises(NotClosed):
+        await export_final(published, s.contest, [], tmp_path / "f.xlsx", fmt="xlsx")
+    await s.close(1)
+    await s.close(2)
+    api = await s.ok("/v1/participation")
+    rows = participation(s.contest, await live.participants_per_unit(None, groups))
+    assert export_participation(s.contest, rows, None, tmp_path / "p.csv", fmt="csv") == len(s.contest.units)
+    with (tmp_path / "p.csv").open(encoding="utf-8-sig") as fh:
+        exported = list(csv.DictReader(fh))
+    assert [r["Mã đơn vị"] for r in exported] == list(s.contest.units) == [u["unit_code"] for u in api["units"]]
+    for mine, theirs in zip(exported, api["units"], strict=True):
+        assert (int(mine["Số người (biên chế)"]), int(mine["Số người dự thi"]), float(mine["Tỷ lệ tham gia"]),
+                mine["Dưới chỉ tiêu"] == "có", mine["Chỉ tiêu"] or None) == \
+            (theirs["headcount"], theirs["participants"], theirs["participation_rate"], theirs["below_target"],
+             None if theirs["target"] is None else str(theirs["target"]))
+    assert await export_final(published, s.contest, rows, tmp_path / "f.xlsx", fmt="xlsx") == 3
+    book = load_workbook(tmp_path / "f.xlsx", read_only=True)
+    assert book.sheetnames == ["Giải tập thể chung cuộc", "Xếp hạng đơn vị", "Tham gia", "Thông tin"]
+    final = await s.ok("/v1/final")
+    ranking = list(book["Xếp hạng đơn vị"].values)[1:]
+    assert [(r[1], r[2], r[4], r[5], r[6]) for r in ranking] == \
+        [(u["rank"], u["unit_code"], u["unit_score"], u["participants"], u["entries"]) for u in final["ranking"]]
+    assert [r[2] for r in list(book["Giải tập thể chung cuộc"].values)[1:]] == [u["unit_code"] for u in final["unit"]]
+    sheet = list(book["Tham gia"].values)[1:]
+    assert [(r[0], r[4], r[5]) for r in sheet] == [(u["unit_code"], u["headcount"], u["participants"])
+                                                   for u in api["units"]]

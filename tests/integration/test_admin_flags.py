@@ -43,3 +43,49 @@ async def test_flags_name_fast_shared_and_copied_entries(contest: Any, redis: An
         assert all(set(f) == {"kind", "participant_id", "attempt_id", "detail"} for f in body["flags"])
         assert (await s.ingest.get("/v1/admin/periods/1/flags")).status == 401
         assert (await s.ingest.get("/v1/admin/periods/9/flags", headers=admin())).status == 404
+
+
+async def test_question_statistics_count_real_entries_and_flag_a_wrong_key(system: System, monkeypatch: Any) -> None:
+    """GET /v1/admin/questions: counts from the entries as projected; strong entries agreeing on another
+    choice flag the question (the minimum of strong draws lowered to fit a small test)."""
+    import contest.questions
+
+    monkeypatch.setattr(contest.questions, "MIN_UPPER_DRAWS", 1)
+    s = system
+    strong = [await s.register() for _ in range(4)]
+    first = await s.start(strong[0])
+    q = first["questions"][0]["id"]
+    wrong = "ABCD"[("ABCD".index(s.key[q]) + 1) % 4]
+    drawn = right = 0
+
+    async def submit(attempt: dict[str, Any], answers: dict[str, str]) -> None:
+        nonlocal drawn, right
+        status, _ = await s.post("/v1/submissions", {"token": attempt["token"], "answers": answers, "prediction": 1})
+        assert status == 202
+        drawn += q in answers
+        right += answers.get(q) == s.key[q]
+
+    for i, pid in enumerate(strong):  # 4 of 5 right: q (when drawn) answered with the same wrong choice
+        attempt = first if i == 0 else await s.start(pid)
+        answers = {x["id"]: s.key[x["id"]] for x in attempt["questions"]}
+        answers[q if q in answers else attempt["questions"][0]["id"]] = wrong
+        await submit(attempt, answers)
+    for _ in range(8):  # weak entries: nothing right
+        attempt = await s.start(await s.register())
+        await submit(attempt, s.answers(attempt, 0))
+    await s.drain()
+    status, body = await s.get_admin("/v1/admin/questions?period=1")
+    assert status == 200 and body["period"] == 1
+    stats = {x["question_id"]: x for x in body["questions"]}
+    assert len(stats) == len(s.contest.questions)
+    assert (stats[q]["drawn"], stats[q]["right"]) == (drawn, right)
+    assert stats[q]["likely_wrong_key"] and stats[q]["suggested_answer"] == wrong
+    assert sum(x["drawn"] for x in stats.values()) == 12 * 5
+    assert (await s.get_admin("/v1/admin/questions"))[1]["period"] is None
+    assert (await s.get_admin("/v1/admin/questions?period=7"))[0] == 404
+    assert (await s.get("/v1/admin/questions"))[0] in (404, 405)  # not on the public results app
+    status, _ = await s.post("/v1/admin/answer-key", {"question_id": q, "answer": wrong}, headers=admin())
+    assert status == 202
+    await s.drain()
+    after = {x["question_id"]: x for x in (await s.get_admin("/v1/admin/questions?period=1"))[1]["questions"]}
+    assert after[q]["answer"] == wrong and not after[q]["likely_wrong_key"]

@@ -148,3 +148,68 @@ def test_migrate_checks_the_contest_first(tmp_path: Path) -> None:
     done = cchc("migrate", env={"CCHC_CONTEST": str(contest), "CCHC_REDIS_URL": "redis://127.0.0.1:1/0",
                                 "CCHC_DATABASE_URL": "postgresql:///nowhere"})
     assert done.returncode == 2 and "units.csv:2: headcount" in done.stderr
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "contests").iterdir() if p.is_dir()))
+def test_every_preset_passes_contest_check(preset: str) -> None:
+    done = cchc("contest", "check", str(ROOT / "contests" / preset))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith(": OK") and "periods:" in done.stdout and "units:" in done.stdout
+
+
+def test_contest_check_names_the_file_line_and_misspelt_key(tmp_path: Path) -> None:
+    import shutil
+
+    contest = tmp_path / "c"
+    shutil.copytree(ROOT / "contests" / "quangnam-2023", contest)
+    toml = contest / "contest.toml"
+    lines = toml.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, start=1) if line.startswith("once_per_unit"))
+    toml.write_text("\n".join(line.replace("once_per_unit", "once_per_units") for line in lines))
+    done = cchc("contest", "check", str(contest))
+    assert done.returncode == 2
+    assert f"contest.toml:{number}: unit_prizes.once_per_units: unknown key" in done.stderr
+
+
+@pytest.mark.parametrize("preset", ["haiphong-2023", "nghean-2022", "quangbinh-2021-r2", "quangnam-2023"])
+def test_every_seed_preset_runs_under_up(preset: str, tmp_path: Path) -> None:
+    """`cchc up --contest` serves each seed contest: its periods, its unit tree, a registration into it."""
+    from contest.load import load_contest
+
+    contest = load_contest(ROOT / "contests" / preset)
+    ingest_port, results_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "up", "--contest", str(ROOT / "contests" / preset),
+                             "--data-dir", str(tmp_path), "--scorers", "1", "--ingest-port", str(ingest_port),
+                             "--results-port", str(results_port)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env())
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("cchc ready:"):
+                break
+        assert line.startswith("cchc ready:"), "".join(seen)
+        base = f"http://127.0.0.1:{results_port}"
+        with urllib.request.urlopen(f"{base}/v1/periods", timeout=5) as answer:
+            assert len(json.load(answer)["periods"]) == len(contest.periods)
+        with urllib.request.urlopen(f"{base}/v1/participation", timeout=5) as answer:
+            units = json.load(answer)["units"]
+        assert [u["unit_code"] for u in units] == list(contest.units)
+        assert {u["kind"] for u in units if u["target"] is not None} == {t.kind for t in contest.unit_targets}
+        unit = next(u for u in contest.units.values() if u.parent_code is not None)
+        born = contest.first_start().year - 30
+        body = json.dumps({"full_name": "Trần Thị Bình", "id_number": f"038{1 if born < 2000 else 3}"
+                           f"{born % 100:02d}001234", "phone": "0912345678", "birth_date": f"{born}-01-01",
+                           "group": contest.groups[0].code, "unit_code": unit.code}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{ingest_port}/v1/participants", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 201
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
