@@ -22,7 +22,7 @@ from eventstore.redis_stream import StreamReader, StreamWriter, durability_mode
 from ingest import app as ingest_app
 from ingest.tokens import TokenSigner
 from ops.monitor import Monitor
-from projections import results_api
+from projections import results_api, results_app
 from projections.apply import Projector
 from projections.close import Closer
 from projections.live_queries import LiveQueries
@@ -171,7 +171,7 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
         await monitor.stop(task)
         await clients.close()
 
-    app = results_api.build_app(None, extra_ctx=[lifecycle])
+    app = results_app.build_app(None, extra_ctx=[lifecycle])
     serve.run(app, settings.host, settings.results_port, header_timeout_s=settings.body_timeout_s)
 
 

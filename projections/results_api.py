@@ -7,12 +7,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from contest.model import Contest
+from contest.model import Contest, Period
 from contest.participation import participation
 from contest.timefmt import iso_ms
-from contest.units import unit_ranking
+from contest.units import UnitStat, unit_ranking
 from projections.live_queries import LiveQueries, Standing
 from projections.rank_cache import RankCache
 from projections.results_queries import ResultsQueries
@@ -29,14 +30,13 @@ from projections.views import (
     UnitsOut,
 )
 from runtime.clock import Clock
-from runtime.routes import PERIOD, PERIOD_QUERY, Param, Route, add_routes, common_routes
-from runtime.web import APP_NAME, ApiError, error_middleware, json_response, overload_guard, period_in_path, period_in_query
+from runtime.routes import PERIOD, PERIOD_QUERY, Param, Route
+from runtime.web import ApiError, json_response, period_in_path, period_in_query
 
 MAX_LIMIT = 500
 # A live ranking is read with OFFSET, whose cost grows with it: deeper pages of an open period are
 # refused (a participant's own standing is one request away); a closed one pages by rank, any depth.
 MAX_LIVE_OFFSET = 10_000
-MAX_IN_FLIGHT = 2048  # per process; beyond it requests are refused at once (503) rather than queued
 
 
 @dataclass(frozen=True)
@@ -84,13 +84,13 @@ def _int_param(request: web.Request, name: str, default: int, low: int, cap: int
     return min(int(raw), cap)
 
 
-async def periods(request: web.Request) -> web.Response:
-    res = _results(request)
+# -- the answers, as values: the JSON handlers below and the results page (projections.pages) share them --
+
+async def periods_view(res: Results) -> PeriodsOut:
     closed = await res.published.latest_revisions()
     now, tz = res.clock.now_ms(), res.contest.tz
-    out = [PeriodOut(p.number, p.name, iso_ms(p.start_ms, tz), iso_ms(p.end_ms, tz),
-                     res.contest.status(p, now, p.number in closed)) for p in res.contest.periods]
-    return json_response(PeriodsOut(out))
+    return PeriodsOut([PeriodOut(p.number, p.name, iso_ms(p.start_ms, tz), iso_ms(p.end_ms, tz),
+                                 res.contest.status(p, now, p.number in closed)) for p in res.contest.periods])
 
 
 def _entry(res: Results, rank: int, row: Standing) -> LeaderboardEntry:
@@ -103,14 +103,15 @@ def _entry(res: Results, rank: int, row: Standing) -> LeaderboardEntry:
         attempt_id=row.attempt_id)
 
 
-async def leaderboard(request: web.Request) -> web.Response:
-    res = _results(request)
-    period = period_in_path(request, res.contest)
-    group = request.query.get("group") or res.contest.groups[0].code
+def group_of(res: Results, raw: str | None) -> str:
+    """The `group` query parameter (default: the contest's first group), else 422."""
+    group = raw or res.contest.groups[0].code
     if res.contest.group(group) is None:
         raise ApiError(422, "invalid", f"group: unknown group {group!r}")
-    limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
+    return group
+
+
+async def leaderboard_view(res: Results, period: Period, group: str, limit: int, offset: int) -> LeaderboardOut:
     revision = (await res.published.latest_revisions()).get(period.number)
     if revision is None:
         if offset > MAX_LIVE_OFFSET:
@@ -123,13 +124,10 @@ async def leaderboard(request: web.Request) -> web.Response:
         total = await res.final_total(period.number, revision, group)
         rows = await res.published.leaderboard(period.number, revision, group, limit, offset)
         entries = [_entry(res, row.rank or 0, row) for row in rows]
-    return json_response(LeaderboardOut(period.number, group, revision is not None, total, entries))
+    return LeaderboardOut(period.number, group, revision is not None, total, entries)
 
 
-async def participant(request: web.Request) -> web.Response:
-    res = _results(request)
-    period = period_in_path(request, res.contest)
-    participant_id = request.match_info["id"]
+async def participant_view(res: Results, period: Period, participant_id: str) -> ParticipantOut:
     person = await res.live.participant(participant_id)
     if person is None:
         raise ApiError(404, "unknown_participant", "no participant with this id")
@@ -148,17 +146,66 @@ async def participant(request: web.Request) -> web.Response:
     attempts = [AttemptOut(a.attempt_id, a.score, a.correct, a.duration_ms, a.prediction,
                            iso_ms(a.submitted_ms, res.contest.tz))
                 for a in await res.live.attempts_of(period.number, participant_id)]
-    return json_response(ParticipantOut(participant_id, period.number, revision is not None, rank, best, attempts))
+    return ParticipantOut(participant_id, period.number, revision is not None, rank, best, attempts)
+
+
+async def units_view(res: Results, period: Period) -> UnitsOut:
+    result = await res.published.result(period.number)
+    if result is not None:
+        return UnitsOut(period.number, True, msgspec.json.decode(result.units, type=list[UnitStat]))
+    aggregates = await res.live.live_unit_aggregates(period.number, sorted(res.contest.counting_groups()))
+    return UnitsOut(period.number, False, unit_ranking(res.contest, aggregates))
+
+
+async def prizes_view(res: Results, period: Period, revision: int | None = None) -> dict[str, Any]:
+    result = await res.published.result(period.number, revision)
+    if result is None:
+        if revision is not None and (await res.published.result(period.number)) is not None:
+            raise ApiError(404, "unknown_revision", f"period {period.number} has no revision {revision}")
+        raise ApiError(409, "not_closed", f"period {period.number} is not closed yet")
+    document: dict[str, Any] = json.loads(result.prizes)
+    document["results_digest"] = result.results_digest
+    return document
+
+
+async def final_view(res: Results) -> dict[str, Any]:
+    closed = await res.published.latest_revisions()
+    document = await res.published.final_document()
+    if len(closed) < len(res.contest.periods) or document is None:
+        raise ApiError(409, "not_closed", "final results come when every period is closed")
+    return document
+
+
+async def participation_view(res: Results, period: Period | None) -> ParticipationOut:
+    number = period.number if period else None
+    counts = await res.live.participants_per_unit(number, sorted(res.contest.counting_groups()))
+    return ParticipationOut(number, participation(res.contest, counts))
+
+
+# -- the JSON API ---------------------------------------------------------------------------------
+
+async def periods(request: web.Request) -> web.Response:
+    return json_response(await periods_view(_results(request)))
+
+
+async def leaderboard(request: web.Request) -> web.Response:
+    res = _results(request)
+    period = period_in_path(request, res.contest)
+    group = group_of(res, request.query.get("group"))
+    limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
+    offset = _int_param(request, "offset", 0, 0, 10**9)
+    return json_response(await leaderboard_view(res, period, group, limit, offset))
+
+
+async def participant(request: web.Request) -> web.Response:
+    res = _results(request)
+    period = period_in_path(request, res.contest)
+    return json_response(await participant_view(res, period, request.match_info["id"]))
 
 
 async def units(request: web.Request) -> web.Response:
     res = _results(request)
-    period = period_in_path(request, res.contest)
-    result = await res.published.result(period.number)
-    if result is not None:
-        return json_response({"period": period.number, "final": True, "entries": json.loads(result.units)})
-    aggregates = await res.live.live_unit_aggregates(period.number, sorted(res.contest.counting_groups()))
-    return json_response(UnitsOut(period.number, False, unit_ranking(res.contest, aggregates)))
+    return json_response(await units_view(res, period_in_path(request, res.contest)))
 
 
 async def prizes(request: web.Request) -> web.Response:
@@ -167,35 +214,16 @@ async def prizes(request: web.Request) -> web.Response:
     raw = request.query.get("revision")
     if raw is not None and not (raw.isascii() and raw.isdigit()):
         raise ApiError(422, "invalid", "revision: must be a whole number")
-    result = await res.published.result(period.number, int(raw) if raw is not None else None)
-    if result is None:
-        if raw is not None and (await res.published.result(period.number)) is not None:
-            raise ApiError(404, "unknown_revision", f"period {period.number} has no revision {raw}")
-        raise ApiError(409, "not_closed", f"period {period.number} is not closed yet")
-    document = json.loads(result.prizes)
-    document["results_digest"] = result.results_digest
-    return json_response(document)
+    return json_response(await prizes_view(res, period, int(raw) if raw is not None else None))
 
 
 async def final(request: web.Request) -> web.Response:
-    res = _results(request)
-    closed = await res.published.latest_revisions()
-    document = await res.published.final_document()
-    if len(closed) < len(res.contest.periods) or document is None:
-        raise ApiError(409, "not_closed", "final results come when every period is closed")
-    return json_response(document)
+    return json_response(await final_view(_results(request)))
 
 
 async def participation_report(request: web.Request) -> web.Response:
     res = _results(request)
-    period = period_in_query(request, res.contest)
-    number = period.number if period else None
-    counts = await res.live.participants_per_unit(number, sorted(res.contest.counting_groups()))
-    return json_response(ParticipationOut(number, participation(res.contest, counts)))
-
-
-async def _ready(request: web.Request) -> None:
-    await _results(request).ready()
+    return json_response(await participation_view(res, period_in_query(request, res.contest)))
 
 
 _GROUP = Param("group", "query", {"type": "string"}, "the group's code (default: the contest's first group)")
@@ -221,15 +249,3 @@ ROUTES = (
     Route("get", "/v1/final", final, "the final unit prizes, once every period is closed", 200, FinalOut,
           errors=(409,)),
 )
-
-
-def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
-    """The app; `results` may be None when a startup context in `extra_ctx` provides it."""
-    app = web.Application(middlewares=[error_middleware, overload_guard(MAX_IN_FLIGHT)])
-    app[APP_NAME] = "results"
-    if results is not None:
-        app[RESULTS] = results
-    add_routes(app, [*ROUTES, *common_routes("cchc-scoring results", _ready)])
-    for ctx in extra_ctx or []:
-        app.cleanup_ctx.append(ctx)
-    return app

@@ -16,9 +16,11 @@ ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error":
     "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}
 
 
-def _error(status: int) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": HTTPStatus(status).phrase,
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+def _error(status: int, content_type: str) -> dict[str, Any]:
+    """An error answer: the JSON error shape, or for a page a page saying what happened."""
+    body = ({"text/html": {"schema": {"type": "string"}}} if content_type == "text/html"
+            else {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}})
+    response: dict[str, Any] = {"description": HTTPStatus(status).phrase, "content": body}
     if status in (429, 503):
         response["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
     return response
@@ -40,7 +42,7 @@ def openapi_document(title: str, routes: Sequence[Route]) -> dict[str, Any]:
             success["content"] = {"application/json": {"schema": {"type": "object"}}}
         op: dict[str, Any] = {"summary": r.summary, "operationId": r.handler.__name__,
                               "responses": {**{str(c): success for c in (r.status, *r.also)},
-                                            **{str(c): _error(c) for c in r.error_statuses()}}}
+                                            **{str(c): _error(c, r.content_type) for c in r.error_statuses()}}}
         if r.params:
             op["parameters"] = [{"name": p.name, "in": p.where, "required": p.where == "path",
                                  "description": p.description, "schema": p.schema} for p in r.params]

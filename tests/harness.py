@@ -17,7 +17,7 @@ from contest.model import Contest
 from eventstore.keys import Keys
 from ops.simulate import spelled
 from ops.wiring import Clients, build_ingest_app, build_results, build_scorer
-from projections import results_api
+from projections import results_app
 from runtime.clock import ManualClock
 from runtime.settings import Settings
 
@@ -51,7 +51,7 @@ class System:
         committee.closer.settle_ms, committee.closer.drain_timeout_s = 1000, 2.0  # tests move the clock themselves
         res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
         async with TestClient(TestServer(app, keepalive_timeout=settings.body_timeout_s)) as ingest, \
-                TestClient(TestServer(results_api.build_app(res))) as results:
+                TestClient(TestServer(results_app.build_app(res))) as results:
             yield cls(contest, clock, ingest, results, clients, committee)
 
     # -- ingest ------------------------------------------------------------------------------

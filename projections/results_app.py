@@ -1,0 +1,30 @@
+"""The results app: the read-only JSON API and the public results page, on one port."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from projections import pages, results_api
+from projections.results_api import RESULTS, Results
+from runtime.routes import add_routes, common_routes
+from runtime.web import APP_NAME, error_middleware, overload_guard
+
+MAX_IN_FLIGHT = 2048  # per process; beyond it requests are refused at once (503) rather than queued
+
+
+async def _ready(request: web.Request) -> None:
+    await request.app[RESULTS].ready()
+
+
+def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
+    """The app; `results` may be None when a startup context in `extra_ctx` provides it."""
+    app = web.Application(middlewares=[error_middleware, overload_guard(MAX_IN_FLIGHT)])
+    app[APP_NAME] = "results"
+    if results is not None:
+        app[RESULTS] = results
+    add_routes(app, [*results_api.ROUTES, *pages.ROUTES, *common_routes("cchc-scoring results", _ready)])
+    for ctx in extra_ctx or []:
+        app.cleanup_ctx.append(ctx)
+    return app
