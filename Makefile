@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint up clean chaos ops-check bench loadtest fuzz
+.PHONY: run test lint up clean chaos ops-check bench loadtest fuzz browser-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,8 +57,18 @@ bench: $(STAMP)
 
 # Locust, headless with worker processes, the cut-off peak shape and an SLO gate (exit code).
 loadtest: $(STAMP)
-	$(BIN)/pip install -q '.[load]'
+	$(BIN)/pip install -q -e '.[load]'
 	$(BIN)/python -m loadtests.run
+
+# The results page in headless Chromium (Debian's package, driven by Playwright for Python) against a live
+# stack, phone- and desktop-sized; screenshots of every view in test-output/browser/.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+browser-test: $(STAMP) $(CHROMIUM)
+	$(BIN)/pip install -q -e '.[browser]'
+	CCHC_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q -m browser tests/browser
 
 # Kill -9 scorers, Valkey, PostgreSQL and an ingest process under load; reconcile every ack.
 chaos: $(STAMP)

@@ -121,6 +121,12 @@ class Simulation:
             table.add_row(str(u["rank"]), u["unit_name"], str(u["participants"]), str(u["entries"]),
                           f"{u['unit_score']:.4f}")
         console.print(table)
+        async with http.get(f"{self.results}/v1/participation") as r:
+            units = (await r.json())["units"]
+        below = [u["unit_name"] for u in units if u["below_target"]]
+        console.print(f"participation: {len(below)} of {len(units)} units below their target"
+                      f"{': ' + ', '.join(below) if below else ''} (cchc participation --below-target)")
+        console.print(f"results page: {self.results}/ (every view: /periods/N, /final, /participation)")
 
 
 def show_prizes(contest: Contest, prizes: dict[str, Any]) -> None:

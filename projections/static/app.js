@@ -61,7 +61,8 @@ async function refreshLeaderboard(table, status) {
     }
     if (!board.entries.length) cell(body.insertRow(), "Chưa có bài thi nào.").colSpan = 7;
     table.replaceChild(body, table.tBodies[0]);
-    if (status) status.textContent = "Cập nhật lúc " + new Date().toLocaleTimeString("vi-VN") + ".";
+    const timeZone = document.body.dataset.timezone || undefined;  // the contest's time, as the page shows it
+    if (status) status.textContent = "Cập nhật lúc " + new Date().toLocaleTimeString("vi-VN", { timeZone }) + ".";
   } catch (err) {
     if (status) status.textContent = "Chưa cập nhật được; sẽ thử lại.";
   }
