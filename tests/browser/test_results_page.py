@@ -31,7 +31,6 @@ from tests.paths import ROOT
 
 T = TypeVar("T")
 pytestmark = pytest.mark.browser
-playwright = pytest.importorskip("playwright.sync_api")
 OUT = ROOT / "test-output" / "browser"
 CHROMIUM = os.environ.get("CCHC_CHROMIUM", "/usr/bin/chromium")
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
@@ -110,8 +109,10 @@ def live() -> Iterator[Live]:
 
 @pytest.fixture(scope="module")
 def browser(live: Live) -> Iterator[Any]:  # after the stack: it starts (and stops) with no loop running
+    from playwright.sync_api import sync_playwright  # installed by `make browser-test`: missing, it fails loudly
+
     OUT.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         yield chromium
         chromium.close()
