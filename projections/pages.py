@@ -84,14 +84,14 @@ def _render(request: web.Request, template: str, status: int = 200, **context: A
                         headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 
 
-Page = Callable[[web.Request], Awaitable[web.Response]]
+Page = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def page(handler: Page) -> Page:
     """Refusals and outages as pages too (the API answers them as JSON): a visitor reads what happened."""
 
     @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.Response:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except ApiError as e:
@@ -104,6 +104,22 @@ def page(handler: Page) -> Page:
             return response
 
     return wrapped
+
+
+API_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/static/")
+
+
+@web.middleware
+async def pages_not_found(request: web.Request, handler: Page) -> web.StreamResponse:
+    """A path the router does not know, outside the API, is answered with a page as well (a mistyped
+    address or an id no route matches); the API keeps its JSON error."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path.startswith(API_PREFIXES) or request.method != "GET":
+            raise
+        return _render(request, "error.html", 404, title="Không tìm thấy", code="not_found",
+                       message="Không có trang nào ở địa chỉ này.")
 
 
 def _res(request: web.Request) -> Results:
@@ -178,7 +194,10 @@ async def final_page(request: web.Request) -> web.Response:
 async def participation_page(request: web.Request) -> web.Response:
     res = _res(request)
     period: Period | None = period_in_query(request, res.contest)
-    below = request.query.get("below") == "1"
+    raw = request.query.get("below")
+    if raw not in (None, "1"):
+        raise ApiError(422, "invalid", "below: 1, or leave it out")
+    below = raw == "1"
     report = await participation_view(res, period)
     units = [u for u in report.units if u.below_target] if below else report.units
     return _render(request, "participation.html", title="Tỷ lệ tham gia", report=report, units=units,

@@ -20,7 +20,7 @@ async def _ready(request: web.Request) -> None:
 
 def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
     """The app; `results` may be None when a startup context in `extra_ctx` provides it."""
-    app = web.Application(middlewares=[error_middleware, overload_guard(MAX_IN_FLIGHT)])
+    app = web.Application(middlewares=[error_middleware, overload_guard(MAX_IN_FLIGHT), pages.pages_not_found])
     app[APP_NAME] = "results"
     if results is not None:
         app[RESULTS] = results

@@ -152,6 +152,10 @@ def test_every_view_on_phone_and_desktop(browser: Any, live: Live, screen: dict[
     assert mine.get_by_role("heading", name="Kết quả của người dự thi").is_visible()
     chart = _visit(browser, live, "/participation", "5-participation", screen)
     assert chart.locator("svg.bar").count() == len(live.contest.units)
+    chart.get_by_role("link", name="Tuần 1").click()
+    chart.get_by_role("link", name="Chỉ xem đơn vị dưới chỉ tiêu").click()
+    chart.wait_for_url("**/participation?period=1&below=1")
+    assert chart.locator("svg.bar").count() == chart.locator("strong.below").count()
     _visit(browser, live, "/final", "6-final-not-yet", screen)
 
 

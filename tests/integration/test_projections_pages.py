@@ -68,6 +68,7 @@ async def test_every_view_has_its_url_and_a_closed_period_shows_its_winners(syst
     assert all(u.name in report for u in s.contest.units.values())
     below = await page(s, "/participation?below=1")
     assert "Sở A" in below and "Huyện C" not in below  # C's kind has no target
+    assert 'href="/participation?period=2&amp;below=1"' in below  # the scope links keep the filter
     assert "Sở A" in await page(s, "/participation?period=2")
     plain = await page(s, "/periods/1?group=nhan_dan")
     assert "Nhân dân" in plain and "Chưa có bài thi nào." in plain
@@ -88,6 +89,10 @@ async def test_names_are_escaped_and_refusals_are_pages(system: System) -> None:
     await page(s, "/periods/1/participants/nobody", 404)
     await page(s, "/periods/1/participants?id=", 422)
     await page(s, "/participation?period=x", 422)
+    await page(s, "/participation?below=yes", 422)
+    await page(s, "/no/such/page", 404)
+    await page(s, "/periods/1/participants/%7Bid%7D", 404)  # no route matches braces: still a page
+    assert (await s.results.get("/v1/no/such")).headers["Content-Type"].startswith("application/json")
     status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": pid, "reason": "x"}, headers=admin())
     assert status == 202
 
