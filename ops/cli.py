@@ -57,7 +57,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ops.demo import run_demo
 
-    return run_demo(_settings(args), participants=args.participants)
+    return run_demo(_settings(args), participants=args.participants, keep=args.keep)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -406,6 +406,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--scorers", type=int, default=2)
     up.set_defaults(func=cmd_up)
     demo.add_argument("--participants", type=int, default=150)
+    demo.add_argument("--keep", action="store_true", help="keep the stack (and the results page) up after the demo")
     demo.set_defaults(func=cmd_demo)
     ingest = sub.add_parser("ingest", help="one ingest process")
     ingest.add_argument("--port", type=int, default=8080)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import replace
@@ -126,7 +128,6 @@ class Simulation:
         below = [u["unit_name"] for u in units if u["below_target"]]
         console.print(f"participation: {len(below)} of {len(units)} units below their target"
                       f"{': ' + ', '.join(below) if below else ''} (cchc participation --below-target)")
-        console.print(f"results page: {self.results}/ (every view: /periods/N, /final, /participation)")
 
 
 def show_prizes(contest: Contest, prizes: dict[str, Any]) -> None:
@@ -146,7 +147,7 @@ def show_prizes(contest: Contest, prizes: dict[str, Any]) -> None:
         console.print(f"Giải thi tuần (weekly unit prize): [bold]{u['unit_name']}[/] (unit_score {u['unit_score']:.4f})")
 
 
-def run_demo(settings: Settings, *, participants: int) -> int:
+def run_demo(settings: Settings, *, participants: int, keep: bool = False) -> int:
     temporary = settings.data_dir == Path(".cchc")
     data_dir = Path(tempfile.mkdtemp(prefix="cchc-demo-")) if temporary else settings.data_dir
     settings = replace(settings, data_dir=data_dir,
@@ -159,16 +160,32 @@ def run_demo(settings: Settings, *, participants: int) -> int:
     try:
         running = stack.start()
         console.print(stack.ready_line())
+        results = f"http://{running.host}:{running.results_port}"
+        console.print(f"[bold]results page: {results}/[/] — open it while the demo runs (every view: /periods/N,"
+                      f" /final, /participation){'' if keep else '; `cchc demo --keep` keeps it up afterwards'}")
         contest = contest_of(running)
         sim = Simulation(contest, f"http://{running.host}:{running.ingest_port}",
                          f"http://{running.host}:{running.results_port}", running.admin_token or "", participants)
         asyncio.run(sim.run())
+        if keep:
+            console.print(f"demo done; the stack keeps serving {results}/ — Ctrl-C to stop")
+            _wait_for_interrupt()
     finally:
         stack.stop()
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 def _phone(n: int) -> str:
