@@ -226,19 +226,25 @@ async def export_final(published: ResultsQueries, contest: Contest, participatio
     return len(ranking)
 
 
+def _single_table(contest: Contest, out: Path, fmt: str, title: str, header: Sequence[str], table: list[Row],
+                  about: list[Row], public: bool) -> int:
+    """A file of one table: a CSV, or a workbook with that sheet and what the file is."""
+    if fmt == "csv":
+        return _write_csv(out, header, table)
+    book = _Book()
+    sheet = book.sheet(title, header)
+    for row in table:
+        sheet(row)
+    _about(book, contest, about, public, False)
+    book.book.save(out)
+    return len(table)
+
+
 def export_participation(contest: Contest, rows: Sequence[UnitParticipation], period: int | None, out: Path, *,
                          fmt: str) -> int:
     """Write the participation report: every unit against its kind's target (as GET /v1/participation)."""
-    table = participation_rows(rows)
-    if fmt == "csv":
-        return _write_csv(out, PARTICIPATION_HEADER, table)
-    book = _Book()
-    report = book.sheet("Tham gia", PARTICIPATION_HEADER)
-    for row in table:
-        report(row)
-    _about(book, contest, [["Tuần / đợt", "cả cuộc thi" if period is None else period]], True, False)
-    book.book.save(out)
-    return len(table)
+    return _single_table(contest, out, fmt, "Tham gia", PARTICIPATION_HEADER, participation_rows(rows),
+                         [["Tuần / đợt", "cả cuộc thi" if period is None else period]], True)
 
 
 def question_rows(stats: Sequence[QuestionStat]) -> list[Row]:
@@ -253,14 +259,6 @@ def question_rows(stats: Sequence[QuestionStat]) -> list[Row]:
 def export_questions(contest: Contest, stats: Sequence[QuestionStat], period: int | None, out: Path, *,
                      fmt: str) -> int:
     """Write the question statistics (the committee's: it shows the answer key)."""
-    table = question_rows(stats)
-    if fmt == "csv":
-        return _write_csv(out, QUESTIONS_HEADER, table)
-    book = _Book()
-    sheet = book.sheet("Thống kê câu hỏi", QUESTIONS_HEADER)
-    for row in table:
-        sheet(row)
-    _about(book, contest, [["Tuần / đợt", "cả cuộc thi" if period is None else period],
-                           ["Nhóm điểm cao", "27 % bài thi có điểm cao nhất"]], False, False)
-    book.book.save(out)
-    return len(table)
+    return _single_table(contest, out, fmt, "Thống kê câu hỏi", QUESTIONS_HEADER, question_rows(stats),
+                         [["Tuần / đợt", "cả cuộc thi" if period is None else period],
+                          ["Nhóm điểm cao", "27 % bài thi có điểm cao nhất"]], False)

@@ -45,7 +45,8 @@ async def test_flags_name_fast_shared_and_copied_entries(contest: Any, redis: An
         assert (await s.ingest.get("/v1/admin/periods/9/flags", headers=admin())).status == 404
 
 
-async def test_question_statistics_count_real_entries_and_flag_a_wrong_key(system: System, monkeypatch: Any) -> None:
+async def test_question_statistics_count_real_entries_and_flag_a_wrong_key(system: System, monkeypatch: Any,
+                                                                          tmp_path: Any) -> None:
     """GET /v1/admin/questions: counts from the entries as projected; strong entries agreeing on another
     choice flag the question (the minimum of strong draws lowered to fit a small test)."""
     import contest.questions
@@ -82,6 +83,18 @@ async def test_question_statistics_count_real_entries_and_flag_a_wrong_key(syste
     assert stats[q]["likely_wrong_key"] and stats[q]["suggested_answer"] == wrong
     assert sum(x["drawn"] for x in stats.values()) == 12 * 5
     assert (await s.get_admin("/v1/admin/questions"))[1]["period"] is None
+    import csv
+
+    from admin.export import export_questions
+    from admin.questions import question_report
+    from projections.live_queries import LiveQueries
+
+    stats = await question_report(LiveQueries(s.clients.pool), s.contest, 1)
+    assert export_questions(s.contest, stats, 1, tmp_path / "q.csv", fmt="csv") == len(s.contest.questions)
+    with (tmp_path / "q.csv").open(encoding="utf-8-sig") as fh:
+        flagged = [r for r in csv.DictReader(fh) if r["Nghi đáp án sai"] == "có"]
+    assert [(r["Mã câu hỏi"], r["Đáp án nhóm điểm cao chọn"]) for r in flagged] == [(q, wrong)]
+    export_questions(s.contest, stats, 1, tmp_path / "q.xlsx", fmt="xlsx")
     assert (await s.get_admin("/v1/admin/questions?period=7"))[0] == 404
     assert (await s.get("/v1/admin/questions"))[0] in (404, 405)  # not on the public results app
     status, _ = await s.post("/v1/admin/answer-key", {"question_id": q, "answer": wrong}, headers=admin())
