@@ -1,117 +1,156 @@
-"""Contest-week traffic on the hot path, the way the front-ends and the results page behave.
+"""The Monday 08:00 peak as an open model: arrivals at a rate computed from the contest's parameters
+(loadtests/shape.py), whatever the answers' speed, so a slow server cannot lower the offered load.
 
-Front-end users register, start an attempt, think, submit, and go on until their attempts run
-out; results readers poll the leaderboard and their own standing. The shape ramps to a Monday
-08:00 cut-off peak and falls away; an SLO gate sets the exit code (fail ratio, submission p99).
-Run by `make loadtest` (loadtests/run.py starts the stack and sets CCHC_LOAD_* for this file).
+One user per locust worker process; each offers its share of the rate as Poisson arrivals, every
+arrival a greenlet of its own: a submission journey (start an attempt, think, submit), an abandoned
+attempt, a registration, or a results read (a standing, a leaderboard page). Deliberate refusals (429,
+503) are counted apart under the request type REFUSED. Run by loadtests/run.py, which sets CCHC_LOAD_*,
+hands each worker its share of pre-registered participants and judges the SLOs from the CSV stats.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
-import uuid
-from typing import ClassVar
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
 
-from locust import FastHttpUser, LoadTestShape, between, events, task
+import gevent
+from locust import FastHttpUser, LoadTestShape, constant, task
+from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
+from loadtests.shape import ContestLoad, Stage, peak_run, rate_at
 from ops.simulate import spelled
 
 RESULTS = os.environ.get("CCHC_LOAD_RESULTS", "http://127.0.0.1:8081")
-SLO_FAIL_RATIO = float(os.environ.get("CCHC_LOAD_SLO_FAIL_RATIO", "0.01"))
-SLO_SUBMIT_P99_MS = float(os.environ.get("CCHC_LOAD_SLO_SUBMIT_P99_MS", "250"))
-PEAK_USERS = int(os.environ.get("CCHC_LOAD_PEAK_USERS", "120"))
-_people = itertools.count()
-_salt = uuid.uuid4().int % 1000  # distinct identities in each worker process
+RATE = float(os.environ.get("CCHC_LOAD_RATE", "463"))  # submissions/s held
+RAMP_S = float(os.environ.get("CCHC_LOAD_RAMP_S", "20"))
+HOLD_S = float(os.environ.get("CCHC_LOAD_HOLD_S", "60"))
+WORKERS = int(os.environ.get("CCHC_LOAD_WORKERS", "2"))
+POOL = os.environ.get("CCHC_LOAD_POOL", "")
+GROUP = os.environ.get("CCHC_LOAD_GROUP", "cbccvc")
+UNIT = os.environ.get("CCHC_LOAD_UNIT", "")
+THINK_S = (1.0, 3.0)  # a short think: the attempt-start rate follows the submission rate at once
+STAGES: list[Stage] = peak_run(RATE, ramp_s=RAMP_S, hold_s=HOLD_S)
+LOAD = ContestLoad(standings_per_submission=float(os.environ.get("CCHC_LOAD_STANDINGS", "1.0")),
+                   leaderboards_per_submission=float(os.environ.get("CCHC_LOAD_LEADERBOARDS", "0.5")))
+REFUSALS = (429, 503)
+HIGHEST = sum(LOAD.mix(max(stage.rate for stage in STAGES) / WORKERS).arrivals().values())  # per worker, at the top
 
 
-class Participant(FastHttpUser):
-    """A quiz front-end: one person at a time, 20 questions, a few seconds of thinking."""
-
-    weight = 4
-    wait_time = between(0.5, 2.0)
+class Arrivals(FastHttpUser):
+    concurrency = 2000  # connections this user's greenlets may hold at once (an open model needs many)
+    connection_timeout = 10.0
+    network_timeout = 10.0
+    wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.pid: str | None = None
-        self.key = ""
+        runner = self.environment.runner
+        self.index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
         self.rng = random.Random()
-
-    def register(self) -> None:
-        n = _salt * 100_000 + next(_people)  # unique within a worker; workers rarely meet (409 is fine)
-        body = {"full_name": f"Người Thử Tải {spelled(n)}", "id_number": f"{n % 10**12:012d}",
-                "phone": f"09{n % 10**8:08d}", "birth_date": "1990-05-17", "group": "nhan_dan"}
-        with self.client.post("/v1/participants", json=body, name="register", catch_response=True) as r:
-            if r.status_code == 201:
-                credentials = r.json()
-                self.pid, self.key = credentials["participant_id"], credentials["access_key"]
-            elif r.status_code == 409:  # an identity already taken by another worker: not a failure
-                r.success()
+        self.people: deque[dict[str, Any]] = deque()
+        if POOL:
+            lines = Path(POOL).read_text().splitlines()
+            self.people.extend(json.loads(line) for line in lines[self.index::WORKERS])
+        self.newcomers = itertools.count()
+        self.t0 = self.next_at = time.monotonic()
 
     @task
-    def take_an_attempt(self) -> None:
-        if self.pid is None:
-            self.register()
+    def arrive(self) -> None:
+        """The next arrival of a Poisson process whose rate follows the stages: candidates come at the
+        highest rate and each is kept with probability rate(t) / highest (thinning, Lewis & Shedler)."""
+        # Arrival times are absolute: a generator that falls behind (a busy CPU) catches up at once,
+        # so the offered count does not shrink with its scheduling delays.
+        self.next_at += self.rng.expovariate(HIGHEST)
+        gevent.sleep(max(0.0, self.next_at - time.monotonic()))
+        rate = rate_at(STAGES, self.next_at - self.t0)
+        if rate is None:
+            raise StopUser
+        arrivals = LOAD.mix(rate / WORKERS).arrivals()
+        total = sum(arrivals.values())
+        if self.rng.random() * HIGHEST >= total:
             return
-        with self.client.post("/v1/attempts", json={"participant_id": self.pid}, name="start attempt",
-                              headers={"Authorization": f"Bearer {self.key}"}, catch_response=True) as r:
-            if r.status_code == 409:  # attempts used up: the next person sits down
+        kind = self.rng.choices(list(arrivals), weights=list(arrivals.values()))[0]
+        gevent.spawn(getattr(self, f"_{kind}"))
+
+    # -- journeys ---------------------------------------------------------------------------------
+
+    def _person(self) -> dict[str, Any] | None:
+        if not self.people:
+            return None
+        person = self.people.popleft()
+        self.people.append(person)  # round robin: each person's attempts spread over the run
+        return person
+
+    def _post(self, path: str, body: Any, name: str, ok: int, headers: dict[str, str] | None = None) -> Any:
+        """POST and judge: `ok` is success, 429/503 a deliberate refusal (counted apart), else a failure."""
+        with self.client.post(path, json=body, name=name, headers=headers or {}, catch_response=True) as r:
+            if r.status_code == ok:
+                return r.json()
+            if r.status_code in REFUSALS:
                 r.success()
-                self.pid = None
-                return
-            if r.status_code != 201:
-                return
-            attempt = r.json()
-        self.wait()  # thinking
+                self._refused(name, r.status_code)
+                return None
+            r.failure(f"{r.status_code} {r.text[:120]}")
+            return None
+
+    def _refused(self, name: str, status: int) -> None:
+        self.environment.events.request.fire(request_type="REFUSED", name=f"{name} {status}", response_time=0,
+                                             response_length=0, exception=None, context={})
+
+    def _start(self) -> Any:
+        person = self._person()
+        if person is None:
+            return None
+        return self._post("/v1/attempts", {"participant_id": person["participant_id"]}, "start attempt", 201,
+                          {"Authorization": f"Bearer {person['access_key']}"})
+
+    def _submit(self) -> None:
+        attempt = self._start()
+        if attempt is None:
+            return
+        gevent.sleep(self.rng.uniform(*THINK_S))
         answers = {q["id"]: self.rng.choice("ABCD") for q in attempt["questions"]}
-        self.client.post("/v1/submissions", json={"token": attempt["token"], "answers": answers,
-                                                  "prediction": self.rng.randint(0, 100_000)}, name="submit")
+        self._post("/v1/submissions", {"token": attempt["token"], "answers": answers,
+                                       "prediction": self.rng.randint(0, 100_000)}, "submit", 202)
+
+    def _abandon(self) -> None:
+        self._start()
+
+    def _register(self) -> None:
+        n = next(self.newcomers)
+        body = {"full_name": f"Người Đến Sau {spelled(n)}", "id_number": f"9{self.index:02d}{n:09d}",
+                "phone": f"08{self.index:02d}{n:06d}", "birth_date": "1990-05-17", "group": GROUP,
+                "unit_code": UNIT or None}
+        created = self._post("/v1/participants", body, "register", 201)
+        if created is not None:
+            self.people.append(created)
+
+    def _standing(self) -> None:
+        person = self._person()
+        if person is not None:
+            self.client.get(f"{RESULTS}/v1/periods/1/participants/{person['participant_id']}", name="standing")
+
+    def _leaderboard(self) -> None:
+        self.client.get(f"{RESULTS}/v1/periods/1/leaderboard?group={GROUP}&limit=50", name="leaderboard")
 
 
-class ResultsReader(FastHttpUser):
-    """The public results page: the leaderboard and someone's standing."""
+class OpenModel(LoadTestShape):
+    """One user per worker for as long as the stages last; the statistics restart when the hold begins,
+    so the gate judges the hold alone."""
 
-    weight = 1
-    wait_time = between(1, 3)
-
-    @task(3)
-    def leaderboard(self) -> None:
-        self.client.get(f"{RESULTS}/v1/periods/1/leaderboard?group=nhan_dan&limit=100", name="leaderboard")
-
-    @task(1)
-    def periods(self) -> None:
-        self.client.get(f"{RESULTS}/v1/periods", name="periods")
-
-
-class CutOffPeak(LoadTestShape):
-    """(seconds from start, users): a working day, the last hours before Monday 08:00, after."""
-
-    stages: ClassVar[list[tuple[int, float]]] = [(15, 0.2), (30, 0.5), (60, 1.0), (75, 0.3), (90, 0.1)]
+    reset_done = False
 
     def tick(self) -> tuple[int, float] | None:
-        run_time = self.get_run_time()
-        for until, share in self.stages:
-            if run_time < until:
-                return max(1, int(PEAK_USERS * share)), max(5.0, PEAK_USERS / 5)
-        return None
-
-
-@events.quitting.add_listener
-def slo_gate(environment, **_kwargs) -> None:  # type: ignore[no-untyped-def]
-    """Fail the run (exit code 1) when the fail ratio or the submission p99 breaks the SLO."""
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    total = environment.stats.total
-    submit = environment.stats.get("submit", "POST")
-    p99 = submit.get_response_time_percentile(0.99) if submit.num_requests else 0
-    verdict = []
-    if total.fail_ratio > SLO_FAIL_RATIO:
-        verdict.append(f"fail ratio {total.fail_ratio:.2%} > {SLO_FAIL_RATIO:.2%}")
-    if p99 > SLO_SUBMIT_P99_MS:
-        verdict.append(f"submission p99 {p99:.0f} ms > {SLO_SUBMIT_P99_MS:.0f} ms")
-    if not submit.num_requests:
-        verdict.append("no submission was made")
-    print(f"SLO gate: {total.num_requests} requests, fail ratio {total.fail_ratio:.2%}, submissions "
-          f"{submit.num_requests}, submission p99 {p99:.0f} ms -> {'FAIL: ' + '; '.join(verdict) if verdict else 'pass'}")
-    environment.process_exit_code = 1 if verdict else 0
+        t = self.get_run_time()
+        if rate_at(STAGES, t) is None:
+            return None
+        if not self.reset_done and t >= RAMP_S:
+            self.runner.stats.reset_all()
+            self.reset_done = True
+        return WORKERS, float(WORKERS)

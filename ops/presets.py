@@ -16,8 +16,10 @@ from ops.stack import Stack
 from runtime.settings import REPO_CONTESTS, Settings
 
 
-def one_long_period(dest: Path, *, slug: str | None = None, seconds: int = 3600) -> Path:
-    """The demo contest with a single period open from the stack's start for `seconds`."""
+def one_long_period(dest: Path, *, slug: str | None = None, seconds: int = 3600,
+                    attempts_per_period: int | None = None) -> Path:
+    """The demo contest with a single period open from the stack's start for `seconds` (and, for load
+    tests, more attempts per participant)."""
     shutil.copytree(REPO_CONTESTS / "demo", dest)
     toml = dest / "contest.toml"
     text = toml.read_text()
@@ -25,6 +27,8 @@ def one_long_period(dest: Path, *, slug: str | None = None, seconds: int = 3600)
             + text[text.index("[[groups]]"):])
     if slug is not None:
         text = text.replace('slug = "demo"', f'slug = "{slug}"')
+    if attempts_per_period is not None:
+        text = text.replace("attempts_per_period = 3\n", f"attempts_per_period = {attempts_per_period}\n")
     toml.write_text(text)
     return dest
 
@@ -47,12 +51,13 @@ class Running:
 
 @contextlib.contextmanager
 def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | None = None,
-                    monitor_interval_s: float = 10.0) -> Iterator[Running]:
+                    monitor_interval_s: float = 10.0, attempts_per_period: int | None = None) -> Iterator[Running]:
     """A whole stack on a one-long-period contest; stopped and deleted on exit, even a failed start."""
     from ops.wiring import contest_of  # the wiring imports every tier: only when a stack is wanted
 
     workdir = Path(tempfile.mkdtemp(prefix=f"cchc-{name}-"))
-    settings = Settings(contest_dir=one_long_period(workdir / "contest", slug=slug), data_dir=workdir / "data",
+    contest_dir = one_long_period(workdir / "contest", slug=slug, attempts_per_period=attempts_per_period)
+    settings = Settings(contest_dir=contest_dir, data_dir=workdir / "data",
                         ingest_port=free_port(), results_port=free_port(), log_level="warning",
                         monitor_interval_s=monitor_interval_s,
                         address_limit=0)  # every simulated front-end shares one loopback address

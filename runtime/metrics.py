@@ -30,6 +30,10 @@ SCORER_EVENTS = Counter("cchc_scorer_events_total", "Events archived and project
 SCORER_BATCH_SECONDS = Histogram("cchc_scorer_batch_duration_seconds", "Scorer batch latency", ["consumer"])
 SCORER_BATCH_ENTRIES = Histogram("cchc_scorer_batch_entries", "Stream entries per scorer batch", ["consumer"],
                                  buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000))
+SCORER_FRESHNESS = Histogram(
+    "cchc_scorer_freshness_seconds", "Per batch: from the oldest entry's append (its 202) to the commit that makes"
+    " it visible in the leaderboards (an upper bound for every event of the batch)", ["consumer"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0))
 SCORER_POISON = Counter("cchc_scorer_poison_entries_total", "Entries parked in the dead-letter stream",
                         ["consumer"])
 SCORER_ERRORS = Counter("cchc_scorer_errors_total", "Scorer steps that failed (database or Redis errors)",
