@@ -105,7 +105,8 @@ def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cach
     """`rank_cache_s`: how stale live ranks and totals may be (None: counted in the database each time)."""
     live = LiveQueries(clients.pool)
     ranks = None if rank_cache_s is None else RankCache(contest, live, clock, max_age_s=rank_cache_s)
-    return results_api.Results(contest, live, ResultsQueries(clients.pool), clock, clients.ready, ranks)
+    return results_api.Results(contest, live, ResultsQueries(clients.pool), clock, clients.ready, ranks,
+                               fresh_s=0.0 if rank_cache_s is None else 1.0)
 
 
 def build_scorer(contest: Contest, clients: Clients, name: str, clock: Clock) -> Scorer:

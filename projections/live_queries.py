@@ -83,6 +83,14 @@ class AttemptRow(msgspec.Struct, frozen=True):
     submitted_ms: int
 
 
+class PersonInPeriod(msgspec.Struct, frozen=True):
+    """A participant, their live counted entry of a period (if any) and every entry they sent in it."""
+
+    person: ParticipantRow
+    counted: Standing | None
+    attempts: list[AttemptRow]
+
+
 class PeriodCount(msgspec.Struct, frozen=True):
     period: int
     group_code: str
@@ -92,6 +100,7 @@ class PeriodCount(msgspec.Struct, frozen=True):
 
 _COUNTED = ("period, participant_id, group_code, unit_code, attempt_id, score, correct, duration_ms,"
             " prediction, submitted_ms")
+_ATTEMPT = "e.attempt_id, e.score, e.correct, e.duration_ms, e.prediction, e.submitted_ms"
 _STANDING = ("c.participant_id, c.group_code, c.unit_code, c.attempt_id, c.score, c.correct, c.duration_ms,"
              " c.prediction, c.submitted_ms, p.display_name")
 
@@ -128,6 +137,30 @@ class LiveQueries:
             f" NOT {NOT_DISQUALIFIED.format(t='p')} AS disqualified FROM participants p WHERE p.participant_id = %s",
             (participant_id,))
         return rows[0] if rows else None
+
+    async def person_in_period(self, period: int, participant_id: str) -> PersonInPeriod | None:
+        """participant(), live_counted() and attempts_of() in one round trip (a results page's hottest read)."""
+        def obj(fields: str) -> str:
+            return "json_build_object(" + ", ".join(f"'{f.split('.')[-1]}', {f}" for f in fields.split(", ")) + ")"
+
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(
+                f"SELECT json_build_object('participant_id', p.participant_id, 'group_code', p.group_code,"
+                f"   'display_name', p.display_name, 'unit_code', p.unit_code,"
+                f"   'disqualified', NOT {NOT_DISQUALIFIED.format(t='p')}),"
+                f" (SELECT {obj(_STANDING.replace('  ', ' '))} FROM counted c"
+                "   WHERE c.period = %(period)s AND c.participant_id = p.participant_id),"
+                f" (SELECT coalesce(json_agg({obj(_ATTEMPT)} ORDER BY e.submitted_ms, e.attempt_id), '[]')"
+                "   FROM entries e WHERE e.period = %(period)s AND e.participant_id = p.participant_id)"
+                " FROM participants p WHERE p.participant_id = %(pid)s",
+                {"period": period, "pid": participant_id})
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        person, counted, attempts = row
+        return PersonInPeriod(msgspec.convert(person, ParticipantRow),
+                              None if counted is None else msgspec.convert(counted, Standing),
+                              msgspec.convert(attempts, list[AttemptRow]))
 
     async def attempts_of(self, period: int, participant_id: str) -> list[AttemptRow]:
         return await self._rows(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,33 @@ class Results:
     ready: Callable[[], Awaitable[None]]
     ranks: RankCache | None = None  # live ranks and totals from a snapshot at most seconds old
     frozen_totals: dict[tuple[int, int, str], int] = field(default_factory=dict)  # a revision never changes
+    # How stale the list of closed periods and an open period's leaderboard pages may be, in seconds: at the
+    # peak many readers ask for the same first page; 0 reads the database every time (the tests).
+    fresh_s: float = 0.0
+    _memo: dict[Any, tuple[float, Any]] = field(default_factory=dict)
+
+    async def _remembered(self, key: Any, read: Callable[[], Awaitable[Any]]) -> Any:
+        """`read()`'s answer, shared for `fresh_s` seconds — and while it is being read, so that a thousand
+        readers arriving together cause one query, not a thousand."""
+        if self.fresh_s <= 0:
+            return await read()
+        now = time.monotonic()
+        found = self._memo.get(key)
+        if found is None or found[0] <= now:
+            if len(self._memo) > 1024:  # bounded: a crawler paging everything cannot grow it
+                self._memo.clear()
+            found = (now + self.fresh_s, asyncio.ensure_future(read()))
+            self._memo[key] = found
+        try:
+            return await asyncio.shield(found[1])
+        except Exception:
+            self._memo.pop(key, None)  # a failed read is not remembered
+            raise
+
+    async def latest_revisions(self) -> dict[int, int]:
+        """period → its latest published revision (closed periods only)."""
+        revisions: dict[int, int] = await self._remembered("revisions", self.published.latest_revisions)
+        return revisions
 
     async def live_total(self, period: int, group: str) -> int:
         if self.ranks is not None and self.ranks.usable(period):
@@ -87,7 +116,7 @@ def _int_param(request: web.Request, name: str, default: int, low: int, cap: int
 # -- the answers, as values: the JSON handlers below and the results page (projections.pages) share them --
 
 async def periods_view(res: Results) -> PeriodsOut:
-    closed = await res.published.latest_revisions()
+    closed = await res.published.latest_revisions()  # exact: a close shows at once
     now, tz = res.clock.now_ms(), res.contest.tz
     return PeriodsOut([PeriodOut(p.number, p.name, iso_ms(p.start_ms, tz), iso_ms(p.end_ms, tz),
                                  res.contest.status(p, now, p.number in closed)) for p in res.contest.periods])
@@ -112,14 +141,20 @@ def group_of(res: Results, raw: str | None) -> str:
 
 
 async def leaderboard_view(res: Results, period: Period, group: str, limit: int, offset: int) -> LeaderboardOut:
-    revision = (await res.published.latest_revisions()).get(period.number)
+    revision = (await res.latest_revisions()).get(period.number)
     if revision is None:
         if offset > MAX_LIVE_OFFSET:
             raise ApiError(422, "invalid", f"offset: an open period's ranking pages up to {MAX_LIVE_OFFSET:,}; a"
                            " participant's standing is at /v1/periods/{n}/participants/{id}")
-        total = await res.live_total(period.number, group)
-        rows = await res.live.live_leaderboard(period.number, group, limit, offset)
-        entries = [_entry(res, offset + i, row) for i, row in enumerate(rows, start=1)]
+
+        async def live_page() -> LeaderboardOut:
+            total = await res.live_total(period.number, group)
+            rows = await res.live.live_leaderboard(period.number, group, limit, offset)
+            entries = [_entry(res, offset + i, row) for i, row in enumerate(rows, start=1)]
+            return LeaderboardOut(period.number, group, False, total, entries)
+
+        page: LeaderboardOut = await res._remembered(("live", period.number, group, limit, offset), live_page)
+        return page
     else:
         total = await res.final_total(period.number, revision, group)
         rows = await res.published.leaderboard(period.number, revision, group, limit, offset)
@@ -128,24 +163,21 @@ async def leaderboard_view(res: Results, period: Period, group: str, limit: int,
 
 
 async def participant_view(res: Results, period: Period, participant_id: str) -> ParticipantOut:
-    person = await res.live.participant(participant_id)
-    if person is None:
+    found = await res.live.person_in_period(period.number, participant_id)
+    if found is None:
         raise ApiError(404, "unknown_participant", "no participant with this id")
-    revision = (await res.published.latest_revisions()).get(period.number)
+    revision = (await res.latest_revisions()).get(period.number)
     rank: int | None = None
     best: LeaderboardEntry | None = None
     if revision is not None:
         row = await res.published.standing(period.number, revision, participant_id)
         if row is not None and row.rank is not None:
             rank, best = row.rank, _entry(res, row.rank, row)
-    elif not person.disqualified:
-        me = await res.live.live_counted(period.number, participant_id)
-        if me is not None:
-            rank = await res.live_rank(period.number, me)
-            best = _entry(res, rank, me)
+    elif not found.person.disqualified and found.counted is not None:
+        rank = await res.live_rank(period.number, found.counted)
+        best = _entry(res, rank, found.counted)
     attempts = [AttemptOut(a.attempt_id, a.score, a.correct, a.duration_ms, a.prediction,
-                           iso_ms(a.submitted_ms, res.contest.tz))
-                for a in await res.live.attempts_of(period.number, participant_id)]
+                           iso_ms(a.submitted_ms, res.contest.tz)) for a in found.attempts]
     return ParticipantOut(participant_id, period.number, revision is not None, rank, best, attempts)
 
 
