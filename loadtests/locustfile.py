@@ -21,6 +21,7 @@ from typing import Any
 
 import gevent
 from locust import FastHttpUser, LoadTestShape, constant, task
+from locust.contrib.fasthttp import FastHttpSession
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
@@ -58,6 +59,11 @@ class Arrivals(FastHttpUser):
             lines = Path(POOL).read_text().splitlines()
             self.people.extend(json.loads(line) for line in lines[self.index::WORKERS])
         self.newcomers = itertools.count()
+        # The results app is another host: a session of its own, with as many connections as the ingest one
+        # (one shared pool would queue the reads behind a handful of connections, on the generator's side).
+        self.results = FastHttpSession(RESULTS, self.environment.events.request, self, concurrency=self.concurrency,
+                                       network_timeout=self.network_timeout,
+                                       connection_timeout=self.connection_timeout)
         self.t0 = self.next_at = time.monotonic()
 
     @task
@@ -134,10 +140,10 @@ class Arrivals(FastHttpUser):
     def _standing(self) -> None:
         person = self._person()
         if person is not None:
-            self.client.get(f"{RESULTS}/v1/periods/1/participants/{person['participant_id']}", name="standing")
+            self.results.get(f"/v1/periods/1/participants/{person['participant_id']}", name="standing")
 
     def _leaderboard(self) -> None:
-        self.client.get(f"{RESULTS}/v1/periods/1/leaderboard?group={GROUP}&limit=50", name="leaderboard")
+        self.results.get(f"/v1/periods/1/leaderboard?group={GROUP}&limit=50", name="leaderboard")
 
 
 class OpenModel(LoadTestShape):

@@ -88,6 +88,7 @@ def run_stage(run: Running, load: ContestLoad, rate: float, *, label: str, ramp_
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--processes", type=int, default=2, help="locust worker processes")
+    parser.add_argument("--scorers", type=int, default=1, help="scorer processes of the stack under test")
     parser.add_argument("--hold", type=float, default=60, help="seconds at the design peak (≥ 60)")
     parser.add_argument("--ramp", type=float, default=20)
     parser.add_argument("--step-hold", type=float, default=30, help="seconds at each headroom step")
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     # Every run's submissions with their attempts, spread so nobody reaches the limit.
     submissions = peak * (args.ramp / 2 + args.hold) + sum(peak * m * (10 + args.step_hold) for m in steps)
     people = int(submissions * (1 + load.abandoned_per_submission) / (ATTEMPTS * 0.8)) + 100
-    with throwaway_stack("loadtest", scorers=2, attempts_per_period=ATTEMPTS) as run:
+    with throwaway_stack("loadtest", scorers=args.scorers, attempts_per_period=ATTEMPTS) as run:
         print(run.stack.ready_line(), flush=True)
         started = time.monotonic()
         credentials = asyncio.run(register(run.ingest_url, people, next(iter(run.contest.units))))

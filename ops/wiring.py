@@ -62,9 +62,11 @@ class Clients:
 READ_STATEMENT_TIMEOUT_MS = 5000  # the results API: a read slower than this is cut off (503), not queued behind
 
 
-async def open_clients(settings: Settings, *, pool_size: int = 8, statement_timeout_ms: int | None = None) -> Clients:
+async def open_clients(settings: Settings, *, pool_size: int = 8, statement_timeout_ms: int | None = None,
+                       autocommit: bool = False) -> Clients:
     redis_url, database_url = settings.require_servers()
-    pool = postgres.open_pool(database_url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms)
+    pool = postgres.open_pool(database_url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms,
+                              autocommit=autocommit)
     await pool.open(wait=False)
     return Clients(redis_stream.connect(redis_url), pool)
 
@@ -163,7 +165,7 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
     serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        clients = await open_clients(settings, statement_timeout_ms=READ_STATEMENT_TIMEOUT_MS)
+        clients = await open_clients(settings, statement_timeout_ms=READ_STATEMENT_TIMEOUT_MS, autocommit=True)
         await postgres.migrate(clients.pool)
         app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
         monitor = build_monitor(contest, clients, SystemClock())
