@@ -55,7 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.freshness
 	$(BIN)/python -m bench.scale
 
-# Locust, headless with worker processes, the cut-off peak shape and an SLO gate (exit code).
+# The design peak from DESIGN §1 (open model, distributed locust), SLO gates (exit code), headroom steps.
 loadtest: $(STAMP)
 	$(BIN)/pip install -q -e '.[load]'
 	$(BIN)/python -m loadtests.run
