@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint up clean chaos ops-check bench loadtest fuzz browser-test
+.PHONY: run test lint up clean chaos ops-check bench loadtest soak fuzz browser-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,12 @@ $(CHROMIUM):
 browser-test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pip install -q -e '.[browser]'
 	CCHC_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q -m browser tests/browser
+
+# Steady load at half the capacity for 20 minutes (SOAK_MINUTES=…), a close in the middle, memory sampled.
+SOAK_MINUTES ?= 20
+soak: $(STAMP)
+	$(BIN)/pip install -q -e '.[load]'
+	$(BIN)/python -m loadtests.soak --minutes $(SOAK_MINUTES)
 
 # Kill -9 scorers, Valkey, PostgreSQL and an ingest process under load; reconcile every ack.
 chaos: $(STAMP)

@@ -37,7 +37,8 @@ POOL = os.environ.get("CCHC_LOAD_POOL", "")
 GROUP = os.environ.get("CCHC_LOAD_GROUP", "cbccvc")
 UNIT = os.environ.get("CCHC_LOAD_UNIT", "")
 THINK_S = (1.0, 3.0)  # a short think: the attempt-start rate follows the submission rate at once
-STAGES: list[Stage] = peak_run(RATE, ramp_s=RAMP_S, hold_s=HOLD_S)
+# After the hold, no new arrivals for a few seconds: the journeys in flight (thinking) finish and count.
+STAGES: list[Stage] = [*peak_run(RATE, ramp_s=RAMP_S, hold_s=HOLD_S), Stage(RAMP_S + HOLD_S, RAMP_S + HOLD_S + 5, 0.0)]
 LOAD = ContestLoad(standings_per_submission=float(os.environ.get("CCHC_LOAD_STANDINGS", "1.0")),
                    leaderboards_per_submission=float(os.environ.get("CCHC_LOAD_LEADERBOARDS", "0.5")))
 REFUSALS = (429, 503)

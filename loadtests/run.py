@@ -65,24 +65,44 @@ def scrape_freshness(run: Running) -> dict[float, float]:
     return freshness_buckets(texts)
 
 
-def run_stage(run: Running, load: ContestLoad, rate: float, *, label: str, ramp_s: float, hold_s: float,
-              processes: int, pool: Path, refusals_allowed: bool) -> Verdict:
-    """One locust run: ramp to `rate` submissions/s, hold, judge."""
+def locust(run: Running, load: ContestLoad, rate: float, *, label: str, ramp_s: float, hold_s: float,
+           processes: int, pool: Path) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of one headless, distributed locust run against `run`."""
     prefix = REPORTS / label
-    before = scrape_freshness(run)
     env = {**os.environ, "CCHC_LOAD_RESULTS": run.results_url, "CCHC_LOAD_RATE": f"{rate:.3f}",
            "CCHC_LOAD_RAMP_S": str(ramp_s), "CCHC_LOAD_HOLD_S": str(hold_s), "CCHC_LOAD_WORKERS": str(processes),
            "CCHC_LOAD_POOL": str(pool), "CCHC_LOAD_UNIT": next(iter(run.contest.units)),
            "CCHC_LOAD_STANDINGS": str(load.standings_per_submission),
            "CCHC_LOAD_LEADERBOARDS": str(load.leaderboards_per_submission)}
-    with Path(f"{prefix}.log").open("w") as log:  # locust's own output, kept beside the reports
-        subprocess.run([sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
-                        "--host", run.ingest_url, "--processes", str(processes), "--html", f"{prefix}.html",
-                        "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
-                       env=env, timeout=ramp_s + hold_s + 120, check=False, stdout=log, stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless", "--host",
+               run.ingest_url, "--processes", str(processes), "--html", f"{prefix}.html", "--csv", str(prefix),
+               "--only-summary", "--loglevel", "WARNING"]
+    return command, env
+
+
+def run_stage(run: Running, load: ContestLoad, rate: float, *, label: str, ramp_s: float, hold_s: float,
+              processes: int, pool: Path, refusals_allowed: bool) -> Verdict:
+    """One locust run: ramp to `rate` submissions/s, hold, judge."""
+    before = scrape_freshness(run)
+    command, env = locust(run, load, rate, label=label, ramp_s=ramp_s, hold_s=hold_s, processes=processes,
+                          pool=pool)
+    with (REPORTS / f"{label}.log").open("w") as log:  # locust's own output, kept beside the reports
+        subprocess.run(command, env=env, timeout=ramp_s + hold_s + 120, check=False, stdout=log,
+                       stderr=subprocess.STDOUT)
     time.sleep(2)  # the last batches committed and counted
     fresh = p99_upper_bound(before, scrape_freshness(run))
-    return judge(read_stats(Path(f"{prefix}_stats.csv")), rate, hold_s, fresh, refusals_allowed=refusals_allowed)
+    return judge(read_stats(REPORTS / f"{label}_stats.csv"), rate, hold_s, fresh, refusals_allowed=refusals_allowed)
+
+
+def pool_file(run: Running, people: int) -> Path:
+    """`people` participants registered over HTTP, their credentials one JSON line each."""
+    started = time.monotonic()
+    credentials = asyncio.run(register(run.ingest_url, people, next(iter(run.contest.units))))
+    pool = run.workdir / "participants.jsonl"
+    pool.write_text("\n".join(json.dumps(p) for p in credentials))
+    print(f"registered {len(credentials):,} participants beforehand in {time.monotonic() - started:.0f} s",
+          flush=True)
+    return pool
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,12 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     people = int(submissions * (1 + load.abandoned_per_submission) / (ATTEMPTS * 0.8)) + 100
     with throwaway_stack("loadtest", scorers=args.scorers, attempts_per_period=ATTEMPTS) as run:
         print(run.stack.ready_line(), flush=True)
-        started = time.monotonic()
-        credentials = asyncio.run(register(run.ingest_url, people, next(iter(run.contest.units))))
-        pool = run.workdir / "participants.jsonl"
-        pool.write_text("\n".join(json.dumps(p) for p in credentials))
-        print(f"registered {len(credentials):,} participants beforehand in {time.monotonic() - started:.0f} s",
-              flush=True)
+        pool = pool_file(run, people)
         design = run_stage(run, load, peak, label="design-peak", ramp_s=args.ramp, hold_s=args.hold,
                            processes=args.processes, pool=pool, refusals_allowed=False)
         print(design.line(), flush=True)

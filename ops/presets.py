@@ -17,13 +17,13 @@ from runtime.settings import REPO_CONTESTS, Settings
 
 
 def one_long_period(dest: Path, *, slug: str | None = None, seconds: int = 3600,
-                    attempts_per_period: int | None = None) -> Path:
-    """The demo contest with a single period open from the stack's start for `seconds` (and, for load
-    tests, more attempts per participant)."""
+                    attempts_per_period: int | None = None, count: int = 1) -> Path:
+    """The demo contest with a single period open from the stack's start for `seconds` (or `count` such
+    periods one after the other; and, for load tests, more attempts per participant)."""
     shutil.copytree(REPO_CONTESTS / "demo", dest)
     toml = dest / "contest.toml"
     text = toml.read_text()
-    text = (text[:text.index("[schedule]")] + f"[schedule]\ncount = 1\nperiod_seconds = {seconds}\n\n"
+    text = (text[:text.index("[schedule]")] + f"[schedule]\ncount = {count}\nperiod_seconds = {seconds}\n\n"
             + text[text.index("[[groups]]"):])
     if slug is not None:
         text = text.replace('slug = "demo"', f'slug = "{slug}"')
@@ -51,12 +51,14 @@ class Running:
 
 @contextlib.contextmanager
 def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | None = None,
-                    monitor_interval_s: float = 10.0, attempts_per_period: int | None = None) -> Iterator[Running]:
+                    monitor_interval_s: float = 10.0, attempts_per_period: int | None = None,
+                    periods: int = 1, period_seconds: int = 3600) -> Iterator[Running]:
     """A whole stack on a one-long-period contest; stopped and deleted on exit, even a failed start."""
     from ops.wiring import contest_of  # the wiring imports every tier: only when a stack is wanted
 
     workdir = Path(tempfile.mkdtemp(prefix=f"cchc-{name}-"))
-    contest_dir = one_long_period(workdir / "contest", slug=slug, attempts_per_period=attempts_per_period)
+    contest_dir = one_long_period(workdir / "contest", slug=slug, attempts_per_period=attempts_per_period,
+                                  count=periods, seconds=period_seconds)
     settings = Settings(contest_dir=contest_dir, data_dir=workdir / "data",
                         ingest_port=free_port(), results_port=free_port(), log_level="warning",
                         monitor_interval_s=monitor_interval_s,
