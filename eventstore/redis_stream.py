@@ -497,7 +497,11 @@ class StreamReader:
             needs.append(need)
         floor = min(needs)
         minid = f"{floor[0]}-{floor[1]}"
-        await self._r.xtrim(self.keys.stream, minid=minid, approximate=approximate)
+        # LIMIT 0: an approximate trim otherwise removes at most 100 macro nodes' worth of entries per call
+        # (10,000), fewer than a busy half minute appends — the stream would grow without bound (found
+        # by `make soak`). Whole nodes go, so the call stays cheap.
+        await self._r.xtrim(self.keys.stream, minid=minid, approximate=approximate,
+                            limit=0 if approximate else None)
         return minid
 
     @translated

@@ -272,3 +272,20 @@ async def test_parked_entries_can_be_requeued_after_a_fix(system: System, monkey
     assert await s.count("entries") == 2 and await dead_letters(s) == []
     view = await s.ok(f"/v1/periods/1/participants/{victim}")
     assert view["best"]["attempt_id"] == receipt["attempt_id"]
+
+
+async def test_an_approximate_trim_keeps_up_with_a_busy_stream(system: System) -> None:
+    """More than 10,000 acknowledged entries since the last trim (half a minute at the peak): the
+    approximate trim removes them all but a node's worth, not only its default limit of 10,000."""
+    s = system
+    stream = Keys(s.contest.slug).stream
+    reader = s.scorers[0].reader
+    await reader.ensure_group()
+    async with s.clients.redis.pipeline(transaction=False) as pipe:
+        for n in range(25_000):
+            pipe.xadd(stream, {"e": b"x" * 40, "n": n})
+        await pipe.execute()
+    while batch := await reader.read(5_000, None):
+        await reader.ack([entry_id for entry_id, _ in batch])
+    await reader.trim_acknowledged()  # approximate, as the scorer calls it
+    assert await s.clients.redis.xlen(stream) < 1_000
