@@ -34,6 +34,7 @@ RAMP_S = float(os.environ.get("CCHC_LOAD_RAMP_S", "20"))
 HOLD_S = float(os.environ.get("CCHC_LOAD_HOLD_S", "60"))
 WORKERS = int(os.environ.get("CCHC_LOAD_WORKERS", "2"))
 POOL = os.environ.get("CCHC_LOAD_POOL", "")
+RUN = int(os.environ.get("CCHC_LOAD_RUN", "0"))  # which run of the stack this is (newcomers' identities)
 GROUP = os.environ.get("CCHC_LOAD_GROUP", "cbccvc")
 UNIT = os.environ.get("CCHC_LOAD_UNIT", "")
 THINK_S = (1.0, 3.0)  # a short think: the attempt-start rate follows the submission rate at once
@@ -106,6 +107,15 @@ class Arrivals(FastHttpUser):
             r.failure(f"{r.status_code} {r.text[:120]}")
             return None
 
+    def _get(self, path: str, name: str) -> None:
+        """GET from the results app: 429/503 are refusals (counted apart), any other non-200 a failure."""
+        with self.results.get(path, name=name, catch_response=True) as r:
+            if r.status_code in REFUSALS:
+                r.success()
+                self._refused(name, r.status_code)
+            elif r.status_code != 200:
+                r.failure(f"{r.status_code}")
+
     def _refused(self, name: str, status: int) -> None:
         self.environment.events.request.fire(request_type="REFUSED", name=f"{name} {status}", response_time=0,
                                              response_length=0, exception=None, context={})
@@ -131,8 +141,9 @@ class Arrivals(FastHttpUser):
 
     def _register(self) -> None:
         n = next(self.newcomers)
-        body = {"full_name": f"Người Đến Sau {spelled(n)}", "id_number": f"9{self.index:02d}{n:09d}",
-                "phone": f"08{self.index:02d}{n:06d}", "birth_date": "1990-05-17", "group": GROUP,
+        # unique across the runs of one `make loadtest` (RUN) and its workers (index)
+        body = {"full_name": f"Người Đến Sau {spelled(n)}", "id_number": f"9{RUN % 10}{self.index % 10}{n:09d}",
+                "phone": f"08{RUN % 10}{self.index % 10}{n:06d}", "birth_date": "1990-05-17", "group": GROUP,
                 "unit_code": UNIT or None}
         created = self._post("/v1/participants", body, "register", 201)
         if created is not None:
@@ -141,10 +152,10 @@ class Arrivals(FastHttpUser):
     def _standing(self) -> None:
         person = self._person()
         if person is not None:
-            self.results.get(f"/v1/periods/1/participants/{person['participant_id']}", name="standing")
+            self._get(f"/v1/periods/1/participants/{person['participant_id']}", "standing")
 
     def _leaderboard(self) -> None:
-        self.results.get(f"/v1/periods/1/leaderboard?group={GROUP}&limit=50", name="leaderboard")
+        self._get(f"/v1/periods/1/leaderboard?group={GROUP}&limit=50", "leaderboard")
 
 
 class OpenModel(LoadTestShape):
