@@ -62,7 +62,7 @@ def load_contest(folder: str | Path, *, anchor: datetime | None = None) -> Conte
     except (ZoneInfoNotFoundError, ValueError) as e:
         raise toml.error(("contest", "timezone"), f"unknown timezone {head.timezone!r}") from e
     groups = _groups(toml, spec.groups)
-    units = _units(root / "units.csv")
+    units, unit_lines = _units(root / "units.csv")
     questions = _questions(root / "questions.csv", {g.code for g in groups})
     contest = Contest(
         slug=_slug(toml, head.slug),
@@ -77,6 +77,7 @@ def load_contest(folder: str | Path, *, anchor: datetime | None = None) -> Conte
         excluded=_excluded(root / "excluded.csv"),
         unit_targets=_unit_targets(toml, spec.unit_targets, units),
     )
+    _check_prize_headcounts(contest, unit_lines)
     _check_banks(contest)
     return contest
 
@@ -178,7 +179,7 @@ def _groups(toml: _Toml, tables: list[GroupTable]) -> tuple[Group, ...]:
         if any(g.code == item.code for g in groups):
             raise toml.error(("groups", i, "code"), f"duplicate group code {item.code!r}")
         prizes = DEFAULT_PRIZES if item.prizes is None else tuple(item.prizes)
-        for j, prize in enumerate(prizes if item.prizes is not None else ()):
+        for j, prize in enumerate(item.prizes or ()):
             if prize.code not in PRIZE_CODES:
                 raise toml.error(("groups", i, "prizes", j, "code"), f"must be one of {', '.join(PRIZE_CODES)}")
             if prize.count < 0:
@@ -247,8 +248,10 @@ def _rows(path: Path, header: list[str], *, required: bool = True) -> list[tuple
         raise ContestError(path.name, str(e)) from e
 
 
-def _units(path: Path) -> dict[str, Unit]:
+def _units(path: Path) -> tuple[dict[str, Unit], dict[str, int]]:
+    """The unit tree and the line of each unit (prize units' headcounts are checked on the whole contest)."""
     units: dict[str, Unit] = {}
+    lines: dict[str, int] = {}
     for line, row in _rows(path, UNITS_HEADER):
         code = row["code"]
         if not code or len(code) > 64 or not code.isprintable():
@@ -258,12 +261,10 @@ def _units(path: Path) -> dict[str, Unit]:
             raise ContestError(path.name, f"duplicate unit {code!r}", line=line, field="code")
         if not re.fullmatch(r"[0-9]{1,9}", row["headcount"]):
             raise ContestError(path.name, "must be a whole number, 0 or more", line=line, field="headcount")
-        headcount = int(row["headcount"])
-        parent = row["parent_code"] or None
-        units[code] = Unit(code, row["name"] or code, parent, row["kind"], headcount)
+        units[code] = Unit(code, row["name"] or code, row["parent_code"] or None, row["kind"], int(row["headcount"]))
+        lines[code] = line
     if not units:
         raise ContestError(path.name, "no units")
-    lines = {code: line for code, (line, _) in zip(units, _rows(path, UNITS_HEADER), strict=True)}
     for unit in units.values():
         if unit.parent_code is not None and unit.parent_code not in units:
             raise ContestError(path.name, f"unknown parent {unit.parent_code!r}",
@@ -277,17 +278,15 @@ def _units(path: Path) -> dict[str, Unit]:
                                    line=lines[unit.code], field="parent_code")
             seen.add(parent)
             parent = units[parent].parent_code
-    totals = dict.fromkeys((u.code for u in units.values() if u.parent_code is None), 0)
-    for unit in units.values():  # a prize unit's headcount is its own plus its descendants'
-        code = unit.code
-        while units[code].parent_code is not None:
-            code = units[code].parent_code  # type: ignore[assignment]
-        totals[code] += unit.headcount
-    for code, total in totals.items():
+    return units, lines
+
+
+def _check_prize_headcounts(contest: Contest, lines: dict[str, int]) -> None:
+    """A prize unit's headcount is its own plus its descendants': that total must not be 0."""
+    for code, total in contest.prize_unit_headcounts().items():
         if total == 0:
-            raise ContestError(path.name, f"prize unit {code!r} (no parent) has headcount 0 with its descendants",
+            raise ContestError("units.csv", f"prize unit {code!r} (no parent) has headcount 0 with its descendants",
                                line=lines[code], field="headcount")
-    return units
 
 
 def _questions(path: Path, groups: set[str]) -> dict[str, Question]:

@@ -135,15 +135,18 @@ class Contest(msgspec.Struct, frozen=True):
     def counting_groups(self) -> frozenset[str]:
         return frozenset(g.code for g in self.groups if g.counts_for_units)
 
+    def lineage(self, unit_code: str) -> list[str]:
+        """`unit_code`, its parent, …, up to the root of its tree (the loader refuses cycles)."""
+        chain = [unit_code]
+        while (parent := self.units[chain[-1]].parent_code) is not None:
+            if len(chain) > len(self.units):
+                raise ValueError(f"unit tree has a cycle at {unit_code}")
+            chain.append(parent)
+        return chain
+
     def prize_unit_of(self, unit_code: str) -> str:
         """The root of the unit tree above `unit_code` (the unit that competes for prizes)."""
-        code = unit_code
-        for _ in range(len(self.units) + 1):
-            parent = self.units[code].parent_code
-            if parent is None:
-                return code
-            code = parent
-        raise ValueError(f"unit tree has a cycle at {unit_code}")
+        return self.lineage(unit_code)[-1]
 
     def prize_units(self) -> list[Unit]:
         return [u for u in self.units.values() if u.parent_code is None]

@@ -31,7 +31,7 @@ def participation(contest: Contest, participants_by_unit: Mapping[str, int]) -> 
     headcounts = {code: 0 for code in contest.units}
     people = {code: 0 for code in contest.units}
     for unit in contest.units.values():
-        for code in _self_and_ancestors(contest, unit.code):
+        for code in contest.lineage(unit.code):
             headcounts[code] += unit.headcount
             people[code] += participants_by_unit.get(unit.code, 0)
     rows = []
@@ -42,11 +42,4 @@ def participation(contest: Contest, participants_by_unit: Mapping[str, int]) -> 
         rows.append(UnitParticipation(unit.code, unit.name, unit.parent_code, unit.kind, headcounts[unit.code],
                                       people[unit.code], float(rate), target, below))
     return rows
-
-
-def _self_and_ancestors(contest: Contest, code: str) -> list[str]:
-    chain = [code]
-    while (parent := contest.units[chain[-1]].parent_code) is not None:
-        chain.append(parent)
-    return chain
 
