@@ -101,8 +101,19 @@ class PeriodCount(msgspec.Struct, frozen=True):
 _COUNTED = ("period, participant_id, group_code, unit_code, attempt_id, score, correct, duration_ms,"
             " prediction, submitted_ms")
 _ATTEMPT = "e.attempt_id, e.score, e.correct, e.duration_ms, e.prediction, e.submitted_ms"
+_PERSON = ("p.participant_id, p.group_code, p.display_name, p.unit_code, NOT "
+           + NOT_DISQUALIFIED.format(t="p") + " AS disqualified")
 _STANDING = ("c.participant_id, c.group_code, c.unit_code, c.attempt_id, c.score, c.correct, c.duration_ms,"
              " c.prediction, c.submitted_ms, p.display_name")
+
+
+def _json_object(columns: str) -> str:
+    """`c.x, f(y) AS z` as json_build_object('x', c.x, 'z', f(y)): a row as one JSON value."""
+    pairs = []
+    for column in columns.split(", "):
+        expression, _, alias = column.partition(" AS ")
+        pairs.append(f"'{alias or expression.split('.')[-1]}', {expression}")
+    return f"json_build_object({', '.join(pairs)})"
 
 
 class LiveQueries:
@@ -131,26 +142,15 @@ class LiveQueries:
             f" WHERE c.period = %s AND c.group_code = %s AND {NOT_DISQUALIFIED.format(t='c')}"
             f" ORDER BY {order_by(PROVISIONAL_ORDER, 'c.')} LIMIT %s OFFSET %s", (period, group, limit, offset))
 
-    async def participant(self, participant_id: str) -> ParticipantRow | None:
-        rows = await self._rows(
-            ParticipantRow, "SELECT p.participant_id, p.group_code, p.display_name, p.unit_code,"
-            f" NOT {NOT_DISQUALIFIED.format(t='p')} AS disqualified FROM participants p WHERE p.participant_id = %s",
-            (participant_id,))
-        return rows[0] if rows else None
-
     async def person_in_period(self, period: int, participant_id: str) -> PersonInPeriod | None:
-        """participant(), live_counted() and attempts_of() in one round trip (a results page's hottest read)."""
-        def obj(fields: str) -> str:
-            return "json_build_object(" + ", ".join(f"'{f.split('.')[-1]}', {f}" for f in fields.split(", ")) + ")"
-
+        """A participant, their live counted entry of the period and every entry they sent in it, in one
+        round trip (a results page's hottest read): each part one JSON value, decoded by msgspec."""
         async with connection(self.pool) as conn:
             cur = await conn.execute(
-                f"SELECT json_build_object('participant_id', p.participant_id, 'group_code', p.group_code,"
-                f"   'display_name', p.display_name, 'unit_code', p.unit_code,"
-                f"   'disqualified', NOT {NOT_DISQUALIFIED.format(t='p')}),"
-                f" (SELECT {obj(_STANDING.replace('  ', ' '))} FROM counted c"
+                f"SELECT {_json_object(_PERSON)},"
+                f" (SELECT {_json_object(_STANDING)} FROM counted c"
                 "   WHERE c.period = %(period)s AND c.participant_id = p.participant_id),"
-                f" (SELECT coalesce(json_agg({obj(_ATTEMPT)} ORDER BY e.submitted_ms, e.attempt_id), '[]')"
+                f" (SELECT coalesce(json_agg({_json_object(_ATTEMPT)} ORDER BY e.submitted_ms, e.attempt_id), '[]')"
                 "   FROM entries e WHERE e.period = %(period)s AND e.participant_id = p.participant_id)"
                 " FROM participants p WHERE p.participant_id = %(pid)s",
                 {"period": period, "pid": participant_id})
@@ -161,11 +161,6 @@ class LiveQueries:
         return PersonInPeriod(msgspec.convert(person, ParticipantRow),
                               None if counted is None else msgspec.convert(counted, Standing),
                               msgspec.convert(attempts, list[AttemptRow]))
-
-    async def attempts_of(self, period: int, participant_id: str) -> list[AttemptRow]:
-        return await self._rows(
-            AttemptRow, "SELECT attempt_id, score, correct, duration_ms, prediction, submitted_ms FROM entries"
-            " WHERE period = %s AND participant_id = %s ORDER BY submitted_ms, attempt_id", (period, participant_id))
 
     async def live_counted(self, period: int, participant_id: str) -> Standing | None:
         rows = await self._rows(

@@ -27,6 +27,7 @@ from projections.results_api import (
     leaderboard_view,
     participant_view,
     participation_view,
+    period_out,
     periods_view,
     prizes_view,
     units_view,
@@ -146,7 +147,7 @@ async def period_page(request: web.Request) -> web.Response:
     group = group_of(res, request.query.get("group"))
     number = _page_number(request)
     board = await leaderboard_view(res, period, group, PAGE_SIZE, (number - 1) * PAGE_SIZE)
-    status = next(p for p in (await periods_view(res)).periods if p.number == period.number)
+    status = period_out(res, period, board.final)  # the board already knows whether it is closed
     prizes = await prizes_view(res, period) if board.final else None
     pages = max(1, -(-board.total // PAGE_SIZE))
     live_src = None if board.final else (f"/v1/periods/{period.number}/leaderboard?"

@@ -55,7 +55,7 @@ class Results:
     fresh_s: float = 0.0
     _memo: dict[Any, tuple[float, Any]] = field(default_factory=dict)
 
-    async def _remembered(self, key: Any, read: Callable[[], Awaitable[Any]]) -> Any:
+    async def remembered(self, key: Any, read: Callable[[], Awaitable[Any]]) -> Any:
         """`read()`'s answer, shared for `fresh_s` seconds — and while it is being read, so that a thousand
         readers arriving together cause one query, not a thousand."""
         if self.fresh_s <= 0:
@@ -75,7 +75,7 @@ class Results:
 
     async def latest_revisions(self) -> dict[int, int]:
         """period → its latest published revision (closed periods only)."""
-        revisions: dict[int, int] = await self._remembered("revisions", self.published.latest_revisions)
+        revisions: dict[int, int] = await self.remembered("revisions", self.published.latest_revisions)
         return revisions
 
     async def live_total(self, period: int, group: str) -> int:
@@ -115,11 +115,15 @@ def _int_param(request: web.Request, name: str, default: int, low: int, cap: int
 
 # -- the answers, as values: the JSON handlers below and the results page (projections.pages) share them --
 
+def period_out(res: Results, period: Period, closed: bool) -> PeriodOut:
+    tz = res.contest.tz
+    return PeriodOut(period.number, period.name, iso_ms(period.start_ms, tz), iso_ms(period.end_ms, tz),
+                     res.contest.status(period, res.clock.now_ms(), closed))
+
+
 async def periods_view(res: Results) -> PeriodsOut:
     closed = await res.published.latest_revisions()  # exact: a close shows at once
-    now, tz = res.clock.now_ms(), res.contest.tz
-    return PeriodsOut([PeriodOut(p.number, p.name, iso_ms(p.start_ms, tz), iso_ms(p.end_ms, tz),
-                                 res.contest.status(p, now, p.number in closed)) for p in res.contest.periods])
+    return PeriodsOut([period_out(res, p, p.number in closed) for p in res.contest.periods])
 
 
 def _entry(res: Results, rank: int, row: Standing) -> LeaderboardEntry:
@@ -153,7 +157,7 @@ async def leaderboard_view(res: Results, period: Period, group: str, limit: int,
             entries = [_entry(res, offset + i, row) for i, row in enumerate(rows, start=1)]
             return LeaderboardOut(period.number, group, False, total, entries)
 
-        page: LeaderboardOut = await res._remembered(("live", period.number, group, limit, offset), live_page)
+        page: LeaderboardOut = await res.remembered(("live", period.number, group, limit, offset), live_page)
         return page
     else:
         total = await res.final_total(period.number, revision, group)
