@@ -65,7 +65,8 @@ class Committee:
         # The event first: if the second write fails, the record still says it and the
         # projections honour it; the set only stops new attempts early.
         await self.writer.append(encode_many([ParticipantDisqualified(
-            participant_id=participant_id, reason=reason, at_ms=self.clock.now_ms(), by=by)]))
+            participant_id=participant_id, reason=reason, at_ms=self.clock.now_ms(), by=by)]),
+            participant_id=participant_id)  # in the participant's partition: ordered with its entries
         await self.writer.disqualify(participant_id)
 
     async def correct_answer(self, question_id: str, answer: Choice, *, by: str, reason: str = "") -> None:

@@ -26,10 +26,11 @@ from psycopg_pool import AsyncConnectionPool
 from contest.closing import final_units
 from contest.load import load_contest
 from contest.model import Contest
+from eventstore.barrier import Barrier
 from eventstore.ids import uuid7
 from eventstore.postgres import migrate, open_pool, ping
 from ops.embedded import EmbeddedPostgres
-from projections.close import barrier_key, publish
+from projections.close import publish
 from projections.live_queries import LiveQueries, contest_unit_aggregates
 from projections.rank_cache import RankCache
 from projections.results_api import Results
@@ -90,10 +91,11 @@ async def fill(pool: AsyncConnectionPool, contest: Contest, participants: int, e
                 if pid not in best or key < best[pid][0]:
                     best[pid] = (key, row)
         async with conn.cursor() as cur, cur.copy(
-                "COPY events (stream_ms, stream_seq, idx, kind, body, ref) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "int8", "int4", "text", "bytea", "text"])
+                "COPY events (stream_ms, stream_seq, part, idx, period, kind, body, ref) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "int8", "int2", "int4", "int4", "text", "bytea", "text"])
             for ms, seq, aid in starts:
-                await copy.write_row((ms, seq, 0, "attempt_started", b"", aid))
+                await copy.write_row((ms, seq, 0, 0, 1, "attempt_started", b"", aid))
         async with conn.cursor() as cur, cur.copy(
                 "COPY counted (period, participant_id, group_code, unit_code, attempt_id, score, correct, duration_ms,"
                 " prediction, submitted_ms) FROM STDIN (FORMAT BINARY)") as copy:
@@ -125,7 +127,7 @@ async def run(participants: int, entries: int, samples: int) -> None:
     try:
         pool = open_pool(postgres.start(), max_size=4)
         await pool.open()
-        await migrate(pool)
+        await migrate(pool, [1])
         async with pool.connection() as conn:
             await conn.set_autocommit(True)
             await conn.execute("ALTER SYSTEM SET maintenance_work_mem = '512MB'")
@@ -170,7 +172,7 @@ async def run(participants: int, entries: int, samples: int) -> None:
         # barrier (projections.close._refresh_final); here over the one filled period.
         started = time.perf_counter()
         async with pool.connection() as conn:
-            aggregates = await contest_unit_aggregates(conn, contest, barrier_key(f"{2**62}-0"))
+            aggregates = await contest_unit_aggregates(conn, contest, Barrier({0: f"{2**62}-0"}))
         final_units(contest, aggregates)
         final_s = time.perf_counter() - started
 

@@ -20,34 +20,36 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from contest.load import load_contest
-from eventstore.events import encode, encode_many
+from eventstore.events import encode
 from eventstore.keys import EVENT_FIELD, Keys
 from eventstore.postgres import migrate, open_pool
+from eventstore.redis_stream import Redis
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey
-from ops.simulate import week
+from ops.simulate import by_stream, week
 from ops.wiring import Clients, build_scorer
 from projections.replay import replay
 from runtime.clock import SystemClock
 from runtime.settings import REPO_CONTESTS
 
 
-async def fill_stream(r: aioredis.Redis, keys: Keys, events: list[list]) -> None:  # type: ignore[type-arg]
+async def fill_stream(r: Redis, keys: Keys, events: list[list]) -> None:  # type: ignore[type-arg]
     for start in range(0, len(events), 5000):
-        async with r.pipeline(transaction=False) as pipe:
-            for entry in events[start:start + 5000]:
-                pipe.xadd(keys.stream, {EVENT_FIELD: encode_many(entry)})
-            await pipe.execute()
+        for number, entries in by_stream(keys, events[start:start + 5000]).items():
+            async with r.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.xadd(keys.slot(number).stream, {EVENT_FIELD: entry})
+                await pipe.execute()
 
 
 async def copy_baseline(clients: Clients, events: list[list]) -> float:  # type: ignore[type-arg]
     """Raw COPY of the same rows (one per event, as the event table holds them) into a fresh table."""
-    rows = [(i, 0, 0, type(e[0]).__struct_config__.tag, encode(e[0])) for i, e in enumerate(events)]
+    rows = [(i, 0, 0, 0, 0, type(e[0]).__struct_config__.tag, encode(e[0])) for i, e in enumerate(events)]
     async with clients.pool.connection() as conn:
         await conn.execute("CREATE TABLE copy_baseline (LIKE events INCLUDING ALL)")
         await conn.commit()
         started = time.perf_counter()
         async with conn.transaction(), conn.cursor() as cur, cur.copy(
-                "COPY copy_baseline (stream_ms, stream_seq, idx, kind, body) FROM STDIN") as copy:
+                "COPY copy_baseline (stream_ms, stream_seq, part, idx, period, kind, body) FROM STDIN") as copy:
             for row in rows:
                 await copy.write_row(row)
         return len(rows) / (time.perf_counter() - started)
@@ -61,9 +63,9 @@ async def run(participants: int, batch_size: int) -> None:
         valkey.start()
         pool = open_pool(postgres.start(), max_size=4)
         await pool.open()
-        await migrate(pool)
-        clients = Clients(aioredis.from_url(valkey.url), pool)
         contest = load_contest(REPO_CONTESTS / "demo", anchor=datetime.now(UTC))
+        await migrate(pool, [p.number for p in contest.periods])
+        clients = Clients(aioredis.from_url(valkey.url), pool, Keys(contest.slug))
         events = list(week(contest, contest.periods[0], participants, participants * 2))
         await fill_stream(clients.redis, Keys(contest.slug), events)
         scorer = build_scorer(contest, clients, "bench", SystemClock())

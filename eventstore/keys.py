@@ -1,42 +1,44 @@
-"""Every Redis key, stream and group name, in one place (all under the contest's slug)."""
+"""Every Redis key, stream and group name, in one place (all under the contest's slug).
+
+The stream is split into partitions (DESIGN §4): a participant belongs to one, and every key of that
+participant shares its partition's hash tag `{slug:p}` with the partition's stream, so each ingest
+write is one script call on one Redis Cluster slot. What belongs to nobody in particular — the
+identity claims, the registrations and the contest-wide events, the scorers' heartbeats and leases —
+lives in the contest's own slot `{slug}`, whose stream is numbered CONTEST_STREAM."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 EVENT_FIELD = b"e"  # the stream entry field holding a msgpack list of events
-GROUP = "scorers"  # the one consumer group that archives and projects events
+GROUP = "scorers"  # the consumer group (one per stream) that archives and projects events
+CONTEST_STREAM = -1  # the number of the contest slot's stream; partitions are 0 … P-1
 
 
 @dataclass(frozen=True)
-class Keys:
-    """Key names of one contest; the {slug} hash tag keeps them in one Redis Cluster slot."""
+class Slot:
+    """The keys sharing one hash tag: a partition's (number ≥ 0) or the contest's (CONTEST_STREAM)."""
 
-    slug: str
-
-    @property
-    def prefix(self) -> str:
-        return f"cchc:{{{self.slug}}}"
+    number: int
+    prefix: str
 
     @property
     def stream(self) -> str:
-        """The event stream every ingest process appends to."""
+        """The event stream of this slot (ingest appends; one consumer group reads it)."""
         return f"{self.prefix}:events"
+
+    @property
+    def dead_letters(self) -> str:
+        """Stream of this stream's entries no scorer could decode or project: {entry_id, raw, error}. Never trimmed."""
+        return f"{self.prefix}:dead-letters"
+
+    # -- a partition's participants ----------------------------------------------------------------
 
     @property
     def participants(self) -> str:
         """HASH participant_id → "group|unit_code" (what attempts need to know)."""
         return f"{self.prefix}:participants"
-
-    @property
-    def id_hashes(self) -> str:
-        """HASH keyed hash of the CCCD → participant_id (one person, one account)."""
-        return f"{self.prefix}:idn"
-
-    @property
-    def phone_hashes(self) -> str:
-        """HASH keyed hash of the phone → participant_id."""
-        return f"{self.prefix}:phone"
 
     @property
     def access(self) -> str:
@@ -48,14 +50,6 @@ class Keys:
         """HASH participant_id → keyed hash of the birth date (recovering a lost access key needs it)."""
         return f"{self.prefix}:birth"
 
-    def recoveries(self, id_hash: str) -> str:
-        """STRING counter with a TTL: access-key recoveries asked for one CCCD this hour."""
-        return f"{self.prefix}:recover:{id_hash}"
-
-    def rate(self, address_hash: str, minute: int) -> str:
-        """STRING counter with a TTL: requests of one client address (keyed hash) in one minute."""
-        return f"{self.prefix}:rate:{address_hash}:{minute}"
-
     @property
     def disqualified(self) -> str:
         """SET of disqualified participant ids (they cannot start attempts)."""
@@ -66,19 +60,87 @@ class Keys:
         return f"{self.prefix}:attempts:{period}"
 
     @property
-    def dead_letters(self) -> str:
-        """Stream of entries no scorer could decode or project: {entry_id, raw, error}. Never trimmed."""
-        return f"{self.prefix}:dead-letters"
-
-    def heartbeat(self, consumer: str) -> str:
-        """STRING with a TTL: a scorer's last sign of life (ms); gone when it stops beating."""
-        return f"{self.prefix}:heartbeat:{consumer}"
-
-    @property
-    def heartbeat_pattern(self) -> str:
-        return f"{self.prefix}:heartbeat:*"
-
-    @property
     def receipts(self) -> str:
         """HASH attempt_id → the JSON receipt of its one accepted submission."""
         return f"{self.prefix}:receipts"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names of one contest split into `partitions` streams (plus the contest's own)."""
+
+    slug: str
+    partitions: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.partitions <= 1024:
+            raise ValueError(f"partitions must be between 1 and 1024, not {self.partitions}")
+
+    @property
+    def prefix(self) -> str:
+        return f"cchc:{{{self.slug}}}"
+
+    def partition_of(self, participant_id: str) -> int:
+        """A stable hash of the participant id (CRC-32: the same in every process and language)."""
+        return zlib.crc32(participant_id.encode()) % self.partitions
+
+    def of(self, participant_id: str) -> Slot:
+        """The slot of a participant's keys and of the stream its events go to."""
+        return self.slot(self.partition_of(participant_id))
+
+    def slot(self, number: int) -> Slot:
+        if number == CONTEST_STREAM:
+            return Slot(CONTEST_STREAM, self.prefix)
+        if not 0 <= number < self.partitions:
+            raise ValueError(f"no partition {number} of {self.partitions}")
+        return Slot(number, f"cchc:{{{self.slug}:{number}}}")
+
+    @property
+    def numbers(self) -> list[int]:
+        """Every stream's number: the contest's, then the partitions'."""
+        return [CONTEST_STREAM, *range(self.partitions)]
+
+    @property
+    def slots(self) -> list[Slot]:
+        return [self.slot(n) for n in self.numbers]
+
+    @property
+    def contest(self) -> Slot:
+        """The contest's slot: registrations and contest-wide events go to its stream."""
+        return self.slot(CONTEST_STREAM)
+
+    # -- the contest's slot ------------------------------------------------------------------------
+
+    @property
+    def layout(self) -> str:
+        """STRING: the number of partitions the contest's keys were written with (a process started
+        with another number would route participants elsewhere: it refuses to start)."""
+        return f"{self.prefix}:partitions"
+
+    @property
+    def id_hashes(self) -> str:
+        """HASH keyed hash of the CCCD → participant_id (one person, one account)."""
+        return f"{self.prefix}:idn"
+
+    @property
+    def phone_hashes(self) -> str:
+        """HASH keyed hash of the phone → participant_id."""
+        return f"{self.prefix}:phone"
+
+    def recoveries(self, id_hash: str) -> str:
+        """STRING counter with a TTL: access-key recoveries asked for one CCCD this hour."""
+        return f"{self.prefix}:recover:{id_hash}"
+
+    @property
+    def heartbeats(self) -> str:
+        """ZSET consumer → its last sign of life (ms): a scorer beating within the lease time is alive."""
+        return f"{self.prefix}:heartbeats"
+
+    def lease(self, number: int) -> str:
+        """STRING with a TTL: the scorer that reads stream `number` now (renewed with its heartbeat)."""
+        return f"{self.prefix}:lease:{number}"
+
+    def rate(self, address_hash: str, minute: int) -> str:
+        """STRING counter with a TTL: requests of one client address (keyed hash) in one minute. A tag of
+        its own: these counters spread over the cluster instead of loading the contest's slot."""
+        return f"cchc:{{{self.slug}:rate:{address_hash}}}:{minute}"

@@ -11,10 +11,10 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from eventstore.barrier import EventKey, entry_tuple
 from eventstore.errors import StoreRejected, StoreUnavailable
 from eventstore.events import AnyEvent, AttemptStarted, decode, encode
 
-EventKey = tuple[int, int, int]  # (stream ms, stream seq, index within the entry)
 Pool = AsyncConnectionPool
 Connection = psycopg.AsyncConnection[Any]
 MIGRATION_LOCK = 7263
@@ -69,48 +69,119 @@ async def ping(pool: Pool) -> None:
         await conn.execute("SELECT 1")
 
 
-async def migrate(pool: Pool) -> None:
-    """Create or upgrade every table (idempotent); one advisory lock keeps concurrent runs apart."""
+async def migrate(pool: Pool, periods: Sequence[int] = ()) -> None:
+    """Create or upgrade every table (idempotent), with a partition of the event table and of the
+    entries for each of `periods` (the contest's period numbers); one advisory lock keeps concurrent
+    runs apart."""
     scripts = [resources.files(package).joinpath("schema.sql").read_text() for package in SCHEMAS]
     async with transaction(pool) as conn:
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        unpartitioned = await _unpartitioned(conn)
         for script in scripts:
             await conn.execute(script)
+        for period in sorted({0, *periods}):
+            for table in PARTITIONED:
+                await _ensure_partition(conn, table, period)
+        if unpartitioned:
+            await _move_unpartitioned(conn, unpartitioned)
         await _backfill_refs(conn)
 
 
+PARTITIONED = ("events", "entries")  # by period (DESIGN §4): a closed contest's periods can be detached
+
+
+async def _ensure_partition(conn: Connection, table: str, period: int) -> None:
+    """`table`'s partition for `period`; rows the default partition took for it meanwhile move in."""
+    name = f"{table}_p{int(period)}"
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+    if (row := await cur.fetchone()) and row[0]:
+        return
+    cur = await conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table}_default WHERE period = %s)", (period,))
+    strays = bool((row := await cur.fetchone()) and row[0])
+    if strays:
+        await conn.execute(f"ALTER TABLE {table} DETACH PARTITION {table}_default")
+    await conn.execute(f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES IN ({int(period)})")
+    if strays:
+        await conn.execute(f"INSERT INTO {name} SELECT * FROM {table}_default WHERE period = %s", (period,))
+        await conn.execute(f"DELETE FROM {table}_default WHERE period = %s", (period,))
+        await conn.execute(f"ALTER TABLE {table} ATTACH PARTITION {table}_default DEFAULT")
+
+
+async def _unpartitioned(conn: Connection) -> list[str]:
+    """Tables of a database created before partitioning, renamed aside for _move_unpartitioned."""
+    moved = []
+    for table in PARTITIONED:
+        cur = await conn.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (table,))
+        row = await cur.fetchone()
+        if row and row[0] == "r":
+            await conn.execute(f"ALTER TABLE {table} RENAME TO {table}_unpartitioned")
+            if table == "events":  # a table older than the ref column
+                await conn.execute("ALTER TABLE events_unpartitioned ADD COLUMN IF NOT EXISTS ref text")
+            await conn.execute(f"ALTER TABLE {table}_unpartitioned RENAME CONSTRAINT {table}_pkey"
+                               f" TO {table}_unpartitioned_pkey")
+            await conn.execute("DROP INDEX IF EXISTS events_attempt_started, entries_period_participant")
+            moved.append(table)
+    return moved
+
+
+async def _move_unpartitioned(conn: Connection, tables: list[str]) -> None:
+    """Their rows into the partitioned tables (stream 0: there was one stream), then they go."""
+    if "entries" in tables:
+        await conn.execute(
+            "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
+            " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq,"
+            " ev_idx) SELECT attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
+            " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq,"
+            " ev_idx FROM entries_unpartitioned")
+        await conn.execute("DROP TABLE entries_unpartitioned")
+    if "events" in tables:
+        cur = await conn.execute("SELECT stream_ms, stream_seq, idx, kind, body, ref, archived_at"
+                                 " FROM events_unpartitioned")
+        rows = [(ms, seq, idx, _period(decode(bytes(body))), kind, body, ref, at)
+                for ms, seq, idx, kind, body, ref, at in await cur.fetchall()]
+        async with conn.cursor() as c:
+            await c.executemany("INSERT INTO events (stream_ms, stream_seq, part, idx, period, kind, body, ref,"
+                                " archived_at) VALUES (%s, %s, 0, %s, %s, %s, %s, %s, %s)", rows)
+        await conn.execute("DROP TABLE events_unpartitioned")
+
+
+def _period(event: AnyEvent) -> int:
+    """The event table's partition of an event: its period, or 0 (registrations, corrections…)."""
+    return int(getattr(event, "period", 0))
+
+
 def split_entry_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq)
+    return entry_tuple(entry_id)
 
 
-async def archive(conn: Connection, batch: Sequence[tuple[str, Sequence[AnyEvent]]]) -> list[tuple[EventKey, AnyEvent]]:
-    """Insert the events of `batch` (stream entries); return only those not archived before.
+async def archive(conn: Connection, batch: Sequence[tuple[int, str, Sequence[AnyEvent]]]
+                  ) -> list[tuple[EventKey, AnyEvent]]:
+    """Insert the events of `batch` (stream number, entry id, events); return only those not archived
+    before, in event-key order.
 
     Exactly-once rests on this: a redelivered entry inserts nothing and so projects nothing.
     """
-    keys: list[EventKey] = []
     by_key: dict[EventKey, AnyEvent] = {}
-    for entry_id, events in batch:
-        ms, seq = split_entry_id(entry_id)
+    for number, entry_id, events in batch:
+        ms, seq = entry_tuple(entry_id)
         for idx, event in enumerate(events):
-            key = (ms, seq, idx)
-            keys.append(key)
-            by_key[key] = event
-    if not keys:
+            by_key[(ms, seq, number, idx)] = event
+    if not by_key:
         return []
+    keys = sorted(by_key)
     # COPY (formatted in C) into a per-session staging table, then one set-based insert.
-    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_events (stream_ms bigint, stream_seq bigint, idx int,"
-                       " kind text, body bytea, ref text) ON COMMIT DELETE ROWS")
+    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_events (stream_ms bigint, stream_seq bigint,"
+                       " part smallint, idx int, period int, kind text, body bytea, ref text) ON COMMIT DELETE ROWS")
     async with conn.cursor() as cur, cur.copy(
-            "COPY staged_events (stream_ms, stream_seq, idx, kind, body, ref) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "int8", "int4", "text", "bytea", "text"])
+            "COPY staged_events (stream_ms, stream_seq, part, idx, period, kind, body, ref)"
+            " FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "int8", "int2", "int4", "int4", "text", "bytea", "text"])
         for k in keys:
             event = by_key[k]
-            await copy.write_row((*k, type(event).__struct_config__.tag, encode(event), _ref(event)))
+            await copy.write_row((*k, _period(event), type(event).__struct_config__.tag, encode(event), _ref(event)))
     cur = await conn.execute(
-        "INSERT INTO events (stream_ms, stream_seq, idx, kind, body, ref) SELECT * FROM staged_events"
-        " ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq, idx")
+        "INSERT INTO events (stream_ms, stream_seq, part, idx, period, kind, body, ref) SELECT * FROM staged_events"
+        " ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq, part, idx")
     fresh = {tuple(row) for row in await cur.fetchall()}
     await conn.execute("DELETE FROM staged_events")  # emptied now, not only at commit
     return [(k, by_key[k]) for k in keys if k in fresh]
@@ -125,17 +196,19 @@ async def _backfill_refs(conn: Connection, batch: int = 10_000) -> None:
     """Attempt starts archived before the `ref` column existed get it (decoded here: SQL cannot read
     msgpack). Nothing to do on a table that had the column from the start."""
     while rows := await (await conn.execute(
-            "SELECT stream_ms, stream_seq, idx, body FROM events WHERE kind = 'attempt_started' AND ref IS NULL"
+            "SELECT stream_ms, stream_seq, part, idx, body FROM events WHERE kind = 'attempt_started' AND ref IS NULL"
             " LIMIT %s", (batch,))).fetchall():
-        refs = [(_ref(decode(bytes(body))), ms, seq, idx) for ms, seq, idx, body in rows]
+        refs = [(_ref(decode(bytes(body))), ms, seq, part, idx) for ms, seq, part, idx, body in rows]
         async with conn.cursor() as cur:
-            await cur.executemany("UPDATE events SET ref = %s WHERE (stream_ms, stream_seq, idx) = (%s, %s, %s)", refs)
+            await cur.executemany("UPDATE events SET ref = %s WHERE (stream_ms, stream_seq, part, idx)"
+                                  " = (%s, %s, %s, %s)", refs)
 
 
 async def insert_event(conn: Connection, key: EventKey, event: AnyEvent) -> None:
     """One event at a key of the caller's choosing (a results marker, placed after its barrier)."""
-    await conn.execute("INSERT INTO events (stream_ms, stream_seq, idx, kind, body) VALUES (%s, %s, %s, %s, %s)",
-                       (*key, type(event).__struct_config__.tag, encode(event)))
+    await conn.execute("INSERT INTO events (stream_ms, stream_seq, part, idx, period, kind, body)"
+                       " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                       (*key, _period(event), type(event).__struct_config__.tag, encode(event)))
 
 
 async def record_progress(conn: Connection, consumer: str, last_entry: str, events: int) -> None:
@@ -157,9 +230,10 @@ async def count_events(pool: Pool) -> int:
 async def read_events(conn: Connection, batch_size: int) -> AsyncIterator[list[tuple[EventKey, AnyEvent]]]:
     """Every event in key order, decoded, in batches (a server-side cursor in its own transaction)."""
     async with translated(), conn.transaction(), conn.cursor(name="replay") as cur:
-        await cur.execute("SELECT stream_ms, stream_seq, idx, body FROM events ORDER BY stream_ms, stream_seq, idx")
+        await cur.execute("SELECT stream_ms, stream_seq, part, idx, body FROM events"
+                          " ORDER BY stream_ms, stream_seq, part, idx")
         while rows := await cur.fetchmany(batch_size):
-            yield [((ms, seq, idx), decode(body)) for ms, seq, idx, body in rows]
+            yield [((ms, seq, part, idx), decode(body)) for ms, seq, part, idx, body in rows]
 
 
 @asynccontextmanager

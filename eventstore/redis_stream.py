@@ -1,4 +1,5 @@
-"""The Redis/Valkey store: one-round-trip Lua writes for ingest, consumer-group reads for scorers.
+"""The Redis/Valkey store: one-round-trip Lua writes for ingest, consumer-group reads for scorers,
+on one server or a Valkey Cluster (the same code: keys of one participant share a slot).
 
 The only module that imports redis-py; every driver error leaves it as StoreUnavailable."""
 
@@ -7,31 +8,64 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import AskError, NoScriptError, RedisError, ResponseError
 
+from eventstore.barrier import Barrier
 from eventstore.errors import StoreUnavailable
-from eventstore.keys import EVENT_FIELD, GROUP, Keys
+from eventstore.keys import EVENT_FIELD, GROUP, Keys, Slot
 
-Durability = Literal["fsync_always", "waitaof"]
-Redis = aioredis.Redis
+# How acks become durable: the server fsyncs every write itself; we wait for its fsync (WAITAOF 1 0);
+# or we wait for its fsync and one replica's (WAITAOF 1 1: survives the master's death).
+Durability = Literal["fsync_always", "waitaof", "waitaof_replica"]
+Redis = aioredis.Redis | RedisCluster
+Entry = tuple[int, str, bytes]  # (stream number, entry id, raw entry)
 P = ParamSpec("P")
 R = TypeVar("R")
+SOCKET_TIMEOUT_S = 3.0
 
 
-def connect(url: str, *, max_connections: int = 256) -> Redis:
+def connect(url: str, *, max_connections: int = 256) -> aioredis.Redis:
     """A client with bounded timeouts, so an outage becomes a 503 at once, never a request hanging;
     one immediate retry on a broken connection heals the pool after a Redis restart. (A write whose
     reply was lost may so run twice: a submission then answers with its original receipt.)"""
-    return aioredis.from_url(url, socket_timeout=3.0, socket_connect_timeout=1.0, retry_on_timeout=False,
-                             retry=Retry(NoBackoff(), 1), max_connections=max_connections)
+    return aioredis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=1.0,
+                             retry_on_timeout=False, retry=Retry(NoBackoff(), 1), max_connections=max_connections)
+
+
+async def open_client(url: str, *, max_connections: int = 256) -> Redis:
+    """The client for `url`: redis-py's cluster client when the server there is a cluster node
+    (`cluster_enabled:1`), else the plain one. A server that cannot be reached yet gets the plain
+    client (it reports the outage as every other call does)."""
+    plain = connect(url, max_connections=max_connections)
+    try:
+        info = await plain.info("cluster")
+    except RedisError:
+        return plain
+    if not int(info.get("cluster_enabled", 0)):
+        return plain
+    await plain.aclose()
+    cluster = RedisCluster.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=1.0,
+                                    max_connections=max_connections, require_full_coverage=True)
+    try:
+        await cluster.initialize()
+    except RedisError as e:
+        await cluster.aclose()
+        raise StoreUnavailable(f"redis cluster at {url}: {e}") from e
+    return cluster
+
+
+def is_cluster(client: Redis) -> bool:
+    return isinstance(client, RedisCluster)
 
 
 def translated(action: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -52,10 +86,13 @@ async def ping(client: Redis) -> None:
     await client.ping()
 
 
+def _lua(name: str) -> str:
+    return resources.files("eventstore").joinpath("lua").joinpath(f"{name}.lua").read_text()
+
+
 def _script(name: str) -> str:
     """A script's `one(A)` (eventstore/lua/NAME.lua) followed by the batch loop (batch.lua)."""
-    lua = resources.files("eventstore").joinpath("lua")
-    return lua.joinpath(f"{name}.lua").read_text() + lua.joinpath("batch.lua").read_text()
+    return _lua(name) + _lua("batch")
 
 
 # -- what the scripts answer, typed ---------------------------------------------------------------
@@ -143,9 +180,10 @@ def _start_outcome(reply: list[bytes]) -> StartOutcome:
     return AttemptRefused(reply[1].decode())  # type: ignore[arg-type]  # the script names only these
 
 
-def _recover_outcome(reply: list[Any]) -> RecoverOutcome:
-    if reply[0] == b"reissued":
-        return KeyReissued(reply[1].decode())
+def _recover_outcome(reply: list[Any]) -> RecoverOutcome | str:
+    """The participant's id when the first step found it, else the refusal."""
+    if reply[0] in (b"found", b"reissued"):
+        return str(reply[1].decode())
     if reply[1] == b"rate_limited":
         return RecoveryRefused("rate_limited", max(1, int(reply[2])))
     return RecoveryRefused("invalid_credentials", 0)
@@ -176,11 +214,15 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
+Call = tuple[Script, tuple[str, ...], list[Any], "asyncio.Future[Any]"]
+Groups = dict[tuple[Script, tuple[str, ...]], list[tuple[list[Any], "asyncio.Future[Any]"]]]
+
+
 class Batcher:
     """Shares Redis round trips between concurrent requests: calls queue up, one writer task sends
-    everything queued as ONE pipeline, with ONE script call per script and key set (plus one
-    WAITAOF when acks need it), while the next batch gathers: the batch size follows the load
-    and an idle system still answers at once."""
+    everything queued as ONE pipeline per server (on a cluster: per master owning the calls' slots),
+    with ONE script call per script and key set, plus one WAITAOF when acks need it, while the next
+    batch gathers: the batch size follows the load and an idle system still answers at once."""
 
     def __init__(self, client: Redis, *, durability: Durability, fsync_timeout_ms: int,
                  max_batch: int = 512) -> None:
@@ -188,14 +230,15 @@ class Batcher:
         self._durability = durability
         self._fsync_timeout_ms = fsync_timeout_ms
         self._max_batch = max_batch
-        self._queue: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._queue: list[Call] = []
         self._writer: asyncio.Task[None] | None = None
+        self._stale_slots = False  # a cluster's slot map to refresh before the next batch
         self.batches = 0  # for the benchmarks: calls / batches = mean batch size
         self.calls = 0
 
     async def call(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((script, keys, args, future))
+        self._queue.append((script, tuple(keys), args, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
         return await future
@@ -207,7 +250,10 @@ class Batcher:
                 self.batches += 1
                 self.calls += len(batch)
                 try:
-                    await self._send(batch)
+                    if isinstance(self._r, RedisCluster):
+                        await self._send_cluster(self._r, batch)
+                    else:
+                        await self._send(batch, self._pipeline)
                 except Exception as e:  # a bug, not an outage: fail these requests, never leave them hanging
                     _fail(batch, e)
         finally:
@@ -215,64 +261,109 @@ class Batcher:
             # always finds no writer and starts one.
             self._writer = None
 
-    async def _send(self, batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]]) -> None:
-        groups: dict[tuple[Script, tuple[str, ...]], list[tuple[list[Any], asyncio.Future[Any]]]] = {}
+    async def _send_cluster(self, cluster: RedisCluster, batch: list[Call]) -> None:
+        """One pipeline per master, concurrently; a master's WAITAOF covers only its own writes."""
+        if self._stale_slots:
+            self._stale_slots = False
+            try:
+                await cluster.nodes_manager.initialize()
+            except RedisError as e:
+                self._stale_slots = True
+                _fail(batch, StoreUnavailable(f"redis cluster: {e}"))
+                return
+        by_node: dict[str, tuple[ClusterNode, list[Call]]] = {}
+        for call in batch:
+            try:
+                node = cluster.get_node_from_key(call[1][0])
+            except RedisError as e:
+                _fail([call], StoreUnavailable(f"redis cluster: {e}"))
+                continue
+            assert node is not None  # a primary always (replica=False)
+            by_node.setdefault(node.name, (node, []))[1].append(call)
+        await asyncio.gather(*(self._send(calls, functools.partial(self._node_pipeline, node))
+                               for node, calls in by_node.values()))
+
+    async def _send(self, batch: list[Call], pipeline: Callable[[Groups], Awaitable[list[Any]]]) -> None:
+        groups: Groups = {}
         for script, keys, args, future in batch:
-            groups.setdefault((script, tuple(keys)), []).append((args, future))
+            groups.setdefault((script, keys), []).append((args, future))
         try:
-            replies = await self._pipeline(groups)
+            replies = await pipeline(groups)
             if any(isinstance(r, NoScriptError) for r in replies):  # Redis restarted: its script cache is empty
-                await self._load(list(groups))
-                replies = await self._pipeline(groups)  # NOSCRIPT means nothing ran: safe to send again
+                await pipeline({(script, keys): [] for script, keys in groups})  # loads them (below)
+                replies = await pipeline(groups)  # NOSCRIPT means nothing ran: safe to send again
+            if any(isinstance(r, AskError) for r in replies):  # MOVED/ASK: a slot moved (a failover)
+                self._stale_slots = True
         except StoreUnavailable as e:
+            self._stale_slots = True
             _fail(batch, e)
             return
-        if self._durability == "waitaof":
+        if self._durability != "fsync_always":
             synced = replies.pop()
-            if isinstance(synced, Exception) or int(synced[0]) < 1:
-                # Written but not known to be on disk: acknowledge nothing. A client retry of a
-                # submission gets the original receipt (idempotent).
-                _fail(batch, StoreUnavailable("redis did not confirm the fsync in time"))
+            replicas = 1 if self._durability == "waitaof_replica" else 0
+            if isinstance(synced, Exception) or int(synced[0]) < 1 or int(synced[1]) < replicas:
+                # Written but not known to be on disk (or on a replica's): acknowledge nothing. A
+                # client retry of a submission gets the original receipt (idempotent).
+                where = "a replica" if replicas and not isinstance(synced, Exception) and int(synced[0]) else "redis"
+                _fail(batch, StoreUnavailable(f"{where} did not confirm the fsync in time"))
                 return
         for items, reply in zip(groups.values(), replies, strict=True):
             if isinstance(reply, Exception):
-                _fail([(None, [], [], f) for _, f in items], StoreUnavailable(f"redis script failed: {reply}"))
+                _fail(items, StoreUnavailable(f"redis script failed: {reply}"))
                 continue
             for (_, future), answer in zip(items, reply, strict=True):
                 if not future.done():  # else the request went away meanwhile
                     future.set_result(answer)
 
-    @translated
-    async def _load(self, keys: list[tuple[Script, tuple[str, ...]]]) -> None:
-        for script, _ in keys:
-            await self._r.script_load(script.source)
+    def _commands(self, groups: Groups) -> list[tuple[Any, ...]]:
+        """The batch's commands: SCRIPT LOAD for a group without items, else one EVALSHA per group."""
+        commands: list[tuple[Any, ...]] = []
+        for (script, key_names), items in groups.items():
+            if not items:
+                commands.append(("SCRIPT", "LOAD", script.source))
+                continue
+            argv: list[Any] = [len(items)]
+            for args, _ in items:
+                argv += [len(args), *args]
+            commands.append(("EVALSHA", script.sha, len(key_names), *key_names, *argv))
+        if self._durability != "fsync_always" and all(items for items in groups.values()):
+            commands.append(("WAITAOF", 1, 1 if self._durability == "waitaof_replica" else 0,
+                             self._fsync_timeout_ms))
+        return commands
 
     @translated
-    async def _pipeline(self, groups: dict[tuple[Script, tuple[str, ...]], list[tuple[list[Any], asyncio.Future[Any]]]]
-                        ) -> list[Any]:
+    async def _pipeline(self, groups: Groups) -> list[Any]:
+        assert isinstance(self._r, aioredis.Redis)
         async with self._r.pipeline(transaction=False) as pipe:
-            for (script, key_names), items in groups.items():
-                argv: list[Any] = [len(items)]
-                for args, _ in items:
-                    argv += [len(args), *args]
-                pipe.execute_command("EVALSHA", script.sha, len(key_names), *key_names, *argv)
-            if self._durability == "waitaof":
-                pipe.execute_command("WAITAOF", 1, 0, self._fsync_timeout_ms)
+            for command in self._commands(groups):
+                pipe.execute_command(*command)
             return list(await pipe.execute(raise_on_error=False))
 
+    @translated
+    async def _node_pipeline(self, node: ClusterNode, groups: Groups) -> list[Any]:
+        """The batch's commands to one master on ONE connection (the cluster client's own pipeline
+        would route the key-less WAITAOF to any node: it must follow the writes it waits for)."""
+        commands = [PipelineCommand(i, *command) for i, command in enumerate(self._commands(groups))]
+        await node.execute_pipeline(commands)
+        return [c.result for c in commands]
 
-def _fail(batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]], error: Exception) -> None:
+
+def _fail(batch: Iterable[tuple[Any, ...]], error: Exception) -> None:
+    """Fail every call of `batch` (tuples ending with the call's future) not answered yet."""
     for *_, future in batch:
         if not future.done():
             future.set_exception(error)
 
 
-SCRIPTS = {name: Script(_script(name)) for name in ("register", "start_attempt", "submit", "recover", "rate")}
+SCRIPTS = {name: Script(_script(name)) for name in
+           ("register_keys", "register", "forget_keys", "start_attempt", "submit", "recover", "reissue", "rate")}
+LEASES = Script(_lua("renew_lease"))
 RECOVERIES_PER_HOUR = 5  # per CCCD (DESIGN §6)
 
 
 class StreamWriter:
-    """Ingest's writes: each is one Lua call, sent in a batch shared with concurrent requests."""
+    """Ingest's writes: each is one Lua call on one slot, sent in a batch shared with concurrent
+    requests; a participant's writes go to its partition's slot."""
 
     def __init__(self, client: Redis, keys: Keys, *, durability: Durability, fsync_timeout_ms: int = 2000) -> None:
         self._r = client
@@ -283,91 +374,182 @@ class StreamWriter:
 
     async def register(self, id_hash: str, phone_hash: str, participant_id: str, info: str, access_hash: str,
                        birth_hash: str, event: bytes) -> RegisterOutcome:
-        k = self.keys
-        return _register_outcome(await self.batcher.call(
-            SCRIPTS["register"], [k.id_hashes, k.phone_hashes, k.participants, k.access, k.births, k.stream],
-            [id_hash, phone_hash, participant_id, info, access_hash, birth_hash, event]))
+        """The participant's partition keys first, then its identities and its event in the contest's
+        slot (DESIGN §4: a crash between the two leaves unreachable keys, never a half-claimed identity)."""
+        k, p = self.keys, self.keys.of(participant_id)
+        mine = [p.participants, p.access, p.births]
+        await self.batcher.call(SCRIPTS["register_keys"], mine, [participant_id, info, access_hash, birth_hash])
+        outcome = _register_outcome(await self.batcher.call(
+            SCRIPTS["register"], [k.id_hashes, k.phone_hashes, k.contest.stream],
+            [id_hash, phone_hash, participant_id, event]))
+        if isinstance(outcome, IdentityTaken):
+            await self.batcher.call(SCRIPTS["forget_keys"], mine, [participant_id])
+        return outcome
 
     async def start_attempt(self, participant_id: str, access_hash: str, period: int, limit: int,
                             events_by_group: dict[str, bytes]) -> StartOutcome:
-        k = self.keys
+        p = self.keys.of(participant_id)
         args: list[Any] = [participant_id, access_hash, limit]
         for group, event in events_by_group.items():
             args += [group, event]
         return _start_outcome(await self.batcher.call(
-            SCRIPTS["start_attempt"], [k.participants, k.access, k.disqualified, k.attempts(period), k.stream], args))
+            SCRIPTS["start_attempt"], [p.participants, p.access, p.disqualified, p.attempts(period), p.stream], args))
 
     async def reissue_access_key(self, id_hash: str, phone_hash: str, birth_hash: str, access_hash: str,
                                  event: bytes) -> RecoverOutcome:
+        """CCCD and phone find the participant (contest slot, every try counted); its birth date then
+        decides in its partition, where the new key hash and the event go."""
         k = self.keys
-        return _recover_outcome(await self.batcher.call(
-            SCRIPTS["recover"], [k.id_hashes, k.phone_hashes, k.births, k.access, k.recoveries(id_hash), k.stream],
-            [id_hash, phone_hash, birth_hash, access_hash, RECOVERIES_PER_HOUR, event]))
+        found = _recover_outcome(await self.batcher.call(
+            SCRIPTS["recover"], [k.id_hashes, k.phone_hashes, k.recoveries(id_hash)],
+            [id_hash, phone_hash, RECOVERIES_PER_HOUR]))
+        if not isinstance(found, str):
+            return found
+        p = k.of(found)
+        done = _recover_outcome(await self.batcher.call(
+            SCRIPTS["reissue"], [p.births, p.access, p.stream], [found, birth_hash, access_hash, event]))
+        return KeyReissued(done) if isinstance(done, str) else done
 
     async def count_request(self, address_hash: str, now_ms: int, limit: int) -> RateOutcome:
         """One request of a client address against its per-minute limit."""
         return _rate_outcome(await self.batcher.call(
             SCRIPTS["rate"], [self.keys.rate(address_hash, now_ms // 60_000)], [limit]))
 
-    async def submit(self, attempt_id: str, refusal: str, receipt: bytes, event: bytes) -> SubmitOutcome:
-        k = self.keys
+    async def submit(self, participant_id: str, attempt_id: str, refusal: str, receipt: bytes,
+                     event: bytes) -> SubmitOutcome:
+        p = self.keys.of(participant_id)
         return _submit_outcome(await self.batcher.call(
-            SCRIPTS["submit"], [k.receipts, k.stream], [attempt_id, refusal, receipt, event]))
+            SCRIPTS["submit"], [p.receipts, p.stream], [attempt_id, refusal, receipt, event]))
+
+    async def append(self, *events: bytes, participant_id: str | None = None) -> str:
+        """Append entries to the participant's partition (or, without one, to the contest's stream);
+        durable on return; the last entry's id."""
+        slot = self.keys.contest if participant_id is None else self.keys.of(participant_id)
+        return (await self.append_to({slot.number: list(events)}))[slot.number]
 
     @translated
-    async def append(self, *events: bytes) -> str:
-        """Append entries (admin events, bulk simulation); durable on return; the last entry's id."""
-        async with self._r.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.xadd(self.keys.stream, {EVENT_FIELD: event})
-            if self.durability == "waitaof":
-                pipe.execute_command("WAITAOF", 1, 0, self._fsync_timeout_ms)
-            replies = await pipe.execute()
-        if self.durability == "waitaof" and int(replies[-1][0]) < 1:
+    async def append_to(self, entries: dict[int, list[bytes]]) -> dict[int, str]:
+        """Append entries to several streams (bulk simulation, admin events); durable on return;
+        each stream's last id. One pipeline per stream: each is one slot (one master)."""
+        last: dict[int, str] = {}
+        for number, events in entries.items():
+            if not events:
+                continue
+            stream = self.keys.slot(number).stream
+            async with self._r.pipeline(transaction=False) as pipe:
+                for event in events:
+                    pipe.xadd(stream, {EVENT_FIELD: event})
+                replies = await pipe.execute()
+            await self._synced(stream)
+            last[number] = _text(replies[-1])
+        return last
+
+    async def _synced(self, key: str) -> None:
+        """Wait for the fsync of what this client wrote on `key`'s server (WAITAOF counts the writes
+        of its own connection: on a cluster it must reach the master owning the key)."""
+        if self.durability == "fsync_always":
+            return
+        replicas = 1 if self.durability == "waitaof_replica" else 0
+        if isinstance(self._r, RedisCluster):
+            node = self._r.get_node_from_key(key)
+            assert node is not None
+            replies = await node.execute_command("WAITAOF", 1, replicas, self._fsync_timeout_ms)
+        else:
+            replies = await self._r.execute_command("WAITAOF", 1, replicas,  # type: ignore[no-untyped-call]
+                                                    self._fsync_timeout_ms)
+        if int(replies[0]) < 1 or int(replies[1]) < replicas:
             # The write happened but is not known to be on disk: do not acknowledge it. The
             # client retries; a submission retry gets the original receipt (idempotent).
             raise StoreUnavailable("redis did not confirm the fsync in time")
-        return _text(replies[len(events) - 1])
 
     @translated
     async def add_participants(self, infos: dict[str, str]) -> None:
         """participant_id → "group|unit" without the registration script (bulk simulation only)."""
-        if infos:
-            await self._r.hset(self.keys.participants, mapping=infos)  # type: ignore[arg-type]
+        by_slot: dict[str, dict[str, str]] = {}
+        for participant_id, info in infos.items():
+            by_slot.setdefault(self.keys.of(participant_id).participants, {})[participant_id] = info
+        for key, mapping in by_slot.items():
+            await self._r.hset(key, mapping=mapping)  # type: ignore[arg-type]
 
     @translated
     async def expire_closed(self, period: int, *, contest_closed: bool, retention_s: int) -> None:
         """A closed period's attempt counters (and, once the whole contest is closed, the receipts)
         go `retention_s` after the close: kept while a late repeat may still ask, not forever."""
-        async with self._r.pipeline(transaction=False) as pipe:
-            pipe.expire(self.keys.attempts(period), retention_s)
+        for number in range(self.keys.partitions):
+            slot = self.keys.slot(number)
+            await self._r.expire(slot.attempts(period), retention_s)
             if contest_closed:
-                pipe.expire(self.keys.receipts, retention_s)
-            await pipe.execute()
+                await self._r.expire(slot.receipts, retention_s)
 
     @translated
     async def disqualify(self, participant_id: str) -> None:
-        await self._r.sadd(self.keys.disqualified, participant_id)
+        await self._r.sadd(self.keys.of(participant_id).disqualified, participant_id)
 
     @translated
     async def participant_info(self, participant_id: str) -> str | None:
-        info = await self._r.hget(self.keys.participants, participant_id)
+        info = await self._r.hget(self.keys.of(participant_id).participants, participant_id)
         return None if info is None else _text(info)
+
+
+class LayoutMismatch(StoreUnavailable):
+    """The contest's keys were written with another number of partitions."""
+
+
+@translated
+async def check_layout(client: Redis, keys: Keys) -> None:
+    """Record the number of partitions on first use; refuse a process started with another (it would
+    look for participants in the wrong partitions and leave streams unread)."""
+    await client.set(keys.layout, keys.partitions, nx=True)
+    recorded = int(await client.get(keys.layout) or keys.partitions)
+    if recorded != keys.partitions:
+        raise LayoutMismatch(f"contest {keys.slug!r} runs with {recorded} partitions, not {keys.partitions}:"
+                             f" set CCHC_PARTITIONS={recorded} (the number cannot change during a contest)")
+
+
+async def _each_server(client: Redis, action: Callable[[Any], Awaitable[R]], *, replicas: bool = False) -> list[R]:
+    """`action` on every master of a cluster (and every replica with `replicas`), or on the one server."""
+    if not isinstance(client, RedisCluster):
+        return [await action({})]
+    nodes = client.get_nodes() if replicas else client.get_primaries()
+    return [await action({"target_nodes": node}) for node in nodes]
 
 
 @translated
 async def durability_mode(client: Redis) -> Durability:
-    """How acks become durable: `appendfsync always`, else WAITAOF per write (needs AOF on). Refuses
-    a server that could lose what it acknowledged: without the AOF, or evicting keys under memory
-    pressure (maxmemory-policy must be noeviction: a full server refuses writes, it drops nothing)."""
-    conf = {**await client.config_get("append*"), **await client.config_get("maxmemory-policy")}
-    if conf.get("appendonly") not in ("yes", b"yes"):
-        raise StoreUnavailable("redis must run with appendonly yes (and preferably appendfsync "
-                               "always): without the AOF an acknowledged entry can be lost")
-    if conf.get("maxmemory-policy") not in ("noeviction", b"noeviction"):
-        raise StoreUnavailable(f"redis must run with maxmemory-policy noeviction, not {conf.get('maxmemory-policy')}:"
-                               " an evicting server silently drops receipts, attempt counts and stream entries")
-    return "fsync_always" if conf.get("appendfsync") in ("always", b"always") else "waitaof"
+    """How acks become durable: `appendfsync always`, else WAITAOF per write (needs AOF on), and with
+    a replica behind every master, WAITAOF 1 1 (DESIGN §4: an ack then survives the master's death).
+    Refuses a server that could lose what it acknowledged: without the AOF, or evicting keys under
+    memory pressure (maxmemory-policy must be noeviction: a full server refuses writes, it drops nothing)."""
+
+    async def config(target: dict[str, Any]) -> dict[str, Any]:
+        conf: dict[Any, Any] = {**await client.config_get("append*", **target),
+                                **await client.config_get("maxmemory-policy", **target)}
+        if isinstance(client, RedisCluster) and conf and isinstance(next(iter(conf.values())), dict):
+            conf = next(iter(conf.values()))  # the cluster client answers {node: config}
+        return {_text(k): _text(v) for k, v in conf.items()}
+
+    async def replicas(target: dict[str, Any]) -> int:
+        info = await client.info("replication", **target)
+        return int(info.get("connected_slaves", 0))
+
+    for conf in await _each_server(client, config, replicas=True):  # a replica promoted must be as safe
+        if conf.get("appendonly") != "yes":
+            raise StoreUnavailable("redis must run with appendonly yes (and preferably appendfsync "
+                                   "always): without the AOF an acknowledged entry can be lost")
+        if conf.get("maxmemory-policy") != "noeviction":
+            raise StoreUnavailable(f"redis must run with maxmemory-policy noeviction, not {conf.get('maxmemory-policy')}:"
+                                   " an evicting server silently drops receipts, attempt counts and stream entries")
+    if min(await _each_server(client, replicas)) >= 1:
+        return "waitaof_replica"
+    masters = await _each_server(client, config)
+    return "fsync_always" if all(c.get("appendfsync") == "always" for c in masters) else "waitaof"
+
+
+DURABILITY_SAID = {
+    "fsync_always": "acks after the server's own fsync (appendfsync always); a lost server disk loses them",
+    "waitaof": "acks after WAITAOF 1 0 (the server's fsync); a lost server disk loses them",
+    "waitaof_replica": "acks after WAITAOF 1 1 (the master's fsync and one replica's): a master's death loses none",
+}
 
 
 @dataclass(frozen=True)
@@ -378,113 +560,231 @@ class Memory:
 
 @translated
 async def memory(client: Redis) -> Memory:
-    info = await client.info("memory")
-    return Memory(int(info.get("used_memory", 0)), int(info.get("maxmemory", 0)))
+    """The server's memory use against its limit; on a cluster, the fullest master's."""
+
+    async def one(target: dict[str, Any]) -> Memory:
+        info = await client.info("memory", **target)
+        return Memory(int(info.get("used_memory", 0)), int(info.get("maxmemory", 0)))
+
+    return max(await _each_server(client, one), key=lambda m: m.used_bytes / m.max_bytes if m.max_bytes else 0)
 
 
 @dataclass(frozen=True)
 class GroupProgress:
-    """How far a consumer group is: entries not yet delivered, delivered but unacked, and the
-    stream time (ms) of the oldest entry not yet acknowledged (None when it is all done)."""
+    """How far the consumer group of one stream is: entries not yet delivered, delivered but
+    unacked, and the stream time (ms) of the oldest entry not yet acknowledged (None when done)."""
 
-    name: str
+    stream: int
     lag: int
     pending: int
     oldest_unprocessed_ms: int | None
+    length: int = 0
+    dead_letters: int = 0
+    lease: str | None = None  # the scorer that reads it now
 
 
 @dataclass(frozen=True)
 class StreamProgress:
-    length: int
-    dead_letters: int
-    groups: list[GroupProgress]
+    streams: list[GroupProgress]
+
+    @property
+    def length(self) -> int:
+        return sum(s.length for s in self.streams)
+
+    @property
+    def dead_letters(self) -> int:
+        return sum(s.dead_letters for s in self.streams)
+
+    @property
+    def lag(self) -> int:
+        return sum(s.lag for s in self.streams)
+
+    @property
+    def pending(self) -> int:
+        return sum(s.pending for s in self.streams)
+
+    @property
+    def oldest_unprocessed_ms(self) -> int | None:
+        oldest = [s.oldest_unprocessed_ms for s in self.streams if s.oldest_unprocessed_ms is not None]
+        return min(oldest) if oldest else None
 
 
 class StreamReader:
-    """A scorer's view of the stream: read new or reclaimed entries for one consumer, ack them."""
+    """A scorer's view of the streams: read new or reclaimed entries for one consumer, ack them,
+    hold leases on the streams it reads. Every method takes the stream numbers it works on."""
 
     def __init__(self, client: Redis, keys: Keys, consumer: str) -> None:
         self._r = client
         self.keys = keys
         self.consumer = consumer
+        self._by_name = {s.stream: s.number for s in keys.slots}
+        self._turn = 0  # a cluster reads streams one by one: start each round one further
+
+    def _stream(self, number: int) -> str:
+        return self.keys.slot(number).stream
 
     @translated
-    async def ensure_group(self) -> None:
-        try:
-            await self._r.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
-        except ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
+    async def ensure_groups(self) -> None:
+        for number in self.keys.numbers:
+            try:
+                await self._r.xgroup_create(self._stream(number), GROUP, id="0", mkstream=True)
+            except ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
 
     @translated
-    async def read(self, count: int, block_ms: int | None) -> list[tuple[str, bytes]]:
-        reply: Any = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: ">"},
-                                         count=count, block=block_ms)
-        return _entries(reply[0][1]) if reply else []
+    async def read(self, numbers: list[int], count: int, block_ms: int | None) -> list[Entry]:
+        """New entries of the streams `numbers`: one blocking call on one server; on a cluster (the
+        streams live on several masters) one call per stream, and a short pause when all are empty."""
+        if not numbers:
+            if block_ms:
+                await asyncio.sleep(block_ms / 1000)
+            return []
+        if not isinstance(self._r, RedisCluster):
+            reply: Any = await self._r.xreadgroup(GROUP, self.consumer, {self._stream(n): ">" for n in numbers},
+                                                  count=count, block=block_ms)
+            return self._entries(reply)
+        self._turn += 1
+        for i in range(len(numbers)):
+            number = numbers[(self._turn + i) % len(numbers)]
+            reply = await self._r.xreadgroup(GROUP, self.consumer, {self._stream(number): ">"}, count=count)
+            if entries := self._entries(reply):
+                return entries
+        if block_ms:
+            await asyncio.sleep(min(block_ms, 100) / 1000)
+        return []
 
     @translated
-    async def claim_idle(self, min_idle_ms: int, count: int) -> list[tuple[str, bytes]]:
+    async def claim_idle(self, numbers: list[int], min_idle_ms: int, count: int) -> list[Entry]:
         """Entries delivered to consumers that died before acking (XAUTOCLAIM)."""
-        reply: Any = await self._r.xautoclaim(
-            self.keys.stream, GROUP, self.consumer, min_idle_ms, "0-0", count=count)
-        return _entries(reply[1])  # reply[2] lists ids deleted meanwhile: nothing to process
+        out: list[Entry] = []
+        for number in numbers:
+            reply: Any = await self._r.xautoclaim(self._stream(number), GROUP, self.consumer, min_idle_ms, "0-0",
+                                                  count=count)
+            out += [(number, e, raw) for e, raw in _entries(reply[1])]  # reply[2]: ids deleted meanwhile
+        return out
 
     @translated
-    async def own_pending(self, count: int) -> list[tuple[str, bytes]]:
+    async def own_pending(self, numbers: list[int], count: int) -> list[Entry]:
         """Entries this consumer read but did not ack (a restart under the same name)."""
-        reply: Any = await self._r.xreadgroup(GROUP, self.consumer, {self.keys.stream: "0"}, count=count)
-        return _entries(reply[0][1]) if reply else []
+        out: list[Entry] = []
+        for number in numbers:
+            reply: Any = await self._r.xreadgroup(GROUP, self.consumer, {self._stream(number): "0"}, count=count)
+            out += self._entries(reply)
+        return out
+
+    def _entries(self, reply: Any) -> list[Entry]:
+        if not reply:
+            return []
+        if isinstance(reply, dict):  # RESP3 answers a map
+            reply = list(reply.items())
+        return [(self._by_name[_text(name)], e, raw) for name, entries in reply for e, raw in _entries(entries)]
 
     @translated
-    async def ack(self, ids: list[str]) -> None:
-        if ids:
-            await self._r.xack(self.keys.stream, GROUP, *ids)
+    async def ack(self, entries: Iterable[Entry]) -> None:
+        by_stream: dict[int, list[str]] = {}
+        for number, entry_id, _ in entries:
+            by_stream.setdefault(number, []).append(entry_id)
+        for number, ids in by_stream.items():
+            await self._r.xack(self._stream(number), GROUP, *ids)
 
     @translated
-    async def deliveries(self, ids: list[str]) -> dict[str, int]:
-        """How often each of `ids` (pending entries) has been delivered."""
-        rows = await self._r.xpending_range(self.keys.stream, GROUP, min(ids, key=_id_tuple),
+    async def deliveries(self, number: int, ids: list[str]) -> dict[str, int]:
+        """How often each of `ids` (pending entries of stream `number`) has been delivered."""
+        rows = await self._r.xpending_range(self._stream(number), GROUP, min(ids, key=_id_tuple),
                                             max(ids, key=_id_tuple), len(ids) * 2)
         return {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     @translated
-    async def dead_letter(self, entry_id: str, raw: bytes, error: str) -> None:
+    async def dead_letter(self, entry: Entry, error: str) -> None:
         """Park an entry that cannot be scored, then ack it so it stops blocking the group."""
-        await self._r.xadd(self.keys.dead_letters, {"entry_id": entry_id, "raw": raw, "error": error[:2000]})
-        await self.ack([entry_id])
+        number, entry_id, raw = entry
+        await self._r.xadd(self.keys.slot(number).dead_letters, {"entry_id": entry_id, "raw": raw,
+                                                                  "error": error[:2000]})
+        await self.ack([entry])
 
     @translated
-    async def dead_lettered(self) -> list[tuple[str, dict[str, bytes]]]:
-        """Every parked entry: (dead-letter id, {entry_id, raw, error})."""
-        rows: Any = await self._r.xrange(self.keys.dead_letters)
-        return [(_text(i), {_text(k): v for k, v in fields.items()}) for i, fields in rows]
+    async def dead_lettered(self) -> list[tuple[int, str, dict[str, bytes]]]:
+        """Every parked entry: (stream number, dead-letter id, {entry_id, raw, error})."""
+        out = []
+        for slot in self.keys.slots:
+            rows: Any = await self._r.xrange(slot.dead_letters)
+            out += [(slot.number, _text(i), {_text(k): v for k, v in fields.items()}) for i, fields in rows]
+        return out
 
     @translated
-    async def requeue_dead_letter(self, dead_id: str, raw: bytes) -> str:
-        """Append a parked entry to the stream again (a new id), then drop it from the parking."""
-        new_id = _text(await self._r.xadd(self.keys.stream, {EVENT_FIELD: raw}))
-        await self._r.xdel(self.keys.dead_letters, dead_id)
+    async def requeue_dead_letter(self, number: int, dead_id: str, raw: bytes) -> str:
+        """Append a parked entry to its stream again (a new id), then drop it from the parking."""
+        slot = self.keys.slot(number)
+        new_id = _text(await self._r.xadd(slot.stream, {EVENT_FIELD: raw}))
+        await self._r.xdel(slot.dead_letters, dead_id)
         return new_id
+
+    # -- liveness and leases -----------------------------------------------------------------------
 
     @translated
     async def beat(self, now_ms: int, ttl_s: int) -> None:
-        await self._r.set(self.keys.heartbeat(self.consumer), now_ms, ex=ttl_s)
+        """This scorer is alive; beats older than `ttl_s` (scorers long gone) are dropped."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.heartbeats, {self.consumer: now_ms})
+            pipe.zremrangebyscore(self.keys.heartbeats, "-inf", now_ms - ttl_s * 1000)
+            await pipe.execute()
 
     @translated
     async def heartbeats(self) -> dict[str, int]:
-        """consumer → last beat (ms) of every scorer beating now."""
-        names = [_text(k) async for k in self._r.scan_iter(match=self.keys.heartbeat_pattern)]
-        values = await self._r.mget(names) if names else []
-        prefix = self.keys.heartbeat("")
-        return {n[len(prefix):]: int(v) for n, v in zip(names, values, strict=True) if v is not None}
+        """consumer → last beat (ms) of every scorer that beat recently."""
+        rows: Any = await self._r.zrange(self.keys.heartbeats, 0, -1, withscores=True)
+        return {_text(name): int(score) for name, score in rows}
 
     @translated
-    async def trim_acknowledged(self, *, approximate: bool = True) -> str | None:
-        """Trim the stream below the oldest entry some group still needs (never XDEL).
+    async def stop_beating(self) -> None:
+        await self._r.zrem(self.keys.heartbeats, self.consumer)
+
+    @translated
+    async def hold_leases(self, alive: int, ttl_ms: int) -> list[int]:
+        """Renew this scorer's leases, take free ones and give back extras, so that each of the `alive`
+        scorers holds its fair share of the streams; returns the streams it holds now."""
+        fair = math.ceil(len(self.keys.numbers) / max(1, alive))
+        leases = [self.keys.lease(n) for n in self.keys.numbers]
+        owners = await self._r.mget(leases)
+        mine = [n for n, owner in zip(self.keys.numbers, owners, strict=True) if _text(owner or b"") == self.consumer]
+        free = [n for n, owner in zip(self.keys.numbers, owners, strict=True) if owner is None]
+        keep, drop = mine[:fair], mine[fair:]
+        take = free[:max(0, fair - len(keep))]
+        wanted = {**{n: "hold" for n in keep + take}, **{n: "drop" for n in drop}}
+        if not wanted:
+            return []
+        numbers = sorted(wanted)
+        # EVAL with the source: a 20-line script every few seconds; routed by its keys (the contest's slot).
+        held = await self._r.eval(LEASES.source, len(numbers), *[self.keys.lease(n) for n in numbers],
+                                  self.consumer, ttl_ms, *[wanted[n] for n in numbers])
+        return [n for n, h in zip(numbers, held, strict=True) if int(h)]
+
+    @translated
+    async def release_leases(self) -> None:
+        """Give back every lease this scorer holds (a graceful stop: others take over at once)."""
+        for number in self.keys.numbers:
+            if _text(await self._r.get(self.keys.lease(number)) or b"") == self.consumer:
+                await self._r.delete(self.keys.lease(number))
+
+    @translated
+    async def lease_owners(self) -> dict[int, str]:
+        owners = await self._r.mget([self.keys.lease(n) for n in self.keys.numbers])
+        return {n: _text(o) for n, o in zip(self.keys.numbers, owners, strict=True) if o is not None}
+
+    # -- trimming, barriers, progress --------------------------------------------------------------
+
+    @translated
+    async def trim_acknowledged(self, number: int, *, approximate: bool = True) -> str | None:
+        """Trim stream `number` below the oldest entry its group still needs (never XDEL).
 
         Acked means archived (the ack follows the commit), so only entries every group has
         acknowledged go; returns the MINID used, or None when nothing can go."""
-        groups = await self._r.xinfo_groups(self.keys.stream)
+        stream = self._stream(number)
+        try:
+            groups = await self._r.xinfo_groups(stream)
+        except ResponseError:  # no stream yet
+            return None
         if not groups:
             return None
         needs = []
@@ -492,7 +792,7 @@ class StreamReader:
             name = _text(group["name"])
             need = _next_id(_text(group["last-delivered-id"]))
             if int(group["pending"]):
-                oldest = await self._r.xpending_range(self.keys.stream, name, "-", "+", 1)
+                oldest = await self._r.xpending_range(stream, name, "-", "+", 1)
                 need = min(need, _id_tuple(_text(oldest[0]["message_id"])))
             needs.append(need)
         floor = min(needs)
@@ -500,31 +800,41 @@ class StreamReader:
         # LIMIT 0: an approximate trim otherwise removes at most 100 macro nodes' worth of entries per call
         # (10,000), fewer than a busy half minute appends — the stream would grow without bound (found
         # by `make soak`). Whole nodes go, so the call stays cheap.
-        await self._r.xtrim(self.keys.stream, minid=minid, approximate=approximate,
-                            limit=0 if approximate else None)
+        await self._r.xtrim(stream, minid=minid, approximate=approximate, limit=0 if approximate else None)
         return minid
 
     @translated
-    async def last_id(self) -> str:
-        """The id of the newest entry (a barrier: everything appended so far is at or below it)."""
-        try:
-            info = await self._r.xinfo_stream(self.keys.stream)
-        except ResponseError:
-            return "0-0"
-        return _text(info["last-generated-id"])
+    async def barrier(self) -> Barrier:
+        """Every stream's newest id: everything appended so far is at or below it."""
+        ids = {}
+        for number in self.keys.numbers:
+            try:
+                info = await self._r.xinfo_stream(self._stream(number))
+            except ResponseError:
+                ids[number] = "0-0"
+                continue
+            ids[number] = _text(info["last-generated-id"])
+        return Barrier(ids)
 
     @translated
-    async def processed_through(self, barrier: str) -> bool:
-        """True when every entry up to `barrier` has been delivered and acknowledged."""
-        groups = await self._r.xinfo_groups(self.keys.stream)
+    async def processed_through(self, barrier: Barrier) -> bool:
+        """True when every entry up to `barrier` has been delivered and acknowledged, in every stream."""
+        for number, last in barrier.ids.items():
+            if not await self._stream_processed_through(self._stream(number), last):
+                return False
+        return True
+
+    async def _stream_processed_through(self, stream: str, last: str) -> bool:
+        try:
+            groups = await self._r.xinfo_groups(stream)
+        except ResponseError:  # no stream: nothing appended
+            return last == "0-0"
         group = next((g for g in groups if _text(g["name"]) == GROUP), None)
         if group is None:
-            return barrier == "0-0"
-        if _id_tuple(_text(group["last-delivered-id"])) < _id_tuple(barrier):
+            return last == "0-0"
+        if _id_tuple(_text(group["last-delivered-id"])) < _id_tuple(last):
             return False
-        pending = await self._r.xpending_range(self.keys.stream, GROUP, "-", barrier, 1)
-        return not pending
-
+        return not await self._r.xpending_range(stream, GROUP, "-", last, 1)
 
     async def memory(self) -> Memory:
         """The server's memory use against its limit (the monitor's gauges, the memory alert)."""
@@ -532,24 +842,27 @@ class StreamReader:
 
     @translated
     async def progress(self) -> StreamProgress:
-        """Length, dead letters and every group's progress (for the monitor and `cchc status`)."""
-        r, stream = self._r, self.keys.stream
-        try:
-            raw_groups = await r.xinfo_groups(stream)
-        except ResponseError:  # no stream yet
-            raw_groups = []
-        groups = [await self._group_progress(g) for g in raw_groups]
-        return StreamProgress(await r.xlen(stream), await r.xlen(self.keys.dead_letters), groups)
+        """Every stream's length, dead letters, lease and group progress (the monitor, `cchc status`)."""
+        owners = await self.lease_owners()
+        return StreamProgress([await self._stream_progress(slot, owners.get(slot.number)) for slot in self.keys.slots])
 
-    async def _group_progress(self, group: dict[Any, Any]) -> GroupProgress:
+    async def _stream_progress(self, slot: Slot, lease: str | None) -> GroupProgress:
         """The oldest entry not yet acknowledged is the oldest pending one or the first undelivered
         one (the `lag` field alone is unreliable after trims)."""
-        r, stream, name = self._r, self.keys.stream, _text(group["name"])
+        r, stream = self._r, slot.stream
+        length, dead = await r.xlen(stream), await r.xlen(slot.dead_letters)
+        try:
+            groups = await r.xinfo_groups(stream)
+        except ResponseError:  # no stream yet
+            groups = []
+        group = next((g for g in groups if _text(g["name"]) == GROUP), None)
+        if group is None:
+            return GroupProgress(slot.number, length, 0, None, length, dead, lease)
         after_delivered = "(" + _text(group["last-delivered-id"])
         pending = int(group["pending"])
         oldest: list[int] = []
         if pending:
-            first = await r.xpending_range(stream, name, "-", "+", 1)
+            first = await r.xpending_range(stream, GROUP, "-", "+", 1)
             oldest.append(_id_tuple(_text(first[0]["message_id"]))[0])
         undelivered = await r.xrange(stream, min=after_delivered, count=1)
         if undelivered:
@@ -557,7 +870,7 @@ class StreamReader:
         lag = group.get("lag")
         if lag is None:  # Redis cannot tell after a trim or a deletion: count what is left (bounded)
             lag = len(await r.xrange(stream, min=after_delivered, count=100_000) or [])
-        return GroupProgress(name, int(lag), pending, min(oldest) if oldest else None)
+        return GroupProgress(slot.number, int(lag), pending, min(oldest) if oldest else None, length, dead, lease)
 
 
 def _entries(raw: list[Any]) -> list[tuple[str, bytes]]:
@@ -577,3 +890,4 @@ def _next_id(entry_id: str) -> tuple[int, int]:
 def _id_tuple(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+

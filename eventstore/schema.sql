@@ -1,15 +1,21 @@
 -- The permanent, ordered, append-only record of every event, and each consumer's progress.
+-- Partitioned by period (DESIGN §4): partition 0 holds what belongs to no period (registrations,
+-- corrections, disqualifications); `cchc migrate` adds one per period of the contest; the default
+-- partition takes a period not defined yet (its rows move when its partition is created).
 CREATE TABLE IF NOT EXISTS events (
     stream_ms   bigint      NOT NULL,  -- stream entry id "ms-seq" ...
     stream_seq  bigint      NOT NULL,
+    part        smallint    NOT NULL,  -- ... of stream `part` (-1 the contest's, 0… a partition; 32767 results markers)
     idx         integer     NOT NULL,  -- ... plus the event's index within the entry
+    period      integer     NOT NULL,  -- the event's period, 0 for none
     kind        text        NOT NULL,
     body        bytea       NOT NULL,  -- msgpack of the one event
+    ref         text,                  -- the attempt an attempt_started event opens (a close counts no
+                                       -- submission without one, DESIGN §3)
     archived_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (stream_ms, stream_seq, idx)
-);
--- The attempt an attempt_started event opens: a close counts no submission without one (DESIGN §3).
-ALTER TABLE events ADD COLUMN IF NOT EXISTS ref text;
+    PRIMARY KEY (stream_ms, stream_seq, part, idx, period)  -- the replay order, then the partition key
+) PARTITION BY LIST (period);
+CREATE TABLE IF NOT EXISTS events_default PARTITION OF events DEFAULT;
 CREATE INDEX IF NOT EXISTS events_attempt_started ON events (ref) WHERE kind = 'attempt_started';
 
 CREATE TABLE IF NOT EXISTS consumer_progress (

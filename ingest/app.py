@@ -256,7 +256,8 @@ async def submit(request: web.Request) -> web.Response:
         participant_id=claims.participant_id, group=claims.group, unit_code=claims.unit_code,
         period=claims.period, started_ms=claims.started_ms, received_ms=received_ms,
         question_ids=claims.question_ids, answers=dict(body.answers), prediction=body.prediction)])
-    outcome = await ing.writer.submit(claims.attempt_id, refusal, msgspec.json.encode(receipt), event)
+    outcome = await ing.writer.submit(claims.participant_id, claims.attempt_id, refusal, msgspec.json.encode(receipt),
+                                      event)
     if isinstance(outcome, SubmissionRefused):
         metrics.SUBMISSIONS.labels(outcome.reason).inc()
         status, message = _SUBMIT_ERRORS[outcome.reason]

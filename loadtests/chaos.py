@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -23,12 +24,14 @@ from typing import Any
 
 import aiohttp
 import psycopg
-import redis
 from rich.console import Console
 from rich.table import Table
 
+from eventstore.errors import StoreUnavailable
 from eventstore.events import ParticipantRegistered, SubmissionReceived, decode
-from eventstore.keys import GROUP, Keys
+from eventstore.keys import Keys
+from eventstore.redis_stream import StreamReader, open_client
+from ops.embedded import EmbeddedValkey
 from ops.presets import throwaway_stack
 from ops.simulate import spelled
 from ops.stack import Stack
@@ -126,9 +129,8 @@ async def chaos(stack: Stack, seconds: float) -> None:
 async def kill_and_restart(stack: Stack, victim: str) -> None:
     at = time.strftime("%H:%M:%S")
     if victim == "valkey":
-        assert stack.valkey and stack.valkey.proc
-        stack.valkey.proc.kill()
-        stack.valkey.proc.wait()
+        assert isinstance(stack.valkey, EmbeddedValkey)
+        stack.valkey.kill()
         await asyncio.sleep(2)
         stack.valkey.start()
     elif victim == "postgres":
@@ -151,21 +153,25 @@ async def kill_and_restart(stack: Stack, victim: str) -> None:
 
 
 def wait_drained(settings: Settings, slug: str, timeout: float = 180) -> bool:
-    """Everything appended is delivered and acknowledged (scorers caught up)."""
+    """Everything appended to every stream is delivered and acknowledged (scorers caught up)."""
     assert settings.redis_url
-    r = redis.Redis.from_url(settings.redis_url)
-    keys = Keys(slug)
+    return asyncio.run(_drained(settings.redis_url, Keys(slug, settings.partitions), timeout))
+
+
+async def _drained(url: str, keys: Keys, timeout: float) -> bool:
+    client = await open_client(url)
+    reader = StreamReader(client, keys, "chaos")
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            groups = {g["name"].decode(): g for g in r.xinfo_groups(keys.stream)}
-            group = groups.get(GROUP)
-            if group and int(group["pending"]) == 0 and int(group.get("lag") or 0) == 0:
-                return True
-            time.sleep(0.5)
+            with contextlib.suppress(StoreUnavailable):  # a server restarting: ask again
+                progress = await reader.progress()
+                if progress.lag == 0 and progress.pending == 0:
+                    return True
+            await asyncio.sleep(0.5)
         return False
     finally:
-        r.close()
+        await client.aclose()
 
 
 def reconcile(settings: Settings, ledger: Ledger) -> tuple[Table, bool]:

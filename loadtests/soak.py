@@ -26,9 +26,11 @@ from pathlib import Path
 
 import redis
 
-from eventstore.keys import GROUP, Keys
+from eventstore.keys import Keys
+from loadtests.chaos import wait_drained
 from loadtests.run import REPORTS, locust, pool_file
 from loadtests.shape import ContestLoad
+from ops.embedded import EmbeddedValkey
 from ops.presets import Running, throwaway_stack
 
 SAMPLE_EVERY_S = 10.0
@@ -91,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                          period_seconds=int(seconds / 2) + 30) as run:
         print(run.stack.ready_line(), flush=True)
         pool = pool_file(run, people)
-        keys = Keys(run.contest.slug)
+        keys = Keys(run.contest.slug, run.settings.partitions)
         r = redis.Redis.from_url(run.settings.redis_url or "")
         processes = {name: proc.pid for name, proc in run.stack.children.items()}
-        if run.stack.valkey is not None and run.stack.valkey.proc is not None:
+        if isinstance(run.stack.valkey, EmbeddedValkey) and run.stack.valkey.proc is not None:
             processes["valkey"] = run.stack.valkey.proc.pid
         command, env = locust(run, load, rate, label="soak", ramp_s=10, hold_s=seconds, processes=args.processes,
                               pool=pool)
@@ -109,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             while generator.poll() is None:
                 row = {"t": time.monotonic() - started, **{f"{n}_rss_mb": rss_mb(pid) for n, pid in processes.items()},
                        "valkey_used_mb": int(r.info("memory")["used_memory"]) / 2**20,
-                       "stream_length": float(r.xlen(keys.stream)), "postgres_mb": _pg_size_mb(run)}
+                       "stream_length": float(sum(r.xlen(slot.stream) for slot in keys.slots)),
+                       "postgres_mb": _pg_size_mb(run)}
                 samples.append(row)
                 time.sleep(SAMPLE_EVERY_S)
         closer.join(timeout=120)
-        lag_back = _lag_returns(r, keys)
+        lag_back = _lag_returns(run)
         with (REPORTS / "soak.csv").open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(samples[0]))
             writer.writeheader()
@@ -129,15 +132,11 @@ def _pg_size_mb(run: Running) -> float:
         return (row[0] if row else 0) / 2**20
 
 
-def _lag_returns(r: redis.Redis, keys: Keys, within_s: float = 60.0) -> float | None:
-    """Seconds until the consumer group has nothing undelivered or unacknowledged (None: not in time)."""
+def _lag_returns(run: Running, within_s: float = 60.0) -> float | None:
+    """Seconds until the consumer groups have nothing undelivered or unacknowledged (None: not in time)."""
     started = time.monotonic()
-    while time.monotonic() - started < within_s:
-        groups = {g["name"].decode(): g for g in r.xinfo_groups(keys.stream)}
-        group = groups.get(GROUP)
-        if group is not None and not group.get("lag") and not group["pending"]:
-            return time.monotonic() - started
-        time.sleep(1)
+    if wait_drained(run.settings, run.contest.slug, timeout=within_s):
+        return time.monotonic() - started
     return None
 
 

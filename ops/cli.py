@@ -26,13 +26,14 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         contest_dir=Path(args.contest) if getattr(args, "contest", None) else None,
         data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
-        ingest_port=getattr(args, "ingest_port", None), results_port=getattr(args, "results_port", None))
+        ingest_port=getattr(args, "ingest_port", None), results_port=getattr(args, "results_port", None),
+        partitions=getattr(args, "partitions", None))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from ops.stack import Stack
 
-    stack = Stack(_settings(args), scorers=args.scorers)
+    stack = Stack(_settings(args), scorers=args.scorers, cluster=args.cluster)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -57,7 +58,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ops.demo import run_demo
 
-    return run_demo(_settings(args), participants=args.participants, keep=args.keep)
+    return run_demo(_settings(args), participants=args.participants, keep=args.keep, cluster=args.cluster)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -106,7 +107,7 @@ def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitab
 
     async def main() -> int:
         contest = contest_of(settings)
-        clients = await open_clients(settings)
+        clients = await open_clients(settings, contest=contest)
         try:
             return await work(contest, clients)
         finally:
@@ -118,9 +119,8 @@ def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitab
 def cmd_admin(args: argparse.Namespace) -> int:
     """close / recompute / disqualify / correct-answer: the Committee service, as the admin API calls it."""
     from admin.service import Committee, UnknownParticipant, UnknownQuestion
-    from eventstore.keys import Keys
     from eventstore.redis_stream import StreamWriter, durability_mode
-    from ops.wiring import build_committee
+    from ops.wiring import build_committee, keys_of
     from projections.close import NotClosed, NotDrained, PeriodNotEnded, UnknownPeriod
     from runtime.clock import SystemClock
 
@@ -139,7 +139,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
         return f"answer key: {args.question_id} is now {args.answer}"
 
     async def work(contest: Contest, clients: Clients) -> int:
-        writer = StreamWriter(clients.redis, Keys(contest.slug), durability=await durability_mode(clients.redis))
+        writer = StreamWriter(clients.redis, keys_of(contest, settings), durability=await durability_mode(clients.redis))
         try:
             print(await act(build_committee(contest, clients, writer, SystemClock(), settings)))
         except (UnknownPeriod, UnknownParticipant, UnknownQuestion, PeriodNotEnded, NotClosed, NotDrained) as e:
@@ -197,32 +197,36 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from eventstore.events import decode_many
-    from eventstore.keys import Keys
     from eventstore.redis_stream import StreamReader
+    from ops.wiring import keys_of
+
+    settings = Settings.from_env()
 
     async def work(contest: Contest, clients: Clients) -> int:
-        reader = StreamReader(clients.redis, Keys(contest.slug), "operator")
+        reader = StreamReader(clients.redis, keys_of(contest, settings), "operator")
         parked = await reader.dead_lettered()
-        for dead_id, fields in parked:
+        for number, dead_id, fields in parked:
             try:
                 kinds = ", ".join(type(e).__name__ for e in decode_many(fields.get("raw", b"")))
             except Exception:
                 kinds = "undecodable"
             print(f"{fields.get('entry_id', b'?').decode()}  [{kinds}]  {fields.get('error', b'').decode()}")
             if args.requeue:
-                print(f"  requeued as {await reader.requeue_dead_letter(dead_id, fields.get('raw', b''))}")
+                print(f"  requeued as {await reader.requeue_dead_letter(number, dead_id, fields.get('raw', b''))}")
         print(f"{len(parked)} parked entr{'y' if len(parked) == 1 else 'ies'}")
         return 0
 
-    return _with_clients(Settings.from_env(), work)
+    return _with_clients(settings, work)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from eventstore.keys import Keys
     from eventstore.redis_stream import StreamWriter, durability_mode
     from ops.simulate import simulate
+    from ops.wiring import keys_of
+
+    settings = Settings.from_env()
 
     async def work(contest: Contest, clients: Clients) -> int:
         period = contest.period(args.period)
@@ -231,14 +235,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return 2
         with Progress() as bar:
             task = bar.add_task("appending to the stream", total=args.participants * (1 + 2 * 3))
-            writer = StreamWriter(clients.redis, Keys(contest.slug), durability=await durability_mode(clients.redis))
+            writer = StreamWriter(clients.redis, keys_of(contest, settings),
+                                  durability=await durability_mode(clients.redis))
             written = await simulate(contest, writer, period, args.participants, args.entries,
                                      progress=lambda n: bar.advance(task, n))
             bar.update(task, completed=written, total=written)
         print(f"appended {written:,} stream entries for {args.participants:,} participants in period {period.number}")
         return 0
 
-    return _with_clients(Settings.from_env(), work)
+    return _with_clients(settings, work)
 
 
 def _format_of(out: str | None, default: str) -> str:
@@ -403,6 +408,9 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--data-dir", help="where servers, secrets and logs live (default .cchc)")
         cmd.add_argument("--ingest-port", type=int, default=8080)
         cmd.add_argument("--results-port", type=int, default=8081)
+        cmd.add_argument("--partitions", type=int, help="the stream in P partitions (default CCHC_PARTITIONS or 1)")
+        cmd.add_argument("--cluster", type=int, default=0, metavar="N",
+                         help="an N-master Valkey Cluster (one replica each) on loopback instead of one Valkey")
     up.add_argument("--scorers", type=int, default=2)
     up.set_defaults(func=cmd_up)
     demo.add_argument("--participants", type=int, default=150)

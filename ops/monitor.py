@@ -11,6 +11,7 @@ import structlog
 
 from contest.model import Contest
 from eventstore.errors import StoreError
+from eventstore.keys import CONTEST_STREAM
 from eventstore.redis_stream import Memory, StreamReader
 from projections.live_queries import LiveQueries
 from projections.results_queries import ResultsQueries
@@ -21,11 +22,14 @@ log = structlog.get_logger()
 
 
 @dataclass
-class GroupView:
-    name: str
+class StreamView:
+    name: str  # "contest" or the partition's number
+    length: int
     lag: int
     pending: int
     oldest_unprocessed_s: float
+    dead_letters: int
+    lease: str | None  # the scorer reading it
 
 
 @dataclass
@@ -41,12 +45,14 @@ class PeriodView:
 @dataclass
 class Observation:
     now_ms: int
-    stream_length: int
-    dead_letters: int
-    groups: list[GroupView]
+    streams: list[StreamView]
     heartbeats_s: dict[str, float]  # consumer → seconds since its last beat
     periods: list[PeriodView]
     redis_memory: Memory
+
+
+def stream_name(number: int) -> str:
+    return "contest" if number == CONTEST_STREAM else str(number)
 
 
 class Monitor:
@@ -61,11 +67,12 @@ class Monitor:
     async def observe(self) -> Observation:
         now = self.clock.now_ms()
         progress = await self.reader.progress()
-        groups = [GroupView(g.name, g.lag, g.pending,
-                            0.0 if g.oldest_unprocessed_ms is None else max(0.0, (now - g.oldest_unprocessed_ms) / 1000))
-                  for g in progress.groups]
+        streams = [StreamView(stream_name(g.stream), g.length, g.lag, g.pending,
+                              0.0 if g.oldest_unprocessed_ms is None else max(0.0, (now - g.oldest_unprocessed_ms) / 1000),
+                              g.dead_letters, g.lease)
+                   for g in progress.streams]
         beats = await self.reader.heartbeats()
-        return Observation(now, progress.length, progress.dead_letters, groups,
+        return Observation(now, streams,
                            {c: max(0.0, (now - ms) / 1000) for c, ms in beats.items()}, await self._periods(now),
                            await self.reader.memory())
 
@@ -83,12 +90,13 @@ class Monitor:
     async def refresh(self) -> Observation:
         """Observe and set the gauges."""
         seen = await self.observe()
-        metrics.STREAM_LENGTH.set(seen.stream_length)
-        metrics.DEAD_LETTERS.set(seen.dead_letters)
-        for g in seen.groups:
+        for g in seen.streams:
+            metrics.STREAM_LENGTH.labels(g.name).set(g.length)
+            metrics.DEAD_LETTERS.labels(g.name).set(g.dead_letters)
             metrics.GROUP_LAG.labels(g.name).set(g.lag)
             metrics.GROUP_PENDING.labels(g.name).set(g.pending)
             metrics.OLDEST_UNPROCESSED.labels(g.name).set(g.oldest_unprocessed_s)
+            metrics.STREAM_LEASED.labels(g.name).set(0 if g.lease is None else 1)
         metrics.HEARTBEAT_AGE.clear()
         for consumer, age in seen.heartbeats_s.items():
             metrics.HEARTBEAT_AGE.labels(consumer).set(age)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contest.model import Contest, Period
 from eventstore.events import AnyEvent, AttemptStarted, ParticipantRegistered, SubmissionReceived, encode_many
 from eventstore.ids import uuid7
+from eventstore.keys import CONTEST_STREAM, Keys
 from eventstore.redis_stream import StreamWriter
 
 PEAK_SHARE = 1 / 8  # the mean distance of a submission from the cut-off, as a share of the period
@@ -60,6 +61,18 @@ def week(contest: Contest, period: Period, participants: int, entries: int, *, s
                 answers=answers, prediction=max(0, int(rng.gauss(entries, entries / 3))))]
 
 
+def by_stream(keys: Keys, entries: list[list[AnyEvent]]) -> dict[int, list[bytes]]:
+    """Stream entries where ingest would append them: registrations to the contest's stream, the rest
+    to their participant's partition."""
+    streams: dict[int, list[bytes]] = {}
+    for events in entries:
+        first = events[0]
+        number = CONTEST_STREAM if isinstance(first, ParticipantRegistered) \
+            else keys.partition_of(first.participant_id)  # type: ignore[union-attr]  # every other event names one
+        streams.setdefault(number, []).append(encode_many(events))
+    return streams
+
+
 async def simulate(contest: Contest, writer: StreamWriter, period: Period, participants: int, entries: int,
                    *, progress: object = None) -> int:
     """Append the week to the stream (and the participants to Redis); returns the entries written."""
@@ -69,7 +82,7 @@ async def simulate(contest: Contest, writer: StreamWriter, period: Period, parti
     async def flush() -> None:
         await writer.add_participants({e.participant_id: f"{e.group}|{e.unit_code or ''}" for events in batch
                                        for e in events if isinstance(e, ParticipantRegistered)})
-        await writer.append(*(encode_many(events) for events in batch))
+        await writer.append_to(by_stream(writer.keys, batch))
         if callable(progress):
             progress(len(batch))
         batch.clear()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from eventstore.postgres import migrate, open_pool
-from ops.embedded import EmbeddedPostgres, EmbeddedValkey, die_with_parent, free_port
+from ops.embedded import EmbeddedPostgres, EmbeddedValkey, EmbeddedValkeyCluster, die_with_parent, free_port
 from runtime.settings import STACK_ENV, Settings, load_or_create_state, redact, without_secrets, write_env_file
 
 
@@ -25,11 +25,12 @@ class StackError(RuntimeError):
 
 
 class Stack:
-    def __init__(self, settings: Settings, *, scorers: int = 2, ingests: int = 1) -> None:
+    def __init__(self, settings: Settings, *, scorers: int = 2, ingests: int = 1, cluster: int = 0) -> None:
         self.settings = settings
         self.scorers = scorers
         self.ingests = ingests
-        self.valkey: EmbeddedValkey | None = None
+        self.cluster = cluster  # N > 0: an N-master Valkey Cluster (one replica each) instead of one Valkey
+        self.valkey: EmbeddedValkey | EmbeddedValkeyCluster | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.commands: dict[str, tuple[str, ...]] = {}
@@ -43,7 +44,8 @@ class Stack:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if not s.redis_url:
-            self.valkey = EmbeddedValkey(s.data_dir / "valkey")
+            self.valkey = EmbeddedValkeyCluster(s.data_dir / f"valkey-cluster-{self.cluster}", self.cluster) \
+                if self.cluster else EmbeddedValkey(s.data_dir / "valkey")
             self.valkey.start()
             s = replace(s, redis_url=self.valkey.url)
         if not s.database_url:
@@ -145,15 +147,21 @@ class Stack:
     def ready_line(self) -> str:
         s = self.settings
         return (f"cchc ready: ingest http://{s.host}:{s.ingest_port}  results http://{s.host}:{s.results_port}"
-                f"  scorers {self.scorers}  redis {redact(s.redis_url)}  postgres {redact(s.database_url)}"
+                f"  scorers {self.scorers}  partitions {s.partitions}"
+                f"  redis {redact(s.redis_url)}{f' (cluster of {self.cluster} masters + replicas)' if self.cluster else ''}"
+                f"  postgres {redact(s.database_url)}"
                 f"  secrets {self.secrets_path}  logs {self.log_dir}/  metrics targets {self.targets_path}")
 
 
 async def migrate_schema(settings: Settings) -> None:
+    """The schema, with the event table's and the entries' partitions for the contest's periods."""
+    from ops.wiring import contest_of
+
     _, database_url = settings.require_servers()
+    periods = [p.number for p in contest_of(settings).periods]
     pool = open_pool(database_url, max_size=1)
     await pool.open()
     try:
-        await migrate(pool)
+        await migrate(pool, periods)
     finally:
         await pool.close()

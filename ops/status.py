@@ -73,17 +73,20 @@ def render(console: Console, contest: Contest, seen: Observation | None, checks:
     stream = Table(title="stream and scorers", title_justify="left")
     stream.add_column("what")
     stream.add_column("value")
-    stream.add_row("stream length", str(seen.stream_length))
-    for g in seen.groups:
+    dead = 0
+    for g in seen.streams:
         stale = g.oldest_unprocessed_s > FRESHNESS_WARN_S
         healthy = healthy and not stale
+        dead += g.dead_letters
         age = f"[red]{g.oldest_unprocessed_s:.1f} s[/]" if stale else f"{g.oldest_unprocessed_s:.1f} s"
-        stream.add_row(f"group {g.name}", f"lag {g.lag}, pending {g.pending}, oldest unprocessed {age}")
-    stream.add_row("dead letters", str(seen.dead_letters) if not seen.dead_letters else f"[red]{seen.dead_letters}[/]")
+        reader = g.lease or ("[red]no scorer[/]" if g.lag or g.pending else "no scorer")
+        stream.add_row(f"stream {g.name}", f"length {g.length}, lag {g.lag}, pending {g.pending}, oldest unprocessed"
+                       f" {age}, read by {reader}" + (f", [red]{g.dead_letters} dead letters[/]" if g.dead_letters else ""))
+    stream.add_row("dead letters", str(dead) if not dead else f"[red]{dead}[/]")
     if not seen.heartbeats_s:
         stream.add_row("scorers", "[red]none beating[/]")
         healthy = False
     for consumer, beat in sorted(seen.heartbeats_s.items()):
         stream.add_row(f"scorer {consumer}", f"last beat {beat:.1f} s ago")
     console.print(stream)
-    return healthy and seen.dead_letters == 0
+    return healthy and dead == 0

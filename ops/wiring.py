@@ -16,9 +16,10 @@ from admin.service import Committee
 from contest.load import load_contest
 from contest.model import Contest
 from eventstore import postgres, redis_stream
+from eventstore.errors import StoreUnavailable
 from eventstore.keys import Keys
 from eventstore.pii import PiiVault
-from eventstore.redis_stream import StreamReader, StreamWriter, durability_mode
+from eventstore.redis_stream import DURABILITY_SAID, StreamReader, StreamWriter, check_layout, durability_mode
 from ingest import app as ingest_app
 from ingest.tokens import TokenSigner
 from ops.monitor import Monitor
@@ -42,10 +43,15 @@ def contest_of(settings: Settings) -> Contest:
     return load_contest(settings.contest_dir, anchor=settings.contest_anchor or datetime.now(UTC))
 
 
+def keys_of(contest: Contest, settings: Settings) -> Keys:
+    return Keys(contest.slug, settings.partitions)
+
+
 @dataclass
 class Clients:
     redis: redis_stream.Redis
     pool: postgres.Pool
+    keys: Keys | None = None  # the contest's keys, its layout checked against Redis (open_clients)
 
     async def redis_ready(self) -> None:
         await redis_stream.ping(self.redis)
@@ -63,17 +69,38 @@ READ_STATEMENT_TIMEOUT_MS = 5000  # the results API: a read slower than this is 
 
 
 async def open_clients(settings: Settings, *, pool_size: int = 8, statement_timeout_ms: int | None = None,
-                       autocommit: bool = False) -> Clients:
+                       autocommit: bool = False, reader: bool = False, contest: Contest | None = None) -> Clients:
+    """Redis (its cluster client when the URL names a cluster node) and a pool on the primary, or with
+    `reader` on CCHC_DATABASE_READ_URL when set. With `contest`, its partition layout is checked."""
     redis_url, database_url = settings.require_servers()
-    pool = postgres.open_pool(database_url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms,
+    url = settings.database_read_url if reader and settings.database_read_url else database_url
+    pool = postgres.open_pool(url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms,
                               autocommit=autocommit)
     await pool.open(wait=False)
-    return Clients(redis_stream.connect(redis_url), pool)
+    redis = await redis_stream.open_client(redis_url)
+    clients = Clients(redis, pool)
+    if contest is not None:
+        clients.keys = keys_of(contest, settings)
+        try:
+            await check_layout(redis, clients.keys)
+        except redis_stream.LayoutMismatch:
+            await clients.close()
+            raise
+        except StoreUnavailable:
+            pass  # Redis down: the process starts and reports it (/readyz), as before
+    return clients
+
+
+def _keys(contest: Contest, clients: Clients) -> Keys:
+    return clients.keys or Keys(contest.slug)
 
 
 async def build_ingest(contest: Contest, clients: Clients, settings: Settings, clock: Clock) -> ingest_app.Ingest:
     """Ingest's own parts: Redis only (its /readyz does not depend on PostgreSQL)."""
-    writer = StreamWriter(clients.redis, Keys(contest.slug), durability=await durability_mode(clients.redis))
+    durability = await durability_mode(clients.redis)
+    log.info("ingest_durability", durability=durability, means=DURABILITY_SAID[durability],
+             partitions=_keys(contest, clients).partitions, cluster=redis_stream.is_cluster(clients.redis))
+    writer = StreamWriter(clients.redis, _keys(contest, clients), durability=durability)
     return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(*settings.token_secrets()),
                              vault=PiiVault(settings.pii_key_bytes()), clock=clock, ready=clients.redis_ready,
                              address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies)
@@ -81,7 +108,7 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
 
 def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock,
                     settings: Settings) -> Committee:
-    closer = Closer(contest, clients.pool, StreamReader(clients.redis, Keys(contest.slug), "closer"), clock)
+    closer = Closer(contest, clients.pool, StreamReader(clients.redis, _keys(contest, clients), "closer"), clock)
     return Committee(contest, writer, closer, clock, retention_s=max(1, settings.retention_days * 86_400))
 
 
@@ -112,12 +139,12 @@ def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cach
 
 
 def build_scorer(contest: Contest, clients: Clients, name: str, clock: Clock) -> Scorer:
-    reader = StreamReader(clients.redis, Keys(contest.slug), name)
+    reader = StreamReader(clients.redis, _keys(contest, clients), name)
     return Scorer(reader=reader, pool=clients.pool, projector=Projector(contest), clock=clock)
 
 
 def build_monitor(contest: Contest, clients: Clients, clock: Clock) -> Monitor:
-    return Monitor(contest, StreamReader(clients.redis, Keys(contest.slug), "monitor"), LiveQueries(clients.pool),
+    return Monitor(contest, StreamReader(clients.redis, _keys(contest, clients), "monitor"), LiveQueries(clients.pool),
                    ResultsQueries(clients.pool), clock)
 
 
@@ -145,7 +172,7 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # No migration here: the write side starts and takes entries with PostgreSQL down (the admin
         # routes answer 503 until it is back); `cchc up` / `cchc migrate` create the schema.
-        clients = await open_clients(settings)
+        clients = await open_clients(settings, contest=contest)
         try:
             app[ingest_app.INGEST], app[admin_routes.ADMIN] = await build_ingest_parts(contest, clients, settings,
                                                                                       SystemClock())
@@ -165,8 +192,10 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
     serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        clients = await open_clients(settings, statement_timeout_ms=READ_STATEMENT_TIMEOUT_MS, autocommit=True)
-        await postgres.migrate(clients.pool)
+        clients = await open_clients(settings, statement_timeout_ms=READ_STATEMENT_TIMEOUT_MS, autocommit=True,
+                                     contest=contest, reader=True)
+        if not settings.database_read_url:  # a replica is read-only: `cchc migrate` runs on the primary
+            await postgres.migrate(clients.pool, [p.number for p in contest.periods])
         app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
         monitor = build_monitor(contest, clients, SystemClock())
         task = monitor.start(settings.monitor_interval_s)
@@ -184,7 +213,7 @@ def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None
     contest = _preflight(settings)
 
     async def main() -> None:
-        clients = await open_clients(settings, pool_size=2)
+        clients = await open_clients(settings, pool_size=2, contest=contest)
         runner = await _serve_health(settings, metrics_port, clients) if metrics_port else None
         try:
             await build_scorer(contest, clients, name, SystemClock()).serve()
@@ -217,9 +246,9 @@ def check_scorers(settings: Settings, name: str | None) -> int:
 
     async def main() -> int:
         redis_url, _ = settings.require_servers()
-        client = redis_stream.connect(redis_url)
+        client = await redis_stream.open_client(redis_url)
         try:
-            beats = await StreamReader(client, Keys(contest.slug), "check").heartbeats()
+            beats = await StreamReader(client, keys_of(contest, settings), "check").heartbeats()
         finally:
             await client.aclose()
         now = SystemClock().now_ms()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contest.model import Contest
+from eventstore.barrier import EventKey
 from eventstore.events import (
     AnswerKeyCorrected,
     AnyEvent,
@@ -12,7 +13,7 @@ from eventstore.events import (
     ParticipantRegistered,
     SubmissionReceived,
 )
-from eventstore.postgres import Connection, EventKey, xact_lock
+from eventstore.postgres import Connection, xact_lock
 from projections import live_queries as q
 
 KEY_LOCK = 7264  # advisory lock: batches hold it shared, an answer-key correction exclusively

@@ -1,8 +1,8 @@
 """Closing a period (chốt kết quả tuần) and recomputing it: drain, compute at a barrier, freeze.
 
-A result counts exactly the events up to its barrier (the stream's last id once every entry
+A result counts exactly the events up to its barrier (every stream's last id once every entry
 received before the end is projected). It is written with a `results_published` event placed
-right after the barrier in the event table, so a replay recomputes it at the same point.
+right after the barrier's newest entry in the event table, so a replay recomputes it at the same point.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from contest.closing import close_period, final_document, final_units, prizes_do
 from contest.digest import canonical_json
 from contest.model import Contest, Period
 from contest.ranking import counted_entries
+from eventstore.barrier import Barrier
 from eventstore.events import ResultsPublished
-from eventstore.postgres import Connection, EventKey, Pool, insert_event, split_entry_id, transaction, xact_lock
+from eventstore.postgres import Connection, Pool, insert_event, transaction, xact_lock
 from eventstore.redis_stream import StreamReader
 from projections import live_queries, results_queries
 from projections.results_queries import RESULTS_LOCK, PeriodResult, ResultsQueries
 from runtime.clock import Clock
 
 log = structlog.get_logger()
-MARKER_BASE = 1_000_000  # marker event index: after every event of the barrier's stream entry
 
 
 class PeriodClosed(msgspec.Struct):
@@ -55,16 +55,10 @@ class NotDrained(Exception):
         self.retry_after = retry_after
 
 
-def barrier_key(barrier: str) -> EventKey:
-    """Every event of the stream entry `barrier` and before it sorts at or below this key."""
-    ms, seq = split_entry_id(barrier)
-    return ms, seq, 2**31 - 1
-
-
 async def publish(conn: Connection, contest: Contest, period: Period, revision: int, barrier: str) -> str:
     """Compute and store one revision of a period's results (and the final results once every
     period is closed) from the events up to `barrier`; returns the digest. Live and replay both."""
-    entries = await live_queries.valid_entries(conn, contest, period.number, barrier_key(barrier))
+    entries = await live_queries.valid_entries(conn, contest, period.number, Barrier.parse(barrier))
     earlier = await results_queries.earlier_results(conn, period.number)
     outcome = close_period(
         contest, entries,
@@ -88,7 +82,7 @@ async def _refresh_final(conn: Connection, contest: Contest, barrier: str) -> No
     closed counts here as a recompute of that week would count it (DESIGN §3; README decisions)."""
     if await results_queries.closed_periods(conn) < len(contest.periods):
         return
-    upto = barrier_key(barrier)
+    upto = Barrier.parse(barrier)
     if await live_queries.corrected_after(conn, upto):  # rare: rescore as of the barrier, in Python
         entries, counted = [], []
         for period in contest.periods:
@@ -151,16 +145,16 @@ class Closer:
                 return PeriodClosed(period.number, latest, existing)
             # The barrier is taken under the lock: results are published in the order of their
             # barriers whatever the concurrency, which is the order a replay meets their markers in.
-            barrier = await self._drained_barrier()
+            barrier = (await self._drained_barrier()).text()
             revision = latest + 1
             digest = await publish(conn, self.contest, period, revision, barrier)
             await _record_marker(conn, ResultsPublished(period=period.number, revision=revision,
                                                         barrier=barrier, results_digest=digest, by=by))
         return PeriodClosed(period.number, revision, digest)
 
-    async def _drained_barrier(self) -> str:
-        """The stream's last id, once the scorers have projected everything up to it."""
-        barrier = await self.reader.last_id()
+    async def _drained_barrier(self) -> Barrier:
+        """Every stream's last id, once the scorers have projected everything up to it."""
+        barrier = await self.reader.barrier()
         deadline = asyncio.get_running_loop().time() + self.drain_timeout_s
         while not await self.reader.processed_through(barrier):
             if asyncio.get_running_loop().time() > deadline:
@@ -170,5 +164,5 @@ class Closer:
 
 
 async def _record_marker(conn: Connection, marker: ResultsPublished) -> None:
-    ms, seq = split_entry_id(marker.barrier)
-    await insert_event(conn, (ms, seq, MARKER_BASE + await results_queries.published_count(conn)), marker)
+    key = Barrier.parse(marker.barrier).marker_key(await results_queries.published_count(conn))
+    await insert_event(conn, key, marker)

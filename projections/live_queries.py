@@ -17,8 +17,9 @@ from contest.model import Contest, Selection
 from contest.ranking import PROVISIONAL_ORDER, SELECTION_ORDERS, Entry, Order
 from contest.scoring import count_correct, score
 from contest.units import UnitAggregate
+from eventstore.barrier import Barrier, EventKey, sql_within
 from eventstore.events import ParticipantDisqualified, ParticipantRegistered, SubmissionReceived
-from eventstore.postgres import Connection, EventKey, Pool, connection
+from eventstore.postgres import Connection, Pool, connection
 
 NOT_DISQUALIFIED = "NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id)"
 TABLES = ("participants", "disqualifications", "answer_key_corrections", "entries", "counted")
@@ -281,9 +282,10 @@ class LiveQueries:
 
 _STAGED_COLUMNS = ("attempt_id text, submission_id text, participant_id text, period int, group_code text,"
                    " unit_code text, score int, correct int, questions int, duration_ms bigint, prediction bigint,"
-                   " submitted_ms bigint, question_ids text, answers bytea, ev_ms bigint, ev_seq bigint, ev_idx int")
+                   " submitted_ms bigint, question_ids text, answers bytea, ev_ms bigint, ev_seq bigint, ev_part smallint,"
+                   " ev_idx int")
 _STAGED_TYPES = ["text", "text", "text", "int4", "text", "text", "int4", "int4", "int4", "int8", "int8", "int8",
-                 "text", "bytea", "int8", "int8", "int4"]
+                 "text", "bytea", "int8", "int8", "int2", "int4"]
 _COUNTED_SET = ", ".join(f"{c} = excluded.{c}" for c in ("group_code", "unit_code", "attempt_id", "score", "correct",
                                                           "duration_ms", "prediction", "submitted_ms"))
 _msgpack = msgspec.msgpack.Encoder()
@@ -329,11 +331,12 @@ async def add_disqualifications(conn: Connection, events: Sequence[tuple[EventKe
     them: a close counts those up to its barrier, so the kept one must be the first in the event order."""
     async with conn.cursor() as cur:
         await cur.executemany(
-            "INSERT INTO disqualifications AS d (participant_id, reason, at_ms, ev_ms, ev_seq, ev_idx)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (participant_id) DO UPDATE"
+            "INSERT INTO disqualifications AS d (participant_id, reason, at_ms, ev_ms, ev_seq, ev_part, ev_idx)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (participant_id) DO UPDATE"
             " SET reason = excluded.reason, at_ms = excluded.at_ms, ev_ms = excluded.ev_ms,"
-            " ev_seq = excluded.ev_seq, ev_idx = excluded.ev_idx"
-            " WHERE (excluded.ev_ms, excluded.ev_seq, excluded.ev_idx) < (d.ev_ms, d.ev_seq, d.ev_idx)",
+            " ev_seq = excluded.ev_seq, ev_part = excluded.ev_part, ev_idx = excluded.ev_idx"
+            " WHERE (excluded.ev_ms, excluded.ev_seq, excluded.ev_part, excluded.ev_idx)"
+            "  < (d.ev_ms, d.ev_seq, d.ev_part, d.ev_idx)",
             [(e.participant_id, e.reason, e.at_ms, *k) for k, e in events])
 
 
@@ -353,10 +356,11 @@ async def add_entries(conn: Connection, counted: CountedStatements, contest: Con
                                   _msgpack.encode(e.answers), *ev))
     await conn.execute(
         "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
-        " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_idx)"
+        " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_part,"
+        " ev_idx)"
         " SELECT attempt_id, submission_id, participant_id, period, group_code, unit_code, score, correct,"
         " questions, duration_ms, prediction, submitted_ms, string_to_array(question_ids, E'\\x1f'), answers,"
-        " ev_ms, ev_seq, ev_idx FROM staged_entries ON CONFLICT DO NOTHING")
+        " ev_ms, ev_seq, ev_part, ev_idx FROM staged_entries ON CONFLICT DO NOTHING")
     # One candidate per participant and period (a statement may not update a row twice), then the
     # held counted entry is replaced only by a better one. Emptied at once: ON COMMIT DELETE ROWS is
     # too late when one transaction applies several segments (split at corrections), and a later
@@ -364,58 +368,59 @@ async def add_entries(conn: Connection, counted: CountedStatements, contest: Con
     await conn.execute(counted.upsert + "; DELETE FROM staged_entries")
 
 
-async def answer_key(conn: Connection, contest: Contest, upto: EventKey | None = None) -> dict[str, str]:
-    """The contest's key with the corrections archived so far (or up to event `upto`) applied in order."""
+async def answer_key(conn: Connection, contest: Contest, upto: Barrier | None = None) -> dict[str, str]:
+    """The contest's key with the corrections archived so far (or up to `upto`) applied in event order."""
     key: dict[str, str] = {q.id: q.answer for q in contest.questions.values()}
+    within = "TRUE" if upto is None else sql_within("c")
     cur = await conn.execute(
-        "SELECT question_id, answer FROM answer_key_corrections"
-        " WHERE %s::bigint IS NULL OR (ev_ms, ev_seq, ev_idx) <= (%s, %s, %s) ORDER BY ev_ms, ev_seq, ev_idx",
-        (None, 0, 0, 0) if upto is None else (upto[0], *upto))
+        f"SELECT question_id, answer FROM answer_key_corrections c WHERE {within}"
+        " ORDER BY ev_ms, ev_seq, ev_part, ev_idx", {} if upto is None else upto.sql_params())
     key.update(dict(await cur.fetchall()))
     return key
 
 
 async def add_correction(conn: Connection, key: EventKey, question_id: str, answer: str, at_ms: int) -> None:
     await conn.execute(
-        "INSERT INTO answer_key_corrections (ev_ms, ev_seq, ev_idx, question_id, answer, at_ms)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", (*key, question_id, answer, at_ms))
+        "INSERT INTO answer_key_corrections (ev_ms, ev_seq, ev_part, ev_idx, question_id, answer, at_ms)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", (*key, question_id, answer, at_ms))
 
 
 async def rescore(conn: Connection, counted: CountedStatements, contest: Contest, question_id: str) -> None:
     """Rescore every entry holding `question_id` with the key as corrected so far; re-pick their
     participants' counted entries."""
     key = await answer_key(conn, contest)
-    cur = await conn.execute("SELECT attempt_id, question_ids, answers FROM entries WHERE %s = ANY(question_ids)",
-                             (question_id,))
+    cur = await conn.execute("SELECT period, attempt_id, question_ids, answers FROM entries"
+                             " WHERE %s = ANY(question_ids)", (question_id,))
     points = contest.rules.points_per_correct
-    rescored = [(score(c, points), c, attempt_id) for attempt_id, questions, given in await cur.fetchall()
-                for c in [count_correct(questions, _answers_decoder.decode(given), key)]]
+    rescored = [(score(c, points), c, period, attempt_id) for period, attempt_id, questions, given
+                in await cur.fetchall() for c in [count_correct(questions, _answers_decoder.decode(given), key)]]
     if not rescored:
         return
-    async with conn.cursor() as c:
-        await c.executemany("UPDATE entries SET score = %s, correct = %s WHERE attempt_id = %s", rescored)
-    ids = [r[2] for r in rescored]
+    async with conn.cursor() as c:  # by the primary key (period first: the table is partitioned by it)
+        await c.executemany("UPDATE entries SET score = %s, correct = %s WHERE period = %s AND attempt_id = %s",
+                            rescored)
+    ids = [r[3] for r in rescored]
     await conn.execute(counted.recount, (ids, ids))
 
 
 _VALID_UPTO = (
     # an entry archived up to the barrier, of a participant not disqualified by then, for an attempt the
     # server started (by then): what a close counts (valid_entries) and what the final units count
-    "(e.ev_ms, e.ev_seq, e.ev_idx) <= (%(ms)s, %(seq)s, %(idx)s)"
+    f"{sql_within('e')}"
     " AND NOT EXISTS (SELECT 1 FROM disqualifications d"
-    "  WHERE d.participant_id = e.participant_id AND (d.ev_ms, d.ev_seq, d.ev_idx) <= (%(ms)s, %(seq)s, %(idx)s))"
+    f"  WHERE d.participant_id = e.participant_id AND {sql_within('d')})"
     " AND EXISTS (SELECT 1 FROM events s WHERE s.kind = 'attempt_started' AND s.ref = e.attempt_id"
-    "  AND (s.stream_ms, s.stream_seq, s.idx) <= (%(ms)s, %(seq)s, %(idx)s))")
+    f"  AND {sql_within('s', 'stream_ms', 'stream_seq', 'part')})")
 
 
-async def valid_entries(conn: Connection, contest: Contest, period: int, upto: EventKey) -> list[Entry]:
+async def valid_entries(conn: Connection, contest: Contest, period: int, upto: Barrier) -> list[Entry]:
     """The period's entries archived up to `upto` whose attempt the server started, of participants not
     disqualified by an event up to it, scored with the answer key as corrected up to it: nothing after
     the barrier leaks in."""
     cur = await conn.execute(
         "SELECT attempt_id, participant_id, group_code, unit_code, score, correct, questions, duration_ms,"
         f" prediction, submitted_ms FROM entries e WHERE period = %(period)s AND {_VALID_UPTO}",
-        {"period": period, "ms": upto[0], "seq": upto[1], "idx": upto[2]})
+        {"period": period, **upto.sql_params()})
     entries = [Entry(*row) for row in await cur.fetchall()]
     if not await corrected_after(conn, upto):
         return entries  # the projected scores are the scores as of `upto`
@@ -427,19 +432,19 @@ async def valid_entries(conn: Connection, contest: Contest, period: int, upto: E
             for e in entries]
 
 
-async def corrected_after(conn: Connection, upto: EventKey) -> bool:
+async def corrected_after(conn: Connection, upto: Barrier) -> bool:
     """True when an answer-key correction was archived after `upto` (projected scores are newer than it)."""
-    cur = await conn.execute("SELECT 1 FROM answer_key_corrections WHERE (ev_ms, ev_seq, ev_idx) > (%s, %s, %s)"
-                             " LIMIT 1", upto)
+    cur = await conn.execute(f"SELECT 1 FROM answer_key_corrections c WHERE ({sql_within('c')}) IS NOT TRUE"
+                             " LIMIT 1", upto.sql_params())
     return await cur.fetchone() is not None
 
 
-async def contest_unit_aggregates(conn: Connection, contest: Contest, upto: EventKey) -> list[UnitAggregate]:
+async def contest_unit_aggregates(conn: Connection, contest: Contest, upto: Barrier) -> list[UnitAggregate]:
     """Over every period's valid entries up to `upto`: per unit, distinct participants, the sum and number
     of their counted scores (one per participant and period) and the valid entries. The projected scores
     are the scores as of `upto` unless corrected_after(upto)."""
     order = SELECTION_ORDERS[contest.rules.attempt_selection]  # for "best" only the (maximal) score matters
-    params = {"groups": sorted(contest.counting_groups()), "ms": upto[0], "seq": upto[1], "idx": upto[2]}
+    params = {"groups": sorted(contest.counting_groups()), **upto.sql_params()}
     cur = await conn.execute(
         "WITH valid AS MATERIALIZED (SELECT e.period, e.participant_id, e.unit_code, e.score, e.duration_ms,"
         "  e.submitted_ms, e.attempt_id FROM entries e"

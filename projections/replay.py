@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from contest.model import Contest
+from eventstore.barrier import EventKey
 from eventstore.events import AnyEvent, ResultsPublished
-from eventstore.postgres import Connection, EventKey, Pool, read_events, session_lock, transaction
+from eventstore.postgres import Connection, Pool, read_events, session_lock, transaction
 from projections import live_queries, results_queries
 from projections.apply import Projector
 from projections.close import publish

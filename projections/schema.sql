@@ -22,20 +22,23 @@ CREATE TABLE IF NOT EXISTS disqualifications (
     ev_seq         bigint  NOT NULL,
     ev_idx         integer NOT NULL
 );
+ALTER TABLE disqualifications ADD COLUMN IF NOT EXISTS ev_part smallint NOT NULL DEFAULT 0;  -- the event's stream
 
 CREATE TABLE IF NOT EXISTS answer_key_corrections (
     ev_ms          bigint  NOT NULL,
     ev_seq         bigint  NOT NULL,
+    ev_part        smallint NOT NULL,
     ev_idx         integer NOT NULL,
     question_id    text    NOT NULL,
     answer         text    NOT NULL,
     at_ms          bigint  NOT NULL,
-    PRIMARY KEY (ev_ms, ev_seq, ev_idx)
+    PRIMARY KEY (ev_ms, ev_seq, ev_part, ev_idx)
 );
+ALTER TABLE answer_key_corrections ADD COLUMN IF NOT EXISTS ev_part smallint NOT NULL DEFAULT 0;
 
--- Every submitted entry, scored.
+-- Every submitted entry, scored; partitioned by period like the event table (migrate adds them).
 CREATE TABLE IF NOT EXISTS entries (
-    attempt_id     text    PRIMARY KEY,
+    attempt_id     text    NOT NULL,
     submission_id  text    NOT NULL,
     participant_id text    NOT NULL,
     period         integer NOT NULL,
@@ -51,8 +54,11 @@ CREATE TABLE IF NOT EXISTS entries (
     answers        bytea   NOT NULL,  -- msgpack {question_id: choice}, read back only to rescore
     ev_ms          bigint  NOT NULL,  -- the submission event's key: a close counts those up to its barrier
     ev_seq         bigint  NOT NULL,
-    ev_idx         integer NOT NULL
-);
+    ev_part        smallint NOT NULL DEFAULT 0,
+    ev_idx         integer NOT NULL,
+    PRIMARY KEY (period, attempt_id)  -- an attempt belongs to one period
+) PARTITION BY LIST (period);
+CREATE TABLE IF NOT EXISTS entries_default PARTITION OF entries DEFAULT;
 CREATE INDEX IF NOT EXISTS entries_period_participant ON entries (period, participant_id);
 
 -- The live counted entry per participant and period (provisional order, or first/last).

@@ -36,17 +36,21 @@ SCORER_FRESHNESS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0))
 SCORER_POISON = Counter("cchc_scorer_poison_entries_total", "Entries parked in the dead-letter stream",
                         ["consumer"])
+SCORER_STREAMS = Gauge("cchc_scorer_streams", "Streams this scorer holds a lease on (reads)", ["consumer"])
 SCORER_ERRORS = Counter("cchc_scorer_errors_total", "Scorer steps that failed (database or Redis errors)",
                         ["consumer", "kind"])
 
 # -- the system, refreshed by the monitor -----------------------------------------------------------
-STREAM_LENGTH = Gauge("cchc_stream_length", "Entries in the event stream (trimmed below what is archived)")
-GROUP_LAG = Gauge("cchc_stream_group_lag", "Entries not yet delivered to the consumer group", ["group"])
-GROUP_PENDING = Gauge("cchc_stream_group_pending", "Entries delivered but not acknowledged", ["group"])
+# Per stream: "contest" (registrations, contest-wide events) or a partition's number.
+STREAM_LENGTH = Gauge("cchc_stream_length", "Entries in each event stream (trimmed below what is archived)",
+                      ["stream"])
+GROUP_LAG = Gauge("cchc_stream_group_lag", "Entries of each stream not yet delivered to its consumer group", ["stream"])
+GROUP_PENDING = Gauge("cchc_stream_group_pending", "Entries delivered but not acknowledged", ["stream"])
 OLDEST_UNPROCESSED = Gauge("cchc_stream_oldest_unprocessed_age_seconds",
                            "Age of the oldest entry not yet archived and projected (projection freshness)",
-                           ["group"])
-DEAD_LETTERS = Gauge("cchc_stream_dead_letters", "Entries in the dead-letter stream")
+                           ["stream"])
+STREAM_LEASED = Gauge("cchc_stream_leased", "1 when a scorer holds the stream's lease (reads it), else 0", ["stream"])
+DEAD_LETTERS = Gauge("cchc_stream_dead_letters", "Entries in each stream's dead-letter stream", ["stream"])
 HEARTBEAT_AGE = Gauge("cchc_scorer_heartbeat_age_seconds", "Seconds since each beating scorer's last beat",
                       ["consumer"])
 SCORERS_ALIVE = Gauge("cchc_scorers_alive", "Scorers with a live heartbeat")

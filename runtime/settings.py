@@ -29,6 +29,8 @@ class Settings:
     contest_anchor: datetime | None = None  # resolves a relative [schedule] (demo contests)
     redis_url: str | None = None
     database_url: str | None = None
+    database_read_url: str | None = None  # the results API reads here (a streaming replica) when set
+    partitions: int = 1  # the stream in P partitions (DESIGN §4); fixed for a contest's life
     secret: str | None = None  # signs attempt tokens
     secret_previous: str | None = None  # still verifies tokens signed before a rotation
     admin_token: str | None = None  # one organiser's token, named "admin"
@@ -57,6 +59,8 @@ class Settings:
             contest_anchor=_parse_anchor(anchor) if anchor else None,
             redis_url=env.get("CCHC_REDIS_URL") or None,
             database_url=env.get("CCHC_DATABASE_URL") or None,
+            database_read_url=env.get("CCHC_DATABASE_READ_URL") or None,
+            partitions=_partitions(env.get("CCHC_PARTITIONS", "1")),
             secret=env.get("CCHC_SECRET") or None,
             secret_previous=env.get("CCHC_SECRET_PREVIOUS") or None,
             admin_token=env.get("CCHC_ADMIN_TOKEN") or None,
@@ -121,7 +125,8 @@ class Settings:
     def env(self) -> dict[str, str]:
         """These settings as CCHC_* variables (what `cchc up` hands its child processes)."""
         values = {"CCHC_CONTEST": str(self.contest_dir), "CCHC_REDIS_URL": self.redis_url,
-                  "CCHC_DATABASE_URL": self.database_url, "CCHC_SECRET": self.secret,
+                  "CCHC_DATABASE_URL": self.database_url, "CCHC_DATABASE_READ_URL": self.database_read_url,
+                  "CCHC_PARTITIONS": str(self.partitions), "CCHC_SECRET": self.secret,
                   "CCHC_SECRET_PREVIOUS": self.secret_previous, "CCHC_ADMIN_TOKENS": self.admin_tokens,
                   "CCHC_ADMIN_TOKEN": self.admin_token, "CCHC_PII_KEY": self.pii_key,
                   "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
@@ -132,6 +137,16 @@ class Settings:
                   "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
                   "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}
         return {k: v for k, v in values.items() if v}
+
+
+def _partitions(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise SettingsError(f"CCHC_PARTITIONS must be a whole number, not {raw!r}") from e
+    if not 1 <= value <= 1024:
+        raise SettingsError(f"CCHC_PARTITIONS must be between 1 and 1024, not {value}")
+    return value
 
 
 def _positive(raw: str, name: str) -> float:

@@ -1,4 +1,7 @@
-"""One scorer: batch read, archive and project in ONE PostgreSQL transaction, XACK after commit."""
+"""One scorer: batch read, archive and project in ONE PostgreSQL transaction, XACK after commit.
+
+Scorers share the streams (the partitions and the contest's) by leases renewed with the heartbeat:
+each holds its fair share, and a dead scorer's streams are taken over when its leases run out."""
 
 from __future__ import annotations
 
@@ -13,20 +16,21 @@ import structlog
 from eventstore.errors import StoreError, StoreRejected, StoreUnavailable
 from eventstore.events import AnyEvent, decode_many
 from eventstore.postgres import Pool, archive, record_progress, split_entry_id, transaction
-from eventstore.redis_stream import StreamReader
+from eventstore.redis_stream import Entry, StreamReader
 from projections.apply import Projector
 from runtime import metrics
 from runtime.clock import Clock
 
 log = structlog.get_logger()
-Entries = list[tuple[str, bytes]]
-Decoded = list[tuple[str, bytes, list[AnyEvent]]]
+Entries = list[Entry]
+Decoded = list[tuple[Entry, list[AnyEvent]]]
 
 
 class Scorer:
-    """A worker of the consumer group; it owns its lifecycle as arq's Worker does: `serve()` runs it
+    """A worker of the consumer groups; it owns its lifecycle as arq's Worker does: `serve()` runs it
     until SIGTERM/SIGINT, finishes the batch in hand within `stop_grace_s`, beats a heartbeat that
-    `cchc scorer --check` reads, and `drain()` is the burst mode tests use."""
+    `cchc scorer --check` reads (and renews its leases with it), and `drain()` is the burst mode
+    tests use (every stream, leases or not: archiving twice is a no-op)."""
 
     def __init__(self, *, reader: StreamReader, pool: Pool, projector: Projector, clock: Clock,
                  batch_size: int = 1000, block_ms: int = 500, claim_idle_ms: int = 30_000,
@@ -44,7 +48,8 @@ class Scorer:
         self.trim_every_s = trim_every_s
         self.stop_grace_s = stop_grace_s
         self.name = reader.consumer
-        self._behind = True  # own pending entries first: at start, and after any failed batch
+        self.streams: list[int] = []  # the streams this scorer holds a lease on
+        self._behind = True  # own pending entries first: at start, after a failed batch, on a new lease
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT, then stop reading and let the batch in hand finish; one still
@@ -78,11 +83,11 @@ class Scorer:
             return 0
         started = time.perf_counter()
         decoded: Decoded = []
-        for entry_id, raw in entries:
+        for entry in entries:
             try:
-                decoded.append((entry_id, raw, decode_many(raw)))
+                decoded.append((entry, decode_many(entry[2])))
             except msgspec.DecodeError as e:
-                await self._poison(entry_id, raw, f"cannot decode: {e}")
+                await self._poison(entry, f"cannot decode: {e}")
         try:
             fresh = await self._commit(decoded)
         except StoreRejected as e:
@@ -91,8 +96,8 @@ class Scorer:
             fresh = await self._isolate(decoded)
         else:
             # Acked only after commit: a crash here redelivers the batch, and archive() makes that a no-op.
-            await self.reader.ack([entry_id for entry_id, _, _ in decoded])
-        appended_ms = min(split_entry_id(entry_id)[0] for entry_id, _ in entries)
+            await self.reader.ack([entry for entry, _ in decoded])
+        appended_ms = min(split_entry_id(entry_id)[0] for _, entry_id, _ in entries)
         metrics.SCORER_FRESHNESS.labels(self.name).observe(max(0, self.clock.now_ms() - appended_ms) / 1000)
         metrics.SCORER_EVENTS.labels(self.name).inc(fresh)
         metrics.SCORER_BATCH_ENTRIES.labels(self.name).observe(len(entries))
@@ -103,9 +108,10 @@ class Scorer:
         if not decoded:
             return 0
         async with transaction(self.pool) as conn:
-            fresh = await archive(conn, [(entry_id, events) for entry_id, _, events in decoded])
+            fresh = await archive(conn, [(number, entry_id, events) for (number, entry_id, _), events in decoded])
             await self.projector.apply(conn, fresh)
-            await record_progress(conn, self.name, decoded[-1][0], len(fresh))
+            number, entry_id, _ = decoded[-1][0]
+            await record_progress(conn, self.name, f"{number}:{entry_id}", len(fresh))
         return len(fresh)
 
     async def _isolate(self, decoded: Decoded) -> int:
@@ -120,71 +126,96 @@ class Scorer:
                 await self.reader.ack([item[0]])
         if len(failed) == len(decoded):
             raise StoreUnavailable(f"every entry of the batch failed: {failed[0][1]}")
-        for (entry_id, raw, _), error in failed:
-            await self._poison(entry_id, raw, f"cannot project: {error}")
+        for (entry, _), error in failed:
+            await self._poison(entry, f"cannot project: {error}")
         return fresh
 
-    async def _poison(self, entry_id: str, raw: bytes, error: str) -> None:
-        await self.reader.dead_letter(entry_id, raw, error)
+    async def _poison(self, entry: Entry, error: str) -> None:
+        await self.reader.dead_letter(entry, error)
         metrics.SCORER_POISON.labels(self.name).inc()
-        log.error("poison_entry", consumer=self.name, entry_id=entry_id, error=error)
+        log.error("poison_entry", consumer=self.name, stream=entry[0], entry_id=entry[1], error=error)
 
     async def drain(self) -> int:
-        """Burst mode: process everything pending or new, return when the stream has nothing more."""
-        await self.reader.ensure_group()
+        """Burst mode: process everything pending or new in every stream, return when none has more."""
+        await self.reader.ensure_groups()
+        every = self.reader.keys.numbers
         total = 0
-        while entries := await self.reader.own_pending(self.batch_size):
+        while entries := await self.reader.own_pending(every, self.batch_size):
             total += await self.process(entries)
-        while entries := await self.reader.read(self.batch_size, None):
+        while entries := await self.reader.read(every, self.batch_size, None):
             total += await self.process(entries)
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop` is set: read, process; now and then reclaim entries of dead consumers,
-        beat the heartbeat and trim what every group has acknowledged. Returns between batches."""
-        await self._step(self.reader.ensure_group)
+        """Until `stop` is set: read, process; now and then beat the heartbeat and renew the leases,
+        reclaim entries of dead consumers and trim what the groups have acknowledged. Returns between
+        batches, giving its leases back (the others take over at once)."""
+        await self._step(self.reader.ensure_groups)
         next_claim = next_beat = next_trim = 0.0
         while not stop.is_set():
             now = time.monotonic()
             if now >= next_beat:
-                await self._step(lambda: self.reader.beat(self.clock.now_ms(), int(self.beat_every_s * 6)))
+                await self._step(self._beat)
                 next_beat = now + self.beat_every_s
             if now >= next_claim:
                 await self._step(self._reclaim)
                 next_claim = now + self.claim_idle_ms / 2000
             if now >= next_trim:
-                await self._step(self.reader.trim_acknowledged)
+                await self._step(self._trim)
                 next_trim = now + self.trim_every_s
             await self._step(self._next_batch)
+        await self._step(self.reader.release_leases, pause=False)
+        await self._step(self.reader.stop_beating, pause=False)
         log.info("scorer_stopped", consumer=self.name)
+
+    async def _beat(self) -> None:
+        """Alive now; then hold a fair share of the streams among the scorers alive (leases last three
+        beats: a dead scorer's streams are taken over within that)."""
+        now_ms, lease_ms = self.clock.now_ms(), int(self.beat_every_s * 3000)
+        await self.reader.beat(now_ms, int(self.beat_every_s * 6))
+        alive = sum(1 for ms in (await self.reader.heartbeats()).values() if ms > now_ms - lease_ms)
+        held = await self.reader.hold_leases(alive, lease_ms)
+        if held != self.streams:
+            log.info("scorer_leases", consumer=self.name, streams=held, scorers=alive)
+            self._behind = self._behind or bool(set(held) - set(self.streams))
+            self.streams = held
+        metrics.SCORER_STREAMS.labels(self.name).set(len(held))
+
+    async def _trim(self) -> None:
+        for number in self.streams:
+            await self.reader.trim_acknowledged(number)
 
     async def _next_batch(self) -> int:
         """Retry what this consumer holds unacked before taking anything new, so a batch that
         failed (PostgreSQL down) is projected as soon as it can be, in stream order."""
         if self._behind:
-            entries = await self.reader.own_pending(self.batch_size)
+            entries = await self.reader.own_pending(self.streams, self.batch_size)
             if not entries:
                 self._behind = False
                 return 0
             return await self.process(entries)
-        return await self.process(await self.reader.read(self.batch_size, self.block_ms))
+        return await self.process(await self.reader.read(self.streams, self.batch_size, self.block_ms))
 
     async def _reclaim(self) -> int:
         """Take over entries idle past the bound; park those delivered too often (poison that
         crashes its scorer every time never reaches the isolation above)."""
-        claimed = await self.reader.claim_idle(self.claim_idle_ms, self.batch_size)
+        claimed = await self.reader.claim_idle(self.streams, self.claim_idle_ms, self.batch_size)
         if not claimed:
             return 0
-        deliveries = await self.reader.deliveries([entry_id for entry_id, _ in claimed])
+        deliveries: dict[tuple[int, str], int] = {}
+        for number in {n for n, _, _ in claimed}:
+            ids = [entry_id for n, entry_id, _ in claimed if n == number]
+            deliveries |= {(number, i): d for i, d in (await self.reader.deliveries(number, ids)).items()}
         keep = []
-        for entry_id, raw in claimed:
-            if deliveries.get(entry_id, 0) > self.max_deliveries:
-                await self._poison(entry_id, raw, f"delivered {deliveries[entry_id]} times without success")
+        for entry in claimed:
+            times = deliveries.get(entry[:2], 0)
+            if times > self.max_deliveries:
+                await self._poison(entry, f"delivered {times} times without success")
             else:
-                keep.append((entry_id, raw))
+                keep.append(entry)
         return await self.process(keep)
 
-    async def _step(self, action: Callable[[], Awaitable[object]]) -> None:
+    async def _step(self, action: Callable[[], Awaitable[object]], *, pause: bool = True) -> None:
         """One unit of work; outages are logged and retried after a pause, never fatal."""
         try:
             await action()
@@ -192,4 +223,5 @@ class Scorer:
             self._behind = True
             metrics.SCORER_ERRORS.labels(self.name, type(e).__name__).inc()
             log.warning("scorer_backoff", consumer=self.name, error=str(e))
-            await asyncio.sleep(1.0)
+            if pause:
+                await asyncio.sleep(1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,8 +23,10 @@ from runtime.clock import ManualClock
 from runtime.settings import Settings
 
 ADMIN = "test-admin-token-of-the-committee-0001"
+# CCHC_TEST_PARTITIONS=4 runs every test on a stream in 4 partitions (`make test-partitions`).
+PARTITIONS = int(os.environ.get("CCHC_TEST_PARTITIONS", "1"))
 SETTINGS = Settings(secret="test-secret-that-signs-attempt-tokens", admin_token=ADMIN,
-                    pii_key=base64.b64encode(b"k" * 32).decode())
+                    pii_key=base64.b64encode(b"k" * 32).decode(), partitions=PARTITIONS)
 HOUR = 3600.0
 
 
@@ -46,7 +49,7 @@ class System:
     async def running(cls, contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool,
                       settings: Settings = SETTINGS) -> AsyncIterator[System]:
         clock = ManualClock(contest.periods[0].start_ms + int(HOUR * 1000))
-        clients = Clients(redis, pool)
+        clients = Clients(redis, pool, Keys(contest.slug, settings.partitions))
         app, committee = await build_ingest_app(contest, clients, settings, clock)
         committee.closer.settle_ms, committee.closer.drain_timeout_s = 1000, 2.0  # tests move the clock themselves
         res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
@@ -146,8 +149,14 @@ class System:
             assert row is not None
             return int(row[0])
 
+    @property
+    def keys(self) -> Keys:
+        assert self.clients.keys is not None
+        return self.clients.keys
+
     async def stream_length(self) -> int:
-        return int(await self.clients.redis.xlen(Keys(self.contest.slug).stream))
+        """Entries in every stream (the partitions' and the contest's)."""
+        return sum([int(await self.clients.redis.xlen(slot.stream)) for slot in self.keys.slots])
 
 
 def admin() -> dict[str, str]:

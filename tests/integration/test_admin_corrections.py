@@ -94,7 +94,6 @@ async def test_correction_errors(system: System) -> None:
 
 async def test_a_result_counts_only_corrections_up_to_its_barrier(system: System) -> None:
     """A correction archived after the barrier (while a close computes) does not leak into it."""
-    from projections.close import barrier_key
     from projections.live_queries import valid_entries
 
     s = system
@@ -102,30 +101,29 @@ async def test_a_result_counts_only_corrections_up_to_its_barrier(system: System
     attempt = await s.start(pid)
     await s.submit(attempt, 5)
     await s.drain()
-    barrier = await s.scorers[0].reader.last_id()
+    barrier = await s.scorers[0].reader.barrier()
     q = attempt["questions"][0]["id"]
     await correct(s, q, "ABCD"[("ABCD".index(s.key[q]) + 1) % 4])
     await s.drain()
     async with s.clients.pool.connection() as conn:
-        before = await valid_entries(conn, s.contest, 1, barrier_key(barrier))
-        after = await valid_entries(conn, s.contest, 1, barrier_key(await s.scorers[0].reader.last_id()))
+        before = await valid_entries(conn, s.contest, 1, barrier)
+        after = await valid_entries(conn, s.contest, 1, await s.scorers[0].reader.barrier())
     assert [e.score for e in before] == [25] and [e.score for e in after] == [20]
 
 
 async def test_a_result_counts_only_entries_up_to_its_barrier(system: System) -> None:
     """An entry archived after the barrier (a Redis write that landed after its client gave up) stays
     out of the result computed at that barrier, live as in a replay."""
-    from projections.close import barrier_key
     from projections.live_queries import valid_entries
 
     s = system
     await s.entry(await s.register(), 5)
     await s.drain()
-    barrier = await s.scorers[0].reader.last_id()
+    barrier = await s.scorers[0].reader.barrier()
     await s.entry(await s.register(), 4)
     await s.drain()
     async with s.clients.pool.connection() as conn:
-        assert [e.score for e in await valid_entries(conn, s.contest, 1, barrier_key(barrier))] == [25]
+        assert [e.score for e in await valid_entries(conn, s.contest, 1, barrier)] == [25]
 
 
 async def test_a_correction_inside_one_batch_never_resurrects_a_stale_score(system: System) -> None:
@@ -184,18 +182,20 @@ async def test_every_admin_event_records_who_and_why(contest: Any, redis: Any, p
 async def test_of_two_disqualifications_the_earlier_event_wins_in_any_apply_order(system: System) -> None:
     """Two scorers may apply a person's two disqualifications in either order; the one kept is the
     first in the event order, so a result whose barrier lies between them excludes the person."""
+    from eventstore.barrier import Barrier, entry_tuple
     from eventstore.events import ParticipantDisqualified
-    from eventstore.postgres import split_entry_id, transaction
+    from eventstore.postgres import transaction
     from projections.apply import Projector
-    from projections.close import barrier_key
     from projections.live_queries import valid_entries
 
     s = system
     pid = await s.register()
     await s.entry(pid, 5)
     await s.drain()
-    ms, _ = split_entry_id(await s.scorers[0].reader.last_id())
-    first, second = (ms + 1, 0, 0), (ms + 2, 0, 0)
+    part = s.keys.partition_of(pid)
+    barrier = await s.scorers[0].reader.barrier()
+    ms = max(entry_tuple(i)[0] for i in barrier.ids.values())
+    first, second = (ms + 1, 0, part, 0), (ms + 2, 0, part, 0)
     projector = Projector(s.contest)
     for key, reason in ((second, "later"), (first, "earlier")):  # the later one arrives first
         async with transaction(s.clients.pool) as conn:
@@ -204,4 +204,5 @@ async def test_of_two_disqualifications_the_earlier_event_wins_in_any_apply_orde
         row = await (await conn.execute("SELECT reason, ev_ms FROM disqualifications WHERE participant_id = %s",
                                         (pid,))).fetchone()
         assert row == ("earlier", first[0])
-        assert await valid_entries(conn, s.contest, 1, barrier_key(f"{ms + 1}-5")) == []
+        between = Barrier({**barrier.ids, part: f"{ms + 1}-5"})
+        assert await valid_entries(conn, s.contest, 1, between) == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from contest.digest import results_digest
-from eventstore.keys import Keys
 from tests.harness import System, admin
 
 
@@ -182,8 +181,9 @@ async def test_final_needs_every_period_closed(system: System) -> None:
 
 async def test_a_closed_contest_lets_its_receipts_and_attempt_counters_expire(system: System) -> None:
     s = system
-    keys = Keys(s.contest.slug)
-    await s.entry(await s.register(), 5)
+    pid = await s.register()
+    keys = s.keys.of(pid)
+    await s.entry(pid, 5)
     await s.close(1)
     assert 0 < await s.clients.redis.ttl(keys.attempts(1)) <= 30 * 86_400
     assert await s.clients.redis.ttl(keys.receipts) == -1  # another period is still to come
@@ -208,7 +208,7 @@ async def test_a_close_counts_no_submission_without_its_attempt_start(system: Sy
     forged = SubmissionReceived(submission_id=uuid7(now), attempt_id=uuid7(now), participant_id=cheat, group="cbccvc",
                                 unit_code="A", period=1, started_ms=now - 1000, received_ms=now,
                                 question_ids=questions, answers={q: s.key[q] for q in questions}, prediction=0)
-    await s.committee.writer.append(encode_many([forged]))
+    await s.committee.writer.append(encode_many([forged]), participant_id=cheat)
     await s.drain()
     live = await s.ok("/v1/periods/1/leaderboard")
     assert live["entries"][0]["participant_id"] == cheat  # the live board shows what arrived…
@@ -226,8 +226,8 @@ async def test_a_start_archived_after_its_submission_still_counts(system: System
     pid = await s.register()
     await s.entry(pid, 4)
     scorer = s.scorers[0]
-    await scorer.reader.ensure_group()
-    registration, start, submission = await scorer.reader.read(10, None)
+    await scorer.reader.ensure_groups()
+    registration, start, submission = sorted(await scorer.reader.read(s.keys.numbers, 10, None))
     for entry in (registration, submission, start):  # the start last
         await scorer.process([entry])
     await s.close(1)
@@ -239,7 +239,7 @@ async def test_results_are_published_in_the_order_of_their_barriers(system: Syst
     is the barrier order (the order a replay meets the markers in) whatever the concurrency."""
     import asyncio
 
-    from eventstore.postgres import split_entry_id
+    from eventstore.barrier import Barrier, entry_tuple
     from projections.results_queries import RESULTS_LOCK
 
     s = system
@@ -258,13 +258,14 @@ async def test_results_are_published_in_the_order_of_their_barriers(system: Syst
             raise AssertionError("the close never queued for the results lock")
         late = await s.register()  # appended while the close waits for the lock
         await s.drain()
-        appended = await s.scorers[0].reader.last_id()
+        appended = await s.scorers[0].reader.barrier()
         await holder.execute("SELECT pg_advisory_unlock(%s)", (RESULTS_LOCK,))
         status, body = await closing
     assert status == 200, body
     async with s.clients.pool.connection() as conn:
         barrier = (await (await conn.execute("SELECT barrier FROM period_results")).fetchone() or ("",))[0]
-    assert late and split_entry_id(barrier) >= split_entry_id(appended)
+    taken = Barrier.parse(barrier)
+    assert late and all(entry_tuple(taken.ids[n]) >= entry_tuple(i) for n, i in appended.ids.items())
 
 
 async def test_final_honours_a_disqualification_made_after_a_week_closed(system: System) -> None:
@@ -294,7 +295,8 @@ async def test_final_honours_a_disqualification_made_after_a_week_closed(system:
 async def test_final_rescored_as_of_its_barrier_equals_the_projected_path(system: System) -> None:
     """The final units from the projected scores (SQL) and from a rescore as of the barrier (Python, used
     when a key correction came after it) agree."""
-    from eventstore.postgres import split_entry_id
+    from eventstore.barrier import entry_tuple
+    from eventstore.keys import CONTEST_STREAM
     from projections import close, live_queries
 
     s = system
@@ -305,13 +307,14 @@ async def test_final_rescored_as_of_its_barrier_equals_the_projected_path(system
     await s.register(group="nhan_dan", unit_code="B")
     await s.close(1)
     await s.close(2)
-    barrier = await s.scorers[0].reader.last_id()
+    barrier = await s.scorers[0].reader.barrier()
     async with s.clients.pool.connection() as conn:
-        projected = await live_queries.contest_unit_aggregates(conn, s.contest, close.barrier_key(barrier))
-        ms, seq = split_entry_id(barrier)
-        await conn.execute("INSERT INTO answer_key_corrections VALUES (%s, %s, 0, 'Q999', 'A', 0)", (ms + 1, seq))
-        assert await live_queries.corrected_after(conn, close.barrier_key(barrier))
-        await close._refresh_final(conn, s.contest, barrier)
+        projected = await live_queries.contest_unit_aggregates(conn, s.contest, barrier)
+        ms, seq = entry_tuple(barrier.ids[CONTEST_STREAM])
+        await conn.execute("INSERT INTO answer_key_corrections (ev_ms, ev_seq, ev_part, ev_idx, question_id, answer,"
+                           " at_ms) VALUES (%s, %s, %s, 0, 'Q999', 'A', 0)", (ms + 1, seq, CONTEST_STREAM))
+        assert await live_queries.corrected_after(conn, barrier)
+        await close._refresh_final(conn, s.contest, barrier.text())
         cur = await conn.execute("SELECT document FROM final_results ORDER BY revision")
         documents = [row[0] for row in await cur.fetchall()]
     assert len(documents) == 2 and documents[0] == documents[1]

@@ -55,7 +55,7 @@ async def test_the_database_orders_as_the_pure_rule(pool: AsyncConnectionPool, c
         await conn.commit()
     for b in range(batches):  # the held counted entry is replaced only by one that comes first
         async with pool.connection() as conn, conn.transaction():
-            await projector.apply(conn, [((START, n, 0), event) for n, (event, _) in enumerate(pairs)
+            await projector.apply(conn, [((START, n, 0, 0), event) for n, (event, _) in enumerate(pairs)
                                          if n % batches == b])
     expected = counted_entries([e for _, e in pairs], rules.attempt_selection, None, rules.prediction_mode)
     board = await LiveQueries(pool).live_leaderboard(1, "cbccvc", 500, 0)

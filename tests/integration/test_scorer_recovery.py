@@ -11,19 +11,20 @@ from typing import Any
 import pytest
 
 from eventstore.events import ParticipantRegistered, encode_many
-from eventstore.keys import EVENT_FIELD, GROUP, Keys
+from eventstore.keys import CONTEST_STREAM, EVENT_FIELD, GROUP
 from ops.wiring import build_scorer
 from tests.harness import System
 from tests.paths import ROOT
 
 
 async def dead_letters(s: System) -> list[dict[bytes, bytes]]:
-    return [fields for _, fields in await s.clients.redis.xrange(Keys(s.contest.slug).dead_letters)]
+    """Every stream's parked entries."""
+    return [fields for slot in s.keys.slots for _, fields in await s.clients.redis.xrange(slot.dead_letters)]
 
 
 async def test_undecodable_entries_go_to_the_dead_letter_stream(system: System) -> None:
     s = system
-    stream = Keys(s.contest.slug).stream
+    stream = s.keys.contest.stream
     await s.entry(await s.register(), 5)
     await s.clients.redis.xadd(stream, {EVENT_FIELD: b"\xc1 not msgpack"})
     await s.clients.redis.xadd(stream, {"other": b"field"})
@@ -40,7 +41,7 @@ async def test_an_entry_that_fails_to_project_is_isolated(system: System) -> Non
     pid = await s.register()
     bad = ParticipantRegistered(participant_id="x", group="cbccvc", unit_code="A", display_name="a\x00b",
                                 phone_masked="0", id_hash="h", phone_hash="p", pii=b"", registered_ms=0)
-    await s.clients.redis.xadd(Keys(s.contest.slug).stream, {EVENT_FIELD: encode_many([bad])})
+    await s.clients.redis.xadd(s.keys.contest.stream, {EVENT_FIELD: encode_many([bad])})
     await s.entry(pid, 5)
     await s.drain()
     assert await s.count("entries") == 1 and await s.count("participants") == 1
@@ -74,10 +75,10 @@ async def test_entries_delivered_too_often_are_parked(system: System) -> None:
     s = system
     await s.register()
     dying = build_scorer(s.contest, s.clients, "dying", s.clock)
-    await dying.reader.ensure_group()
-    assert await dying.reader.read(10, None)  # delivered once, never acked
+    await dying.reader.ensure_groups()
+    assert await dying.reader.read(s.keys.numbers, 10, None)  # delivered once, never acked
     heir = build_scorer(s.contest, s.clients, "heir", s.clock)
-    heir.claim_idle_ms, heir.max_deliveries = 0, 1
+    heir.claim_idle_ms, heir.max_deliveries, heir.streams = 0, 1, s.keys.numbers
     assert await heir._reclaim() == 0  # the second delivery is one too many
     assert len(await dead_letters(s)) == 1
     assert await s.count("participants") == 0
@@ -95,31 +96,35 @@ async def test_heartbeat_and_check(system: System, servers: Any) -> None:
             break
         await asyncio.sleep(0.05)
     assert scorer.name in await scorer.reader.heartbeats()
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    assert sorted(scorer.streams) == s.keys.numbers  # alone: it holds every stream's lease
     env = _env(servers)
     check = [sys.executable, "-m", "ops.cli", "scorer", "--check", "--name"]
-    assert subprocess.run([*check, scorer.name], env=env, cwd=ROOT, capture_output=True).returncode == 0
+    assert (await asyncio.to_thread(subprocess.run, [*check, scorer.name], env=env, cwd=ROOT,
+                                    capture_output=True)).returncode == 0
     assert subprocess.run([*check, "nobody"], env=env, cwd=ROOT, capture_output=True).returncode == 1
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    # A graceful stop gives its leases back and stops beating: the others take over at once.
+    assert await scorer.reader.lease_owners() == {} and scorer.name not in await scorer.reader.heartbeats()
 
 
 async def test_trim_only_what_every_group_acknowledged(system: System) -> None:
     s = system
-    stream = Keys(s.contest.slug).stream
+    stream = s.keys.contest.stream  # where registrations go
     for _ in range(4):
         await s.register()
     await s.drain()  # 4 entries archived and acked
     await s.register()
     await s.register()
     pending = build_scorer(s.contest, s.clients, "slow", s.clock)
-    taken = await pending.reader.read(1, None)  # the 5th is delivered, not acked
+    taken = await pending.reader.read([CONTEST_STREAM], 1, None)  # the 5th is delivered, not acked
     await s.clients.redis.xgroup_create(stream, "audit", id="0")  # a second group has read nothing
-    assert await s.scorers[0].reader.trim_acknowledged(approximate=False) == "0-1"
+    assert await s.scorers[0].reader.trim_acknowledged(CONTEST_STREAM, approximate=False) == "0-1"
     assert await s.clients.redis.xlen(stream) == 6
     await s.clients.redis.xgroup_destroy(stream, "audit")
-    await s.scorers[0].reader.trim_acknowledged(approximate=False)
+    await s.scorers[0].reader.trim_acknowledged(CONTEST_STREAM, approximate=False)
     remaining = [i.decode() for i, _ in await s.clients.redis.xrange(stream)]
-    assert remaining[0] == taken[0][0] and len(remaining) == 2  # the pending one and the unread one stay
+    assert remaining[0] == taken[0][1] and len(remaining) == 2  # the pending one and the unread one stay
     assert await s.count("participants") == 4
 
 
@@ -266,8 +271,8 @@ async def test_parked_entries_can_be_requeued_after_a_fix(system: System, monkey
     assert await s.count("entries") == 1 and len(await dead_letters(s)) == 1
     monkeypatch.undo()  # the fix is deployed
     reader = s.scorers[0].reader
-    for dead_id, fields in await reader.dead_lettered():
-        await reader.requeue_dead_letter(dead_id, fields["raw"])
+    for number, dead_id, fields in await reader.dead_lettered():
+        await reader.requeue_dead_letter(number, dead_id, fields["raw"])
     await s.drain()
     assert await s.count("entries") == 2 and await dead_letters(s) == []
     view = await s.ok(f"/v1/periods/1/participants/{victim}")
@@ -278,14 +283,14 @@ async def test_an_approximate_trim_keeps_up_with_a_busy_stream(system: System) -
     """More than 10,000 acknowledged entries since the last trim (half a minute at the peak): the
     approximate trim removes them all but a node's worth, not only its default limit of 10,000."""
     s = system
-    stream = Keys(s.contest.slug).stream
+    stream = s.keys.contest.stream
     reader = s.scorers[0].reader
-    await reader.ensure_group()
+    await reader.ensure_groups()
     async with s.clients.redis.pipeline(transaction=False) as pipe:
         for n in range(25_000):
             pipe.xadd(stream, {"e": b"x" * 40, "n": n})
         await pipe.execute()
-    while batch := await reader.read(5_000, None):
-        await reader.ack([entry_id for entry_id, _ in batch])
-    await reader.trim_acknowledged()  # approximate, as the scorer calls it
+    while batch := await reader.read([CONTEST_STREAM], 5_000, None):
+        await reader.ack(batch)
+    await reader.trim_acknowledged(CONTEST_STREAM)  # approximate, as the scorer calls it
     assert await s.clients.redis.xlen(stream) < 1_000
