@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint up clean chaos ops-check bench loadtest soak fuzz browser-test
+.PHONY: run test lint up clean chaos cluster-test test-partitions ops-check bench loadtest soak fuzz browser-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,8 +77,18 @@ soak: $(STAMP)
 	$(BIN)/python -m loadtests.soak --minutes $(SOAK_MINUTES)
 
 # Kill -9 scorers, Valkey, PostgreSQL and an ingest process under load; reconcile every ack.
+PARTITIONS ?= 1
 chaos: $(STAMP)
-	$(BIN)/python -m loadtests.chaos
+	$(BIN)/python -m loadtests.chaos --partitions $(PARTITIONS)
+
+# A 3-master, 3-replica Valkey Cluster under load, kill -9 of a master, every ack reconciled and the rankings
+# compared with a single-node run of the same entries (DESIGN §5.6). Under 10 minutes.
+cluster-test: $(STAMP)
+	$(BIN)/python -m loadtests.cluster
+
+# The whole suite again on a stream in 4 partitions (make test runs it on one).
+test-partitions: $(STAMP)
+	CCHC_TEST_PARTITIONS=4 $(BIN)/pytest -q
 
 # schemathesis (every phase, stateful included) against both apps of a live stack, hypothesis on the
 # decoders and the token parser at length, then the data directory searched for plain personal data.

@@ -220,9 +220,11 @@ Groups = dict[tuple[Script, tuple[str, ...]], list[tuple[list[Any], "asyncio.Fut
 
 class Batcher:
     """Shares Redis round trips between concurrent requests: calls queue up, one writer task sends
-    everything queued as ONE pipeline per server (on a cluster: per master owning the calls' slots),
-    with ONE script call per script and key set, plus one WAITAOF when acks need it, while the next
-    batch gathers: the batch size follows the load and an idle system still answers at once."""
+    everything queued as ONE pipeline per server, with ONE script call per script and key set, plus
+    the commands that make the replies durable (synced_commands), while the next batch gathers: the
+    batch size follows the load and an idle system still answers at once. On a cluster each master
+    has its own queue and writer: a shard that is slow (failing over, waiting for its replica)
+    holds up only the requests it owns."""
 
     def __init__(self, client: Redis, *, durability: Durability, fsync_timeout_ms: int,
                  max_batch: int = 512) -> None:
@@ -230,23 +232,33 @@ class Batcher:
         self._durability = durability
         self._fsync_timeout_ms = fsync_timeout_ms
         self._max_batch = max_batch
-        self._queue: list[Call] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._queues: dict[str, list[Call]] = {}  # per lane: a cluster master's name, "" on one server
+        self._writers: dict[str, asyncio.Task[None]] = {}
         self._stale_slots = False  # a cluster's slot map to refresh before the next batch
         self.batches = 0  # for the benchmarks: calls / batches = mean batch size
         self.calls = 0
 
     async def call(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((script, tuple(keys), args, future))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write())
+        lane = self._lane(keys[0])
+        self._queues.setdefault(lane, []).append((script, tuple(keys), args, future))
+        if lane not in self._writers:
+            self._writers[lane] = asyncio.create_task(self._write(lane))
         return await future
 
-    async def _write(self) -> None:
+    def _lane(self, key: str) -> str:
+        if not isinstance(self._r, RedisCluster):
+            return ""
         try:
-            while self._queue:
-                batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
+            node = self._r.get_node_from_key(key)
+        except RedisError:
+            return "?"  # slot not covered now: its batch fails cleanly in _send_cluster
+        return node.name if node is not None else "?"
+
+    async def _write(self, lane: str) -> None:
+        try:
+            while queue := self._queues.get(lane):
+                batch, self._queues[lane] = queue[:self._max_batch], queue[self._max_batch:]
                 self.batches += 1
                 self.calls += len(batch)
                 try:
@@ -258,11 +270,12 @@ class Batcher:
                     _fail(batch, e)
         finally:
             # No await between the empty-queue check and this line: a call arriving later
-            # always finds no writer and starts one.
-            self._writer = None
+            # always finds no writer for its lane and starts one.
+            del self._writers[lane]
 
     async def _send_cluster(self, cluster: RedisCluster, batch: list[Call]) -> None:
-        """One pipeline per master, concurrently; a master's WAITAOF covers only its own writes."""
+        """One pipeline per master (a lane's calls may span two after a slot moved), concurrently; a
+        master's WAITAOF covers only its own writes."""
         if self._stale_slots:
             self._stale_slots = False
             try:
@@ -300,6 +313,8 @@ class Batcher:
             return
         if self._durability != "fsync_always":
             synced = replies.pop()
+            if self._durability == "waitaof_replica":
+                replies.pop()  # the WAIT that hurried the replica's ack (see _commands)
             replicas = 1 if self._durability == "waitaof_replica" else 0
             if isinstance(synced, Exception) or int(synced[0]) < 1 or int(synced[1]) < replicas:
                 # Written but not known to be on disk (or on a replica's): acknowledge nothing. A
@@ -327,8 +342,7 @@ class Batcher:
                 argv += [len(args), *args]
             commands.append(("EVALSHA", script.sha, len(key_names), *key_names, *argv))
         if self._durability != "fsync_always" and all(items for items in groups.values()):
-            commands.append(("WAITAOF", 1, 1 if self._durability == "waitaof_replica" else 0,
-                             self._fsync_timeout_ms))
+            commands += synced_commands(self._durability, self._fsync_timeout_ms)
         return commands
 
     @translated
@@ -353,6 +367,22 @@ def _fail(batch: Iterable[tuple[Any, ...]], error: Exception) -> None:
     for *_, future in batch:
         if not future.done():
             future.set_exception(error)
+
+
+def synced_commands(durability: Durability, timeout_ms: int) -> list[tuple[Any, ...]]:
+    """What follows a batch's writes on their connection so that its reply means durable: WAITAOF 1 0
+    (this server's fsync), or with a replica WAITAOF 1 1 preceded by WAIT 1.
+
+    Why the WAIT (measured: BENCHMARKS.md): a replica reports how far its AOF is fsynced only in its
+    acks, and the ack WAITAOF asks for is answered before the replica's fsync of the same writes, so
+    WAITAOF 1 1 alone waits for the replica's next once-a-second ack (~1 s a batch). The WAIT's ack
+    round lets the replica (appendfsync always) fsync first; WAITAOF's own round then finds it done
+    (~0.6 ms). Nothing is weakened: the reply still counts the replica's fsync."""
+    if durability == "fsync_always":
+        return []
+    if durability == "waitaof":
+        return [("WAITAOF", 1, 0, timeout_ms)]
+    return [("WAIT", 1, timeout_ms), ("WAITAOF", 1, 1, timeout_ms)]
 
 
 SCRIPTS = {name: Script(_script(name)) for name in
@@ -450,13 +480,15 @@ class StreamWriter:
         if self.durability == "fsync_always":
             return
         replicas = 1 if self.durability == "waitaof_replica" else 0
+        commands = synced_commands(self.durability, self._fsync_timeout_ms)
         if isinstance(self._r, RedisCluster):
             node = self._r.get_node_from_key(key)
             assert node is not None
-            replies = await node.execute_command("WAITAOF", 1, replicas, self._fsync_timeout_ms)
+            for command in commands:
+                replies = await node.execute_command(*command)
         else:
-            replies = await self._r.execute_command("WAITAOF", 1, replicas,  # type: ignore[no-untyped-call]
-                                                    self._fsync_timeout_ms)
+            for command in commands:
+                replies = await self._r.execute_command(*command)  # type: ignore[no-untyped-call]
         if int(replies[0]) < 1 or int(replies[1]) < replicas:
             # The write happened but is not known to be on disk: do not acknowledge it. The
             # client retries; a submission retry gets the original receipt (idempotent).

@@ -203,9 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=75.0, help="how long the load and the kills last")
     parser.add_argument("--clients", type=int, default=24, help="concurrent simulated front-ends")
+    parser.add_argument("--partitions", type=int, default=1, help="the stream in P partitions")
     args = parser.parse_args(argv)
     ledger = Ledger()
-    with throwaway_stack("chaos", scorers=2, ingests=2, slug="chaos") as run:
+    with throwaway_stack("chaos", scorers=2, ingests=2, slug="chaos", partitions=args.partitions) as run:
         console.print(run.stack.ready_line())
         key = {q.id: q.answer for q in run.contest.questions.values()}
 

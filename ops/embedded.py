@@ -102,9 +102,11 @@ class EmbeddedValkeyCluster:
             raise ValueError("a Valkey Cluster needs at least 3 masters")
         self.dir = data_dir.resolve()
         self.masters, self.replicas = masters, replicas
+        # The bus port is given: the default (port + 10000) overflows for an ephemeral port.
         self.nodes = [EmbeddedValkey(self.dir / f"node-{i}", maxmemory=maxmemory, extra=(
-            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(node_timeout_ms), "--appenddirname", "aof"))
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(free_port()),
+            "--cluster-node-timeout", str(node_timeout_ms), "--appenddirname", "aof",
+            "--repl-diskless-sync-delay", "0"))  # a replica in sync at once (acks wait for one: WAITAOF 1 1)
             for i in range(masters * (1 + replicas))]
 
     @property
@@ -133,7 +135,13 @@ class EmbeddedValkeyCluster:
 
     def _ok(self, node: EmbeddedValkey) -> bool:
         info = self.cli(node, "CLUSTER", "INFO")
-        return "cluster_state:ok" in info and f"cluster_size:{self.masters}" in info
+        if "cluster_state:ok" not in info or f"cluster_size:{self.masters}" not in info:
+            return False
+        replication = self.cli(node, "INFO", "replication")
+        if "role:master" not in replication:
+            return "master_link_status:up" in replication
+        online = replication.count("state=online")
+        return online >= self.replicas and online == replication.count(",state=")
 
     def cli(self, node: EmbeddedValkey, *command: str) -> str:
         done = subprocess.run([str(valkey_cli()), "-p", str(node.port), *command], capture_output=True, text=True,

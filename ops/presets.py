@@ -52,7 +52,8 @@ class Running:
 @contextlib.contextmanager
 def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | None = None,
                     monitor_interval_s: float = 10.0, attempts_per_period: int | None = None,
-                    periods: int = 1, period_seconds: int = 3600) -> Iterator[Running]:
+                    periods: int = 1, period_seconds: int = 3600, partitions: int = 1,
+                    cluster: int = 0) -> Iterator[Running]:
     """A whole stack on a one-long-period contest; stopped and deleted on exit, even a failed start."""
     from ops.wiring import contest_of  # the wiring imports every tier: only when a stack is wanted
 
@@ -62,8 +63,9 @@ def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | No
     settings = Settings(contest_dir=contest_dir, data_dir=workdir / "data",
                         ingest_port=free_port(), results_port=free_port(), log_level="warning",
                         monitor_interval_s=monitor_interval_s,
-                        address_limit=0)  # every simulated front-end shares one loopback address
-    stack = Stack(settings, scorers=scorers, ingests=ingests)
+                        address_limit=0,  # every simulated front-end shares one loopback address
+                        partitions=partitions)
+    stack = Stack(settings, scorers=scorers, ingests=ingests, cluster=cluster)
     try:
         running = stack.start()
         yield Running(stack, running, contest_of(running), workdir)

@@ -19,7 +19,8 @@ from psycopg_pool import AsyncConnectionPool
 from contest.load import load_contest
 from contest.model import Contest
 from eventstore.postgres import migrate, open_pool
-from ops.embedded import EmbeddedPostgres, EmbeddedValkey
+from eventstore.redis_stream import Redis, is_cluster, open_client
+from ops.embedded import EmbeddedPostgres, EmbeddedValkey, EmbeddedValkeyCluster
 from projections.replay import PROJECTION_TABLES
 from tests.harness import System
 from tests.paths import TEST_CONTEST
@@ -66,6 +67,28 @@ def servers() -> Iterator[Servers]:
                 postgres.stop()
             if valkey:
                 valkey.stop()
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster() -> Iterator[EmbeddedValkeyCluster]:
+    """A 3-master, 3-replica Valkey Cluster on loopback (started for the tests that ask for it)."""
+    with tempfile.TemporaryDirectory(prefix="cchc-test-cluster-") as tmp:
+        cluster = EmbeddedValkeyCluster(Path(tmp), 3)
+        cluster.start()
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+@pytest.fixture
+async def cluster_redis(valkey_cluster: EmbeddedValkeyCluster) -> AsyncIterator[Redis]:
+    """The cluster client (as ingest opens it for a cluster URL), every master flushed."""
+    client = await open_client(valkey_cluster.url)
+    assert is_cluster(client)
+    await client.flushall()
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

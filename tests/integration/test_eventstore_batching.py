@@ -99,7 +99,7 @@ async def test_a_bug_in_sending_fails_the_requests_instead_of_hanging_them(redis
     results = await asyncio.wait_for(asyncio.gather(
         *(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", "k", "b", b"x") for i in range(3)), return_exceptions=True), 5)
     assert all(isinstance(r, TypeError) for r in results)
-    assert writer.batcher._writer is None  # the next call starts a fresh writer
+    assert writer.batcher._writers == {}  # the next call starts a fresh writer
 
 
 async def test_a_server_that_may_evict_is_refused(redis: aioredis.Redis) -> None:

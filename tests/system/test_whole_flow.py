@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from psycopg_pool import AsyncConnectionPool
+
 from contest.digest import results_digest
-from tests.harness import System
+from contest.model import Contest
+from eventstore.redis_stream import Redis
+from projections.replay import replay
+from tests.harness import SETTINGS, System
 
 
 async def test_whole_contest_to_final_prizes(system: System) -> None:
-    s = system
+    await whole_contest(system)
+
+
+async def test_whole_contest_on_a_valkey_cluster_in_six_partitions(contest: Contest, cluster_redis: Redis,
+                                                                   pool: AsyncConnectionPool) -> None:
+    """The same code on a 3-master Valkey Cluster (acks after WAITAOF 1 1), the stream in 6 partitions."""
+    async with System.running(contest, cluster_redis, pool, replace(SETTINGS, partitions=6)) as s:
+        assert s.committee.writer.durability == "waitaof_replica"
+        await whole_contest(s)
+        for _ in range(16):  # uuid7 ids are random: 20 people all in one of 6 partitions is a 1-in-10^13 event
+            await s.register(group="nhan_dan", unit_code=None)
+        used = {s.keys.partition_of(pid) for pid in s.access_keys}
+        assert len(used) > 1  # the participants really spread over partitions
+        report = await replay(s.contest, s.clients.pool)
+        assert report.mismatches == [] and report.results == 2
+
+
+async def whole_contest(s: System) -> None:
     alice = await s.register(unit_code="A")
     bob = await s.register(unit_code="A1")
     chi = await s.register(unit_code="B")
