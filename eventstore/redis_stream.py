@@ -755,11 +755,11 @@ class StreamReader:
     # -- liveness and leases -----------------------------------------------------------------------
 
     @translated
-    async def beat(self, now_ms: int, ttl_s: int) -> None:
-        """This scorer is alive; beats older than `ttl_s` (scorers long gone) are dropped."""
+    async def beat(self, now_ms: int, keep_ms: int) -> None:
+        """This scorer is alive; beats older than `keep_ms` (scorers long gone) are dropped."""
         async with self._r.pipeline(transaction=False) as pipe:
             pipe.zadd(self.keys.heartbeats, {self.consumer: now_ms})
-            pipe.zremrangebyscore(self.keys.heartbeats, "-inf", now_ms - ttl_s * 1000)
+            pipe.zremrangebyscore(self.keys.heartbeats, "-inf", f"({now_ms - keep_ms}")
             await pipe.execute()
 
     @translated

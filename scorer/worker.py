@@ -172,7 +172,7 @@ class Scorer:
         """Alive now; then hold a fair share of the streams among the scorers alive (leases last three
         beats: a dead scorer's streams are taken over within that)."""
         now_ms, lease_ms = self.clock.now_ms(), int(self.beat_every_s * 3000)
-        await self.reader.beat(now_ms, int(self.beat_every_s * 6))
+        await self.reader.beat(now_ms, int(self.beat_every_s * 6000))
         alive = sum(1 for ms in (await self.reader.heartbeats()).values() if ms > now_ms - lease_ms)
         held = await self.reader.hold_leases(alive, lease_ms)
         if held != self.streams:

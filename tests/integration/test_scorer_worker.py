@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from eventstore.keys import GROUP
 from ops.wiring import build_scorer
-from tests.harness import System
+from tests.harness import SETTINGS, System
 
 
 async def tables(s: System) -> dict[str, Any]:
     out = {}
     async with s.clients.pool.connection() as conn:
-        for table, order in (("events", "stream_ms, stream_seq, idx"), ("participants", "participant_id"),
+        for table, order in (("events", "stream_ms, stream_seq, part, idx"), ("participants", "participant_id"),
                              ("entries", "attempt_id"), ("counted", "participant_id")):
             cur = await conn.execute(f"SELECT * FROM {table} ORDER BY {order}")
             rows = await cur.fetchall()
@@ -109,3 +112,33 @@ async def test_two_scorers_share_the_stream(system: System) -> None:
         cur = await conn.execute("SELECT consumer, events FROM consumer_progress ORDER BY consumer")
         progress = dict(await cur.fetchall())
     assert sum(progress.values()) == await s.count("events")
+
+
+async def test_running_scorers_share_the_streams_by_leases_and_take_over_a_dead_ones(
+        contest: Any, redis: Any, pool: Any) -> None:
+    """Each scorer holds a fair share of the streams; one that stops gives its leases back at once, and
+    the leases of one that dies run out after three beats, then the survivor holds everything."""
+    async with System.running(contest, redis, pool, replace(SETTINGS, partitions=4)) as s:
+        a, b, c = (build_scorer(s.contest, s.clients, name, s.clock) for name in ("a", "b", "c"))
+        for scorer in (a, b, c):
+            scorer.beat_every_s = 0.1  # leases last 0.3 s
+        s.clock.ms = int(time.time() * 1000)  # heartbeats are judged on this clock
+        await a._beat()
+        assert sorted(a.streams) == s.keys.numbers  # alone: all five
+        await b._beat()
+        assert b.streams == []  # everything is held
+        await a._beat()
+        await b._beat()
+        assert (len(a.streams), len(b.streams)) == (3, 2) and not set(a.streams) & set(b.streams)
+        await a.reader.release_leases()  # a graceful stop
+        await a.reader.stop_beating()
+        await b._beat()
+        assert sorted(b.streams) == s.keys.numbers
+        await c._beat()
+        await b._beat()
+        await c._beat()
+        assert len(b.streams) + len(c.streams) == 5 and c.streams
+        await asyncio.sleep(0.35)  # c dies silently: its leases and heartbeat age out
+        s.clock.ms += 350
+        await b._beat()
+        assert sorted(b.streams) == s.keys.numbers

@@ -1,0 +1,117 @@
+"""Partitions end to end: the layout a contest runs with, registrations across two slots, and the
+event table and entries partitioned by period in PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from contest.model import Contest
+from eventstore.keys import Keys
+from eventstore.postgres import migrate, open_pool
+from eventstore.redis_stream import LayoutMismatch, check_layout
+from tests.harness import SETTINGS, System
+
+
+async def test_a_process_with_another_number_of_partitions_refuses_to_start(redis: aioredis.Redis) -> None:
+    """It would look for participants in the wrong partitions and leave streams unread."""
+    await check_layout(redis, Keys("demo", 4))
+    await check_layout(redis, Keys("demo", 4))  # the same number: fine, as often as asked
+    with pytest.raises(LayoutMismatch, match="CCHC_PARTITIONS=4"):
+        await check_layout(redis, Keys("demo", 2))
+
+
+async def test_a_refused_registration_leaves_no_partition_keys(contest: Contest, redis: aioredis.Redis,
+                                                               pool: AsyncConnectionPool) -> None:
+    async with System.running(contest, redis, pool, replace(SETTINGS, partitions=4)) as s:
+        first = s.person()
+        status, body = await s.post("/v1/participants", first)
+        assert status == 201
+        again = {**s.person(), "id_number": first["id_number"]}
+        status, body = await s.post("/v1/participants", again)
+        assert status == 409 and body["error"]["code"] == "duplicate_identity"
+        known = [await redis.hlen(slot.participants) for slot in s.keys.slots]
+        assert sum(known) == 1 and sum([await redis.hlen(slot.access) for slot in s.keys.slots]) == 1
+        assert await redis.hlen(s.keys.id_hashes) == 1
+
+
+async def test_a_registration_whose_identity_claim_never_ran_is_unreachable(system: System) -> None:
+    """A crash between the partition keys and the identity claim: the keys exist, nobody knows the id, the
+    identity is free, and no event says anyone registered."""
+    s = system
+    writer = s.committee.writer
+    p = writer.keys.of("orphan")
+    from eventstore.redis_stream import SCRIPTS
+
+    await writer.batcher.call(SCRIPTS["register_keys"], [p.participants, p.access, p.births], ["orphan", "g|", "k", "b"])
+    pid = await s.register()  # the same person registers again, from scratch
+    await s.drain()
+    assert await s.count("participants") == 1 and await s.stream_length() == 1
+    assert pid != "orphan"
+
+
+def _partitions(database_url: str, table: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                            " WHERE i.inhparent = %s::regclass ORDER BY 1", (table,)).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.fixture
+def scratch_database(servers: Any) -> Any:
+    """A database of its own (the session's stays as the other tests expect it)."""
+    with psycopg.connect(servers.database_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS partitions_test")
+        conn.execute("CREATE DATABASE partitions_test")
+    yield psycopg.conninfo.make_conninfo(servers.database_url, dbname="partitions_test")
+    with psycopg.connect(servers.database_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE partitions_test WITH (FORCE)")
+
+
+async def test_migrate_partitions_the_event_table_and_entries_by_period(scratch_database: str) -> None:
+    pool = open_pool(scratch_database, max_size=1)
+    await pool.open()
+    try:
+        await migrate(pool, [1, 2])
+        assert _partitions(scratch_database, "events") == ["events_default", "events_p0", "events_p1", "events_p2"]
+        assert _partitions(scratch_database, "entries") == ["entries_default", "entries_p0", "entries_p1",
+                                                            "entries_p2"]
+        async with pool.connection() as conn:  # a period the contest did not define yet lands in the default…
+            await conn.execute("INSERT INTO events (stream_ms, stream_seq, part, idx, period, kind, body, ref)"
+                               " VALUES (1, 0, 0, 0, 3, 'attempt_started', '', 'a')")
+        await migrate(pool, [1, 2, 3])  # …and moves into its partition once it is defined
+        with psycopg.connect(scratch_database) as conn:
+            assert conn.execute("SELECT count(*) FROM events_p3").fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM events_default").fetchone() == (0,)
+    finally:
+        await pool.close()
+
+
+async def test_migrate_upgrades_a_database_from_before_partitions(scratch_database: str) -> None:
+    """Its events (one stream: stream 0) and entries move into the partitioned tables."""
+    from eventstore.events import AttemptStarted, ParticipantRegistered, encode
+
+    registered = ParticipantRegistered(participant_id="p", group="g", unit_code=None, display_name="A",
+                                       phone_masked="0", id_hash="i", phone_hash="h", pii=b"", registered_ms=0)
+    started = AttemptStarted(attempt_id="a", participant_id="p", period=2, started_ms=0, question_ids=["Q1"])
+    with psycopg.connect(scratch_database) as conn:
+        conn.execute("CREATE TABLE events (stream_ms bigint, stream_seq bigint, idx integer, kind text, body bytea,"
+                     " archived_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (stream_ms, stream_seq, idx))")
+        conn.execute("INSERT INTO events (stream_ms, stream_seq, idx, kind, body) VALUES (1, 0, 0, %s, %s),"
+                     " (2, 0, 0, %s, %s)", ("participant_registered", encode(registered), "attempt_started",
+                                            encode(started)))
+    pool = open_pool(scratch_database, max_size=1)
+    await pool.open()
+    try:
+        await migrate(pool, [1, 2])
+    finally:
+        await pool.close()
+    with psycopg.connect(scratch_database) as conn:
+        rows = conn.execute("SELECT stream_ms, part, period, kind, ref FROM events ORDER BY stream_ms").fetchall()
+        assert rows == [(1, 0, 0, "participant_registered", None), (2, 0, 2, "attempt_started", "a")]
+        assert conn.execute("SELECT to_regclass('events_unpartitioned')").fetchone() == (None,)
