@@ -69,6 +69,19 @@ async def ping(pool: Pool) -> None:
         await conn.execute("SELECT 1")
 
 
+async def replica_staleness(pool: Pool) -> float | None:
+    """How many seconds the server behind `pool` lags its primary: 0 when it has replayed all it received,
+    else the age of the last transaction it replayed; None when it is the primary itself."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT pg_is_in_recovery(), CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+            " ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END")
+        row = await cur.fetchone()
+    if row is None or not row[0]:
+        return None
+    return float(row[1] or 0.0)
+
+
 async def migrate(pool: Pool, periods: Sequence[int] = ()) -> None:
     """Create or upgrade every table (idempotent), with a partition of the event table and of the
     entries for each of `periods` (the contest's period numbers); one advisory lock keeps concurrent

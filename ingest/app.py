@@ -268,7 +268,7 @@ async def submit(request: web.Request) -> web.Response:
 
 
 async def _ready(request: web.Request) -> None:
-    await _ingest(request).ready()
+    await _ingest(request).ready()  # Redis only: no replica staleness to tell
 
 
 MAX_IN_FLIGHT = 4096  # per process; beyond it requests are refused at once rather than queued

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,29 @@ def _failed_over(cluster: EmbeddedValkeyCluster, survivors: list[EmbeddedValkey]
     masters = [n for n in survivors if cluster.role(n) == "master"]
     return len(masters) == cluster.masters and all("cluster_state:ok" in cluster.cli(n, "CLUSTER", "INFO")
                                                    for n in masters)
+
+
+def results_caught_up(run: Running, within_s: float = 30.0) -> bool:
+    """The results API reads a streaming replica: its /readyz tells the staleness, and its leaderboard
+    comes to show every counted entry of the primary."""
+    with psycopg.connect(run.settings.database_url or "") as conn:
+        row = conn.execute("SELECT count(*) FROM counted WHERE period = 1 AND group_code = 'nhan_dan'").fetchone()
+    counted = row[0] if row else 0
+    deadline = time.monotonic() + within_s
+    while True:
+        with urllib.request.urlopen(f"{run.results_url}/readyz", timeout=5) as answer:
+            staleness = json.load(answer).get("replica_staleness_s")
+        with urllib.request.urlopen(f"{run.results_url}/v1/periods/1/leaderboard?group=nhan_dan&limit=1",
+                                    timeout=5) as answer:
+            total = json.load(answer)["total"]
+        if total == counted and staleness is not None:
+            console.print(f"results API on the read replica: staleness {staleness} s, {total} counted entries as on"
+                          " the primary")
+            return True
+        if time.monotonic() > deadline:
+            console.print(f"[red]the read replica shows {total} of {counted} counted entries (staleness {staleness})[/]")
+            return False
+        time.sleep(0.5)
 
 
 def archived_events(database_url: str) -> list[AnyEvent]:
@@ -140,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     ledger = Ledger()
     with throwaway_stack("cluster", scorers=2, ingests=1, slug="cluster", partitions=args.partitions,
-                         cluster=3) as run:
+                         cluster=3, read_replica=True) as run:
         console.print(run.stack.ready_line())
         cluster = run.stack.valkey
         assert isinstance(cluster, EmbeddedValkeyCluster)
@@ -163,11 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         table, ok = reconcile(run.settings, ledger)
         console.print(table)
+        replica_ok = results_caught_up(run)
         ranked, digests = asyncio.run(cluster_side(run))
         with tempfile.TemporaryDirectory(prefix="cchc-single-") as tmp:
             single_ranked, single_digests = asyncio.run(
                 single_node_run(run, archived_events(run.settings.database_url or ""), Path(tmp)))
-    same = ranked == single_ranked and digests == single_digests
+    same = ranked == single_ranked and digests == single_digests and replica_ok
     summary = Table(title="cluster vs single node")
     for col in ("counted entries", "same rankings", "results digests (cluster / single)"):
         summary.add_column(col)

@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_up(args: argparse.Namespace) -> int:
     from ops.stack import Stack
 
-    stack = Stack(_settings(args), scorers=args.scorers, cluster=args.cluster)
+    stack = Stack(_settings(args), scorers=args.scorers, cluster=args.cluster, read_replica=args.read_replica)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -58,7 +58,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ops.demo import run_demo
 
-    return run_demo(_settings(args), participants=args.participants, keep=args.keep, cluster=args.cluster)
+    return run_demo(_settings(args), participants=args.participants, keep=args.keep, cluster=args.cluster,
+                    read_replica=args.read_replica)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -411,6 +412,8 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--partitions", type=int, help="the stream in P partitions (default CCHC_PARTITIONS or 1)")
         cmd.add_argument("--cluster", type=int, default=0, metavar="N",
                          help="an N-master Valkey Cluster (one replica each) on loopback instead of one Valkey")
+        cmd.add_argument("--read-replica", action="store_true",
+                         help="the results API reads a streaming replica of the embedded PostgreSQL")
     up.add_argument("--scorers", type=int, default=2)
     up.set_defaults(func=cmd_up)
     demo.add_argument("--participants", type=int, default=150)

@@ -147,7 +147,8 @@ def show_prizes(contest: Contest, prizes: dict[str, Any]) -> None:
         console.print(f"Giải thi tuần (weekly unit prize): [bold]{u['unit_name']}[/] (unit_score {u['unit_score']:.4f})")
 
 
-def run_demo(settings: Settings, *, participants: int, keep: bool = False, cluster: int = 0) -> int:
+def run_demo(settings: Settings, *, participants: int, keep: bool = False, cluster: int = 0,
+             read_replica: bool = False) -> int:
     temporary = settings.data_dir == Path(".cchc")
     data_dir = Path(tempfile.mkdtemp(prefix="cchc-demo-")) if temporary else settings.data_dir
     settings = replace(settings, data_dir=data_dir,
@@ -155,7 +156,7 @@ def run_demo(settings: Settings, *, participants: int, keep: bool = False, clust
                        ingest_port=free_port() if settings.ingest_port == 8080 else settings.ingest_port,
                        results_port=free_port() if settings.results_port == 8081 else settings.results_port,
                        address_limit=0)  # the simulated front-ends all come from loopback
-    stack = Stack(settings, scorers=2, cluster=cluster)
+    stack = Stack(settings, scorers=2, cluster=cluster, read_replica=read_replica)
     started = time.monotonic()
     try:
         running = stack.start()

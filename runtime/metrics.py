@@ -63,6 +63,8 @@ PERIOD_PARTICIPANTS = Gauge("cchc_period_participants", "Participants with a val
 REDIS_MEMORY_USED = Gauge("cchc_redis_memory_used_bytes", "Memory Redis/Valkey uses")
 REDIS_MEMORY_MAX = Gauge("cchc_redis_memory_max_bytes", "Its maxmemory (0: none); past it writes are refused, "
                          "never evicted (noeviction)")
+REPLICA_STALENESS = Gauge("cchc_database_replica_staleness_seconds",
+                          "How far behind its primary the PostgreSQL replica the results API reads is (0: caught up)")
 MONITOR_REFRESHED = Gauge("cchc_monitor_last_refresh_timestamp_seconds", "When the monitor last refreshed")
 
 PERIOD_STATUS_CODES = {"upcoming": 0, "open": 1, "closing": 2, "closed": 3}

@@ -63,8 +63,10 @@ class Route:
         return sorted(codes)
 
 
-class Status(msgspec.Struct):
+class Status(msgspec.Struct, omit_defaults=True):
     status: str
+    # A process reading from a PostgreSQL replica (CCHC_DATABASE_READ_URL): how far behind it is.
+    replica_staleness_s: float | None = None
 
 
 APP_ROUTES = web.AppKey("routes", tuple[Route, ...])
@@ -77,18 +79,19 @@ def add_routes(app: web.Application, routes: Sequence[Route]) -> None:
     app[APP_ROUTES] = (*app.get(APP_ROUTES, ()), *routes)
 
 
-def common_routes(title: str, ready: Callable[[web.Request], Awaitable[None]]) -> list[Route]:
-    """/healthz (alive), /readyz (its servers reachable), /metrics and /openapi.json."""
+def common_routes(title: str, ready: Callable[[web.Request], Awaitable[float | None]]) -> list[Route]:
+    """/healthz (alive), /readyz (its servers reachable; `ready` answers the staleness of a read replica,
+    or None), /metrics and /openapi.json."""
 
     async def healthz(_: web.Request) -> web.Response:
         return json_response(Status("alive"))
 
     async def readyz(request: web.Request) -> web.Response:
         try:
-            await ready(request)
+            staleness = await ready(request)
         except Unavailable as e:
             raise ApiError(503, "unavailable", str(e), retry_after=RETRY_AFTER_SECONDS) from e
-        return json_response(Status("ready"))
+        return json_response(Status("ready", None if staleness is None else round(staleness, 3)))
 
     async def metrics_view(_: web.Request) -> web.Response:
         body, content_type = metrics.exposition()
