@@ -125,7 +125,7 @@ def measure(run: Running, args: argparse.Namespace) -> int:
         wait_http(f"http://127.0.0.1:{port}/v1/submissions")
         ceiling = wrk(f"http://127.0.0.1:{port}", bodies, args.seconds, args.connections)
         print(f"ingest, {args.processes} process(es), {args.connections} connections, {args.seconds:.0f} s, "
-              f"acks after fsync (appendfsync always):")
+              f"acks only once durable ({run.settings.partitions} partition(s)):")
         print(ceiling.line("baseline (decode + 202)"))
         print(ours.line("cchc ingest (durable ack)"))
         print(f"ratio {ours.requests_per_s / ceiling.requests_per_s:.2f} × the ceiling (target ≥ 0.6); "
