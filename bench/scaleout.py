@@ -129,7 +129,7 @@ def scorers(args: argparse.Namespace) -> None:
 
 def ingest(args: argparse.Namespace) -> None:
     print("ingest on one Valkey (one partition), then on a 3-master Valkey Cluster with a replica each"
-          f" ({PARTITIONS * 2 - 2} partitions), each beside the bare ceiling of the same run:", flush=True)
+          " (6 partitions), each beside the bare ceiling of the same run:", flush=True)
     for label, cluster, partitions in (("one Valkey", 0, 1), ("3-master cluster", 3, 6)):
         with throwaway_stack(f"bench-{'cluster' if cluster else 'single'}", scorers=0, partitions=partitions,
                              cluster=cluster) as run:

@@ -386,7 +386,8 @@ def synced_commands(durability: Durability, timeout_ms: int) -> list[tuple[Any, 
 
 
 SCRIPTS = {name: Script(_script(name)) for name in
-           ("register_keys", "register", "forget_keys", "start_attempt", "submit", "recover", "reissue", "rate")}
+           ("register_keys", "register", "forget_keys", "start_attempt", "submit", "recover", "reissue", "rate",
+            "append")}
 LEASES = Script(_lua("renew_lease"))
 RECOVERIES_PER_HOUR = 5  # per CCCD (DESIGN §6)
 
@@ -399,7 +400,6 @@ class StreamWriter:
         self._r = client
         self.keys = keys
         self.durability = durability
-        self._fsync_timeout_ms = fsync_timeout_ms
         self.batcher = Batcher(client, durability=durability, fsync_timeout_ms=fsync_timeout_ms)
 
     async def register(self, id_hash: str, phone_hash: str, participant_id: str, info: str, access_hash: str,
@@ -457,42 +457,16 @@ class StreamWriter:
         slot = self.keys.contest if participant_id is None else self.keys.of(participant_id)
         return (await self.append_to({slot.number: list(events)}))[slot.number]
 
-    @translated
-    async def append_to(self, entries: dict[int, list[bytes]]) -> dict[int, str]:
-        """Append entries to several streams (bulk simulation, admin events); durable on return;
-        each stream's last id. One pipeline per stream: each is one slot (one master)."""
+    async def append_to(self, entries: dict[int, list[bytes]], *, chunk: int = 1000) -> dict[int, str]:
+        """Append entries to several streams (bulk simulation, admin events); durable on return (the
+        batch's fsync wait runs on the connection that wrote them); each stream's last id."""
         last: dict[int, str] = {}
         for number, events in entries.items():
-            if not events:
-                continue
             stream = self.keys.slot(number).stream
-            async with self._r.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.xadd(stream, {EVENT_FIELD: event})
-                replies = await pipe.execute()
-            await self._synced(stream)
-            last[number] = _text(replies[-1])
+            for start in range(0, len(events), chunk):  # a script blocks its server: bounded pieces
+                last[number] = _text(await self.batcher.call(SCRIPTS["append"], [stream],
+                                                             list(events[start:start + chunk])))
         return last
-
-    async def _synced(self, key: str) -> None:
-        """Wait for the fsync of what this client wrote on `key`'s server (WAITAOF counts the writes
-        of its own connection: on a cluster it must reach the master owning the key)."""
-        if self.durability == "fsync_always":
-            return
-        replicas = 1 if self.durability == "waitaof_replica" else 0
-        commands = synced_commands(self.durability, self._fsync_timeout_ms)
-        if isinstance(self._r, RedisCluster):
-            node = self._r.get_node_from_key(key)
-            assert node is not None
-            for command in commands:
-                replies = await node.execute_command(*command)
-        else:
-            for command in commands:
-                replies = await self._r.execute_command(*command)  # type: ignore[no-untyped-call]
-        if int(replies[0]) < 1 or int(replies[1]) < replicas:
-            # The write happened but is not known to be on disk: do not acknowledge it. The
-            # client retries; a submission retry gets the original receipt (idempotent).
-            raise StoreUnavailable("redis did not confirm the fsync in time")
 
     @translated
     async def add_participants(self, infos: dict[str, str]) -> None:
