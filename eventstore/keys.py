@@ -9,7 +9,8 @@ lives in the contest's own slot `{slug}`, whose stream is numbered CONTEST_STREA
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 EVENT_FIELD = b"e"  # the stream entry field holding a msgpack list of events
 GROUP = "scorers"  # the consumer group (one per stream) that archives and projects events
@@ -23,34 +24,34 @@ class Slot:
     number: int
     prefix: str
 
-    @property
+    @cached_property
     def stream(self) -> str:
         """The event stream of this slot (ingest appends; one consumer group reads it)."""
         return f"{self.prefix}:events"
 
-    @property
+    @cached_property
     def dead_letters(self) -> str:
         """Stream of this stream's entries no scorer could decode or project: {entry_id, raw, error}. Never trimmed."""
         return f"{self.prefix}:dead-letters"
 
     # -- a partition's participants ----------------------------------------------------------------
 
-    @property
+    @cached_property
     def participants(self) -> str:
         """HASH participant_id → "group|unit_code" (what attempts need to know)."""
         return f"{self.prefix}:participants"
 
-    @property
+    @cached_property
     def access(self) -> str:
         """HASH participant_id → keyed hash of its access key (starting an attempt needs the key)."""
         return f"{self.prefix}:access"
 
-    @property
+    @cached_property
     def births(self) -> str:
         """HASH participant_id → keyed hash of the birth date (recovering a lost access key needs it)."""
         return f"{self.prefix}:birth"
 
-    @property
+    @cached_property
     def disqualified(self) -> str:
         """SET of disqualified participant ids (they cannot start attempts)."""
         return f"{self.prefix}:dq"
@@ -59,7 +60,7 @@ class Slot:
         """HASH participant_id → attempts started in `period`."""
         return f"{self.prefix}:attempts:{period}"
 
-    @property
+    @cached_property
     def receipts(self) -> str:
         """HASH attempt_id → the JSON receipt of its one accepted submission."""
         return f"{self.prefix}:receipts"
@@ -71,10 +72,12 @@ class Keys:
 
     slug: str
     partitions: int = 1
+    _slots: tuple[Slot, ...] = field(init=False, repr=False, compare=False)  # built once: the hot path asks often
 
     def __post_init__(self) -> None:
         if not 1 <= self.partitions <= 1024:
             raise ValueError(f"partitions must be between 1 and 1024, not {self.partitions}")
+        object.__setattr__(self, "_slots", tuple(Slot(n, f"cchc:{{{self.slug}:{n}}}") for n in range(self.partitions)))
 
     @property
     def prefix(self) -> str:
@@ -86,14 +89,14 @@ class Keys:
 
     def of(self, participant_id: str) -> Slot:
         """The slot of a participant's keys and of the stream its events go to."""
-        return self.slot(self.partition_of(participant_id))
+        return self._slots[zlib.crc32(participant_id.encode()) % self.partitions]
 
     def slot(self, number: int) -> Slot:
         if number == CONTEST_STREAM:
             return Slot(CONTEST_STREAM, self.prefix)
         if not 0 <= number < self.partitions:
             raise ValueError(f"no partition {number} of {self.partitions}")
-        return Slot(number, f"cchc:{{{self.slug}:{number}}}")
+        return self._slots[number]
 
     @property
     def numbers(self) -> list[int]:

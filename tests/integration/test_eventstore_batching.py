@@ -113,3 +113,13 @@ async def test_a_server_that_may_evict_is_refused(redis: aioredis.Redis) -> None
         await redis.config_set("maxmemory-policy", "noeviction")
     seen = await memory(redis)
     assert 0 < seen.used_bytes < seen.max_bytes  # the embedded server runs with a limit
+
+
+async def test_appends_wait_for_the_fsync_on_the_connection_that_wrote_them(redis: aioredis.Redis) -> None:
+    """Admin events and bulk appends go through the batcher: WAITAOF follows them on their connection."""
+    writer = StreamWriter(redis, Keys("t", 3), durability="waitaof")
+    last = await writer.append_to({-1: [b"a", b"b"], 2: [b"c"] * 2500}, chunk=1000)
+    assert set(last) == {-1, 2}
+    assert await redis.xlen(writer.keys.contest.stream) == 2 and await redis.xlen(writer.keys.slot(2).stream) == 2500
+    assert (await redis.xrevrange(writer.keys.slot(2).stream, count=1))[0][0].decode() == last[2]
+    assert writer.batcher.calls == 4  # one script call per piece of at most 1000
