@@ -163,10 +163,6 @@ def _period(event: AnyEvent) -> int:
     return int(getattr(event, "period", 0))
 
 
-def split_entry_id(entry_id: str) -> tuple[int, int]:
-    return entry_tuple(entry_id)
-
-
 async def archive(conn: Connection, batch: Sequence[tuple[int, str, Sequence[AnyEvent]]]
                   ) -> list[tuple[EventKey, AnyEvent]]:
     """Insert the events of `batch` (stream number, entry id, events); return only those not archived

@@ -20,7 +20,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AskError, NoScriptError, RedisError, ResponseError
 
-from eventstore.barrier import Barrier
+from eventstore.barrier import Barrier, entry_tuple
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import EVENT_FIELD, GROUP, Keys, Slot
 
@@ -697,8 +697,8 @@ class StreamReader:
     @translated
     async def deliveries(self, number: int, ids: list[str]) -> dict[str, int]:
         """How often each of `ids` (pending entries of stream `number`) has been delivered."""
-        rows = await self._r.xpending_range(self._stream(number), GROUP, min(ids, key=_id_tuple),
-                                            max(ids, key=_id_tuple), len(ids) * 2)
+        rows = await self._r.xpending_range(self._stream(number), GROUP, min(ids, key=entry_tuple),
+                                            max(ids, key=entry_tuple), len(ids) * 2)
         return {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     @translated
@@ -799,7 +799,7 @@ class StreamReader:
             need = _next_id(_text(group["last-delivered-id"]))
             if int(group["pending"]):
                 oldest = await self._r.xpending_range(stream, name, "-", "+", 1)
-                need = min(need, _id_tuple(_text(oldest[0]["message_id"])))
+                need = min(need, entry_tuple(_text(oldest[0]["message_id"])))
             needs.append(need)
         floor = min(needs)
         minid = f"{floor[0]}-{floor[1]}"
@@ -838,7 +838,7 @@ class StreamReader:
         group = next((g for g in groups if _text(g["name"]) == GROUP), None)
         if group is None:
             return last == "0-0"
-        if _id_tuple(_text(group["last-delivered-id"])) < _id_tuple(last):
+        if entry_tuple(_text(group["last-delivered-id"])) < entry_tuple(last):
             return False
         return not await self._r.xpending_range(stream, GROUP, "-", last, 1)
 
@@ -869,10 +869,10 @@ class StreamReader:
         oldest: list[int] = []
         if pending:
             first = await r.xpending_range(stream, GROUP, "-", "+", 1)
-            oldest.append(_id_tuple(_text(first[0]["message_id"]))[0])
+            oldest.append(entry_tuple(_text(first[0]["message_id"]))[0])
         undelivered = await r.xrange(stream, min=after_delivered, count=1)
         if undelivered:
-            oldest.append(_id_tuple(_text(undelivered[0][0]))[0])
+            oldest.append(entry_tuple(_text(undelivered[0][0]))[0])
         lag = group.get("lag")
         if lag is None:  # Redis cannot tell after a trim or a deletion: count what is left (bounded)
             lag = len(await r.xrange(stream, min=after_delivered, count=100_000) or [])
@@ -889,11 +889,5 @@ def _text(value: Any) -> str:
 
 
 def _next_id(entry_id: str) -> tuple[int, int]:
-    ms, seq = _id_tuple(entry_id)
+    ms, seq = entry_tuple(entry_id)
     return ms, seq + 1
-
-
-def _id_tuple(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-

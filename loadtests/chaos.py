@@ -32,7 +32,7 @@ from eventstore.events import ParticipantRegistered, SubmissionReceived, decode
 from eventstore.keys import Keys
 from eventstore.redis_stream import StreamReader, open_client
 from ops.embedded import EmbeddedValkey
-from ops.presets import throwaway_stack
+from ops.presets import Running, throwaway_stack
 from ops.simulate import spelled
 from ops.stack import Stack
 from runtime.settings import Settings
@@ -174,6 +174,17 @@ async def _drained(url: str, keys: Keys, timeout: float) -> bool:
         await client.aclose()
 
 
+def settle_and_reconcile(run: Running, ledger: Ledger) -> tuple[Table, bool] | None:
+    """After the load: restart what exited, wait for the scorers to catch up (None when they do not
+    within 180 s), then reconcile every acknowledged id."""
+    for name in run.stack.supervise():
+        console.print(f"restarted {name}, which had exited")
+    if not wait_drained(run.settings, run.contest.slug):
+        console.print("[red]the scorers did not catch up within 180 s[/]")
+        return None
+    return reconcile(run.settings, ledger)
+
+
 def reconcile(settings: Settings, ledger: Ledger) -> tuple[Table, bool]:
     assert settings.database_url
     with psycopg.connect(settings.database_url) as conn:
@@ -219,12 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(load_and_kill())
         console.print(f"load done: {ledger.requests} requests in {time.monotonic() - started:.0f} s; "
                       f"refusals {dict(ledger.refused)}")
-        for name in run.stack.supervise():
-            console.print(f"restarted {name}, which had exited")
-        if not wait_drained(run.settings, run.contest.slug):
-            console.print("[red]the scorers did not catch up within 180 s[/]")
+        settled = settle_and_reconcile(run, ledger)
+        if settled is None:
             return 1
-        table, ok = reconcile(run.settings, ledger)
+        table, ok = settled
     console.print(table)
     console.print("[green]0 lost, 0 doubled[/]" if ok else "[red]LOST OR DOUBLED ENTRIES[/]")
     return 0 if ok else 1

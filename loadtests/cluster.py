@@ -30,7 +30,7 @@ from eventstore.events import AnyEvent, ResultsPublished, decode
 from eventstore.keys import Keys
 from eventstore.postgres import migrate, open_pool
 from eventstore.redis_stream import StreamWriter, open_client
-from loadtests.chaos import Ledger, client, console, reconcile, wait_drained
+from loadtests.chaos import Ledger, client, console, settle_and_reconcile
 from ops.embedded import EmbeddedValkey, EmbeddedValkeyCluster
 from ops.presets import Running, throwaway_stack
 from ops.simulate import by_stream
@@ -181,12 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         timings = asyncio.run(load_and_kill())
         console.print(f"load done: {ledger.requests} requests, {len(ledger.submissions)} submissions acknowledged;"
                       f" refusals {dict(ledger.refused)}")
-        for name in run.stack.supervise():
-            console.print(f"[red]{name} had exited[/] (restarted)")
-        if not wait_drained(run.settings, run.contest.slug):
-            console.print("[red]the scorers did not catch up within 180 s[/]")
+        settled = settle_and_reconcile(run, ledger)
+        if settled is None:
             return 1
-        table, ok = reconcile(run.settings, ledger)
+        table, ok = settled
         console.print(table)
         replica_ok = results_caught_up(run)
         ranked, digests = asyncio.run(cluster_side(run))

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import structlog
 
+from eventstore.barrier import entry_tuple
 from eventstore.errors import StoreError, StoreRejected, StoreUnavailable
 from eventstore.events import AnyEvent, decode_many
-from eventstore.postgres import Pool, archive, record_progress, split_entry_id, transaction
+from eventstore.postgres import Pool, archive, record_progress, transaction
 from eventstore.redis_stream import Entry, StreamReader
 from projections.apply import Projector
 from runtime import metrics
@@ -97,7 +98,7 @@ class Scorer:
         else:
             # Acked only after commit: a crash here redelivers the batch, and archive() makes that a no-op.
             await self.reader.ack([entry for entry, _ in decoded])
-        appended_ms = min(split_entry_id(entry_id)[0] for _, entry_id, _ in entries)
+        appended_ms = min(entry_tuple(entry_id)[0] for _, entry_id, _ in entries)
         metrics.SCORER_FRESHNESS.labels(self.name).observe(max(0, self.clock.now_ms() - appended_ms) / 1000)
         metrics.SCORER_EVENTS.labels(self.name).inc(fresh)
         metrics.SCORER_BATCH_ENTRIES.labels(self.name).observe(len(entries))
