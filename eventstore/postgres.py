@@ -163,37 +163,46 @@ def _period(event: AnyEvent) -> int:
     return int(getattr(event, "period", 0))
 
 
-async def archive(conn: Connection, batch: Sequence[tuple[int, str, Sequence[AnyEvent]]]
-                  ) -> list[tuple[EventKey, AnyEvent]]:
-    """Insert the events of `batch` (stream number, entry id, events); return only those not archived
-    before, in event-key order.
+ArchiveItem = tuple[int, str, bytes, Sequence[AnyEvent]]  # (stream number, entry id, raw entry, its events)
+_EVENT_COLUMNS = "stream_ms, stream_seq, part, idx, period, kind, body, ref"
+_EVENT_TYPES = ["int8", "int8", "int2", "int4", "int4", "text", "bytea", "text"]
 
-    Exactly-once rests on this: a redelivered entry inserts nothing and so projects nothing.
-    """
-    by_key: dict[EventKey, AnyEvent] = {}
-    for number, entry_id, events in batch:
+
+async def archive(conn: Connection, batch: Sequence[ArchiveItem], *, first_delivery: bool = False
+                  ) -> list[tuple[EventKey, AnyEvent]]:
+    """Insert the events of `batch`; return only those not archived before, in event-key order.
+
+    Exactly-once rests on this: a redelivered entry inserts nothing and so projects nothing. Entries on
+    their `first_delivery` (read with XREADGROUP `>`) cannot have been archived: they are COPied straight
+    into the table — should one have been after all (a group rewound by hand), the primary key refuses
+    the COPY (StoreRejected) and the caller archives the batch again without the flag."""
+    rows: list[tuple[EventKey, bytes, AnyEvent]] = []
+    for number, entry_id, raw, events in batch:
         ms, seq = entry_tuple(entry_id)
-        for idx, event in enumerate(events):
-            by_key[(ms, seq, number, idx)] = event
-    if not by_key:
+        if len(events) == 1 and raw[:1] == b"\x91":  # one event: its bytes are the entry's, minus the array byte
+            rows.append(((ms, seq, number, 0), raw[1:], events[0]))
+        else:
+            rows += [((ms, seq, number, idx), encode(event), event) for idx, event in enumerate(events)]
+    if not rows:
         return []
-    keys = sorted(by_key)
-    # COPY (formatted in C) into a per-session staging table, then one set-based insert.
-    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_events (stream_ms bigint, stream_seq bigint,"
-                       " part smallint, idx int, period int, kind text, body bytea, ref text) ON COMMIT DELETE ROWS")
-    async with conn.cursor() as cur, cur.copy(
-            "COPY staged_events (stream_ms, stream_seq, part, idx, period, kind, body, ref)"
-            " FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "int8", "int2", "int4", "int4", "text", "bytea", "text"])
-        for k in keys:
-            event = by_key[k]
-            await copy.write_row((*k, _period(event), type(event).__struct_config__.tag, encode(event), _ref(event)))
-    cur = await conn.execute(
-        "INSERT INTO events (stream_ms, stream_seq, part, idx, period, kind, body, ref) SELECT * FROM staged_events"
-        " ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq, part, idx")
+    rows.sort(key=lambda row: row[0])
+    target = "events" if first_delivery else "staged_events"
+    if not first_delivery:
+        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_events (stream_ms bigint, stream_seq bigint,"
+                           " part smallint, idx int, period int, kind text, body bytea, ref text)"
+                           " ON COMMIT DELETE ROWS")
+    # COPY, formatted in C (binary).
+    async with conn.cursor() as cur, cur.copy(f"COPY {target} ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_EVENT_TYPES)
+        for key, body, event in rows:
+            await copy.write_row((*key, _period(event), type(event).__struct_config__.tag, body, _ref(event)))
+    if first_delivery:
+        return [(key, event) for key, _, event in rows]
+    cur = await conn.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT * FROM staged_events"
+                             " ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq, part, idx")
     fresh = {tuple(row) for row in await cur.fetchall()}
     await conn.execute("DELETE FROM staged_events")  # emptied now, not only at commit
-    return [(k, by_key[k]) for k in keys if k in fresh]
+    return [(key, event) for key, _, event in rows if key in fresh]
 
 
 def _ref(event: AnyEvent) -> str | None:

@@ -73,8 +73,9 @@ class Scorer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    async def process(self, entries: Entries) -> int:
+    async def process(self, entries: Entries, *, first_delivery: bool = False) -> int:
         """Archive + project `entries` in one transaction, then ack; returns events newly projected.
+        `first_delivery`: read with XREADGROUP `>` (never archived before: archive COPies them straight).
 
         An entry that cannot be decoded, or that fails to project while the rest of its batch
         projects, goes to the dead-letter stream instead of blocking the group. A batch where
@@ -90,7 +91,7 @@ class Scorer:
             except msgspec.DecodeError as e:
                 await self._poison(entry, f"cannot decode: {e}")
         try:
-            fresh = await self._commit(decoded)
+            fresh = await self._commit(decoded, first_delivery=first_delivery)
         except StoreRejected as e:
             if len(decoded) < 2:  # nothing to isolate it from: retried, parked after max_deliveries
                 raise StoreUnavailable(str(e)) from e
@@ -105,11 +106,20 @@ class Scorer:
         metrics.SCORER_BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return fresh
 
-    async def _commit(self, decoded: Decoded) -> int:
+    async def _commit(self, decoded: Decoded, *, first_delivery: bool = False) -> int:
         if not decoded:
             return 0
+        if first_delivery:
+            try:
+                return await self._transaction(decoded, first_delivery=True)
+            except StoreRejected:  # archived before after all (a group rewound by hand): the careful way
+                pass
+        return await self._transaction(decoded, first_delivery=False)
+
+    async def _transaction(self, decoded: Decoded, *, first_delivery: bool) -> int:
         async with transaction(self.pool) as conn:
-            fresh = await archive(conn, [(number, entry_id, events) for (number, entry_id, _), events in decoded])
+            fresh = await archive(conn, [(number, entry_id, raw, events) for (number, entry_id, raw), events in decoded],
+                                  first_delivery=first_delivery)
             await self.projector.apply(conn, fresh)
             number, entry_id, _ = decoded[-1][0]
             await record_progress(conn, self.name, f"{number}:{entry_id}", len(fresh))
@@ -144,7 +154,7 @@ class Scorer:
         while entries := await self.reader.own_pending(every, self.batch_size):
             total += await self.process(entries)
         while entries := await self.reader.read(every, self.batch_size, None):
-            total += await self.process(entries)
+            total += await self.process(entries, first_delivery=True)
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -195,7 +205,8 @@ class Scorer:
                 self._behind = False
                 return 0
             return await self.process(entries)
-        return await self.process(await self.reader.read(self.streams, self.batch_size, self.block_ms))
+        return await self.process(await self.reader.read(self.streams, self.batch_size, self.block_ms),
+                                  first_delivery=True)
 
     async def _reclaim(self) -> int:
         """Take over entries idle past the bound; park those delivered too often (poison that
