@@ -80,7 +80,7 @@ async def run(participants: int, batch_size: int, runs: int) -> None:
             projected = await scorer.drain()
             scoring.append(projected / (time.perf_counter() - started))
             report = await replay(contest, pool, batch_size=max(batch_size, 5000))
-            replaying.append(report.events / report.seconds)
+            replaying.append(report.rate)
             print(f"  run {len(scoring)}: scorer {scoring[-1]:,.0f} events/s, replay {replaying[-1]:,.0f} events/s",
                   flush=True)
         copy_rate = await copy_baseline(clients, events)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+_MISSING = object()  # an unanswered question matches no key, not even a missing one
+
 
 def count_correct(question_ids: Sequence[str], answers: Mapping[str, str], key: Mapping[str, str]) -> int:
-    return sum(1 for q in question_ids if q in answers and answers[q] == key.get(q))
+    return sum([answers.get(q, _MISSING) == key.get(q) for q in question_ids])
 
 
 def score(correct: int, points_per_correct: int) -> int:

@@ -86,6 +86,9 @@ class ResultsPublished(Event, tag="results_published", frozen=True, kw_only=True
 AnyEvent = ParticipantRegistered | AttemptStarted | SubmissionReceived | ParticipantDisqualified \
     | AnswerKeyCorrected | ResultsPublished | AccessKeyReissued
 
+# Each event type's tag (its `type` on the wire and `kind` in the event table).
+TAGS: dict[type, str] = {kind: kind.__struct_config__.tag for kind in AnyEvent.__args__}
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyEvent)
 _list_decoder = msgspec.msgpack.Decoder(list[AnyEvent])

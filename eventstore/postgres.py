@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from eventstore.barrier import EventKey, entry_tuple
+from eventstore.barrier import EventKey
 from eventstore.errors import StoreRejected, StoreUnavailable
-from eventstore.events import AnyEvent, AttemptStarted, decode, encode
+from eventstore.events import TAGS, AnyEvent, AttemptStarted, decode, encode
 
 Pool = AsyncConnectionPool
 Connection = psycopg.AsyncConnection[Any]
@@ -178,14 +178,15 @@ async def archive(conn: Connection, batch: Sequence[ArchiveItem], *, first_deliv
     the COPY (StoreRejected) and the caller archives the batch again without the flag."""
     rows: list[tuple[EventKey, bytes, AnyEvent]] = []
     for number, entry_id, raw, events in batch:
-        ms, seq = entry_tuple(entry_id)
+        ms_text, _, seq_text = entry_id.partition("-")
+        ms, seq = int(ms_text), int(seq_text)
         if len(events) == 1 and raw[:1] == b"\x91":  # one event: its bytes are the entry's, minus the array byte
             rows.append(((ms, seq, number, 0), raw[1:], events[0]))
         else:
             rows += [((ms, seq, number, idx), encode(event), event) for idx, event in enumerate(events)]
     if not rows:
         return []
-    rows.sort(key=lambda row: row[0])
+    rows.sort(key=_first)
     target = "events" if first_delivery else "staged_events"
     if not first_delivery:
         await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_events (stream_ms bigint, stream_seq bigint,"
@@ -194,8 +195,9 @@ async def archive(conn: Connection, batch: Sequence[ArchiveItem], *, first_deliv
     # COPY, formatted in C (binary).
     async with conn.cursor() as cur, cur.copy(f"COPY {target} ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_EVENT_TYPES)
-        for key, body, event in rows:
-            await copy.write_row((*key, _period(event), type(event).__struct_config__.tag, body, _ref(event)))
+        for (ms, seq, number, idx), body, event in rows:
+            await copy.write_row((ms, seq, number, idx, getattr(event, "period", 0), TAGS[type(event)], body,
+                                  event.attempt_id if isinstance(event, AttemptStarted) else None))
     if first_delivery:
         return [(key, event) for key, _, event in rows]
     cur = await conn.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT * FROM staged_events"
@@ -203,6 +205,10 @@ async def archive(conn: Connection, batch: Sequence[ArchiveItem], *, first_deliv
     fresh = {tuple(row) for row in await cur.fetchall()}
     await conn.execute("DELETE FROM staged_events")  # emptied now, not only at commit
     return [(key, event) for key, _, event in rows if key in fresh]
+
+
+def _first(row: tuple[EventKey, bytes, AnyEvent]) -> EventKey:
+    return row[0]
 
 
 def _ref(event: AnyEvent) -> str | None:
@@ -238,18 +244,22 @@ async def record_progress(conn: Connection, consumer: str, last_entry: str, even
         (consumer, last_entry, events))
 
 
-async def count_events(pool: Pool) -> int:
+async def count_events(pool: Pool, kinds: Sequence[str] | None = None) -> int:
     async with connection(pool) as conn:
-        cur = await conn.execute("SELECT count(*) FROM events")
+        cur = await conn.execute("SELECT count(*) FROM events WHERE %(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s)",
+                                 {"kinds": None if kinds is None else list(kinds)})
         row = await cur.fetchone()
         return int(row[0]) if row else 0
 
 
-async def read_events(conn: Connection, batch_size: int) -> AsyncIterator[list[tuple[EventKey, AnyEvent]]]:
-    """Every event in key order, decoded, in batches (a server-side cursor in its own transaction)."""
+async def read_events(conn: Connection, batch_size: int, kinds: Sequence[str] | None = None
+                      ) -> AsyncIterator[list[tuple[EventKey, AnyEvent]]]:
+    """Every event (or every event of `kinds`) in key order, decoded, in batches (a server-side cursor
+    in its own transaction)."""
     async with translated(), conn.transaction(), conn.cursor(name="replay") as cur:
         await cur.execute("SELECT stream_ms, stream_seq, part, idx, body FROM events"
-                          " ORDER BY stream_ms, stream_seq, part, idx")
+                          " WHERE %(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s)"
+                          " ORDER BY stream_ms, stream_seq, part, idx", {"kinds": None if kinds is None else list(kinds)})
         while rows := await cur.fetchmany(batch_size):
             yield [((ms, seq, part, idx), decode(body)) for ms, seq, part, idx, body in rows]
 

@@ -155,16 +155,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from eventstore.postgres import count_events
-    from projections.replay import replay
+    from projections.replay import REPLAYED_KINDS, replay
 
     async def work(contest: Contest, clients: Clients) -> int:
-        total = await count_events(clients.pool)
+        total = await count_events(clients.pool, REPLAYED_KINDS)
         with Progress() as bar:
             task = bar.add_task("replaying events", total=total)
             report = await replay(contest, clients.pool, batch_size=args.batch_size,
                                   progress=lambda n: bar.advance(task, n))
-        rate = report.events / report.seconds if report.seconds else 0.0
-        print(f"replayed {report.events} events and {report.results} published results in "
+        rate = report.rate
+        print(f"replayed {report.events + report.skipped} events ({report.skipped} of them project nothing and were"
+              f" not read) and {report.results} published results in "
               f"{report.seconds:.1f} s ({rate:,.0f} events/s)")
         for line in report.mismatches:
             print(f"DIGEST MISMATCH {line}", file=sys.stderr)

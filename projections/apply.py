@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from contest.model import Contest
 from eventstore.barrier import EventKey
@@ -21,6 +22,10 @@ KEY_LOCK = 7264  # advisory lock: batches hold it shared, an answer-key correcti
 
 class Projector:
     """Applies events to the projection tables inside the caller's transaction."""
+
+    # The event types that change a projection; the others (attempt starts, access-key reissues) are
+    # kept by the event table alone.
+    PROJECTED = (ParticipantRegistered, SubmissionReceived, ParticipantDisqualified, AnswerKeyCorrected)
 
     def __init__(self, contest: Contest) -> None:
         self.contest = contest
@@ -43,9 +48,12 @@ class Projector:
     async def _apply_plain(self, conn: Connection, events: Sequence[tuple[EventKey, AnyEvent]]) -> None:
         """Set-based: one statement per table for the whole batch. Attempt starts project nothing:
         the event table keeps them."""
-        registered = [e for _, e in events if isinstance(e, ParticipantRegistered)]
-        submitted = [(k, e) for k, e in events if isinstance(e, SubmissionReceived)]
-        disqualified = [(k, e) for k, e in events if isinstance(e, ParticipantDisqualified)]
+        by_kind: dict[type, list[tuple[EventKey, Any]]] = {}
+        for key, event in events:  # one pass: most events are submissions and attempt starts
+            by_kind.setdefault(type(event), []).append((key, event))
+        registered = [e for _, e in by_kind.get(ParticipantRegistered, ())]
+        submitted = by_kind.get(SubmissionReceived, [])
+        disqualified = by_kind.get(ParticipantDisqualified, [])
         if registered:
             await q.add_participants(conn, registered)
         if submitted:
