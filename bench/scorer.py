@@ -102,7 +102,8 @@ async def run(participants: int, batch_size: int, runs: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=1000, help="stream entries per scorer batch")
+    parser.add_argument("--batch-size", type=int, default=2000,
+                        help="stream entries per scorer batch (the scorer's own default)")
     parser.add_argument("--runs", type=int, default=5, help="scorer and replay runs (median and range)")
     args = parser.parse_args(argv)
     asyncio.run(run(args.participants, args.batch_size, args.runs))

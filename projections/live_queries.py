@@ -19,7 +19,7 @@ from contest.scoring import count_correct, score
 from contest.units import UnitAggregate
 from eventstore.barrier import Barrier, EventKey, sql_within
 from eventstore.events import ParticipantDisqualified, ParticipantRegistered, SubmissionReceived
-from eventstore.postgres import Connection, Pool, connection
+from eventstore.postgres import Connection, Pool, connection, copy_rows
 
 NOT_DISQUALIFIED = "NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id)"
 TABLES = ("participants", "disqualifications", "answer_key_corrections", "entries", "counted")
@@ -348,12 +348,11 @@ async def add_entries(conn: Connection, counted: CountedStatements, contest: Con
     await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_entries ({_STAGED_COLUMNS}) ON COMMIT DELETE ROWS")
     async with conn.cursor() as cur, cur.copy("COPY staged_entries FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_STAGED_TYPES)
-        for ev, e in events:
-            correct = count_correct(e.question_ids, e.answers, key)
-            await copy.write_row((e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code,
-                                  score(correct, points), correct, len(e.question_ids), e.received_ms - e.started_ms,
-                                  e.prediction, e.received_ms, QUESTION_SEPARATOR.join(e.question_ids),
-                                  _msgpack.encode(e.answers), *ev))
+        await copy_rows(copy, ((e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code,
+                                score(correct, points), correct, len(e.question_ids), e.received_ms - e.started_ms,
+                                e.prediction, e.received_ms, QUESTION_SEPARATOR.join(e.question_ids),
+                                _msgpack.encode(e.answers), *ev)
+                               for ev, e in events for correct in (count_correct(e.question_ids, e.answers, key),)))
     await conn.execute(
         "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
         " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_part,"

@@ -34,7 +34,7 @@ class Scorer:
     tests use (every stream, leases or not: archiving twice is a no-op)."""
 
     def __init__(self, *, reader: StreamReader, pool: Pool, projector: Projector, clock: Clock,
-                 batch_size: int = 1000, block_ms: int = 500, claim_idle_ms: int = 30_000,
+                 batch_size: int = 2000, block_ms: int = 500, claim_idle_ms: int = 30_000,
                  max_deliveries: int = 10, beat_every_s: float = 5.0, trim_every_s: float = 30.0,
                  stop_grace_s: float = 10.0) -> None:
         self.reader = reader
@@ -85,7 +85,9 @@ class Scorer:
             return 0
         started = time.perf_counter()
         decoded: Decoded = []
+        firsts: dict[int, str] = {}  # each stream's first entry: its oldest (a stream is read in order)
         for entry in entries:
+            firsts.setdefault(entry[0], entry[1])
             try:
                 decoded.append((entry, decode_many(entry[2])))
             except msgspec.DecodeError as e:
@@ -99,7 +101,7 @@ class Scorer:
         else:
             # Acked only after commit: a crash here redelivers the batch, and archive() makes that a no-op.
             await self.reader.ack([entry for entry, _ in decoded])
-        appended_ms = min(entry_tuple(entry_id)[0] for _, entry_id, _ in entries)
+        appended_ms = min(entry_tuple(entry_id)[0] for entry_id in firsts.values())
         metrics.SCORER_FRESHNESS.labels(self.name).observe(max(0, self.clock.now_ms() - appended_ms) / 1000)
         metrics.SCORER_EVENTS.labels(self.name).inc(fresh)
         metrics.SCORER_BATCH_ENTRIES.labels(self.name).observe(len(entries))
