@@ -594,25 +594,9 @@ class StreamProgress:
     streams: list[GroupProgress]
 
     @property
-    def length(self) -> int:
-        return sum(s.length for s in self.streams)
-
-    @property
-    def dead_letters(self) -> int:
-        return sum(s.dead_letters for s in self.streams)
-
-    @property
-    def lag(self) -> int:
-        return sum(s.lag for s in self.streams)
-
-    @property
-    def pending(self) -> int:
-        return sum(s.pending for s in self.streams)
-
-    @property
-    def oldest_unprocessed_ms(self) -> int | None:
-        oldest = [s.oldest_unprocessed_ms for s in self.streams if s.oldest_unprocessed_ms is not None]
-        return min(oldest) if oldest else None
+    def caught_up(self) -> bool:
+        """Nothing undelivered and nothing unacknowledged in any stream."""
+        return all(s.lag == 0 and s.pending == 0 for s in self.streams)
 
 
 class StreamReader:

@@ -166,7 +166,7 @@ async def _drained(url: str, keys: Keys, timeout: float) -> bool:
         while time.monotonic() < deadline:
             with contextlib.suppress(StoreUnavailable):  # a server restarting: ask again
                 progress = await reader.progress()
-                if progress.lag == 0 and progress.pending == 0:
+                if progress.caught_up:
                     return True
             await asyncio.sleep(0.5)
         return False
