@@ -100,7 +100,10 @@ class RankCache:
         key = self.key(period, score, duration_ms, submitted_ms)
         keys = (await self.snapshot(period, group)).keys
         before = bisect.bisect_left(keys, key)
-        if before < len(keys) and keys[before] == key:  # the same key more than once: ask who is first
+        # The key is nearly always in the snapshot once: the participant's own entry. Only when it is there
+        # more than once (an exact tie on score, time taken and the millisecond sent) does the database
+        # settle who comes first (by attempt id). Asking on every read cost a query per standing.
+        if bisect.bisect_right(keys, key, lo=before) - before > 1:
             before += await self.live.count_same_key_before(period, group, score, duration_ms, submitted_ms,
                                                              attempt_id)
         return before + 1

@@ -60,3 +60,27 @@ def test_keys_follow_the_provisional_order(contest: Any, s1: int, d1: int, t1: i
     k2 = cache.key(1, score2, d2, start + t2)
     assert (k1 < k2) == ((-score1, d1, t1) < (-score2, d2, t2))
     assert (k1 == k2) == ((score1, d1, t1) == (score2, d2, t2))
+
+
+async def test_a_key_held_once_is_ranked_without_asking_the_database(system: System) -> None:
+    """A participant's own key is in the snapshot: only an exact tie needs the database's attempt-id count."""
+    s = system
+    first, second = await s.register(unit_code="A"), await s.register(unit_code="A")
+    await s.entry(first, 5, after=30)
+    await s.entry(second, 3, after=40)
+    await s.drain()
+    store = LiveQueries(s.clients.pool)
+    asked = 0
+    count = store.count_same_key_before
+
+    async def counting(*args: Any) -> int:
+        nonlocal asked
+        asked += 1
+        return await count(*args)
+
+    store.count_same_key_before = counting  # type: ignore[method-assign]
+    cache = RankCache(s.contest, store, s.clock, max_age_s=60)
+    me = await store.live_counted(1, second)
+    assert me is not None
+    assert await cache.rank(1, "cbccvc", me.score, me.duration_ms, me.submitted_ms, me.attempt_id) == 2
+    assert asked == 0
