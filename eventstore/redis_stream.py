@@ -481,11 +481,13 @@ class StreamWriter:
     async def expire_closed(self, period: int, *, contest_closed: bool, retention_s: int) -> None:
         """A closed period's attempt counters (and, once the whole contest is closed, the receipts)
         go `retention_s` after the close: kept while a late repeat may still ask, not forever."""
-        for number in range(self.keys.partitions):
-            slot = self.keys.slot(number)
-            await self._r.expire(slot.attempts(period), retention_s)
-            if contest_closed:
-                await self._r.expire(slot.receipts, retention_s)
+        async with self._r.pipeline(transaction=False) as pipe:  # a cluster's splits it per master
+            for number in range(self.keys.partitions):
+                slot = self.keys.slot(number)
+                pipe.expire(slot.attempts(period), retention_s)
+                if contest_closed:
+                    pipe.expire(slot.receipts, retention_s)
+            await pipe.execute()
 
     @translated
     async def disqualify(self, participant_id: str) -> None:
@@ -750,32 +752,21 @@ class StreamReader:
     async def stop_beating(self) -> None:
         await self._r.zrem(self.keys.heartbeats, self.consumer)
 
-    @translated
     async def hold_leases(self, alive: int, ttl_ms: int) -> list[int]:
         """Renew this scorer's leases, take free ones and give back extras, so that each of the `alive`
         scorers holds its fair share of the streams; returns the streams it holds now."""
-        fair = math.ceil(len(self.keys.numbers) / max(1, alive))
-        leases = [self.keys.lease(n) for n in self.keys.numbers]
-        owners = await self._r.mget(leases)
-        mine = [n for n, owner in zip(self.keys.numbers, owners, strict=True) if _text(owner or b"") == self.consumer]
-        free = [n for n, owner in zip(self.keys.numbers, owners, strict=True) if owner is None]
-        keep, drop = mine[:fair], mine[fair:]
-        take = free[:max(0, fair - len(keep))]
-        wanted = {**{n: "hold" for n in keep + take}, **{n: "drop" for n in drop}}
-        if not wanted:
-            return []
-        numbers = sorted(wanted)
-        # EVAL with the source: a 20-line script every few seconds; routed by its keys (the contest's slot).
-        held = await self._r.eval(LEASES.source, len(numbers), *[self.keys.lease(n) for n in numbers],
-                                  self.consumer, ttl_ms, *[wanted[n] for n in numbers])
-        return [n for n, h in zip(numbers, held, strict=True) if int(h)]
+        return await self._leases(math.ceil(len(self.keys.numbers) / max(1, alive)), ttl_ms)
 
-    @translated
     async def release_leases(self) -> None:
         """Give back every lease this scorer holds (a graceful stop: others take over at once)."""
-        for number in self.keys.numbers:
-            if _text(await self._r.get(self.keys.lease(number)) or b"") == self.consumer:
-                await self._r.delete(self.keys.lease(number))
+        await self._leases(0, 1)
+
+    @translated
+    async def _leases(self, fair: int, ttl_ms: int) -> list[int]:
+        # EVAL with the source: a short script every few seconds; routed by its keys (the contest's slot).
+        held = await self._r.eval(LEASES.source, len(self.keys.numbers),
+                                  *[self.keys.lease(n) for n in self.keys.numbers], self.consumer, ttl_ms, fair)
+        return [n for n, h in zip(self.keys.numbers, held, strict=True) if int(h)]
 
     @translated
     async def lease_owners(self) -> dict[int, str]:

@@ -108,7 +108,7 @@ def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitab
 
     async def main() -> int:
         contest = contest_of(settings)
-        clients = await open_clients(settings, contest=contest)
+        clients = await open_clients(settings, contest)
         try:
             return await work(contest, clients)
         finally:
@@ -121,7 +121,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
     """close / recompute / disqualify / correct-answer: the Committee service, as the admin API calls it."""
     from admin.service import Committee, UnknownParticipant, UnknownQuestion
     from eventstore.redis_stream import StreamWriter, durability_mode
-    from ops.wiring import build_committee, keys_of
+    from ops.wiring import build_committee
     from projections.close import NotClosed, NotDrained, PeriodNotEnded, UnknownPeriod
     from runtime.clock import SystemClock
 
@@ -140,7 +140,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
         return f"answer key: {args.question_id} is now {args.answer}"
 
     async def work(contest: Contest, clients: Clients) -> int:
-        writer = StreamWriter(clients.redis, keys_of(contest, settings), durability=await durability_mode(clients.redis))
+        writer = StreamWriter(clients.redis, clients.keys, durability=await durability_mode(clients.redis))
         try:
             print(await act(build_committee(contest, clients, writer, SystemClock(), settings)))
         except (UnknownPeriod, UnknownParticipant, UnknownQuestion, PeriodNotEnded, NotClosed, NotDrained) as e:
@@ -200,12 +200,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from eventstore.events import decode_many
     from eventstore.redis_stream import StreamReader
-    from ops.wiring import keys_of
-
-    settings = Settings.from_env()
 
     async def work(contest: Contest, clients: Clients) -> int:
-        reader = StreamReader(clients.redis, keys_of(contest, settings), "operator")
+        reader = StreamReader(clients.redis, clients.keys, "operator")
         parked = await reader.dead_lettered()
         for number, dead_id, fields in parked:
             try:
@@ -218,7 +215,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         print(f"{len(parked)} parked entr{'y' if len(parked) == 1 else 'ies'}")
         return 0
 
-    return _with_clients(settings, work)
+    return _with_clients(Settings.from_env(), work)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -226,9 +223,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from eventstore.redis_stream import StreamWriter, durability_mode
     from ops.simulate import simulate
-    from ops.wiring import keys_of
-
-    settings = Settings.from_env()
 
     async def work(contest: Contest, clients: Clients) -> int:
         period = contest.period(args.period)
@@ -237,15 +231,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return 2
         with Progress() as bar:
             task = bar.add_task("appending to the stream", total=args.participants * (1 + 2 * 3))
-            writer = StreamWriter(clients.redis, keys_of(contest, settings),
-                                  durability=await durability_mode(clients.redis))
+            writer = StreamWriter(clients.redis, clients.keys, durability=await durability_mode(clients.redis))
             written = await simulate(contest, writer, period, args.participants, args.entries,
                                      progress=lambda n: bar.advance(task, n))
             bar.update(task, completed=written, total=written)
         print(f"appended {written:,} stream entries for {args.participants:,} participants in period {period.number}")
         return 0
 
-    return _with_clients(settings, work)
+    return _with_clients(Settings.from_env(), work)
 
 
 def _format_of(out: str | None, default: str) -> str:

@@ -51,7 +51,7 @@ def keys_of(contest: Contest, settings: Settings) -> Keys:
 class Clients:
     redis: redis_stream.Redis
     pool: postgres.Pool
-    keys: Keys | None = None  # the contest's keys, its layout checked against Redis (open_clients)
+    keys: Keys  # the contest's keys (its partitions), the layout checked against Redis by open_clients
     replica: bool = False  # the pool reads a PostgreSQL replica (CCHC_DATABASE_READ_URL)
 
     async def redis_ready(self) -> None:
@@ -75,39 +75,34 @@ class Clients:
 READ_STATEMENT_TIMEOUT_MS = 5000  # the results API: a read slower than this is cut off (503), not queued behind
 
 
-async def open_clients(settings: Settings, *, pool_size: int = 8, statement_timeout_ms: int | None = None,
-                       autocommit: bool = False, reader: bool = False, contest: Contest | None = None) -> Clients:
+async def open_clients(settings: Settings, contest: Contest, *, pool_size: int = 8,
+                       statement_timeout_ms: int | None = None, autocommit: bool = False,
+                       reader: bool = False) -> Clients:
     """Redis (its cluster client when the URL names a cluster node) and a pool on the primary, or with
-    `reader` on CCHC_DATABASE_READ_URL when set. With `contest`, its partition layout is checked."""
+    `reader` on CCHC_DATABASE_READ_URL when set; the contest's partition layout checked against Redis."""
     redis_url, database_url = settings.require_servers()
     url = settings.database_read_url if reader and settings.database_read_url else database_url
     pool = postgres.open_pool(url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms,
                               autocommit=autocommit)
     await pool.open(wait=False)
     redis = await redis_stream.open_client(redis_url)
-    clients = Clients(redis, pool, replica=url != database_url)
-    if contest is not None:
-        clients.keys = keys_of(contest, settings)
-        try:
-            await check_layout(redis, clients.keys)
-        except redis_stream.LayoutMismatch:
-            await clients.close()
-            raise
-        except StoreUnavailable:
-            pass  # Redis down: the process starts and reports it (/readyz), as before
+    clients = Clients(redis, pool, keys_of(contest, settings), replica=url != database_url)
+    try:
+        await check_layout(redis, clients.keys)
+    except redis_stream.LayoutMismatch:
+        await clients.close()
+        raise
+    except StoreUnavailable:
+        pass  # Redis down: the process starts and reports it (/readyz), as before
     return clients
-
-
-def _keys(contest: Contest, clients: Clients) -> Keys:
-    return clients.keys or Keys(contest.slug)
 
 
 async def build_ingest(contest: Contest, clients: Clients, settings: Settings, clock: Clock) -> ingest_app.Ingest:
     """Ingest's own parts: Redis only (its /readyz does not depend on PostgreSQL)."""
     durability = await durability_mode(clients.redis)
     log.info("ingest_durability", durability=durability, means=DURABILITY_SAID[durability],
-             partitions=_keys(contest, clients).partitions, cluster=redis_stream.is_cluster(clients.redis))
-    writer = StreamWriter(clients.redis, _keys(contest, clients), durability=durability)
+             partitions=clients.keys.partitions, cluster=redis_stream.is_cluster(clients.redis))
+    writer = StreamWriter(clients.redis, clients.keys, durability=durability)
     return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(*settings.token_secrets()),
                              vault=PiiVault(settings.pii_key_bytes()), clock=clock, ready=clients.redis_ready,
                              address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies)
@@ -115,7 +110,7 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
 
 def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock,
                     settings: Settings) -> Committee:
-    closer = Closer(contest, clients.pool, StreamReader(clients.redis, _keys(contest, clients), "closer"), clock)
+    closer = Closer(contest, clients.pool, StreamReader(clients.redis, clients.keys, "closer"), clock)
     return Committee(contest, writer, closer, clock, retention_s=max(1, settings.retention_days * 86_400))
 
 
@@ -146,12 +141,12 @@ def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cach
 
 
 def build_scorer(contest: Contest, clients: Clients, name: str, clock: Clock) -> Scorer:
-    reader = StreamReader(clients.redis, _keys(contest, clients), name)
+    reader = StreamReader(clients.redis, clients.keys, name)
     return Scorer(reader=reader, pool=clients.pool, projector=Projector(contest), clock=clock)
 
 
 def build_monitor(contest: Contest, clients: Clients, clock: Clock) -> Monitor:
-    return Monitor(contest, StreamReader(clients.redis, _keys(contest, clients), "monitor"), LiveQueries(clients.pool),
+    return Monitor(contest, StreamReader(clients.redis, clients.keys, "monitor"), LiveQueries(clients.pool),
                    ResultsQueries(clients.pool), clock)
 
 
@@ -179,7 +174,7 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # No migration here: the write side starts and takes entries with PostgreSQL down (the admin
         # routes answer 503 until it is back); `cchc up` / `cchc migrate` create the schema.
-        clients = await open_clients(settings, contest=contest)
+        clients = await open_clients(settings, contest)
         try:
             app[ingest_app.INGEST], app[admin_routes.ADMIN] = await build_ingest_parts(contest, clients, settings,
                                                                                       SystemClock())
@@ -199,8 +194,8 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
     serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        clients = await open_clients(settings, statement_timeout_ms=READ_STATEMENT_TIMEOUT_MS, autocommit=True,
-                                     contest=contest, reader=True)
+        clients = await open_clients(settings, contest, statement_timeout_ms=READ_STATEMENT_TIMEOUT_MS,
+                                     autocommit=True, reader=True)
         if not settings.database_read_url:  # a replica is read-only: `cchc migrate` runs on the primary
             await postgres.migrate(clients.pool, [p.number for p in contest.periods])
         app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
@@ -220,7 +215,7 @@ def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None
     contest = _preflight(settings)
 
     async def main() -> None:
-        clients = await open_clients(settings, pool_size=2, contest=contest)
+        clients = await open_clients(settings, contest, pool_size=2)
         runner = await _serve_health(settings, metrics_port, clients) if metrics_port else None
         try:
             await build_scorer(contest, clients, name, SystemClock()).serve()

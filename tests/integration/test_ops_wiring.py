@@ -6,6 +6,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from contest.model import Contest
+from eventstore.keys import Keys
 from eventstore.postgres import open_pool
 from ops.wiring import Clients, build_ingest_app
 from runtime.clock import ManualClock
@@ -15,7 +16,7 @@ from tests.harness import HOUR, SETTINGS, admin
 async def test_ingest_takes_entries_while_postgresql_is_down(redis: aioredis.Redis, contest: Contest) -> None:
     dead = open_pool("postgresql://nobody@127.0.0.1:1/nothing")  # never opened: every use fails at once
     clock = ManualClock(contest.periods[0].start_ms + int(HOUR * 1000))
-    app, _ = await build_ingest_app(contest, Clients(redis, dead), SETTINGS, clock)
+    app, _ = await build_ingest_app(contest, Clients(redis, dead, Keys(contest.slug)), SETTINGS, clock)
     async with TestClient(TestServer(app)) as ingest:
         assert (await ingest.get("/readyz")).status == 200
         person = {"full_name": "Trần Thị Bình", "id_number": "038090001234", "phone": "0912345678",
