@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -186,7 +187,7 @@ async def archive(conn: Connection, batch: Sequence[ArchiveItem], *, first_deliv
             rows += [((ms, seq, number, idx), encode(event), event) for idx, event in enumerate(events)]
     if not rows:
         return []
-    rows.sort(key=_first)
+    rows.sort(key=itemgetter(0))
     target = "events" if first_delivery else "staged_events"
     if not first_delivery:
         await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_events (stream_ms bigint, stream_seq bigint,"
@@ -195,9 +196,7 @@ async def archive(conn: Connection, batch: Sequence[ArchiveItem], *, first_deliv
     # COPY, formatted in C (binary).
     async with conn.cursor() as cur, cur.copy(f"COPY {target} ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_EVENT_TYPES)
-        await copy_rows(copy, ((ms, seq, number, idx, getattr(event, "period", 0), TAGS[type(event)], body,
-                                event.attempt_id if isinstance(event, AttemptStarted) else None)
-                               for (ms, seq, number, idx), body, event in rows))
+        await copy_rows(copy, ((*key, _period(event), TAGS[type(event)], body, _ref(event)) for key, body, event in rows))
     if first_delivery:
         return [(key, event) for key, _, event in rows]
     cur = await conn.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT * FROM staged_events"
@@ -214,10 +213,6 @@ async def copy_rows(copy: psycopg.AsyncCopy, rows: Iterable[Sequence[Any]]) -> N
     for row in rows:
         if block := formatter.write_row(row):
             await copy.write(block)
-
-
-def _first(row: tuple[EventKey, bytes, AnyEvent]) -> EventKey:
-    return row[0]
 
 
 def _ref(event: AnyEvent) -> str | None:
@@ -241,7 +236,7 @@ async def insert_event(conn: Connection, key: EventKey, event: AnyEvent) -> None
     """One event at a key of the caller's choosing (a results marker, placed after its barrier)."""
     await conn.execute("INSERT INTO events (stream_ms, stream_seq, part, idx, period, kind, body)"
                        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                       (*key, _period(event), type(event).__struct_config__.tag, encode(event)))
+                       (*key, _period(event), TAGS[type(event)], encode(event)))
 
 
 async def record_progress(conn: Connection, consumer: str, last_entry: str, events: int) -> None:

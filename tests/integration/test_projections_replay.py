@@ -137,3 +137,14 @@ async def test_concurrent_closes_and_recomputes_replay_to_the_same_digests(syste
         rows = await (await conn.execute("SELECT barrier, period, revision FROM period_results")).fetchall()
     report = await replay(s.contest, s.clients.pool)
     assert report.mismatches == [] and report.results == len(rows) >= 14
+
+
+async def test_replay_skips_what_projects_nothing_and_counts_it(system: System) -> None:
+    """Attempt starts are not read back (a close reads them from the event table), but they are counted."""
+    s = system
+    for correct in (5, 3):
+        await s.entry(await s.register(), correct)
+    await s.close(1)
+    report = await replay(s.contest, s.clients.pool)
+    assert report.mismatches == [] and report.skipped == 2
+    assert report.events + report.skipped == await s.count("events")
