@@ -633,15 +633,7 @@ class StreamReader:
                 await asyncio.sleep(block_ms / 1000)
             return []
         if not isinstance(self._r, RedisCluster):
-            # The command named in bytes: redis-py then skips its reply callback, which turns every entry's
-            # field list into a dict (11 % of a scorer's time); _raw_entries takes the one field we write.
-            args: list[Any] = [b"XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", count]
-            if block_ms is not None:
-                args += ["BLOCK", block_ms]
-            streams = [self._stream(n) for n in numbers]
-            reply: Any = await self._r.execute_command(  # type: ignore[no-untyped-call]
-                *args, "STREAMS", *streams, *[">"] * len(streams))
-            return self._raw_entries(reply)
+            return await self._read_group(numbers, count, block_ms, ">")
         self._turn += 1
         for i in range(len(numbers)):
             number = numbers[(self._turn + i) % len(numbers)]
@@ -665,23 +657,36 @@ class StreamReader:
     @translated
     async def own_pending(self, numbers: list[int], count: int) -> list[Entry]:
         """Entries this consumer read but did not ack (a restart under the same name)."""
+        if not isinstance(self._r, RedisCluster):
+            return await self._read_group(numbers, count, None, "0")
         out: list[Entry] = []
-        for number in numbers:
+        for number in numbers:  # one call per stream: they live on several masters
             reply: Any = await self._r.xreadgroup(GROUP, self.consumer, {self._stream(number): "0"}, count=count)
             out += self._entries(reply)
         return out
 
-    def _raw_entries(self, reply: Any) -> list[Entry]:
-        """XREADGROUP's reply as the server sent it: {stream: [[id, [field, value, …]], …]} (RESP3, redis-py's
-        default protocol), or [[stream, entries], …] (RESP2)."""
+    async def _read_group(self, numbers: list[int], count: int, block_ms: int | None, start: str) -> list[Entry]:
+        """One XREADGROUP over the streams `numbers` of one server, from `start` (">" new, "0" own pending).
+
+        The command is named in bytes: redis-py then skips its reply callback, which turns every entry's
+        field list into a dict (11 % of a scorer's time); the reply is read here as the server sent it,
+        {stream: [[id, [field, value, …]], …]} (RESP3, redis-py's default) or [[stream, entries], …]."""
+        assert isinstance(self._r, aioredis.Redis)  # a cluster reads stream by stream (its masters differ)
+        args: list[Any] = [b"XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", count]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
+        streams = [self._stream(n) for n in numbers]
+        reply: Any = await self._r.execute_command(  # type: ignore[no-untyped-call]
+            *args, "STREAMS", *streams, *[start] * len(streams))
         out: list[Entry] = []
         for name, entries in (reply.items() if isinstance(reply, dict) else reply or ()):
             number = self._by_name[name.decode()]
             for entry_id, fields in entries:
-                raw = b""
-                if fields:  # an entry without our field (written by something else) decodes as poison
-                    raw = fields[1] if fields[0] == EVENT_FIELD else dict(zip(fields[::2], fields[1::2],
-                                                                            strict=True)).get(EVENT_FIELD, b"")
+                if fields is None:  # deleted while pending: nothing to score (as _entries skips it)
+                    continue
+                # An entry without our field (written by something else) decodes as poison, not a crash.
+                raw = fields[1] if fields[0] == EVENT_FIELD else \
+                    dict(zip(fields[::2], fields[1::2], strict=True)).get(EVENT_FIELD, b"")
                 out.append((number, entry_id.decode(), raw))
         return out
 
