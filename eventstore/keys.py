@@ -12,6 +12,8 @@ import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from runtime.settings import MAX_PARTITIONS
+
 EVENT_FIELD = b"e"  # the stream entry field holding a msgpack list of events
 GROUP = "scorers"  # the consumer group (one per stream) that archives and projects events
 CONTEST_STREAM = -1  # the number of the contest slot's stream; partitions are 0 … P-1
@@ -75,8 +77,8 @@ class Keys:
     _slots: tuple[Slot, ...] = field(init=False, repr=False, compare=False)  # built once: the hot path asks often
 
     def __post_init__(self) -> None:
-        if not 1 <= self.partitions <= 1024:
-            raise ValueError(f"partitions must be between 1 and 1024, not {self.partitions}")
+        if not 1 <= self.partitions <= MAX_PARTITIONS:
+            raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, not {self.partitions}")
         object.__setattr__(self, "_slots", tuple(Slot(n, f"cchc:{{{self.slug}:{n}}}") for n in range(self.partitions)))
 
     @property

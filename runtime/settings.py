@@ -16,6 +16,7 @@ REPO_CONTESTS = Path(__file__).resolve().parent.parent / "contests"
 DEFAULT_CONTEST = REPO_CONTESTS / "demo"
 SECRET_NAMES = ("CCHC_SECRET", "CCHC_SECRET_PREVIOUS", "CCHC_ADMIN_TOKEN", "CCHC_ADMIN_TOKENS", "CCHC_PII_KEY")
 MIN_SECRET_LENGTH = 32
+MAX_PARTITIONS = 1024  # CCHC_PARTITIONS at most (eventstore.keys checks the same bound)
 STACK_ENV = "stack.env"  # written by a running `cchc up`: its URLs, ports and secrets
 
 
@@ -144,8 +145,8 @@ def _partitions(raw: str) -> int:
         value = int(raw)
     except ValueError as e:
         raise SettingsError(f"CCHC_PARTITIONS must be a whole number, not {raw!r}") from e
-    if not 1 <= value <= 1024:
-        raise SettingsError(f"CCHC_PARTITIONS must be between 1 and 1024, not {value}")
+    if not 1 <= value <= MAX_PARTITIONS:
+        raise SettingsError(f"CCHC_PARTITIONS must be between 1 and {MAX_PARTITIONS}, not {value}")
     return value
 
 

@@ -41,3 +41,11 @@ def test_only_ingest_is_handed_secrets_and_urls_print_without_passwords() -> Non
     assert redact("redis://:p@ss@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
     assert redact("postgresql://postgres:@/postgres?host=/tmp") == "postgresql://postgres:***@/postgres?host=/tmp"
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_partitions_are_a_whole_number_within_bounds() -> None:
+    assert Settings.from_env({"CCHC_PARTITIONS": "6"}).partitions == 6
+    assert Settings.from_env({}).partitions == 1
+    for bad in ("0", "1025", "four"):
+        with pytest.raises(SettingsError, match="CCHC_PARTITIONS"):
+            Settings.from_env({"CCHC_PARTITIONS": bad})
