@@ -1,4 +1,6 @@
-"""The ingest ceiling of DESIGN §9: a bare aiohttp app that only decodes the same body and answers 202."""
+"""The ingest ceiling of DESIGN §9: a bare aiohttp app that only decodes the same body and answers 202.
+
+    python -m bench.baseline_app PORT [uvloop|asyncio]   (the event loop: the same as ingest's)"""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from ingest.schemas import Submission
+from runtime.serve import new_event_loop
 
 _decoder = msgspec.json.Decoder(Submission)
 
@@ -20,4 +23,5 @@ async def submit(request: web.Request) -> web.Response:
 if __name__ == "__main__":
     app = web.Application()
     app.router.add_post("/v1/submissions", submit)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    loop = new_event_loop(sys.argv[2] if len(sys.argv) > 2 else "uvloop")
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=loop)

@@ -1,7 +1,7 @@
 """Ingest throughput and p99 at 64 connections, acks only after the entry is durable, next to the
 ceiling of DESIGN §9 (a bare aiohttp app decoding the same bodies), measured in the same run.
 
-    .venv/bin/python -m bench.ingest [--seconds 10] [--connections 64] [--processes 1]
+    .venv/bin/python -m bench.ingest [--seconds 10] [--connections 64] [--processes 1] [--event-loop uvloop]
 
 Needs wrk (Debian's package; `make bench` installs it). Loopback only; starts and stops its own
 stack (no scorers, so they do not compete for the cores) and baseline app.
@@ -26,6 +26,7 @@ from eventstore.ids import uuid7
 from ingest.tokens import AttemptClaims, TokenSigner
 from ops.embedded import die_with_parent, free_port
 from ops.presets import Running, throwaway_stack
+from runtime.settings import EVENT_LOOPS
 
 HERE = Path(__file__).parent
 
@@ -102,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--processes", type=int, default=1, help="ingest processes sharing the port")
+    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="uvloop", help="ingest's and the baseline's")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk; `make bench` does it)", file=sys.stderr)
         return 2
     # No scorers: they would compete with ingest for the cores.
-    with throwaway_stack("bench-ingest", scorers=0, ingests=args.processes) as run:
+    with throwaway_stack("bench-ingest", scorers=0, ingests=args.processes, event_loop=args.event_loop) as run:
         return measure(run, args)
 
 
@@ -119,13 +121,14 @@ def measure(run: Running, args: argparse.Namespace) -> int:
     mint_bodies(bodies, count, run.settings.secret or "", sorted(contest.questions), contest.periods[0].start_ms + 1000)
     ours = wrk(run.ingest_url, bodies, args.seconds, args.connections)
     port = free_port()
-    baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_app", str(port)],
+    baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_app", str(port), run.settings.event_loop],
                                 preexec_fn=die_with_parent, cwd=HERE.parent)
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/submissions")
         ceiling = wrk(f"http://127.0.0.1:{port}", bodies, args.seconds, args.connections)
         print(f"ingest, {args.processes} process(es), {args.connections} connections, {args.seconds:.0f} s, "
-              f"acks only once durable ({run.settings.partitions} partition(s)):")
+              f"acks only once durable ({run.settings.partitions} partition(s)), "
+              f"{run.settings.event_loop} event loop on both:")
         print(ceiling.line("baseline (decode + 202)"))
         print(ours.line("cchc ingest (durable ack)"))
         print(f"ratio {ours.requests_per_s / ceiling.requests_per_s:.2f} × the ceiling (target ≥ 0.6); "

@@ -56,12 +56,11 @@ from runtime.web import (
     MAX_BODY,
     ApiError,
     IPNetwork,
+    api_middleware,
     bearer_token,
     client_address,
     decode_body,
-    error_middleware,
     json_response,
-    overload_guard,
     route_name,
 )
 
@@ -263,8 +262,12 @@ async def submit(request: web.Request) -> web.Response:
         status, message = _SUBMIT_ERRORS[outcome.reason]
         raise ApiError(status, outcome.reason, message)
     accepted = isinstance(outcome, SubmissionAccepted)
-    metrics.SUBMISSIONS.labels("accepted" if accepted else "duplicate").inc()
+    (_ACCEPTED if accepted else _REPEATED).inc()
     return web.Response(body=outcome.receipt, status=202 if accepted else 200, content_type="application/json")
+
+
+_ACCEPTED = metrics.SUBMISSIONS.labels("accepted")  # labelled once: the hot path only counts
+_REPEATED = metrics.SUBMISSIONS.labels("duplicate")
 
 
 async def _ready(request: web.Request) -> None:
@@ -291,7 +294,7 @@ def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ct
               max_in_flight: int = MAX_IN_FLIGHT, body_timeout_s: float = 10.0) -> web.Application:
     """The app; `ingest` may be None when a startup context in `extra_ctx` provides it. `routes`
     are mounted beside ingest's own (the wiring adds the committee's admin routes)."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware, overload_guard(max_in_flight)])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[api_middleware(max_in_flight)])
     app[APP_NAME] = "ingest"
     app[BODY_TIMEOUT] = body_timeout_s
     if ingest is not None:

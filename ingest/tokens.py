@@ -43,31 +43,39 @@ def _key(secret: bytes) -> tuple[str, bytes]:
     return hashlib.sha256(key).hexdigest()[:8], key
 
 
+def _digest(keyed: hmac.HMAC, payload: bytes) -> bytes:
+    mac = keyed.copy()
+    mac.update(payload)
+    return mac.digest()
+
+
 class TokenSigner:
     """Signs with the first secret; verifies with any of them (the current one and the previous)."""
 
     def __init__(self, *secrets: bytes) -> None:
         if not secrets:
             raise ValueError("a token signer needs a secret")
-        self._kid, self._key = _key(secrets[0])
-        self._keys = dict(_key(s) for s in secrets)
+        self._kid, key = _key(secrets[0])
+        # An HMAC keyed once, copied per token: the key's set-up is not redone per request
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._macs = {kid: hmac.new(k, digestmod=hashlib.sha256) for kid, k in (_key(s) for s in secrets)}
 
     def sign(self, claims: AttemptClaims) -> str:
         payload = _encoder.encode(claims)
-        mac = hmac.new(self._key, payload, hashlib.sha256).digest()
+        mac = _digest(self._mac, payload)
         return f"{self._kid}.{_b64(payload)}.{_b64(mac)}"
 
     def verify(self, token: str) -> AttemptClaims:
         kid, _, rest = token.partition(".")
-        key = self._keys.get(kid)
-        if key is None:
+        keyed = self._macs.get(kid)
+        if keyed is None:
             raise InvalidToken("token was signed with a key this server does not know")
         try:
             body, _, sig = rest.partition(".")
             payload, mac = _unb64(body), _unb64(sig)
         except (ValueError, UnicodeError) as e:
             raise InvalidToken("token is not readable") from e
-        expected = hmac.new(key, payload, hashlib.sha256).digest()
+        expected = _digest(keyed, payload)
         if not hmac.compare_digest(mac, expected):
             raise InvalidToken("token signature does not match")
         try:

@@ -53,7 +53,7 @@ class Running:
 def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | None = None,
                     monitor_interval_s: float = 10.0, attempts_per_period: int | None = None,
                     periods: int = 1, period_seconds: int = 3600, partitions: int = 1,
-                    cluster: int = 0, read_replica: bool = False) -> Iterator[Running]:
+                    cluster: int = 0, read_replica: bool = False, event_loop: str = "uvloop") -> Iterator[Running]:
     """A whole stack on a one-long-period contest; stopped and deleted on exit, even a failed start."""
     from ops.wiring import contest_of  # the wiring imports every tier: only when a stack is wanted
 
@@ -64,7 +64,7 @@ def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | No
                         ingest_port=free_port(), results_port=free_port(), log_level="warning",
                         monitor_interval_s=monitor_interval_s,
                         address_limit=0,  # every simulated front-end shares one loopback address
-                        partitions=partitions)
+                        partitions=partitions, event_loop=event_loop)
     stack = Stack(settings, scorers=scorers, ingests=ingests, cluster=cluster, read_replica=read_replica)
     try:
         running = stack.start()

@@ -33,7 +33,7 @@ from runtime import metrics, serve
 from runtime.clock import Clock, SystemClock
 from runtime.routes import add_routes, common_routes
 from runtime.settings import Settings
-from runtime.web import APP_NAME, error_middleware
+from runtime.web import APP_NAME, api_middleware
 from scorer.worker import Scorer
 
 log = structlog.get_logger()
@@ -186,7 +186,8 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
 
     app = ingest_app.build_app(None, routes=admin_routes.ROUTES, extra_ctx=[lifecycle],
                                body_timeout_s=settings.body_timeout_s)
-    serve.run(app, settings.host, settings.ingest_port, header_timeout_s=settings.body_timeout_s)
+    serve.run(app, settings.host, settings.ingest_port, header_timeout_s=settings.body_timeout_s,
+              event_loop=settings.event_loop)
 
 
 def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
@@ -206,7 +207,8 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
         await clients.close()
 
     app = results_app.build_app(None, extra_ctx=[lifecycle])
-    serve.run(app, settings.host, settings.results_port, header_timeout_s=settings.body_timeout_s)
+    serve.run(app, settings.host, settings.results_port, header_timeout_s=settings.body_timeout_s,
+              event_loop=settings.event_loop)
 
 
 def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None) -> None:
@@ -229,7 +231,7 @@ def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None
 
 async def _serve_health(settings: Settings, port: int, clients: Clients) -> web.AppRunner:
     """/healthz, /readyz (Redis and PostgreSQL reachable) and /metrics for a process without an API."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[api_middleware()])
     app[APP_NAME] = "scorer"
 
     async def ready(_: web.Request) -> float | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -42,28 +43,6 @@ class ApiError(Exception):
         self.close = close  # the connection cannot be reused (a body left half-read)
 
 
-def overload_guard(max_in_flight: int) -> Any:
-    """Middleware: beyond `max_in_flight` concurrent requests, answer 503 at once (Retry-After)
-    instead of queueing without bound (DESIGN §5.5). Health and metrics routes always pass."""
-    in_flight = 0
-
-    @web.middleware
-    async def guard(request: web.Request,
-                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        nonlocal in_flight
-        if in_flight >= max_in_flight and request.path.startswith("/v1/"):
-            metrics.OVERLOAD_REFUSED.labels(request.app.get(APP_NAME, "app")).inc()
-            return error_response(ApiError(503, "unavailable", "overloaded; retry shortly",
-                                           retry_after=RETRY_AFTER_SECONDS))
-        in_flight += 1
-        try:
-            return await handler(request)
-        finally:
-            in_flight -= 1
-
-    return guard
-
-
 def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encoder.encode(body), status=status, content_type="application/json")
 
@@ -78,7 +57,7 @@ def error_response(err: ApiError) -> web.Response:
 
 
 BODY_TIMEOUT = web.AppKey("body_timeout_s", float)  # CCHC_BODY_TIMEOUT: the whole body within this of the start
-STARTED = web.RequestKey("started", float)  # the loop time the request's handling began (its headers had arrived)
+STARTED = web.RequestKey("started", float)  # time.monotonic() when its handling began (its headers had arrived)
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -87,8 +66,8 @@ async def read_body(request: web.Request) -> bytes:
     try:
         if request.content.is_eof():  # the usual case: the body came with the headers, no timer needed
             return await request.read()
-        started = request.get(STARTED, asyncio.get_running_loop().time())
-        async with asyncio.timeout_at(started + request.app.get(BODY_TIMEOUT, 10.0)):
+        started = request.get(STARTED, time.monotonic())
+        async with asyncio.timeout(started + request.app.get(BODY_TIMEOUT, 10.0) - time.monotonic()):
             return await request.read()
     except TimeoutError as e:
         raise ApiError(408, "request_timeout", "the body did not arrive in time; nothing was recorded",
@@ -167,53 +146,78 @@ def _counter(app: str, route: str, status: int) -> Any:
 
 
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+_REQUEST_ID_PREFIX = secrets.token_hex(8)  # this process's; a counter after it keeps the ids unique
+_request_numbers = itertools.count()
 
 
 def request_id(request: web.Request) -> str:
-    """The caller's X-Request-Id when it is a sane token, else a new one."""
+    """The caller's X-Request-Id when it is a sane token, else a new one (32 hex digits: unique, not
+    secret, so a process prefix and a counter instead of a uuid4's urandom call per request)."""
     given = request.headers.get("X-Request-Id", "")
     if 0 < len(given) <= 64 and set(given) <= _REQUEST_ID_OK:
         return given
-    return uuid.uuid4().hex
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers):016x}"
 
 
-@web.middleware
-async def error_middleware(request: web.Request,
-                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Every failure leaves as the JSON error shape: never a stack trace, never a bare 5xx page.
-    Every log line of the request carries its request id (echoed in X-Request-Id)."""
-    route = route_name(request)
-    app = request.app.get(APP_NAME, "app")
-    rid = request_id(request)
-    structlog.contextvars.bind_contextvars(request_id=rid)
-    started = time.perf_counter()
-    request[STARTED] = asyncio.get_running_loop().time()
-    try:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def api_middleware(max_in_flight: int = 0) -> Any:
+    """The one middleware of every app (one instead of three: each layer costs a coroutine a request):
+    - every failure leaves as the JSON error shape, never a stack trace or a bare 5xx page;
+    - every log line of the request carries its request id (echoed in X-Request-Id);
+    - latency and status counted per route;
+    - with `max_in_flight` > 0, beyond that many concurrent requests /v1/ answers 503 at once
+      (Retry-After) instead of queueing without bound (DESIGN §5.5); health and metrics always pass."""
+    in_flight = 0
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal in_flight
+        route = route_name(request)
+        app = request.app.get(APP_NAME, "app")
+        rid = request_id(request)
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        request[STARTED] = started = time.monotonic()  # the loop's clock (read_body's deadline)
+        in_flight += 1
         try:
-            response = await handler(request)
-        except ApiError as err:
-            response = error_response(err)
-        except Unavailable as err:
-            metrics.STORE_UNAVAILABLE.labels(app).inc()
-            log.warning("store_unavailable", route=route, error=str(err))
-            response = error_response(ApiError(503, "unavailable", "a server behind this service is "
-                                               "unavailable; retry shortly", retry_after=RETRY_AFTER_SECONDS))
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = error_response(ApiError(exc.status, _STATUS_CODES.get(exc.status, "error"), exc.reason))
-            if "Allow" in exc.headers:  # a 405 says which methods the path has (RFC 9110)
-                response.headers["Allow"] = exc.headers["Allow"]
-        except Exception:
-            log.exception("unhandled", route=route)
-            response = error_response(ApiError(500, "internal", "internal error; it has been logged"))
-        response.headers["X-Request-Id"] = rid
-        _latency(app, route).observe(time.perf_counter() - started)
-        _counter(app, route, response.status).inc()
-        log.debug("request", method=request.method, route=route, status=response.status)
+            try:
+                if max_in_flight and in_flight > max_in_flight and request.path.startswith("/v1/"):
+                    metrics.OVERLOAD_REFUSED.labels(app).inc()
+                    raise ApiError(503, "unavailable", "overloaded; retry shortly", retry_after=RETRY_AFTER_SECONDS)
+                response = await handler(request)
+            except Exception as exc:
+                response = _error_answer(exc, route, app)
+            response.headers["X-Request-Id"] = rid
+            _latency(app, route).observe(time.monotonic() - started)
+            _counter(app, route, response.status).inc()
+            log.debug("request", method=request.method, route=route, status=response.status)
+            return response
+        finally:
+            in_flight -= 1
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    return middleware
+
+
+def _error_answer(exc: Exception, route: str, app: str) -> web.StreamResponse:
+    """The JSON error shape for what a handler raised (called in its `except`: a redirect is re-raised)."""
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    if isinstance(exc, Unavailable):
+        metrics.STORE_UNAVAILABLE.labels(app).inc()
+        log.warning("store_unavailable", route=route, error=str(exc))
+        return error_response(ApiError(503, "unavailable", "a server behind this service is unavailable; retry"
+                                       " shortly", retry_after=RETRY_AFTER_SECONDS))
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        response = error_response(ApiError(exc.status, _STATUS_CODES.get(exc.status, "error"), exc.reason))
+        if "Allow" in exc.headers:  # a 405 says which methods the path has (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
         return response
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id")
+    log.exception("unhandled", route=route)
+    return error_response(ApiError(500, "internal", "internal error; it has been logged"))
 
 
 def period_in_path(request: web.Request, contest: Contest) -> Period:

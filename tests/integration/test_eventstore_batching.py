@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import Keys
-from eventstore.redis_stream import IdentityTaken, Registered, StreamWriter, durability_mode, memory
+from eventstore.redis_stream import IdentityTaken, Registered, StreamWriter, durability_mode, memory, resp
 from ingest.app import INGEST
 from tests.harness import System
 
@@ -47,6 +47,21 @@ async def test_a_broken_connection_fails_the_whole_batch_cleanly(redis: aioredis
                                    return_exceptions=True)
     assert all(isinstance(r, StoreUnavailable) for r in results)
     await broken.aclose()
+
+
+async def test_a_connection_the_server_closed_is_retried_once_and_the_batch_lands(redis: aioredis.Redis) -> None:
+    writer = StreamWriter(redis, Keys("t"), durability="fsync_always")
+    assert isinstance(await writer.register("a", "pa", "p1", "g|", "k", "b", b"x"), Registered)  # a pooled connection
+    await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no")  # as a restart would
+    assert isinstance(await writer.register("b", "pb", "p2", "g|", "k", "b", b"x"), Registered)
+    assert await redis.hget(Keys("t").id_hashes, "b") == b"p2"
+
+
+def test_commands_are_written_as_resp_arrays_of_bulk_strings() -> None:
+    assert resp([("EVALSHA", "ab", 1, "k", b"\x00\r\n"), ("WAITAOF", 1, 0, 2000)]) == (
+        b"*5\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n1\r\n$1\r\nk\r\n$3\r\n\x00\r\n\r\n"
+        b"*4\r\n$7\r\nWAITAOF\r\n$1\r\n1\r\n$1\r\n0\r\n$4\r\n2000\r\n")
+    assert resp([("SET", "k", "ý")]) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\xc3\xbd\r\n"
 
 
 async def test_overload_is_refused_at_once_not_queued(system: System) -> None:

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from eventstore.errors import StoreUnavailable
 from runtime.logs import mask_personal_data, mask_text
-from runtime.web import error_middleware
+from runtime.web import api_middleware
 
 
 def test_cccd_and_phones_are_masked_anywhere_in_a_line() -> None:
@@ -34,7 +34,7 @@ async def test_every_line_of_a_request_carries_its_request_id() -> None:
 
     structlog.configure(processors=[structlog.contextvars.merge_contextvars, mask_personal_data, keep])
     try:
-        app = web.Application(middlewares=[error_middleware])
+        app = web.Application(middlewares=[api_middleware()])
         app.router.add_get("/x", handler)
         async with TestClient(TestServer(app)) as client:
             given = await client.get("/x", headers={"X-Request-Id": "abc-123"})

@@ -49,3 +49,11 @@ def test_partitions_are_a_whole_number_within_bounds() -> None:
     for bad in ("0", "1025", "four"):
         with pytest.raises(SettingsError, match="CCHC_PARTITIONS"):
             Settings.from_env({"CCHC_PARTITIONS": bad})
+
+
+def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
+    assert Settings.from_env({}).event_loop == "uvloop"
+    assert Settings.from_env({"CCHC_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    assert Settings.from_env(Settings(event_loop="asyncio").env()).event_loop == "asyncio"
+    with pytest.raises(SettingsError, match="CCHC_EVENT_LOOP"):
+        Settings.from_env({"CCHC_EVENT_LOOP": "trio"})
