@@ -603,6 +603,25 @@ DURABILITY_SAID = {
 }
 
 
+@translated
+async def watch_fsync_stalls(client: Redis, threshold_ms: int) -> None:
+    """Ask every server to record events slower than `threshold_ms` (its latency monitor) and forget
+    the ones before (for benchmarks: the disk's fsync stalls explain a tail latency)."""
+    async def one(target: dict[str, Any]) -> None:
+        await client.config_set("latency-monitor-threshold", threshold_ms, **target)
+        await client.execute_command("LATENCY", "RESET", **target)
+    await _each_server(client, one)
+
+
+@translated
+async def slowest_fsync_ms(client: Redis) -> int:
+    """The slowest AOF fsync any server recorded since watch_fsync_stalls (0: none over the threshold)."""
+    async def one(target: dict[str, Any]) -> int:
+        latest = await client.execute_command("LATENCY", "LATEST", **target)
+        return max((int(e[3]) for e in latest if _text(e[0]).startswith("aof-fsync")), default=0)
+    return max(await _each_server(client, one))
+
+
 @dataclass(frozen=True)
 class Memory:
     used_bytes: int
