@@ -56,7 +56,7 @@ async def copy_baseline(clients: Clients, events: list[list]) -> float:  # type:
         return len(rows) / (time.perf_counter() - started)
 
 
-async def run(participants: int, batch_size: int, runs: int) -> None:
+async def run(participants: int, batch_size: int, runs: int, in_flight: int = 3) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-scorer-"))
     valkey = EmbeddedValkey(workdir / "valkey")
     postgres = EmbeddedPostgres(workdir / "postgres")
@@ -76,6 +76,7 @@ async def run(participants: int, batch_size: int, runs: int) -> None:
             await fill_stream(clients.redis, Keys(contest.slug), events)
             scorer = build_scorer(contest, clients, "bench", SystemClock())
             scorer.batch_size = batch_size
+            scorer.in_flight = in_flight
             started = time.perf_counter()
             projected = await scorer.drain()
             scoring.append(projected / (time.perf_counter() - started))
@@ -85,7 +86,7 @@ async def run(participants: int, batch_size: int, runs: int) -> None:
                   flush=True)
         copy_rate = await copy_baseline(clients, events)
         print(f"scorer and replay, one process, {len(events):,} events ({participants:,} participants), "
-              f"batches of {batch_size} stream entries, {runs} runs, median (range):")
+              f"batches of {batch_size} stream entries, {in_flight} in flight, {runs} runs, median (range):")
         print(f"{'baseline: raw COPY of the same rows':<40} {copy_rate:>10,.0f} rows/s")
         print(f"{'scorer (archive + project, 1 txn/batch)':<40} {median(scoring):>10,.0f} events/s"
               f"   ({min(scoring):,.0f}–{max(scoring):,.0f}; {median(scoring) / copy_rate:.2f} × COPY;"
@@ -105,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=2000,
                         help="stream entries per scorer batch (the scorer's own default)")
     parser.add_argument("--runs", type=int, default=5, help="scorer and replay runs (median and range)")
+    parser.add_argument("--in-flight", type=int, default=3, help="the scorer's batches in flight at once")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.participants, args.batch_size, args.runs))
+    asyncio.run(run(args.participants, args.batch_size, args.runs, args.in_flight))
     return 0
 
 

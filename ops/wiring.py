@@ -217,7 +217,7 @@ def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None
     contest = _preflight(settings)
 
     async def main() -> None:
-        clients = await open_clients(settings, contest, pool_size=2)
+        clients = await open_clients(settings, contest, pool_size=4)  # three batches in flight, the health check
         runner = await _serve_health(settings, metrics_port, clients) if metrics_port else None
         try:
             await build_scorer(contest, clients, name, SystemClock()).serve()

@@ -36,7 +36,7 @@ class Scorer:
     def __init__(self, *, reader: StreamReader, pool: Pool, projector: Projector, clock: Clock,
                  batch_size: int = 2000, block_ms: int = 500, claim_idle_ms: int = 30_000,
                  max_deliveries: int = 10, beat_every_s: float = 5.0, trim_every_s: float = 30.0,
-                 stop_grace_s: float = 10.0) -> None:
+                 stop_grace_s: float = 10.0, in_flight: int = 3) -> None:
         self.reader = reader
         self.pool = pool
         self.projector = projector
@@ -48,6 +48,10 @@ class Scorer:
         self.beat_every_s = beat_every_s
         self.trim_every_s = trim_every_s
         self.stop_grace_s = stop_grace_s
+        # New batches projected at once, each in its own transaction on its own connection: PostgreSQL
+        # works on one while this process reads and prepares the next (measured: BENCHMARKS.md).
+        self.in_flight = in_flight
+        self._flying: list[asyncio.Task[int]] = []
         self.name = reader.consumer
         self.streams: list[int] = []  # the streams this scorer holds a lease on
         self._behind = True  # own pending entries first: at start, after a failed batch, on a new lease
@@ -155,9 +159,38 @@ class Scorer:
         total = 0
         while entries := await self.reader.own_pending(every, self.batch_size):
             total += await self.process(entries)
-        while entries := await self.reader.read(every, self.batch_size, None):
-            total += await self.process(entries, first_delivery=True)
-        return total
+        try:
+            while entries := await self.reader.read(every, self.batch_size, None):
+                total += await self._launch(entries)
+        except BaseException:
+            await self._abandon()
+            raise
+        return total + await self._settle()
+
+    async def _launch(self, entries: Entries) -> int:
+        """Start projecting new entries beside the batches in flight; when `in_flight` are, wait for the
+        oldest. Returns the events of the batches that finished (nothing new: every one in flight)."""
+        if not entries:
+            return await self._settle()
+        self._flying.append(asyncio.create_task(self.process(entries, first_delivery=True)))
+        finished = 0
+        while len(self._flying) >= self.in_flight:
+            finished += await self._flying.pop(0)
+        return finished
+
+    async def _settle(self) -> int:
+        """Wait for every batch in flight (before reading own pending entries, reclaiming or stopping:
+        a batch in flight is pending too); the first failure raises once all have ended."""
+        flying, self._flying = self._flying, []
+        results = await asyncio.gather(*flying, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(r for r in results if isinstance(r, int))
+
+    async def _abandon(self) -> None:
+        flying, self._flying = self._flying, []
+        await asyncio.gather(*flying, return_exceptions=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: read, process; now and then beat the heartbeat and renew the leases,
@@ -177,6 +210,7 @@ class Scorer:
                 await self._step(self._trim)
                 next_trim = now + self.trim_every_s
             await self._step(self._next_batch)
+        await self._step(self._settle, pause=False)
         await self._step(self.reader.release_leases, pause=False)
         await self._step(self.reader.stop_beating, pause=False)
         log.info("scorer_stopped", consumer=self.name)
@@ -202,17 +236,18 @@ class Scorer:
         """Retry what this consumer holds unacked before taking anything new, so a batch that
         failed (PostgreSQL down) is projected as soon as it can be, in stream order."""
         if self._behind:
+            await self._settle()
             entries = await self.reader.own_pending(self.streams, self.batch_size)
             if not entries:
                 self._behind = False
                 return 0
             return await self.process(entries)
-        return await self.process(await self.reader.read(self.streams, self.batch_size, self.block_ms),
-                                  first_delivery=True)
+        return await self._launch(await self.reader.read(self.streams, self.batch_size, self.block_ms))
 
     async def _reclaim(self) -> int:
         """Take over entries idle past the bound; park those delivered too often (poison that
         crashes its scorer every time never reaches the isolation above)."""
+        await self._settle()
         claimed = await self.reader.claim_idle(self.streams, self.claim_idle_ms, self.batch_size)
         if not claimed:
             return 0

@@ -157,3 +157,22 @@ async def test_a_rewound_group_redelivers_as_new_and_nothing_counts_twice(system
     assert await s.drain() == 0
     assert await tables(s) == once
     assert await pending_entries(s) == 0
+
+
+async def test_batches_in_flight_together_project_each_entry_once_and_ack_all(system: System) -> None:
+    s = system
+    for _ in range(4):
+        await some_traffic(s)
+    scorer = s.scorers[0]
+    scorer.batch_size, scorer.in_flight = 3, 3  # many small batches, three transactions at once
+    await scorer.reader.ensure_groups()
+    assert await scorer.drain() == await s.count("events")
+    assert await s.count("entries") == 24 and await s.count("counted") == 12
+    assert not scorer._flying
+    assert (await scorer.reader.progress()).caught_up  # every entry acked
+    together = await tables(s)
+    scorer.in_flight = 1  # the same entries again, one batch at a time: nothing changes
+    for slot in s.keys.slots:
+        await s.clients.redis.xgroup_setid(slot.stream, GROUP, "0")
+    await scorer.drain()
+    assert await tables(s) == together
