@@ -48,7 +48,7 @@ class ReplayReport(msgspec.Struct):
         return (self.events + self.skipped) / self.seconds if self.seconds else 0.0
 
 
-async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000,
+async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000, in_flight: int = 3,
                  progress: Callable[[int], None] | None = None) -> ReplayReport:
     """Empty the projections and rebuild them. Closes wait for it (a session advisory lock);
     scorers may keep running: every projection step is idempotent and order-insensitive."""
@@ -60,25 +60,47 @@ async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000,
         async with transaction(pool) as conn:
             await live_queries.empty(conn)
             await results_queries.empty(conn)
-        # Reading and decoding the next batch overlaps with the database applying this one
-        # (the two were serial: ~54 % of the time in Python, ~34 % waiting on PostgreSQL).
+        # Reading and decoding the next batch overlaps with the database applying this one, and up
+        # to `in_flight` batches apply at once, each in its own transaction (as the scorer's do: every
+        # step is order-insensitive); a batch holding a results marker waits for all before it.
         batches: asyncio.Queue[Item] = asyncio.Queue(maxsize=2)
         reading = asyncio.create_task(_read(reader, batch_size, batches))
+        flying: list[asyncio.Task[None]] = []
+
+        async def apply(events: Batch) -> None:
+            async with transaction(pool) as conn:
+                await _apply(conn, contest, projector, events, report)
+            report.events += len(events)
+            if progress is not None:
+                progress(len(events))
+
         try:
             while (events := await batches.get()) is not None:
                 if isinstance(events, Exception):
                     raise events
-                async with transaction(pool) as conn:
-                    await _apply(conn, contest, projector, events, report)
-                report.events += len(events)
-                if progress is not None:
-                    progress(len(events))
+                if any(isinstance(event, ResultsPublished) for _, event in events):
+                    await _settle(flying)  # its result is recomputed from everything before it
+                    await apply(events)
+                    continue
+                flying.append(asyncio.create_task(apply(events)))
+                while len(flying) >= in_flight:
+                    await flying.pop(0)
+            await _settle(flying)
         finally:
+            await asyncio.gather(*flying, return_exceptions=True)
             reading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reading
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _settle(flying: list[asyncio.Task[None]]) -> None:
+    """Wait for every batch in flight; the first failure raises once all have ended."""
+    done, flying[:] = list(flying), []
+    for result in await asyncio.gather(*done, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _read(reader: Connection, batch_size: int, batches: asyncio.Queue[Item]) -> None:
