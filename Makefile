@@ -51,6 +51,7 @@ ops-check: $(STAMP) $(PROM)/prometheus
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.ingest --processes 2 --runs 1
 	$(BIN)/python -m bench.scorer
 	$(BIN)/python -m bench.freshness
 	$(BIN)/python -m bench.scale
