@@ -76,7 +76,7 @@ async def run(participants: int, batch_size: int, runs: int, in_flight: int = 3)
             await fill_stream(clients.redis, Keys(contest.slug), events)
             scorer = build_scorer(contest, clients, "bench", SystemClock())
             scorer.batch_size = batch_size
-            scorer.in_flight = in_flight
+            scorer.in_flight.limit = in_flight
             started = time.perf_counter()
             projected = await scorer.drain()
             scoring.append(projected / (time.perf_counter() - started))

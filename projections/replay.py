@@ -21,6 +21,7 @@ from projections import live_queries, results_queries
 from projections.apply import Projector
 from projections.close import publish
 from projections.results_queries import RESULTS_LOCK
+from runtime.inflight import InFlight
 
 # Tables rebuilt from the event table by a replay.
 PROJECTION_TABLES = (*live_queries.TABLES, *results_queries.TABLES)
@@ -65,7 +66,7 @@ async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000, in_fli
         # step is order-insensitive); a batch holding a results marker waits for all before it.
         batches: asyncio.Queue[Item] = asyncio.Queue(maxsize=2)
         reading = asyncio.create_task(_read(reader, batch_size, batches))
-        flying: list[asyncio.Task[None]] = []
+        flying: InFlight[None] = InFlight(in_flight)
 
         async def apply(events: Batch) -> None:
             async with transaction(pool) as conn:
@@ -79,28 +80,18 @@ async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000, in_fli
                 if isinstance(events, Exception):
                     raise events
                 if any(isinstance(event, ResultsPublished) for _, event in events):
-                    await _settle(flying)  # its result is recomputed from everything before it
+                    await flying.settle()  # its result is recomputed from everything before it
                     await apply(events)
-                    continue
-                flying.append(asyncio.create_task(apply(events)))
-                while len(flying) >= in_flight:
-                    await flying.pop(0)
-            await _settle(flying)
+                else:
+                    await flying.start(apply(events))
+            await flying.settle()
         finally:
-            await asyncio.gather(*flying, return_exceptions=True)
+            await flying.abandon()
             reading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reading
     report.seconds = time.perf_counter() - started
     return report
-
-
-async def _settle(flying: list[asyncio.Task[None]]) -> None:
-    """Wait for every batch in flight; the first failure raises once all have ended."""
-    done, flying[:] = list(flying), []
-    for result in await asyncio.gather(*done, return_exceptions=True):
-        if isinstance(result, BaseException):
-            raise result
 
 
 async def _read(reader: Connection, batch_size: int, batches: asyncio.Queue[Item]) -> None:

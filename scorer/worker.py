@@ -21,6 +21,7 @@ from eventstore.redis_stream import Entry, StreamReader
 from projections.apply import Projector
 from runtime import metrics
 from runtime.clock import Clock
+from runtime.inflight import InFlight
 
 log = structlog.get_logger()
 Entries = list[Entry]
@@ -50,8 +51,7 @@ class Scorer:
         self.stop_grace_s = stop_grace_s
         # New batches projected at once, each in its own transaction on its own connection: PostgreSQL
         # works on one while this process reads and prepares the next (measured: BENCHMARKS.md).
-        self.in_flight = in_flight
-        self._flying: list[asyncio.Task[int]] = []
+        self.in_flight: InFlight[int] = InFlight(in_flight)
         self.name = reader.consumer
         self.streams: list[int] = []  # the streams this scorer holds a lease on
         self._behind = True  # own pending entries first: at start, after a failed batch, on a new lease
@@ -163,34 +163,21 @@ class Scorer:
             while entries := await self.reader.read(every, self.batch_size, None):
                 total += await self._launch(entries)
         except BaseException:
-            await self._abandon()
+            await self.in_flight.abandon()
             raise
         return total + await self._settle()
 
     async def _launch(self, entries: Entries) -> int:
-        """Start projecting new entries beside the batches in flight; when `in_flight` are, wait for the
-        oldest. Returns the events of the batches that finished (nothing new: every one in flight)."""
+        """Start projecting new entries beside the batches in flight (at most `in_flight.limit`: it waits
+        for the oldest). Returns the events of the batches that finished (nothing new: every one)."""
         if not entries:
             return await self._settle()
-        self._flying.append(asyncio.create_task(self.process(entries, first_delivery=True)))
-        finished = 0
-        while len(self._flying) >= self.in_flight:
-            finished += await self._flying.pop(0)
-        return finished
+        return sum(await self.in_flight.start(self.process(entries, first_delivery=True)))
 
     async def _settle(self) -> int:
         """Wait for every batch in flight (before reading own pending entries, reclaiming or stopping:
         a batch in flight is pending too); the first failure raises once all have ended."""
-        flying, self._flying = self._flying, []
-        results = await asyncio.gather(*flying, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return sum(r for r in results if isinstance(r, int))
-
-    async def _abandon(self) -> None:
-        flying, self._flying = self._flying, []
-        await asyncio.gather(*flying, return_exceptions=True)
+        return sum(await self.in_flight.settle())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: read, process; now and then beat the heartbeat and renew the leases,

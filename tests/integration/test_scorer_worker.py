@@ -164,14 +164,14 @@ async def test_batches_in_flight_together_project_each_entry_once_and_ack_all(sy
     for _ in range(4):
         await some_traffic(s)
     scorer = s.scorers[0]
-    scorer.batch_size, scorer.in_flight = 3, 3  # many small batches, three transactions at once
+    scorer.batch_size, scorer.in_flight.limit = 3, 3  # many small batches, three transactions at once
     await scorer.reader.ensure_groups()
     assert await scorer.drain() == await s.count("events")
     assert await s.count("entries") == 24 and await s.count("counted") == 12
-    assert not scorer._flying
+    assert not scorer.in_flight
     assert (await scorer.reader.progress()).caught_up  # every entry acked
     together = await tables(s)
-    scorer.in_flight = 1  # the same entries again, one batch at a time: nothing changes
+    scorer.in_flight.limit = 1  # the same entries again, one batch at a time: nothing changes
     for slot in s.keys.slots:
         await s.clients.redis.xgroup_setid(slot.stream, GROUP, "0")
     await scorer.drain()
