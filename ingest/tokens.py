@@ -55,14 +55,14 @@ class TokenSigner:
     def __init__(self, *secrets: bytes) -> None:
         if not secrets:
             raise ValueError("a token signer needs a secret")
-        self._kid, key = _key(secrets[0])
-        # An HMAC keyed once, copied per token: the key's set-up is not redone per request
-        self._mac = hmac.new(key, digestmod=hashlib.sha256)
-        self._macs = {kid: hmac.new(k, digestmod=hashlib.sha256) for kid, k in (_key(s) for s in secrets)}
+        keys = [_key(s) for s in secrets]
+        self._kid = keys[0][0]
+        # An HMAC keyed once per secret, copied per token: the key's set-up is not redone per request
+        self._macs = {kid: hmac.new(key, digestmod=hashlib.sha256) for kid, key in keys}
 
     def sign(self, claims: AttemptClaims) -> str:
         payload = _encoder.encode(claims)
-        mac = _digest(self._mac, payload)
+        mac = _digest(self._macs[self._kid], payload)
         return f"{self._kid}.{_b64(payload)}.{_b64(mac)}"
 
     def verify(self, token: str) -> AttemptClaims:
