@@ -23,5 +23,5 @@ async def submit(request: web.Request) -> web.Response:
 if __name__ == "__main__":
     app = web.Application()
     app.router.add_post("/v1/submissions", submit)
-    loop = new_event_loop(sys.argv[2] if len(sys.argv) > 2 else "uvloop")
+    loop = new_event_loop(sys.argv[2])
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=loop)

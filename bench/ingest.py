@@ -32,7 +32,7 @@ from eventstore.redis_stream import connect, slowest_fsync_ms, watch_fsync_stall
 from ingest.tokens import AttemptClaims, TokenSigner
 from ops.embedded import die_with_parent, free_port
 from ops.presets import Running, throwaway_stack
-from runtime.settings import EVENT_LOOPS
+from runtime.settings import EVENT_LOOPS, Settings
 
 HERE = Path(__file__).parent
 T = TypeVar("T")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--processes", type=int, default=1, help="ingest processes sharing the port")
     parser.add_argument("--runs", type=int, default=3, help="alternated runs of ours and the baseline")
-    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="uvloop", help="ingest's and the baseline's")
+    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default=Settings.event_loop, help="ingest's and the baseline's")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk; `make bench` does it)", file=sys.stderr)

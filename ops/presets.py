@@ -53,7 +53,8 @@ class Running:
 def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | None = None,
                     monitor_interval_s: float = 10.0, attempts_per_period: int | None = None,
                     periods: int = 1, period_seconds: int = 3600, partitions: int = 1,
-                    cluster: int = 0, read_replica: bool = False, event_loop: str = "uvloop") -> Iterator[Running]:
+                    cluster: int = 0, read_replica: bool = False,
+                    event_loop: str = Settings.event_loop) -> Iterator[Running]:
     """A whole stack on a one-long-period contest; stopped and deleted on exit, even a failed start."""
     from ops.wiring import contest_of  # the wiring imports every tier: only when a stack is wanted
 

@@ -75,6 +75,6 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def run(app: web.Application, host: str, port: int, *, header_timeout_s: float, event_loop: str = "uvloop") -> None:
+def run(app: web.Application, host: str, port: int, *, header_timeout_s: float, event_loop: str) -> None:
     with asyncio.Runner(loop_factory=lambda: new_event_loop(event_loop)) as runner:
         runner.run(serve(app, host, port, header_timeout_s=header_timeout_s))

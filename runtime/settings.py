@@ -78,7 +78,7 @@ class Settings:
             address_limit=_count(env.get("CCHC_ADDRESS_LIMIT", "600"), "CCHC_ADDRESS_LIMIT"),
             retention_days=_count(env.get("CCHC_RETENTION_DAYS", "30"), "CCHC_RETENTION_DAYS"),
             trusted_proxies=_networks(env.get("CCHC_TRUSTED_PROXIES", "")),
-            event_loop=_event_loop(env.get("CCHC_EVENT_LOOP", "uvloop")),
+            event_loop=_event_loop(env.get("CCHC_EVENT_LOOP", cls.event_loop)),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
