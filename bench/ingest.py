@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from eventstore.ids import uuid7
-from eventstore.redis_stream import connect, slowest_fsync_ms, watch_fsync_stalls
+from eventstore.redis_stream import open_client, slowest_fsync_ms, watch_fsync_stalls
 from ingest.tokens import AttemptClaims, TokenSigner
 from ops.embedded import die_with_parent, free_port
 from ops.presets import Running, throwaway_stack
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def on_valkey(url: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
-    client = connect(url)
+    """`action(client, *args)` on the stack's Valkey (every master of a cluster: bench.scaleout measures one)."""
+    client = await open_client(url)
     try:
         return await action(client, *args)
     finally:
