@@ -9,8 +9,9 @@ import redis.asyncio as aioredis
 
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import Keys
-from eventstore.redis_stream import IdentityTaken, Registered, StreamWriter, durability_mode, memory, resp
+from eventstore.redis_stream import IdentityTaken, Registered, StreamWriter, connect, durability_mode, memory, resp
 from ingest.app import INGEST
+from tests.conftest import Servers
 from tests.harness import System
 
 
@@ -49,12 +50,15 @@ async def test_a_broken_connection_fails_the_whole_batch_cleanly(redis: aioredis
     await broken.aclose()
 
 
-async def test_a_connection_the_server_closed_is_retried_once_and_the_batch_lands(redis: aioredis.Redis) -> None:
-    writer = StreamWriter(redis, Keys("t"), durability="fsync_always")
+@pytest.mark.usefixtures("redis")  # a flushed server
+async def test_a_connection_the_server_closed_is_retried_once_and_the_batch_lands(servers: Servers) -> None:
+    client = connect(servers.redis_url)  # the client ingest runs with (its Retry: one immediate retry)
+    writer = StreamWriter(client, Keys("t"), durability="fsync_always")
     assert isinstance(await writer.register("a", "pa", "p1", "g|", "k", "b", b"x"), Registered)  # a pooled connection
-    await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no")  # as a restart would
+    await client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no")  # as a restart would
     assert isinstance(await writer.register("b", "pb", "p2", "g|", "k", "b", b"x"), Registered)
-    assert await redis.hget(Keys("t").id_hashes, "b") == b"p2"
+    assert await client.hget(Keys("t").id_hashes, "b") == b"p2"
+    await client.aclose()
 
 
 def test_commands_are_written_as_resp_arrays_of_bulk_strings() -> None:
