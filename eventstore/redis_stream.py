@@ -193,7 +193,8 @@ def _rate_outcome(reply: list[Any]) -> RateOutcome:
     return Allowed() if reply[0] == b"allowed" else Limited(max(1, int(reply[1])))
 
 
-def _submit_outcome(reply: list[bytes]) -> SubmitOutcome:
+def submit_outcome(reply: list[bytes]) -> SubmitOutcome:
+    """The submission script's reply, read."""
     kind, value = reply
     if kind == b"accepted":
         return SubmissionAccepted(value)
@@ -490,9 +491,14 @@ class StreamWriter:
 
     async def submit(self, participant_id: str, attempt_id: str, refusal: str, receipt: bytes,
                      event: bytes) -> SubmitOutcome:
+        return submit_outcome(await self.submit_soon(participant_id, attempt_id, refusal, receipt, event))
+
+    def submit_soon(self, participant_id: str, attempt_id: str, refusal: str, receipt: bytes,
+                    event: bytes) -> asyncio.Future[Any]:
+        """submit()'s script call queued for the next batch, its reply (submit_outcome reads it) as a
+        future: for a caller that answers from a callback (runtime/fastpath.py)."""
         p = self.keys.of(participant_id)
-        return _submit_outcome(await self.batcher.call(
-            SCRIPTS["submit"], [p.receipts, p.stream], [attempt_id, refusal, receipt, event]))
+        return self.batcher.call(SCRIPTS["submit"], [p.receipts, p.stream], [attempt_id, refusal, receipt, event])
 
     async def append(self, *events: bytes, participant_id: str | None = None) -> str:
         """Append entries to the participant's partition (or, without one, to the contest's stream);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from eventstore.redis_stream import (
     StreamWriter,
     SubmissionAccepted,
     SubmissionRefused,
+    submit_outcome,
 )
 from ingest.schemas import (
     AccessKeyRecovery,
@@ -49,18 +51,22 @@ from ingest.schemas import (
 from ingest.tokens import AttemptClaims, InvalidToken, TokenSigner
 from runtime import metrics
 from runtime.clock import Clock
+from runtime.fastpath import FAST_ROUTES, FastRoute
 from runtime.routes import Route, add_routes, common_routes
 from runtime.web import (
     APP_NAME,
     BODY_TIMEOUT,
     MAX_BODY,
     ApiError,
+    Gate,
     IPNetwork,
     api_middleware,
     bearer_token,
     client_address,
     decode_body,
+    decode_json,
     json_response,
+    read_body,
     route_name,
 )
 
@@ -236,10 +242,12 @@ _SUBMIT_ERRORS = {"period_closed": (403, "the attempt's period ended before this
                   "invalid": (422, "answers: answers name questions outside this attempt")}
 
 
-async def submit(request: web.Request) -> web.Response:
-    ing = _ingest(request)
-    body = await decode_body(request, Submission)
-    received_ms = ing.clock.now_ms()  # received = the whole body is here: headers sent early gain nothing
+def begin_submission(ing: Ingest, raw: bytes) -> asyncio.Future[Any]:
+    """A submission's checks, its receipt and event, queued for the next batch: the script's reply as a
+    future (submission_answer reads it). Called once the whole body is here: that is when it is received
+    (headers sent early gain nothing)."""
+    received_ms = ing.clock.now_ms()
+    body = decode_json(raw, Submission)
     try:
         claims = ing.signer.verify(body.token)
     except InvalidToken as e:
@@ -255,15 +263,29 @@ async def submit(request: web.Request) -> web.Response:
         participant_id=claims.participant_id, group=claims.group, unit_code=claims.unit_code,
         period=claims.period, started_ms=claims.started_ms, received_ms=received_ms,
         question_ids=claims.question_ids, answers=dict(body.answers), prediction=body.prediction)])
-    outcome = await ing.writer.submit(claims.participant_id, claims.attempt_id, refusal, msgspec.json.encode(receipt),
-                                      event)
+    return ing.writer.submit_soon(claims.participant_id, claims.attempt_id, refusal, msgspec.json.encode(receipt),
+                                  event)
+
+
+def submission_answer(reply: Any) -> tuple[int, bytes]:
+    """The script's reply as (status, receipt): 202 accepted, 200 a repeat (the original receipt); a
+    refusal raises its error."""
+    outcome = submit_outcome(reply)
     if isinstance(outcome, SubmissionRefused):
         metrics.SUBMISSIONS.labels(outcome.reason).inc()
         status, message = _SUBMIT_ERRORS[outcome.reason]
         raise ApiError(status, outcome.reason, message)
     accepted = isinstance(outcome, SubmissionAccepted)
     (_ACCEPTED if accepted else _REPEATED).inc()
-    return web.Response(body=outcome.receipt, status=202 if accepted else 200, content_type="application/json")
+    return 202 if accepted else 200, outcome.receipt
+
+
+async def submit(request: web.Request) -> web.Response:
+    """POST /v1/submissions through aiohttp: what the fast path leaves (a slow or chunked body, a
+    pipelined request, HTTP/1.0; runtime/fastpath.py) — the same steps."""
+    ing = _ingest(request)
+    status, body = submission_answer(await begin_submission(ing, await read_body(request)))
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 _ACCEPTED = metrics.SUBMISSIONS.labels("accepted")  # labelled once: the hot path only counts
@@ -293,10 +315,14 @@ ROUTES = (
 def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ctx: list[Any] | None = None,
               max_in_flight: int = MAX_IN_FLIGHT, body_timeout_s: float = 10.0) -> web.Application:
     """The app; `ingest` may be None when a startup context in `extra_ctx` provides it. `routes`
-    are mounted beside ingest's own (the wiring adds the committee's admin routes)."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[api_middleware(max_in_flight)])
+    are mounted beside ingest's own (the wiring adds the committee's admin routes). Submissions are
+    also a fast route (runtime/fastpath.py) for servers that run it (runtime/serve.py)."""
+    gate = Gate(max_in_flight)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[api_middleware(gate)])
     app[APP_NAME] = "ingest"
     app[BODY_TIMEOUT] = body_timeout_s
+    app[FAST_ROUTES] = {"/v1/submissions": FastRoute(
+        "/v1/submissions", lambda raw: begin_submission(app[INGEST], raw), submission_answer, "ingest", gate)}
     if ingest is not None:
         app[INGEST] = ingest
     add_routes(app, [*ROUTES, *routes, *common_routes("cchc-scoring ingest", _ready)])

@@ -1,8 +1,10 @@
-"""Serving an app until SIGTERM/SIGINT, with a deadline on every request's headers (slowloris).
+"""Serving an app until SIGTERM/SIGINT: a deadline on every request's headers (slowloris), the app's
+fast routes answered from the connection (runtime/fastpath.py).
 
 aiohttp closes a kept-alive connection whose next headers do not come within `keepalive_timeout`,
-but not a fresh connection that trickles its first request's headers forever: HeaderDeadline adds
-that one deadline. Written here because aiohttp has no header-read timeout of its own."""
+but not a fresh connection that trickles its first request's headers forever: Connection adds
+that one deadline. Written here because aiohttp has no header-read timeout of its own. Runner is
+aiohttp's AppRunner with these connections (the tests serve through it too)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ import signal
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+
+from runtime.fastpath import FAST_ROUTES, FastPath, FastRoute
 
 
-class HeaderDeadline(RequestHandler):
+class Connection(FastPath):
     """A connection closes when its first request's headers have not all arrived within the
     keep-alive timeout (later requests are held to it by aiohttp itself)."""
 
@@ -34,10 +37,31 @@ class HeaderDeadline(RequestHandler):
         super().connection_lost(exc)
 
 
+class Server(web.Server):
+    """aiohttp's server whose connections are Connections."""
+
+    def __init__(self, *args: Any, fast_routes: dict[str, FastRoute] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_routes = fast_routes
+
+    def __call__(self) -> Connection:
+        return Connection(self, loop=self._loop, fast_routes=self.fast_routes, **self._kwargs)
+
+
+class Runner(web.AppRunner):
+    """aiohttp's AppRunner serving through Server (its app's FAST_ROUTES answered from the connection)."""
+
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()  # the app started and frozen, as aiohttp does it
+        return Server(made.request_handler, request_factory=made.request_factory,
+                      handler_cancellation=made.handler_cancellation, loop=made._loop,
+                      fast_routes=self.app.get(FAST_ROUTES), **made._kwargs)
+
+
 async def serve(app: web.Application, host: str, port: int, *, header_timeout_s: float,
                 reuse_port: bool = True) -> None:
     """Serve `app` on host:port until SIGTERM or SIGINT, then shut down as web.run_app does."""
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout_s)
+    runner = Runner(app, access_log=None, keepalive_timeout=header_timeout_s)
     await runner.setup()
     # Everything built at start-up (the contest, the routes, the clients) lives as long as the process:
     # out of the collector's sight, a full collection scans only what requests create (measured: a
@@ -45,14 +69,8 @@ async def serve(app: web.Application, host: str, port: int, *, header_timeout_s:
     gc.collect()
     gc.freeze()
     loop = asyncio.get_running_loop()
-    handler: Any = runner.server
-
-    options: dict[str, Any] = {"keepalive_timeout": header_timeout_s, "access_log": None}
-
-    def protocol() -> RequestHandler:
-        return HeaderDeadline(handler, loop=loop, **options)
-
-    listening = await loop.create_server(protocol, host, port, reuse_port=reuse_port)
+    assert runner.server is not None
+    listening = await loop.create_server(runner.server, host, port, reuse_port=reuse_port)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

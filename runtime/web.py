@@ -8,7 +8,7 @@ import ipaddress
 import itertools
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -47,8 +47,12 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encoder.encode(body), status=status, content_type="application/json")
 
 
+def error_body(err: ApiError) -> bytes:
+    return _encoder.encode({"error": {"code": err.code, "message": err.message}})
+
+
 def error_response(err: ApiError) -> web.Response:
-    response = json_response({"error": {"code": err.code, "message": err.message}}, err.status)
+    response = web.Response(body=error_body(err), status=err.status, content_type="application/json")
     if err.retry_after is not None:
         response.headers["Retry-After"] = err.retry_after
     if err.close:
@@ -135,13 +139,13 @@ APP_NAME = web.AppKey("app_name", str)
 
 
 @functools.cache
-def _latency(app: str, route: str) -> Any:
+def request_latency(app: str, route: str) -> Any:
     """The labelled child, looked up once per (app, route) instead of on every request."""
     return metrics.REQUEST_SECONDS.labels(app, route)
 
 
 @functools.cache
-def _counter(app: str, route: str, status: int) -> Any:
+def requests_counted(app: str, route: str, status: int) -> Any:
     return metrics.REQUESTS.labels(app, route, str(status))
 
 
@@ -150,74 +154,96 @@ _REQUEST_ID_PREFIX = secrets.token_hex(8)  # this process's; a counter after it 
 _request_numbers = itertools.count()
 
 
-def request_id(request: web.Request) -> str:
+def request_id_of(headers: Mapping[str, str]) -> str:
     """The caller's X-Request-Id when it is a sane token, else a new one (32 hex digits: unique, not
     secret, so a process prefix and a counter instead of a uuid4's urandom call per request)."""
-    given = request.headers.get("X-Request-Id", "")
+    given = headers.get("X-Request-Id", "")
     if 0 < len(given) <= 64 and set(given) <= _REQUEST_ID_OK:
         return given
     return f"{_REQUEST_ID_PREFIX}{next(_request_numbers):016x}"
 
 
+class Gate:
+    """DESIGN §5.5's overload guard: the requests in flight in a process, refused past `limit` (0: never)."""
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def over(self) -> bool:
+        return 0 < self.limit < self.count
+
+    def refusal(self, app: str) -> ApiError:
+        metrics.OVERLOAD_REFUSED.labels(app).inc()
+        return ApiError(503, "unavailable", "overloaded; retry shortly", retry_after=RETRY_AFTER_SECONDS)
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def api_middleware(max_in_flight: int = 0) -> Any:
+def api_middleware(gate: Gate | None = None) -> Any:
     """The one middleware of every app (one instead of three: each layer costs a coroutine a request):
     - every failure leaves as the JSON error shape, never a stack trace or a bare 5xx page;
     - every log line of the request carries its request id (echoed in X-Request-Id);
     - latency and status counted per route;
-    - with `max_in_flight` > 0, beyond that many concurrent requests /v1/ answers 503 at once
-      (Retry-After) instead of queueing without bound (DESIGN §5.5); health and metrics always pass."""
-    in_flight = 0
+    - with a `gate` that has a limit, beyond that many concurrent requests /v1/ answers 503 at once
+      (Retry-After) instead of queueing without bound (DESIGN §5.5); health and metrics always pass.
+    (runtime/fastpath.py does the same for the requests it answers itself.)"""
+    gate = gate or Gate()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal in_flight
         route = route_name(request)
         app = request.app.get(APP_NAME, "app")
-        rid = request_id(request)
+        rid = request_id_of(request.headers)
         structlog.contextvars.bind_contextvars(request_id=rid)
         request[STARTED] = started = time.monotonic()  # the loop's clock (read_body's deadline)
-        in_flight += 1
+        gate.count += 1
         try:
             try:
-                if max_in_flight and in_flight > max_in_flight and request.path.startswith("/v1/"):
-                    metrics.OVERLOAD_REFUSED.labels(app).inc()
-                    raise ApiError(503, "unavailable", "overloaded; retry shortly", retry_after=RETRY_AFTER_SECONDS)
+                if gate.over() and request.path.startswith("/v1/"):
+                    raise gate.refusal(app)
                 response = await handler(request)
+            except web.HTTPException as exc:
+                response = _http_error(exc)
             except Exception as exc:
-                response = _error_answer(exc, route, app)
+                response = error_response(api_error(exc, route, app))
             response.headers["X-Request-Id"] = rid
-            _latency(app, route).observe(time.monotonic() - started)
-            _counter(app, route, response.status).inc()
+            request_latency(app, route).observe(time.monotonic() - started)
+            requests_counted(app, route, response.status).inc()
             log.debug("request", method=request.method, route=route, status=response.status)
             return response
         finally:
-            in_flight -= 1
+            gate.count -= 1
             structlog.contextvars.unbind_contextvars("request_id")
 
     return middleware
 
 
-def _error_answer(exc: Exception, route: str, app: str) -> web.StreamResponse:
-    """The JSON error shape for what a handler raised (called in its `except`: a redirect is re-raised)."""
+def _http_error(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own 4xx/5xx (no route, wrong method, body too large) in the one error shape; a redirect re-raised."""
+    if exc.status < 400:
+        raise exc
+    response = error_response(ApiError(exc.status, _STATUS_CODES.get(exc.status, "error"), exc.reason))
+    if "Allow" in exc.headers:  # a 405 says which methods the path has (RFC 9110)
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
+def api_error(exc: Exception, route: str, app: str) -> ApiError:
+    """The answer to what a handler raised: itself if an ApiError, 503 when a store is unavailable, else
+    500 with the failure logged (a bug)."""
     if isinstance(exc, ApiError):
-        return error_response(exc)
+        return exc
     if isinstance(exc, Unavailable):
         metrics.STORE_UNAVAILABLE.labels(app).inc()
         log.warning("store_unavailable", route=route, error=str(exc))
-        return error_response(ApiError(503, "unavailable", "a server behind this service is unavailable; retry"
-                                       " shortly", retry_after=RETRY_AFTER_SECONDS))
-    if isinstance(exc, web.HTTPException):
-        if exc.status < 400:
-            raise exc
-        response = error_response(ApiError(exc.status, _STATUS_CODES.get(exc.status, "error"), exc.reason))
-        if "Allow" in exc.headers:  # a 405 says which methods the path has (RFC 9110)
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    log.exception("unhandled", route=route)
-    return error_response(ApiError(500, "internal", "internal error; it has been logged"))
+        return ApiError(503, "unavailable", "a server behind this service is unavailable; retry shortly",
+                        retry_after=RETRY_AFTER_SECONDS)
+    log.exception("unhandled", route=route, exc_info=exc)
+    return ApiError(500, "internal", "internal error; it has been logged")
 
 
 def period_in_path(request: web.Request, contest: Contest) -> Period:

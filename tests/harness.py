@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 from psycopg_pool import AsyncConnectionPool
 
 from admin.service import Committee
@@ -20,6 +22,7 @@ from ops.simulate import spelled
 from ops.wiring import Clients, build_ingest_app, build_results, build_scorer
 from projections import results_app
 from runtime.clock import ManualClock
+from runtime.serve import Runner
 from runtime.settings import Settings
 
 ADMIN = "test-admin-token-of-the-committee-0001"
@@ -28,6 +31,18 @@ PARTITIONS = int(os.environ.get("CCHC_TEST_PARTITIONS", "1"))
 SETTINGS = Settings(secret="test-secret-that-signs-attempt-tokens", admin_token=ADMIN,
                     pii_key=base64.b64encode(b"k" * 32).decode(), partitions=PARTITIONS)
 HOUR = 3600.0
+
+
+class Served(TestServer):
+    """aiohttp's TestServer on the servers' own runner (runtime/serve.py: header deadline, fast routes);
+    `runner_options` go to it (aiohttp's TestServer drops its constructor's)."""
+
+    def __init__(self, app: web.Application, **runner_options: Any) -> None:
+        super().__init__(app)
+        self.runner_options = runner_options
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return Runner(self.app, **kwargs, **self.runner_options)
 
 
 class System:
@@ -53,7 +68,7 @@ class System:
         app, committee = await build_ingest_app(contest, clients, settings, clock)
         committee.closer.settle_ms, committee.closer.drain_timeout_s = 1000, 2.0  # tests move the clock themselves
         res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
-        async with TestClient(TestServer(app, keepalive_timeout=settings.body_timeout_s)) as ingest, \
+        async with TestClient(Served(app)) as ingest, \
                 TestClient(TestServer(results_app.build_app(res))) as results:
             yield cls(contest, clock, ingest, results, clients, committee)
 

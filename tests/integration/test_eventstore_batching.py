@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,7 +13,7 @@ from eventstore.keys import Keys
 from eventstore.redis_stream import IdentityTaken, Registered, StreamWriter, connect, durability_mode, memory, resp
 from ingest.app import INGEST
 from tests.conftest import Servers
-from tests.harness import System
+from tests.harness import Served, System
 
 
 async def test_concurrent_submissions_share_batches_and_each_gets_its_answer(system: System) -> None:
@@ -68,7 +69,8 @@ def test_commands_are_written_as_resp_arrays_of_bulk_strings() -> None:
     assert resp([("SET", "k", "ý")]) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\xc3\xbd\r\n"
 
 
-async def test_overload_is_refused_at_once_not_queued(system: System) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "through aiohttp"])
+async def test_overload_is_refused_at_once_not_queued(system: System, fast: bool) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
     from ingest.app import build_app
@@ -76,27 +78,30 @@ async def test_overload_is_refused_at_once_not_queued(system: System) -> None:
     s = system
     gate = asyncio.Event()
     ingest = s.ingest.app[INGEST]
-    real_submit = ingest.writer.submit
+    real_submit_soon = ingest.writer.submit_soon
 
-    async def slow_submit(*args: object) -> object:
+    async def slow_submit(*args: Any) -> Any:
         await gate.wait()
-        return await real_submit(*args)  # type: ignore[arg-type]
+        return await real_submit_soon(*args)
 
-    ingest.writer.submit = slow_submit  # type: ignore[method-assign]
+    ingest.writer.submit_soon = lambda *args: asyncio.ensure_future(slow_submit(*args))  # type: ignore[method-assign]
     pid = await s.register()
     attempts = [await s.start(pid) for _ in range(3)]
-    async with TestClient(TestServer(build_app(ingest, max_in_flight=2))) as client:
-        posts = [asyncio.create_task(client.post("/v1/submissions", json={
-            "token": a["token"], "answers": {}, "prediction": 0})) for a in attempts[:2]]
-        await asyncio.sleep(0.2)
-        refused = await client.post("/v1/submissions", json={"token": attempts[2]["token"], "answers": {},
-                                                              "prediction": 0})
-        assert refused.status == 503 and refused.headers["Retry-After"]
-        assert (await refused.json())["error"]["code"] == "unavailable"
-        assert (await client.get("/healthz")).status == 200  # health always answers
-        gate.set()
-        assert [r.status for r in await asyncio.gather(*posts)] == [202, 202]
-    ingest.writer.submit = real_submit  # type: ignore[method-assign]
+    server = (Served if fast else TestServer)(build_app(ingest, max_in_flight=2))
+    try:
+        async with TestClient(server) as client:
+            posts = [asyncio.create_task(client.post("/v1/submissions", json={
+                "token": a["token"], "answers": {}, "prediction": 0})) for a in attempts[:2]]
+            await asyncio.sleep(0.2)
+            refused = await client.post("/v1/submissions", json={"token": attempts[2]["token"], "answers": {},
+                                                                  "prediction": 0})
+            assert refused.status == 503 and refused.headers["Retry-After"]
+            assert (await refused.json())["error"]["code"] == "unavailable"
+            assert (await client.get("/healthz")).status == 200  # health always answers
+            gate.set()
+            assert [r.status for r in await asyncio.gather(*posts)] == [202, 202]
+    finally:
+        ingest.writer.submit_soon = real_submit_soon  # type: ignore[method-assign]
 
 
 async def test_scripts_are_loaded_again_after_redis_forgets_them(system: System) -> None:

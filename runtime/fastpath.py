@@ -1,0 +1,204 @@
+"""The hot route answered straight from the connection: no web.Request, no middleware chain, headers pre-built.
+
+aiohttp's web layer costs a bare app ~35 µs a request here (a protocol on the same C parser answers
+3× the requests: BENCHMARKS.md), as much as all of a submission's own work. A FastRoute is answered
+from `data_received` when nothing about the request needs that layer: HTTP/1.1, the whole body
+already arrived (and within MAX_BODY), no Expect or Upgrade, not asking to close, and the connection
+idle (no earlier request unanswered). Anything else — a slow or chunked body, a pipelined request
+behind another, HTTP/1.0, another method or path — goes through aiohttp as before, to the same
+handler logic registered as an ordinary route (OpenAPI, 405, 408, 413 unchanged). A route's
+`begin` does the synchronous work and returns the store's future; its `finish` turns the reply
+into (status, body); ApiError from either is the one error shape. What the middleware does for
+every other request is done here too: the request id (echoed), the overload gate, the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import http
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11, RawRequestMessage
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import RequestHandler, _ErrInfo  # aiohttp's own: pinned to 3.14 in pyproject
+
+from runtime.web import (
+    MAX_BODY,
+    Gate,
+    api_error,
+    error_body,
+    request_id_of,
+    request_latency,
+    requests_counted,
+)
+
+Answer = tuple[int, bytes]  # status, JSON body
+
+
+@dataclass(frozen=True)
+class FastRoute:
+    """POST `path` answered from the connection: `begin(body)` → the store's future, `finish(reply)` → answer."""
+
+    path: str
+    begin: Callable[[bytes], asyncio.Future[Any]]
+    finish: Callable[[Any], Answer]
+    app: str  # the metrics' app label
+    gate: Gate
+
+
+FAST_ROUTES = web.AppKey("fast_routes", dict[str, FastRoute])  # path → route (POST only)
+
+_SERVER = SERVER_SOFTWARE.encode()
+_date_second = -1
+_date = b""
+
+
+def _http_date() -> bytes:
+    """The Date header's value, formatted once a second (as aiohttp does)."""
+    global _date_second, _date
+    now = int(time.time())
+    if now != _date_second:
+        _date_second, _date = now, email.utils.formatdate(now, usegmt=True).encode()
+    return _date
+
+
+_STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
+
+
+def response_bytes(status: int, body: bytes, rid: str, *, retry_after: str | None = None,
+                   close: bool = False) -> bytes:
+    """The whole HTTP/1.1 response, headers as aiohttp writes them for web.Response(content_type=JSON)."""
+    extra = b""
+    if retry_after is not None:
+        extra += b"Retry-After: " + retry_after.encode() + b"\r\n"
+    if close:
+        extra += b"Connection: close\r\n"
+    return b"".join((_STATUS_LINES[status], b"Content-Type: application/json\r\nX-Request-Id: ", rid.encode(),
+                     b"\r\nContent-Length: ", str(len(body)).encode(), b"\r\nDate: ", _http_date(),
+                     b"\r\nServer: ", _SERVER, b"\r\n", extra, b"\r\n", body))
+
+
+class FastPath(RequestHandler):
+    """aiohttp's connection handler, answering its app's FastRoutes itself when it can (module doc)."""
+
+    __slots__ = ("_fast_routes", "_pending")
+
+    def __init__(self, *args: Any, fast_routes: dict[str, FastRoute] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fast_routes = fast_routes or {}
+        self._pending: asyncio.Future[Any] | None = None  # the store's reply a fast request waits for
+
+    def data_received(self, data: bytes) -> None:
+        if (not self._fast_routes or self._force_close or self._close or self._payload_parser is not None
+                or self._upgraded or self._parser is None):
+            super().data_received(data)
+            return
+        # aiohttp's own data_received (3.14), but a message may be answered here instead of queued
+        try:
+            messages, upgraded, tail = self._parser.feed_data(data)
+        except HttpProcessingError as exc:
+            messages, upgraded, tail = [(_ErrInfo(status=400, exc=exc, message=exc.message), EMPTY_PAYLOAD)], False, b""
+        for message, payload in messages:
+            self._request_count += 1
+            if not self._answer_fast(message, payload):
+                self._messages.append((message, payload))
+        self._wake()
+        if not self._buffer_paused and len(self._messages) >= self._max_msg_queue_size:
+            self._pause_reading_for_buffer()
+        self._upgraded = upgraded
+        if upgraded and tail:
+            self._message_tail = tail
+
+    def _wake(self) -> None:
+        """aiohttp's loop takes the queued messages — once no fast answer is still to be written before them."""
+        waiter = self._waiter
+        if self._messages and self._pending is None and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _answer_fast(self, message: RawRequestMessage | _ErrInfo, payload: StreamReader) -> bool:
+        """Answer `message` here if it is a FastRoute's and nothing stands in the way (module doc)."""
+        if (self._pending is not None or self._messages or self._waiter is None or self._waiter.done()
+                or not isinstance(message, RawRequestMessage) or message.method != "POST"
+                or message.version != HttpVersion11 or message.should_close or message.upgrade
+                or not payload.is_eof() or payload.total_bytes > MAX_BODY or "Expect" in message.headers):
+            return False
+        route = self._fast_routes.get(message.path)
+        if route is None:
+            return False
+        if self._parser is not None:
+            self._parser.message_consumed()  # as aiohttp's loop does for each message it takes
+        started = time.monotonic()
+        rid = request_id_of(message.headers)
+        route.gate.count += 1
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        try:
+            if route.gate.over():
+                raise route.gate.refusal(route.app)
+            pending = route.begin(payload.read_nowait(-1))
+        except Exception as exc:
+            self._respond(route, rid, started, exc=exc)
+            return True
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        self._pending = pending
+        pending.add_done_callback(lambda done: self._respond(route, rid, started, reply=done))
+        return True
+
+    def _respond(self, route: FastRoute, rid: str, started: float, *, reply: asyncio.Future[Any] | None = None,
+                 exc: Exception | None = None) -> None:
+        """Write the answer (the route's, or the error shape), count it, then let queued requests go."""
+        if reply is not None:
+            self._pending = None
+        route.gate.count -= 1
+        close = False
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        try:
+            if exc is not None:
+                raise exc
+            assert reply is not None
+            status, body = route.finish(reply.result())  # the store's failure is raised here
+            raw = response_bytes(status, body, rid)
+        except Exception as failure:
+            err = api_error(failure, route.path, route.app)
+            status, close = err.status, err.close
+            raw = response_bytes(status, error_body(err), rid, retry_after=err.retry_after, close=close)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        request_latency(route.app, route.path).observe(time.monotonic() - started)
+        requests_counted(route.app, route.path, status).inc()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # the client went away: its entry (if accepted) stands, a retry gets the receipt
+        transport.write(raw)
+        if close:
+            self.force_close()
+            return
+        # what aiohttp's loop does after a kept-alive response: the idle timer starts again
+        self._keepalive = True
+        self._next_keepalive_close_time = close_time = self._loop.time() + self._keepalive_timeout
+        if self._keepalive_handle is None and self._keepalive_timeout:
+            self._keepalive_handle = self._loop.call_at(close_time, self._process_keepalive)
+        self._wake()
+
+    def _process_keepalive(self) -> None:
+        if self._pending is not None:  # a fast request is not idleness: look again a timeout later
+            self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+            self._keepalive_handle = self._loop.call_at(self._next_keepalive_close_time, self._process_keepalive)
+            return
+        super()._process_keepalive()
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:
+        """A fast request still waiting for the store is answered before the connection closes."""
+        pending = self._pending
+        if pending is not None:
+            with contextlib.suppress(Exception):  # its failure is its answer's business (TimeoutError included)
+                await asyncio.wait_for(asyncio.shield(pending), timeout)
+            await asyncio.sleep(0)  # its done-callback writes the answer
+        await super().shutdown(timeout)
