@@ -22,19 +22,38 @@ class PeriodOutcome(msgspec.Struct, frozen=True):
     unit_awards: list[UnitStat]
 
 
-def close_period(contest: Contest, entries: Iterable[Entry], *,
+class PeriodFacts(msgspec.Struct, frozen=True, gc=False):
+    """What a close needs of a period's valid entries: the actual value, each participant's counted
+    entry, and per unit code the valid entries of the counting groups (`entries`: how many in all)."""
+
+    actual: int
+    counted: list[Entry]
+    unit_entries: dict[str, int]
+    entries: int
+
+
+def period_facts(contest: Contest, entries: Iterable[Entry]) -> PeriodFacts:
+    """PeriodFacts from every valid entry (the database computes the same at scale: live_queries)."""
+    rules = contest.rules
+    entries = list(entries)
+    actual = actual_value(entries, rules.prediction_target)
+    counted = counted_entries(entries, rules.attempt_selection, actual, rules.prediction_mode)
+    return PeriodFacts(actual, counted, unit_entry_counts(contest, entries), len(entries))
+
+
+def close_period(contest: Contest, entries: Iterable[Entry] | PeriodFacts, *,
                  earlier_winners: frozenset[str] = frozenset(),
                  earlier_unit_winners: frozenset[str] = frozenset()) -> PeriodOutcome:
-    """Final results of one period from its valid entries (every group, every attempt).
+    """Final results of one period from its valid entries (every group, every attempt), or from
+    their PeriodFacts.
 
     `earlier_winners`: participants with an individual prize in an earlier closed period
     (skipped when one_prize_per_person). `earlier_unit_winners`: units with a weekly prize in an
     earlier closed period (skipped when once_per_unit).
     """
     rules = contest.rules
-    entries = list(entries)
-    actual = actual_value(entries, rules.prediction_target)
-    counted = counted_entries(entries, rules.attempt_selection, actual, rules.prediction_mode)
+    facts = entries if isinstance(entries, PeriodFacts) else period_facts(contest, entries)
+    actual, counted = facts.actual, facts.counted
     skip = earlier_winners if rules.one_prize_per_person else frozenset()
     rankings: dict[str, list[Ranked]] = {}
     awards: dict[str, list[Award]] = {}
@@ -42,26 +61,29 @@ def close_period(contest: Contest, entries: Iterable[Entry], *,
         ranking = rank((e for e in counted if e.group == group.code), actual, rules.prediction_mode)
         rankings[group.code] = ranking
         awards[group.code] = award_prizes(ranking, group, skip)
-    units = period_units(contest, entries, counted)
+    units = unit_ranking(contest, aggregate(_tallies(contest, counted), facts.unit_entries))
     up = contest.unit_prizes
     unit_skip = earlier_unit_winners if up.once_per_unit else frozenset()
     unit_awards = unit_winners(units, up.weekly_count, up.min_participation_rate, unit_skip)
     return PeriodOutcome(actual, rankings, awards, units, unit_awards)
 
 
-def period_units(contest: Contest, entries: list[Entry], counted: list[Entry]) -> list[UnitStat]:
-    """The unit ranking of one period from its valid and counted entries."""
-    return unit_ranking(contest, unit_aggregates(contest, entries, counted))
-
-
 def unit_aggregates(contest: Contest, entries: list[Entry], counted: list[Entry]) -> list[UnitAggregate]:
     """Per unit code: the counting groups' distinct participants, counted scores and valid entries, over
     the entries of one period or of several (`counted`: one per participant and period)."""
+    return aggregate(_tallies(contest, counted), unit_entry_counts(contest, entries))
+
+
+def _tallies(contest: Contest, counted: list[Entry]) -> list[UnitTally]:
     counting = contest.counting_groups()
-    tallies = [UnitTally(e.participant_id, e.unit_code, e.score) for e in counted
-               if e.group in counting and e.unit_code is not None]
-    per_unit = Counter(e.unit_code for e in entries if e.group in counting and e.unit_code)
-    return aggregate(tallies, dict(per_unit))
+    return [UnitTally(e.participant_id, e.unit_code, e.score) for e in counted
+            if e.group in counting and e.unit_code is not None]
+
+
+def unit_entry_counts(contest: Contest, entries: Iterable[Entry]) -> dict[str, int]:
+    """Per unit code, the counting groups' valid entries."""
+    counting = contest.counting_groups()
+    return dict(Counter(e.unit_code for e in entries if e.group in counting and e.unit_code))
 
 
 def prizes_document(contest: Contest, period: Period, revision: int, outcome: PeriodOutcome,

@@ -58,10 +58,10 @@ class NotDrained(Exception):
 async def publish(conn: Connection, contest: Contest, period: Period, revision: int, barrier: str) -> str:
     """Compute and store one revision of a period's results (and the final results once every
     period is closed) from the events up to `barrier`; returns the digest. Live and replay both."""
-    entries = await live_queries.valid_entries(conn, contest, period.number, Barrier.parse(barrier))
+    facts = await live_queries.period_facts(conn, contest, period.number, Barrier.parse(barrier))
     earlier = await results_queries.earlier_results(conn, period.number)
     outcome = close_period(
-        contest, entries,
+        contest, facts,
         earlier_winners=frozenset(i["participant_id"] for d in earlier for i in d["individual"]),
         earlier_unit_winners=frozenset(u["unit_code"] for d in earlier for u in d["unit"]))
     winners = [a.ranked.entry.participant_id for awards in outcome.awards.values() for a in awards]
@@ -72,7 +72,7 @@ async def publish(conn: Connection, contest: Contest, period: Period, revision: 
         canonical_json(unit_rows(outcome.units)).decode()), outcome.rankings)
     await _refresh_final(conn, contest, barrier)
     log.info("results_published", period=period.number, revision=revision, actual=outcome.actual,
-             entries=len(entries), barrier=barrier, results_digest=digest)
+             entries=facts.entries, barrier=barrier, results_digest=digest)
     return digest
 
 

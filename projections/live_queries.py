@@ -12,9 +12,11 @@ from typing import Any
 import msgspec
 from psycopg.rows import class_row
 
+from contest.closing import PeriodFacts
+from contest.closing import period_facts as closing_facts
 from contest.flags import Submitted
-from contest.model import Contest, Selection
-from contest.ranking import PROVISIONAL_ORDER, SELECTION_ORDERS, Entry, Order
+from contest.model import Contest, PredictionTarget, Selection
+from contest.ranking import FINAL_ORDER, PROVISIONAL_ORDER, SELECTION_ORDERS, Entry, Order
 from contest.scoring import count_correct, score
 from contest.units import UnitAggregate
 from eventstore.barrier import Barrier, EventKey, sql_within
@@ -402,6 +404,8 @@ async def rescore(conn: Connection, counted: CountedStatements, contest: Contest
     await conn.execute(counted.recount, (ids, ids))
 
 
+_ENTRY_COLUMNS = ("e.attempt_id, e.participant_id, e.group_code, e.unit_code, e.score, e.correct, e.questions,"
+                  " e.duration_ms, e.prediction, e.submitted_ms")  # an Entry's fields, in order
 _VALID_UPTO = (
     # an entry archived up to the barrier, of a participant not disqualified by then, for an attempt the
     # server started (by then): what a close counts (valid_entries) and what the final units count
@@ -416,10 +420,8 @@ async def valid_entries(conn: Connection, contest: Contest, period: int, upto: B
     """The period's entries archived up to `upto` whose attempt the server started, of participants not
     disqualified by an event up to it, scored with the answer key as corrected up to it: nothing after
     the barrier leaks in."""
-    cur = await conn.execute(
-        "SELECT attempt_id, participant_id, group_code, unit_code, score, correct, questions, duration_ms,"
-        f" prediction, submitted_ms FROM entries e WHERE period = %(period)s AND {_VALID_UPTO}",
-        {"period": period, **upto.sql_params()})
+    cur = await conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries e WHERE period = %(period)s AND {_VALID_UPTO}",
+                             {"period": period, **upto.sql_params()})
     entries = [Entry(*row) for row in await cur.fetchall()]
     if not await corrected_after(conn, upto):
         return entries  # the projected scores are the scores as of `upto`
@@ -429,6 +431,57 @@ async def valid_entries(conn: Connection, contest: Contest, period: int, upto: B
     points = contest.rules.points_per_correct
     return [msgspec.structs.replace(e, correct=correct[e.attempt_id], score=score(correct[e.attempt_id], points))
             for e in entries]
+
+
+_C = ' COLLATE "C"'  # text ordered by code point, as Python orders str
+_ACTUAL: dict[PredictionTarget, str] = {  # contest.ranking.actual_value's
+    "entries": "count(*)", "participants": "count(DISTINCT e.participant_id)",
+    "perfect_participants": "count(DISTINCT e.participant_id) FILTER (WHERE e.correct = e.questions)"}
+
+
+def selection_sql(contest: Contest) -> str:
+    """The contest's attempt selection once the actual value is known (%(actual)s), as an ORDER BY list
+    over entries `e`: contest.ranking's order, text compared as Python compares it (COLLATE "C")."""
+    rules = contest.rules
+    order = FINAL_ORDER if rules.attempt_selection == "best" else SELECTION_ORDERS[rules.attempt_selection]
+    computed = {"over": "(e.prediction > %(actual)s)", "prediction_error": "abs(e.prediction - %(actual)s)"}
+    terms = []
+    for name, desc in order:
+        if name == "over" and rules.prediction_mode != "not_over":
+            continue  # always 0 (false) then
+        column = computed.get(name, f"e.{name}") + (_C if name == "attempt_id" else "")
+        terms.append(f"{column} DESC" if desc else column)
+    return ", ".join(terms)
+
+
+async def period_facts(conn: Connection, contest: Contest, period: int, upto: Barrier) -> PeriodFacts:
+    """contest.closing.PeriodFacts of the period's valid entries up to `upto` (valid_entries' rule),
+    computed by the database: a participant's counted entry chosen there, once the actual value is
+    known, so a million participants' three million entries cross as one row each (BENCHMARKS). After
+    an answer-key correction later than `upto`, every entry is rescored in Python instead."""
+    if await corrected_after(conn, upto):
+        return closing_facts(contest, await valid_entries(conn, contest, period, upto))
+    params: dict[str, Any] = {"period": period, **upto.sql_params()}
+    cur = await conn.execute(f"SELECT e.group_code, e.unit_code, count(*) FROM entries e WHERE period = %(period)s"
+                             f" AND {_VALID_UPTO} GROUP BY 1, 2", params)
+    tallies = await cur.fetchall()
+    counting = contest.counting_groups()
+    unit_entries: dict[str, int] = {}
+    for group, unit, n in tallies:
+        if group in counting and unit:
+            unit_entries[unit] = unit_entries.get(unit, 0) + n
+    entries = sum(n for _, _, n in tallies)
+    target = contest.rules.prediction_target
+    if target == "entries":
+        actual = entries
+    else:
+        cur = await conn.execute(f"SELECT {_ACTUAL[target]} FROM entries e WHERE period = %(period)s AND {_VALID_UPTO}",
+                                 params)
+        actual = int((await cur.fetchone() or (0,))[0])
+    cur = await conn.execute(
+        f"SELECT DISTINCT ON (e.participant_id) {_ENTRY_COLUMNS} FROM entries e WHERE period = %(period)s"
+        f" AND {_VALID_UPTO} ORDER BY e.participant_id, {selection_sql(contest)}", {**params, "actual": actual})
+    return PeriodFacts(actual, [Entry(*row) for row in await cur.fetchall()], unit_entries, entries)
 
 
 async def corrected_after(conn: Connection, upto: Barrier) -> bool:

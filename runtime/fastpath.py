@@ -29,6 +29,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo  # aiohttp's own: pinned to 3.14 in pyproject
 
+from runtime.errors import Unavailable
 from runtime.web import (
     MAX_BODY,
     Gate,
@@ -40,6 +41,7 @@ from runtime.web import (
 )
 
 Answer = tuple[int, bytes]  # status, JSON body
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True)
@@ -157,12 +159,14 @@ class FastPath(RequestHandler):
         if reply is not None:
             self._pending = None
         route.gate.count -= 1
-        close = False
+        close, status = False, 500
         structlog.contextvars.bind_contextvars(request_id=rid)
         try:
             if exc is not None:
                 raise exc
             assert reply is not None
+            if reply.cancelled():  # the process is stopping under it
+                raise Unavailable("cancelled while waiting for the store")
             status, body = route.finish(reply.result())  # the store's failure is raised here
             raw = response_bytes(status, body, rid)
         except Exception as failure:
@@ -170,6 +174,7 @@ class FastPath(RequestHandler):
             status, close = err.status, err.close
             raw = response_bytes(status, error_body(err), rid, retry_after=err.retry_after, close=close)
         finally:
+            log.debug("request", method="POST", route=route.path, status=status)
             structlog.contextvars.unbind_contextvars("request_id")
         request_latency(route.app, route.path).observe(time.monotonic() - started)
         requests_counted(route.app, route.path, status).inc()
