@@ -260,7 +260,7 @@ async def read_events(conn: Connection, batch_size: int, kinds: Sequence[str] | 
                       ) -> AsyncIterator[list[tuple[EventKey, AnyEvent]]]:
     """Every event (or every event of `kinds`) in key order, decoded, in batches (a server-side cursor
     in its own transaction)."""
-    async with translated(), conn.transaction(), conn.cursor(name="replay") as cur:
+    async with translated(), conn.transaction(), conn.cursor(name="replay", binary=True) as cur:
         await cur.execute("SELECT stream_ms, stream_seq, part, idx, body FROM events"
                           " WHERE %(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s)"
                           " ORDER BY stream_ms, stream_seq, part, idx", {"kinds": None if kinds is None else list(kinds)})

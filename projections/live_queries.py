@@ -294,11 +294,6 @@ _msgpack = msgspec.msgpack.Encoder()
 _answers_decoder = msgspec.msgpack.Decoder(dict[str, str])
 
 
-def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
-    """Rows → one list per column, for unnest()."""
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
 class CountedStatements:
     """The statements that keep `counted` (one entry per participant and period) in the selection
     order of the contest: an upsert from the staged batch, and a recount after a rescore."""
@@ -318,14 +313,21 @@ class CountedStatements:
             f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET}")
 
 
+_PARTICIPANT_COLUMNS = ("participant_id, group_code, unit_code, display_name, phone_masked, id_hash, phone_hash, pii,"
+                        " registered_ms, address_hash")
+
+
 async def add_participants(conn: Connection, events: Sequence[ParticipantRegistered]) -> None:
-    await conn.execute(
-        "INSERT INTO participants (participant_id, group_code, unit_code, display_name, phone_masked,"
-        " id_hash, phone_hash, pii, registered_ms, address_hash) SELECT * FROM unnest(%b::text[], %b::text[],"
-        " %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::bigint[], %b::text[])"
-        " ON CONFLICT DO NOTHING",
-        _columns([(e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked, e.id_hash,
-                   e.phone_hash, e.pii, e.registered_ms, e.address_hash) for e in events], 10))
+    """COPY (formatted in C: arrays for unnest() are dumped in Python) into a staging table, then one insert."""
+    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_participants AS SELECT {_PARTICIPANT_COLUMNS}"
+                       " FROM participants WITH NO DATA")
+    async with conn.cursor() as cur, cur.copy(f"COPY staged_participants ({_PARTICIPANT_COLUMNS}) FROM STDIN"
+                                              " (FORMAT BINARY)") as copy:
+        copy.set_types(["text", "text", "text", "text", "text", "text", "text", "bytea", "int8", "text"])
+        await copy_rows(copy, ((e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked, e.id_hash,
+                                e.phone_hash, e.pii, e.registered_ms, e.address_hash) for e in events))
+    await conn.execute(f"INSERT INTO participants ({_PARTICIPANT_COLUMNS}) SELECT {_PARTICIPANT_COLUMNS}"
+                       " FROM staged_participants ON CONFLICT DO NOTHING; DELETE FROM staged_participants")
 
 
 async def add_disqualifications(conn: Connection, events: Sequence[tuple[EventKey, ParticipantDisqualified]]) -> None:

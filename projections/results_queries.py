@@ -12,7 +12,7 @@ import msgspec
 from psycopg.rows import class_row
 
 from contest.ranking import Ranked
-from eventstore.postgres import Connection, Pool, connection
+from eventstore.postgres import Connection, Pool, connection, copy_rows
 from projections.live_queries import Standing
 
 TABLES = ("period_results", "final_ranking", "final_results")
@@ -119,13 +119,13 @@ async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str
                        " VALUES (%s, %s, %s, %s, %s, %s)", msgspec.structs.astuple(result))
     async with conn.cursor() as cur, cur.copy(
             "COPY final_ranking (period, revision, group_code, rank, participant_id, unit_code, attempt_id,"
-            " score, correct, duration_ms, prediction, prediction_error, submitted_ms) FROM STDIN") as copy:
-        for group, ranking in rankings.items():
-            for r in ranking:
-                e = r.entry
-                await copy.write_row((result.period, result.revision, group, r.rank, e.participant_id, e.unit_code,
-                                      e.attempt_id, e.score, e.correct, e.duration_ms, e.prediction,
-                                      r.prediction_error, e.submitted_ms))
+            " score, correct, duration_ms, prediction, prediction_error, submitted_ms) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "int4", "text", "int4", "text", "text", "text", "int4", "int4", "int8", "int8", "int8",
+                        "int8"])
+        await copy_rows(copy, ((result.period, result.revision, group, r.rank, r.entry.participant_id,
+                                r.entry.unit_code, r.entry.attempt_id, r.entry.score, r.entry.correct,
+                                r.entry.duration_ms, r.entry.prediction, r.prediction_error, r.entry.submitted_ms)
+                               for group, ranking in rankings.items() for r in ranking))
 
 
 async def save_final(conn: Connection, document: str) -> None:
