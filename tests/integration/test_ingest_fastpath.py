@@ -266,3 +266,29 @@ async def test_an_idle_connection_after_fast_answers_is_closed_after_the_keepali
         assert (await w.answer())[0] == 202
         assert await asyncio.wait_for(w.reader.read(), 3) == b""  # closed by the server once idle
         writer.close()
+
+
+async def test_a_stopping_server_answers_the_fast_request_waiting_for_the_store(system: System) -> None:
+    s = system
+    ingest = s.ingest.app[INGEST]
+    real = ingest.writer.submit_soon
+
+    async def later(*args: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await real(*args)
+
+    body = await _body(s)
+    server = Served(build_app(ingest))
+    await server.start_server()
+    ingest.writer.submit_soon = lambda *args: asyncio.ensure_future(later(*args))  # type: ignore[method-assign]
+    try:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        w = Wire(reader, writer)
+        await w.send(post("/v1/submissions", body))
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(server.close())  # SIGTERM's path: pre_shutdown, then shutdown
+        assert (await w.answer())[0] == 202
+        await stopping
+        writer.close()
+    finally:
+        ingest.writer.submit_soon = real  # type: ignore[method-assign]
