@@ -15,6 +15,7 @@ import asyncio
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -105,6 +106,17 @@ def wait_http(url: str, timeout: float = 20) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -134,14 +146,17 @@ def measure(run: Running, args: argparse.Namespace) -> int:
     """Our ingest, then the bare baseline app, on the same bodies with the same wrk settings, `runs`
     times alternated (a fresh attempt for every request of every run); medians and ranges."""
     contest = run.contest
-    port = free_port()
-    baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_app", str(port), run.settings.event_loop],
-                                preexec_fn=die_with_parent, cwd=HERE.parent)
+    port, bare_port = free_port(), free_port()
+    baseline, bare = (subprocess.Popen([sys.executable, "-m", "bench.baseline_app", str(p), run.settings.event_loop, kind],
+                                       preexec_fn=die_with_parent, cwd=HERE.parent)
+                      for p, kind in ((port, "app"), (bare_port, "protocol")))
     ours: list[WrkResult] = []
     ceilings: list[WrkResult] = []
+    bares: list[WrkResult] = []
     stalls: list[int] = []
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/submissions")
+        wait_port(bare_port)
         for n in range(args.runs):
             bodies = run.workdir / f"bodies-{n}.jsonl"
             count = int(args.seconds * 40_000)  # more than any run sends: every request a new attempt
@@ -151,10 +166,12 @@ def measure(run: Running, args: argparse.Namespace) -> int:
             ours.append(wrk(run.ingest_url, bodies, args.seconds, args.connections))
             stalls.append(asyncio.run(on_valkey(run.settings.redis_url or "", slowest_fsync_ms)))
             ceilings.append(wrk(f"http://127.0.0.1:{port}", bodies, args.seconds, args.connections))
+            bares.append(wrk(f"http://127.0.0.1:{bare_port}", bodies, args.seconds, args.connections))
             bodies.unlink()
     finally:
-        baseline.terminate()
-        baseline.wait(10)
+        for process in (baseline, bare):
+            process.terminate()
+            process.wait(10)
     ratios = [o.requests_per_s / c.requests_per_s for o, c in zip(ours, ceilings, strict=True)]
     print(f"ingest, {args.processes} process(es), {args.connections} connections, {args.seconds:.0f} s × {args.runs} "
           f"runs, acks only once durable ({run.settings.partitions} partition(s)), {run.settings.event_loop} event "
@@ -162,10 +179,14 @@ def measure(run: Running, args: argparse.Namespace) -> int:
     for n, (o, c) in enumerate(zip(ours, ceilings, strict=True), 1):
         print(c.line(f"run {n} baseline (decode + 202)"))
         print(o.line(f"run {n} cchc ingest (durable ack)") + f"   slowest Valkey fsync {stalls[n - 1]} ms")
+        print(bares[n - 1].line(f"run {n} bare protocol (C parser)"))
     print(f"median ratio {median(ratios):.2f} × the ceiling ({min(ratios):.2f}–{max(ratios):.2f}; target ≥ 0.6); "
           f"cchc ingest median {median(o.requests_per_s for o in ours):,.0f} req/s, "
           f"p99 median {median(o.p99_ms for o in ours):.1f} ms ({min(o.p99_ms for o in ours):.1f}–"
           f"{max(o.p99_ms for o in ours):.1f}; target ≤ 25 ms)")
+    bare_ratios = [o.requests_per_s / b.requests_per_s for o, b in zip(ours, bares, strict=True)]
+    print(f"for reading it: against a bare protocol on aiohttp's C parser (no web layer, as the submissions' fast "
+          f"path) {median(bare_ratios):.2f} × ({min(bare_ratios):.2f}–{max(bare_ratios):.2f})")
     return 0 if all(o.non_2xx == 0 for o in ours) else 1
 
 

@@ -139,16 +139,13 @@ class FastPath(RequestHandler):
         started = time.monotonic()
         rid = request_id_of(message.headers)
         route.gate.count += 1
-        structlog.contextvars.bind_contextvars(request_id=rid)
-        try:
+        try:  # nothing here logs: the request id is bound for the error's log line only (in _respond)
             if route.gate.over():
                 raise route.gate.refusal(route.app)
             pending = route.begin(payload.read_nowait(-1))
         except Exception as exc:
             self._respond(route, rid, started, exc=exc)
             return True
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
         self._pending = pending
         pending.add_done_callback(lambda done: self._respond(route, rid, started, reply=done))
         return True
@@ -159,8 +156,7 @@ class FastPath(RequestHandler):
         if reply is not None:
             self._pending = None
         route.gate.count -= 1
-        close, status = False, 500
-        structlog.contextvars.bind_contextvars(request_id=rid)
+        close = False
         try:
             if exc is not None:
                 raise exc
@@ -170,12 +166,11 @@ class FastPath(RequestHandler):
             status, body = route.finish(reply.result())  # the store's failure is raised here
             raw = response_bytes(status, body, rid)
         except Exception as failure:
-            err = api_error(failure, route.path, route.app)
+            with structlog.contextvars.bound_contextvars(request_id=rid):
+                err = api_error(failure, route.path, route.app)
             status, close = err.status, err.close
             raw = response_bytes(status, error_body(err), rid, retry_after=err.retry_after, close=close)
-        finally:
-            log.debug("request", method="POST", route=route.path, status=status)
-            structlog.contextvars.unbind_contextvars("request_id")
+        log.debug("request", method="POST", route=route.path, status=status, request_id=rid)
         request_latency(route.app, route.path).observe(time.monotonic() - started)
         requests_counted(route.app, route.path, status).inc()
         transport = self.transport
