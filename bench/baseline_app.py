@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from aiohttp._http_parser import HttpRequestParser
 from aiohttp.base_protocol import BaseProtocol
+from aiohttp.http_parser import HttpRequestParser  # the C parser (aiohttp picks it when built)
 
 from ingest.schemas import Submission
 from runtime.serve import new_event_loop

@@ -489,14 +489,10 @@ class StreamWriter:
         return _rate_outcome(await self.batcher.call(
             SCRIPTS["rate"], [self.keys.rate(address_hash, now_ms // 60_000)], [limit]))
 
-    async def submit(self, participant_id: str, attempt_id: str, refusal: str, receipt: bytes,
-                     event: bytes) -> SubmitOutcome:
-        return submit_outcome(await self.submit_soon(participant_id, attempt_id, refusal, receipt, event))
-
     def submit_soon(self, participant_id: str, attempt_id: str, refusal: str, receipt: bytes,
                     event: bytes) -> asyncio.Future[Any]:
-        """submit()'s script call queued for the next batch, its reply (submit_outcome reads it) as a
-        future: for a caller that answers from a callback (runtime/fastpath.py)."""
+        """The submission script queued for the next batch; its reply (submit_outcome reads it) as a
+        future, not a coroutine: the fast path answers from the future's callback (runtime/fastpath.py)."""
         p = self.keys.of(participant_id)
         return self.batcher.call(SCRIPTS["submit"], [p.receipts, p.stream], [attempt_id, refusal, receipt, event])
 
