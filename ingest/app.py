@@ -313,16 +313,18 @@ ROUTES = (
 
 
 def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ctx: list[Any] | None = None,
-              max_in_flight: int = MAX_IN_FLIGHT, body_timeout_s: float = 10.0) -> web.Application:
+              max_in_flight: int = MAX_IN_FLIGHT, body_timeout_s: float = 10.0,
+              fast_path: bool = True) -> web.Application:
     """The app; `ingest` may be None when a startup context in `extra_ctx` provides it. `routes`
-    are mounted beside ingest's own (the wiring adds the committee's admin routes). Submissions are
-    also a fast route (runtime/fastpath.py) for servers that run it (runtime/serve.py)."""
+    are mounted beside ingest's own (the wiring adds the committee's admin routes). With `fast_path`,
+    submissions are also a fast route (runtime/fastpath.py) for servers that run it (runtime/serve.py)."""
     gate = Gate(max_in_flight)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[api_middleware(gate)])
     app[APP_NAME] = "ingest"
     app[BODY_TIMEOUT] = body_timeout_s
     app[FAST_ROUTES] = {"/v1/submissions": FastRoute(
-        "/v1/submissions", lambda raw: begin_submission(app[INGEST], raw), submission_answer, "ingest", gate)}
+        "/v1/submissions", lambda raw: begin_submission(app[INGEST], raw), submission_answer, "ingest", gate),
+    } if fast_path else {}
     if ingest is not None:
         app[INGEST] = ingest
     add_routes(app, [*ROUTES, *routes, *common_routes("cchc-scoring ingest", _ready)])

@@ -126,7 +126,8 @@ async def build_ingest_app(contest: Contest, clients: Clients, settings: Setting
                            ) -> tuple[web.Application, Committee]:
     """The ingest app with the committee's admin routes mounted on it (in-process: tests, benchmarks)."""
     ingest, door = await build_ingest_parts(contest, clients, settings, clock)
-    app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES, body_timeout_s=settings.body_timeout_s)
+    app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES, body_timeout_s=settings.body_timeout_s,
+                               fast_path=settings.fast_path)
     app[admin_routes.ADMIN] = door
     return app, door.committee
 

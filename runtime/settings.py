@@ -48,6 +48,7 @@ class Settings:
     address_limit: int = 600  # requests a minute per client address on registration, attempts, recovery (0 = off)
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # whose X-Forwarded-For is believed
     event_loop: str = "uvloop"  # the HTTP servers' event loop: uvloop (measured: BENCHMARKS.md) or asyncio
+    fast_path: bool = True  # submissions answered from the connection (runtime/fastpath.py); off: all via aiohttp
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -79,6 +80,7 @@ class Settings:
             retention_days=_count(env.get("CCHC_RETENTION_DAYS", "30"), "CCHC_RETENTION_DAYS"),
             trusted_proxies=_networks(env.get("CCHC_TRUSTED_PROXIES", "")),
             event_loop=_event_loop(env.get("CCHC_EVENT_LOOP", cls.event_loop)),
+            fast_path=_on_off(env.get("CCHC_FAST_PATH", "on"), "CCHC_FAST_PATH"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -136,6 +138,7 @@ class Settings:
                   "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s), "CCHC_HOST": self.host,
                   "CCHC_BODY_TIMEOUT": str(self.body_timeout_s), "CCHC_ADDRESS_LIMIT": str(self.address_limit),
                   "CCHC_RETENTION_DAYS": str(self.retention_days), "CCHC_EVENT_LOOP": self.event_loop,
+                  "CCHC_FAST_PATH": "on" if self.fast_path else "off",
                   "CCHC_TRUSTED_PROXIES": ",".join(str(n) for n in self.trusted_proxies),
                   "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
                   "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}
@@ -149,6 +152,12 @@ def _event_loop(raw: str) -> str:
     if raw not in EVENT_LOOPS:
         raise SettingsError(f"CCHC_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {raw!r}")
     return raw
+
+
+def _on_off(raw: str, name: str) -> bool:
+    if raw not in ("on", "off"):
+        raise SettingsError(f"{name} must be on or off, not {raw!r}")
+    return raw == "on"
 
 
 def _partitions(raw: str) -> int:

@@ -292,3 +292,16 @@ async def test_a_stopping_server_answers_the_fast_request_waiting_for_the_store(
         writer.close()
     finally:
         ingest.writer.submit_soon = real  # type: ignore[method-assign]
+
+
+async def test_with_the_fast_path_off_submissions_go_through_aiohttp(system: System) -> None:
+    s = system
+    body = await _body(s)
+    app = build_app(s.ingest.app[INGEST], fast_path=False)
+    assert app[FAST_ROUTES] == {}
+    async with TestClient(Served(app)) as client:
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        w = Wire(reader, writer)
+        await w.send(post("/v1/submissions", body))
+        assert (await w.answer())[0] == 202
+        writer.close()

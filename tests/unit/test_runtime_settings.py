@@ -57,3 +57,11 @@ def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
     assert Settings.from_env(Settings(event_loop="asyncio").env()).event_loop == "asyncio"
     with pytest.raises(SettingsError, match="CCHC_EVENT_LOOP"):
         Settings.from_env({"CCHC_EVENT_LOOP": "trio"})
+
+
+def test_the_fast_path_is_on_unless_turned_off() -> None:
+    assert Settings.from_env({}).fast_path
+    assert not Settings.from_env({"CCHC_FAST_PATH": "off"}).fast_path
+    assert not Settings.from_env(Settings(fast_path=False).env()).fast_path
+    with pytest.raises(SettingsError, match="CCHC_FAST_PATH"):
+        Settings.from_env({"CCHC_FAST_PATH": "no"})
