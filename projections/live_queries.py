@@ -464,22 +464,20 @@ async def period_facts(conn: Connection, contest: Contest, period: int, upto: Ba
     if await corrected_after(conn, upto):
         return closing_facts(contest, await valid_entries(conn, contest, period, upto))
     params: dict[str, Any] = {"period": period, **upto.sql_params()}
-    cur = await conn.execute(f"SELECT e.group_code, e.unit_code, count(*) FROM entries e WHERE period = %(period)s"
-                             f" AND {_VALID_UPTO} GROUP BY 1, 2", params)
-    tallies = await cur.fetchall()
+    # One pass: per group and unit the valid entries, and over all of them (the grand total's row,
+    # GROUPING = 1) their number and the actual value.
+    cur = await conn.execute(
+        f"SELECT GROUPING(e.group_code, e.unit_code), e.group_code, e.unit_code, count(*),"
+        f" {_ACTUAL[contest.rules.prediction_target]} FROM entries e WHERE period = %(period)s AND {_VALID_UPTO}"
+        " GROUP BY GROUPING SETS ((e.group_code, e.unit_code), ())", params)
     counting = contest.counting_groups()
     unit_entries: dict[str, int] = {}
-    for group, unit, n in tallies:
-        if group in counting and unit:
+    entries = actual = 0
+    for total, group, unit, n, target_count in await cur.fetchall():
+        if total:
+            entries, actual = n, target_count
+        elif group in counting and unit:
             unit_entries[unit] = unit_entries.get(unit, 0) + n
-    entries = sum(n for _, _, n in tallies)
-    target = contest.rules.prediction_target
-    if target == "entries":
-        actual = entries
-    else:
-        cur = await conn.execute(f"SELECT {_ACTUAL[target]} FROM entries e WHERE period = %(period)s AND {_VALID_UPTO}",
-                                 params)
-        actual = int((await cur.fetchone() or (0,))[0])
     cur = await conn.execute(
         f"SELECT DISTINCT ON (e.participant_id) {_ENTRY_COLUMNS} FROM entries e WHERE period = %(period)s"
         f" AND {_VALID_UPTO} ORDER BY e.participant_id, {selection_sql(contest)}", {**params, "actual": actual})
