@@ -41,18 +41,16 @@ def period_facts(contest: Contest, entries: Iterable[Entry]) -> PeriodFacts:
     return PeriodFacts(actual, counted, unit_entry_counts(contest, entries), len(entries))
 
 
-def close_period(contest: Contest, entries: Iterable[Entry] | PeriodFacts, *,
+def close_period(contest: Contest, facts: PeriodFacts, *,
                  earlier_winners: frozenset[str] = frozenset(),
                  earlier_unit_winners: frozenset[str] = frozenset()) -> PeriodOutcome:
-    """Final results of one period from its valid entries (every group, every attempt), or from
-    their PeriodFacts.
+    """Final results of one period from the facts of its valid entries (every group, every attempt).
 
     `earlier_winners`: participants with an individual prize in an earlier closed period
     (skipped when one_prize_per_person). `earlier_unit_winners`: units with a weekly prize in an
     earlier closed period (skipped when once_per_unit).
     """
     rules = contest.rules
-    facts = entries if isinstance(entries, PeriodFacts) else period_facts(contest, entries)
     actual, counted = facts.actual, facts.counted
     skip = earlier_winners if rules.one_prize_per_person else frozenset()
     rankings: dict[str, list[Ranked]] = {}

@@ -70,4 +70,4 @@ async def test_the_databases_facts_are_the_pure_rules_facts(pool: AsyncConnectio
             assert (ours.actual, ours.entries, ours.unit_entries) == (pure.actual, pure.entries, pure.unit_entries), case
             assert sorted(ours.counted, key=lambda e: e.participant_id) == \
                 sorted(pure.counted, key=lambda e: e.participant_id), case
-            assert close_period(variant, ours) == close_period(variant, valid), case
+            assert close_period(variant, ours) == close_period(variant, pure), case

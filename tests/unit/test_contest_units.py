@@ -6,7 +6,7 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contest.closing import close_period, final_units
+from contest.closing import close_period, final_units, period_facts
 from contest.model import Contest
 from contest.ranking import Entry
 from contest.units import UnitTally, aggregate, unit_ranking, unit_winners
@@ -76,17 +76,17 @@ def entry(attempt: str, pid: str, unit: str | None, score: int, group: str = "cb
 
 def test_close_period_weekly_prize_honours_once_per_unit_setting(contest: Contest) -> None:
     entries = [entry("1", "a", "A", 25), entry("2", "b", "B", 5)]
-    again = close_period(contest, entries, earlier_unit_winners=frozenset({"A"}))
+    again = close_period(contest, period_facts(contest, entries), earlier_unit_winners=frozenset({"A"}))
     assert [u.unit_code for u in again.unit_awards] == ["B"]
     relaxed = msgspec.structs.replace(contest, unit_prizes=msgspec.structs.replace(
         contest.unit_prizes, once_per_unit=False))
-    assert [u.unit_code for u in close_period(relaxed, entries, earlier_unit_winners=frozenset({"A"})).unit_awards] \
-        == ["A"]
+    assert [u.unit_code for u in close_period(relaxed, period_facts(relaxed, entries),
+                                              earlier_unit_winners=frozenset({"A"})).unit_awards] == ["A"]
 
 
 def test_only_counting_groups_count_for_units(contest: Contest) -> None:
     entries = [entry("1", "a", "B", 25, group="nhan_dan"), entry("2", "b", "C", 5)]
-    units = {u.unit_code: u for u in close_period(contest, entries).units}
+    units = {u.unit_code: u for u in close_period(contest, period_facts(contest, entries)).units}
     assert units["B"].participants == 0 and units["B"].entries == 0
     assert units["C"].participants == 1 and units["C"].entries == 1
 
