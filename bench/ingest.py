@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,19 +92,6 @@ def parse_wrk(out: str) -> WrkResult:
                      int(non_2xx.group(1)) if non_2xx else 0, errors.group(1) if errors else "")
 
 
-def wait_http(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError as e:
-            if getattr(e, "code", None):  # an HTTP error answer: the server is up
-                return
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
-
-
 def wait_port(port: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,7 +141,7 @@ def measure(run: Running, args: argparse.Namespace) -> int:
     bares: list[WrkResult] = []
     stalls: list[int] = []
     try:
-        wait_http(f"http://127.0.0.1:{port}/v1/submissions")
+        wait_port(port)  # both baselines answer once they listen
         wait_port(bare_port)
         for n in range(args.runs):
             bodies = run.workdir / f"bodies-{n}.jsonl"

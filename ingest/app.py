@@ -323,7 +323,7 @@ def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ct
     app[APP_NAME] = "ingest"
     app[BODY_TIMEOUT] = body_timeout_s
     app[FAST_ROUTES] = {"/v1/submissions": FastRoute(
-        "/v1/submissions", lambda raw: begin_submission(app[INGEST], raw), submission_answer, "ingest", gate),
+        "/v1/submissions", lambda raw: begin_submission(app[INGEST], raw), submission_answer, app[APP_NAME], gate),
     } if fast_path else {}
     if ingest is not None:
         app[INGEST] = ingest

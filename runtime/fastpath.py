@@ -98,18 +98,21 @@ class FastPath(RequestHandler):
         self._pending: asyncio.Future[Any] | None = None  # the store's reply a fast request waits for
 
     def data_received(self, data: bytes) -> None:
+        parser = self._parser
         if (not self._fast_routes or self._force_close or self._close or self._payload_parser is not None
-                or self._upgraded or self._parser is None):
+                or self._upgraded or parser is None):
             super().data_received(data)
             return
         # aiohttp's own data_received (3.14), but a message may be answered here instead of queued
         try:
-            messages, upgraded, tail = self._parser.feed_data(data)
+            messages, upgraded, tail = parser.feed_data(data)
         except HttpProcessingError as exc:
             messages, upgraded, tail = [(_ErrInfo(status=400, exc=exc, message=exc.message), EMPTY_PAYLOAD)], False, b""
         for message, payload in messages:
             self._request_count += 1
-            if not self._answer_fast(message, payload):
+            if self._answer_fast(message, payload):
+                parser.message_consumed()  # as aiohttp's loop does for each message it takes
+            else:
                 self._messages.append((message, payload))
         self._wake()
         if not self._buffer_paused and len(self._messages) >= self._max_msg_queue_size:
@@ -134,8 +137,6 @@ class FastPath(RequestHandler):
         route = self._fast_routes.get(message.path)
         if route is None:
             return False
-        if self._parser is not None:
-            self._parser.message_consumed()  # as aiohttp's loop does for each message it takes
         started = time.monotonic()
         rid = request_id_of(message.headers)
         route.gate.count += 1
