@@ -62,7 +62,7 @@ async def run(participants: int, batch_size: int, runs: int, in_flight: int = 3)
     postgres = EmbeddedPostgres(workdir / "postgres")
     try:
         valkey.start()
-        pool = open_pool(postgres.start(), max_size=4)
+        pool = open_pool(postgres.start(), max_size=8)  # as `cchc replay` opens it: the reader and 5 in flight
         await pool.open()
         contest = load_contest(REPO_CONTESTS / "demo", anchor=datetime.now(UTC))
         await migrate(pool, [p.number for p in contest.periods])

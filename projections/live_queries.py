@@ -319,7 +319,8 @@ _PARTICIPANT_COLUMNS = ("participant_id, group_code, unit_code, display_name, ph
 
 async def add_participants(conn: Connection, events: Sequence[ParticipantRegistered]) -> None:
     """COPY (formatted in C: arrays for unnest() are dumped in Python) into a staging table, then one insert."""
-    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_participants AS SELECT {_PARTICIPANT_COLUMNS}"
+    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_participants ON COMMIT DELETE ROWS AS SELECT"
+                       f" {_PARTICIPANT_COLUMNS}"
                        " FROM participants WITH NO DATA")
     async with conn.cursor() as cur, cur.copy(f"COPY staged_participants ({_PARTICIPANT_COLUMNS}) FROM STDIN"
                                               " (FORMAT BINARY)") as copy:

@@ -49,7 +49,7 @@ class ReplayReport(msgspec.Struct):
         return (self.events + self.skipped) / self.seconds if self.seconds else 0.0
 
 
-async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000, in_flight: int = 3,
+async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000, in_flight: int = 5,
                  progress: Callable[[int], None] | None = None) -> ReplayReport:
     """Empty the projections and rebuild them. Closes wait for it (a session advisory lock);
     scorers may keep running: every projection step is idempotent and order-insensitive."""
@@ -63,10 +63,14 @@ async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000, in_fli
             await results_queries.empty(conn)
         # Reading and decoding the next batch overlaps with the database applying this one, and up
         # to `in_flight` batches apply at once, each in its own transaction (as the scorer's do: every
-        # step is order-insensitive); a batch holding a results marker waits for all before it.
+        # step is order-insensitive); a batch holding a results marker waits for all before it. Five
+        # in flight (with the reader, six connections): 10-15 % over three on 2 cores, where neither
+        # Python nor PostgreSQL alone was busy (BENCHMARKS.md, issue 12).
         batches: asyncio.Queue[Item] = asyncio.Queue(maxsize=2)
         reading = asyncio.create_task(_read(reader, batch_size, batches))
-        flying: InFlight[None] = InFlight(in_flight)
+        # Never more than the pool holds beside the reader: a batch waiting for a connection would
+        # time out in the pool when the database is slow.
+        flying: InFlight[None] = InFlight(max(1, min(in_flight, pool.max_size - 1)))
 
         async def apply(events: Batch) -> None:
             async with transaction(pool) as conn:
