@@ -102,6 +102,22 @@ async def migrate(pool: Pool, periods: Sequence[int] = ()) -> None:
 
 
 PARTITIONED = ("events", "entries")  # by period (DESIGN §4): a closed contest's periods can be detached
+RANKING = "final_ranking"  # by (period, revision): each close loads its own partition (results_queries.save_result)
+
+
+# Each table's index besides its key, by the name the schema gives the partitioned table's.
+_SECONDARY_INDEX = {"events": "events_attempt_started", "entries": "entries_period_participant",
+                    RANKING: "final_ranking_participant"}
+
+
+def ranking_partition(period: int, revision: int) -> str:
+    """The final ranking's partition holding one revision of a closed period."""
+    return f"{RANKING}_p{int(period)}_r{int(revision)}"
+
+
+def ranking_bounds(period: int, revision: int) -> str:
+    """That partition's bounds, for CREATE TABLE … PARTITION OF and ATTACH PARTITION."""
+    return f"FOR VALUES FROM ({int(period)}, {int(revision)}) TO ({int(period)}, {int(revision) + 1})"
 
 
 async def _ensure_partition(conn: Connection, table: str, period: int) -> None:
@@ -124,7 +140,7 @@ async def _ensure_partition(conn: Connection, table: str, period: int) -> None:
 async def _unpartitioned(conn: Connection) -> list[str]:
     """Tables of a database created before partitioning, renamed aside for _move_unpartitioned."""
     moved = []
-    for table in PARTITIONED:
+    for table in (*PARTITIONED, RANKING):
         cur = await conn.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (table,))
         row = await cur.fetchone()
         if row and row[0] == "r":
@@ -133,13 +149,20 @@ async def _unpartitioned(conn: Connection) -> list[str]:
                 await conn.execute("ALTER TABLE events_unpartitioned ADD COLUMN IF NOT EXISTS ref text")
             await conn.execute(f"ALTER TABLE {table}_unpartitioned RENAME CONSTRAINT {table}_pkey"
                                f" TO {table}_unpartitioned_pkey")
-            await conn.execute("DROP INDEX IF EXISTS events_attempt_started, entries_period_participant")
+            await conn.execute(f"DROP INDEX IF EXISTS {_SECONDARY_INDEX[table]}")  # the schema's name for the new one
             moved.append(table)
     return moved
 
 
 async def _move_unpartitioned(conn: Connection, tables: list[str]) -> None:
     """Their rows into the partitioned tables (stream 0: there was one stream), then they go."""
+    if RANKING in tables:
+        cur = await conn.execute(f"SELECT DISTINCT period, revision FROM {RANKING}_unpartitioned")
+        for period, revision in await cur.fetchall():
+            await conn.execute(f"CREATE TABLE {ranking_partition(period, revision)} PARTITION OF {RANKING}"
+                               f" {ranking_bounds(period, revision)}")
+        await conn.execute(f"INSERT INTO {RANKING} SELECT * FROM {RANKING}_unpartitioned")
+        await conn.execute(f"DROP TABLE {RANKING}_unpartitioned")
     if "entries" in tables:
         await conn.execute(
             "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"

@@ -12,7 +12,7 @@ import msgspec
 from psycopg.rows import class_row
 
 from contest.ranking import Ranked
-from eventstore.postgres import Connection, Pool, connection, copy_rows
+from eventstore.postgres import Connection, Pool, connection, copy_rows, ranking_bounds, ranking_partition
 from projections.live_queries import Standing
 
 TABLES = ("period_results", "final_ranking", "final_results")
@@ -115,10 +115,21 @@ async def closed_periods(conn: Connection) -> int:
 
 
 async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str, list[Ranked]]) -> None:
+    """The revision's row, and its final ranking in a partition of its own: loaded into a bare table,
+    indexed after the load, then attached (at 1 M rows 3.5 s against 7-9.5 s of inserts into the indexes
+    of one table holding every revision)."""
     await conn.execute("INSERT INTO period_results (period, revision, results_digest, barrier, prizes, units)"
                        " VALUES (%s, %s, %s, %s, %s, %s)", msgspec.structs.astuple(result))
+    period, revision = int(result.period), int(result.revision)
+    part = ranking_partition(period, revision)
+    # One left by a TRUNCATE (a replay empties the tables) holds nothing published: the key of
+    # period_results was free for this revision a moment ago.
+    await conn.execute(f"DROP TABLE IF EXISTS {part}")
+    # The CHECK lets ATTACH skip its scan: it proves the rows within the partition's bounds.
+    await conn.execute(f"CREATE TABLE {part} (LIKE final_ranking INCLUDING DEFAULTS,"
+                       f" CHECK (period = {period} AND revision = {revision}))")
     async with conn.cursor() as cur, cur.copy(
-            "COPY final_ranking (period, revision, group_code, rank, participant_id, unit_code, attempt_id,"
+            f"COPY {part} (period, revision, group_code, rank, participant_id, unit_code, attempt_id,"
             " score, correct, duration_ms, prediction, prediction_error, submitted_ms) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(["int4", "int4", "text", "int4", "text", "text", "text", "int4", "int4", "int8", "int8", "int8",
                         "int8"])
@@ -126,6 +137,10 @@ async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str
                                 r.entry.unit_code, r.entry.attempt_id, r.entry.score, r.entry.correct,
                                 r.entry.duration_ms, r.entry.prediction, r.prediction_error, r.entry.submitted_ms)
                                for group, ranking in rankings.items() for r in ranking))
+    # The parent's two indexes (projections/schema.sql), which ATTACH adopts instead of building its own.
+    await conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (period, revision, group_code, rank)")
+    await conn.execute(f"CREATE INDEX ON {part} (period, revision, participant_id)")
+    await conn.execute(f"ALTER TABLE final_ranking ATTACH PARTITION {part} {ranking_bounds(period, revision)}")
 
 
 async def save_final(conn: Connection, document: str) -> None:
@@ -141,5 +156,9 @@ async def latest_digest(conn: Connection, period: int) -> str:
 
 
 async def empty(conn: Connection) -> None:
-    """Every table of the published read model, emptied (a replay rebuilds them)."""
+    """Every table of the published read model, emptied (a replay rebuilds them), and the final
+    ranking's partitions gone (each close makes its own)."""
     await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+    cur = await conn.execute("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'final_ranking'::regclass")
+    for (part,) in await cur.fetchall():
+        await conn.execute(f"DROP TABLE {part}")

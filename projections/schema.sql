@@ -90,6 +90,8 @@ CREATE TABLE IF NOT EXISTS period_results (
     PRIMARY KEY (period, revision)
 );
 
+-- One partition per revision (results_queries.save_result loads it, indexes it, then attaches it:
+-- two sorted index builds instead of a million random inserts into a table holding every revision).
 CREATE TABLE IF NOT EXISTS final_ranking (
     period           integer NOT NULL,
     revision         integer NOT NULL,
@@ -105,7 +107,7 @@ CREATE TABLE IF NOT EXISTS final_ranking (
     prediction_error bigint  NOT NULL,
     submitted_ms     bigint  NOT NULL,
     PRIMARY KEY (period, revision, group_code, rank)
-);
+) PARTITION BY RANGE (period, revision);
 CREATE INDEX IF NOT EXISTS final_ranking_participant ON final_ranking (period, revision, participant_id);
 
 CREATE TABLE IF NOT EXISTS final_results (

@@ -115,3 +115,36 @@ async def test_migrate_upgrades_a_database_from_before_partitions(scratch_databa
         rows = conn.execute("SELECT stream_ms, part, period, kind, ref FROM events ORDER BY stream_ms").fetchall()
         assert rows == [(1, 0, 0, "participant_registered", None), (2, 0, 2, "attempt_started", "a")]
         assert conn.execute("SELECT to_regclass('events_unpartitioned')").fetchone() == (None,)
+
+
+_PLAIN_RANKING = """CREATE TABLE final_ranking (period integer NOT NULL, revision integer NOT NULL,
+    group_code text NOT NULL, rank integer NOT NULL, participant_id text NOT NULL, unit_code text,
+    attempt_id text NOT NULL, score integer NOT NULL, correct integer NOT NULL, duration_ms bigint NOT NULL,
+    prediction bigint NOT NULL, prediction_error bigint NOT NULL, submitted_ms bigint NOT NULL,
+    PRIMARY KEY (period, revision, group_code, rank));
+CREATE INDEX final_ranking_participant ON final_ranking (period, revision, participant_id)"""
+
+
+async def test_migrate_gives_a_final_ranking_from_before_partitions_one_partition_per_revision(
+        scratch_database: str) -> None:
+    with psycopg.connect(scratch_database) as conn:
+        conn.execute(_PLAIN_RANKING)
+        for period, revision, pid in ((1, 1, "a"), (1, 2, "a"), (1, 2, "b"), (2, 1, "c")):
+            conn.execute("INSERT INTO final_ranking VALUES (%s, %s, 'g', %s, %s, NULL, 'x', 5, 1, 9, 3, 0, 7)",
+                         (period, revision, 1 if pid != "b" else 2, pid))
+    pool = open_pool(scratch_database, max_size=1)
+    await pool.open()
+    try:
+        await migrate(pool, [1, 2])
+        await migrate(pool, [1, 2])  # and again: nothing left to move
+    finally:
+        await pool.close()
+    assert _partitions(scratch_database, "final_ranking") == ["final_ranking_p1_r1", "final_ranking_p1_r2",
+                                                              "final_ranking_p2_r1"]
+    with psycopg.connect(scratch_database) as conn:
+        rows = conn.execute("SELECT period, revision, rank, participant_id FROM final_ranking ORDER BY 1, 2, 3")
+        assert rows.fetchall() == [(1, 1, 1, "a"), (1, 2, 1, "a"), (1, 2, 2, "b"), (2, 1, 1, "c")]
+        assert conn.execute("SELECT to_regclass('final_ranking_unpartitioned')").fetchone() == (None,)
+        plan = conn.execute("EXPLAIN SELECT rank FROM final_ranking WHERE period = 1 AND revision = 2"
+                            " AND participant_id = 'b'").fetchall()
+        assert "final_ranking_p1_r2" in str(plan) and "final_ranking_p1_r1" not in str(plan)

@@ -319,3 +319,22 @@ async def test_final_rescored_as_of_its_barrier_equals_the_projected_path(system
         documents = [row[0] for row in await cur.fetchall()]
     assert len(documents) == 2 and documents[0] == documents[1]
     assert sum(a.participants for a in projected) == 5 and sum(a.entries for a in projected) == 10
+
+
+async def test_each_revision_ranks_in_its_own_partition_with_the_parents_indexes(system: System) -> None:
+    """A close loads its revision into a table of its own and indexes it after the load: ATTACH must adopt
+    those indexes as the parent's, or each close would build a second set (and readers would miss them)."""
+    s = system
+    await s.entry(await s.register(), 5)
+    await s.close(1)
+    status, _ = await s.post("/v1/admin/periods/1/recompute", None, headers=admin())
+    assert status == 200
+    async with s.clients.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT c.relname, (SELECT count(*) FROM pg_index x WHERE x.indrelid = c.oid),"
+            " (SELECT count(*) FROM pg_index x JOIN pg_inherits i ON i.inhrelid = x.indexrelid"
+            "  WHERE x.indrelid = c.oid AND i.inhparent IN (SELECT indexrelid FROM pg_index"
+            "  WHERE indrelid = 'final_ranking'::regclass))"
+            " FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid"
+            " WHERE h.inhparent = 'final_ranking'::regclass AND c.relname LIKE 'final_ranking_p1_%' ORDER BY 1")
+        assert await cur.fetchall() == [("final_ranking_p1_r1", 2, 2), ("final_ranking_p1_r2", 2, 2)]
