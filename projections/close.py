@@ -21,6 +21,7 @@ from eventstore.events import ResultsPublished
 from eventstore.postgres import Connection, Pool, insert_event, transaction, xact_lock
 from eventstore.redis_stream import StreamReader
 from projections import live_queries, results_queries
+from projections.apply import KEY_LOCK
 from projections.results_queries import RESULTS_LOCK, PeriodResult, ResultsQueries
 from runtime.clock import Clock
 
@@ -58,6 +59,9 @@ class NotDrained(Exception):
 async def publish(conn: Connection, contest: Contest, period: Period, revision: int, barrier: str) -> str:
     """Compute and store one revision of a period's results (and the final results once every
     period is closed) from the events up to `barrier`; returns the digest. Live and replay both."""
+    # An answer-key correction rescoring meanwhile would change scores between this close's queries,
+    # after it looked for corrections later than the barrier: it waits for the close instead.
+    await xact_lock(conn, KEY_LOCK, shared=True)
     facts = await live_queries.period_facts(conn, contest, period.number, Barrier.parse(barrier))
     earlier = await results_queries.earlier_results(conn, period.number)
     outcome = close_period(

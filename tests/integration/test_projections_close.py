@@ -338,3 +338,31 @@ async def test_each_revision_ranks_in_its_own_partition_with_the_parents_indexes
             " FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid"
             " WHERE h.inhparent = 'final_ranking'::regclass AND c.relname LIKE 'final_ranking_p1_%' ORDER BY 1")
         assert await cur.fetchall() == [("final_ranking_p1_r1", 2, 2), ("final_ranking_p1_r2", 2, 2)]
+
+
+async def test_a_close_waits_for_an_answer_key_correction_being_applied(system: System) -> None:
+    """It looks for corrections later than its barrier first: one committing between that look and its
+    queries would rescore entries under it, so the rescore (which holds the key lock) finishes first."""
+    import asyncio
+
+    from projections.apply import KEY_LOCK
+
+    s = system
+    await s.entry(await s.register(), 5)
+    s.clock.ms = s.contest.periods[0].end_ms + 5000
+    await s.drain()
+    async with s.clients.pool.connection() as holder:
+        await holder.execute("SELECT pg_advisory_lock(%s)", (KEY_LOCK,))  # a scorer applying a correction
+        closing = asyncio.create_task(s.post("/v1/admin/periods/1/close", None, headers=admin()))
+        for _ in range(200):
+            cur = await holder.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                       " AND mode = 'ShareLock'")
+            if (await cur.fetchone() or (0,))[0]:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the close never queued for the key lock")
+        assert not closing.done()
+        await holder.execute("SELECT pg_advisory_unlock(%s)", (KEY_LOCK,))
+        status, body = await closing
+    assert status == 200, body
