@@ -6,7 +6,7 @@ the rank snapshot's, the monitor's and a close's. The ranking orders are derived
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -282,12 +282,24 @@ class LiveQueries:
 
 # -- writes: the projector's, on the scorer's connection (inside its transaction) ----------------
 
-_STAGED_COLUMNS = ("attempt_id text, submission_id text, participant_id text, period int, group_code text,"
-                   " unit_code text, score int, correct int, questions int, duration_ms bigint, prediction bigint,"
-                   " submitted_ms bigint, question_ids text, answers bytea, ev_ms bigint, ev_seq bigint, ev_part smallint,"
-                   " ev_idx int")
-_STAGED_TYPES = ["text", "text", "text", "int4", "text", "text", "int4", "int4", "int4", "int8", "int8", "int8",
-                 "text", "bytea", "int8", "int8", "int2", "int4"]
+Staged = tuple[tuple[str, str], ...]  # a staging table's (column, PostgreSQL type), in COPY order
+
+_STAGED_ENTRIES: Staged = (
+    ("attempt_id", "text"), ("submission_id", "text"), ("participant_id", "text"), ("period", "int4"),
+    ("group_code", "text"), ("unit_code", "text"), ("score", "int4"), ("correct", "int4"), ("questions", "int4"),
+    ("duration_ms", "int8"), ("prediction", "int8"), ("submitted_ms", "int8"),
+    ("question_ids", "text"),  # joined by QUESTION_SEPARATOR: split into entries' text[] by the insert
+    ("answers", "bytea"), ("ev_ms", "int8"), ("ev_seq", "int8"), ("ev_part", "int2"), ("ev_idx", "int4"))
+_STAGED_PARTICIPANTS: Staged = (
+    ("participant_id", "text"), ("group_code", "text"), ("unit_code", "text"), ("display_name", "text"),
+    ("phone_masked", "text"), ("id_hash", "text"), ("phone_hash", "text"), ("pii", "bytea"),
+    ("registered_ms", "int8"), ("address_hash", "text"))
+_INSERT_ENTRIES = (
+    f"INSERT INTO entries ({', '.join(name for name, _ in _STAGED_ENTRIES)}) SELECT "
+    + ", ".join("string_to_array(question_ids, E'\\x1f')" if name == "question_ids" else name
+                for name, _ in _STAGED_ENTRIES)
+    + " FROM staged_entries ON CONFLICT DO NOTHING")
+_PARTICIPANT_COLUMNS = ", ".join(name for name, _ in _STAGED_PARTICIPANTS)
 _COUNTED_SET = ", ".join(f"{c} = excluded.{c}" for c in ("group_code", "unit_code", "attempt_id", "score", "correct",
                                                           "duration_ms", "prediction", "submitted_ms"))
 _msgpack = msgspec.msgpack.Encoder()
@@ -313,20 +325,23 @@ class CountedStatements:
             f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET}")
 
 
-_PARTICIPANT_COLUMNS = ("participant_id, group_code, unit_code, display_name, phone_masked, id_hash, phone_hash, pii,"
-                        " registered_ms, address_hash")
+async def _stage(conn: Connection, table: str, columns: Staged, rows: Iterable[Sequence[Any]]) -> None:
+    """`rows` COPied (formatted in C) into this session's temporary `table`, made on first use. It is
+    emptied at every commit: autovacuum never visits a temporary table, so rows only deleted would stay
+    as dead pages every later batch scans, on a connection a scorer keeps for weeks. Its user deletes
+    them too once used (one transaction may stage several segments, split at corrections)."""
+    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table}"
+                       f" ({', '.join(f'{name} {kind}' for name, kind in columns)}) ON COMMIT DELETE ROWS")
+    async with conn.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in columns])
+        await copy_rows(copy, rows)
 
 
 async def add_participants(conn: Connection, events: Sequence[ParticipantRegistered]) -> None:
-    """COPY (formatted in C: arrays for unnest() are dumped in Python) into a staging table, then one insert."""
-    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_participants ON COMMIT DELETE ROWS AS SELECT"
-                       f" {_PARTICIPANT_COLUMNS}"
-                       " FROM participants WITH NO DATA")
-    async with conn.cursor() as cur, cur.copy(f"COPY staged_participants ({_PARTICIPANT_COLUMNS}) FROM STDIN"
-                                              " (FORMAT BINARY)") as copy:
-        copy.set_types(["text", "text", "text", "text", "text", "text", "text", "bytea", "int8", "text"])
-        await copy_rows(copy, ((e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked, e.id_hash,
-                                e.phone_hash, e.pii, e.registered_ms, e.address_hash) for e in events))
+    """Staged, then one insert."""
+    await _stage(conn, "staged_participants", _STAGED_PARTICIPANTS, (
+        (e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked, e.id_hash, e.phone_hash, e.pii,
+         e.registered_ms, e.address_hash) for e in events))
     await conn.execute(f"INSERT INTO participants ({_PARTICIPANT_COLUMNS}) SELECT {_PARTICIPANT_COLUMNS}"
                        " FROM staged_participants ON CONFLICT DO NOTHING; DELETE FROM staged_participants")
 
@@ -347,28 +362,17 @@ async def add_disqualifications(conn: Connection, events: Sequence[tuple[EventKe
 
 async def add_entries(conn: Connection, counted: CountedStatements, contest: Contest, key: dict[str, str],
                       events: Sequence[tuple[EventKey, SubmissionReceived]]) -> None:
-    """Score the submissions with `key`; COPY (formatted in C) them into a per-session staging table;
-    then entries and counted entries are each one set-based statement over it."""
+    """Score the submissions with `key` and stage them; then entries and counted entries are each one
+    set-based statement over the staged rows."""
     points = contest.rules.points_per_correct
-    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_entries ({_STAGED_COLUMNS}) ON COMMIT DELETE ROWS")
-    async with conn.cursor() as cur, cur.copy("COPY staged_entries FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(_STAGED_TYPES)
-        await copy_rows(copy, ((e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code,
-                                score(correct, points), correct, len(e.question_ids), e.received_ms - e.started_ms,
-                                e.prediction, e.received_ms, QUESTION_SEPARATOR.join(e.question_ids),
-                                _msgpack.encode(e.answers), *ev)
-                               for ev, e in events for correct in (count_correct(e.question_ids, e.answers, key),)))
-    await conn.execute(
-        "INSERT INTO entries (attempt_id, submission_id, participant_id, period, group_code, unit_code, score,"
-        " correct, questions, duration_ms, prediction, submitted_ms, question_ids, answers, ev_ms, ev_seq, ev_part,"
-        " ev_idx)"
-        " SELECT attempt_id, submission_id, participant_id, period, group_code, unit_code, score, correct,"
-        " questions, duration_ms, prediction, submitted_ms, string_to_array(question_ids, E'\\x1f'), answers,"
-        " ev_ms, ev_seq, ev_part, ev_idx FROM staged_entries ON CONFLICT DO NOTHING")
+    await _stage(conn, "staged_entries", _STAGED_ENTRIES, (
+        (e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code, score(correct, points),
+         correct, len(e.question_ids), e.received_ms - e.started_ms, e.prediction, e.received_ms,
+         QUESTION_SEPARATOR.join(e.question_ids), _msgpack.encode(e.answers), *ev)
+        for ev, e in events for correct in (count_correct(e.question_ids, e.answers, key),)))
+    await conn.execute(_INSERT_ENTRIES)
     # One candidate per participant and period (a statement may not update a row twice), then the
-    # held counted entry is replaced only by a better one. Emptied at once: ON COMMIT DELETE ROWS is
-    # too late when one transaction applies several segments (split at corrections), and a later
-    # one must not see earlier, stale rows.
+    # held counted entry is replaced only by a better one.
     await conn.execute(counted.upsert + "; DELETE FROM staged_entries")
 
 
