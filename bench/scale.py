@@ -178,8 +178,7 @@ async def run(participants: int, entries: int, samples: int, closes: int) -> Non
         final_units(contest, aggregates)
         final_s = time.perf_counter() - started
 
-        # The latest revision, which the results API serves (revision 1 under two newer ones read with a
-        # top-100 p99 of 17–18 ms; the latest one 1.9 ms, as one close alone did: 1.6 ms).
+        # The latest revision: the one the results API serves.
         async def final_leaderboard(_: int) -> None:
             await res.final_total(1, closes, "cbccvc")
             await published.leaderboard(1, closes, "cbccvc", 100, 0)
