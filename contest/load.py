@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from contest.identity import IdentityError, normalize_id_number
-from contest.model import Contest, Group, Period, PrizeSpec, Question, Rules, Unit, UnitPrizes, UnitTarget
-from contest.schema import ContestFile, ContestTable, GroupTable, ScheduleTable
+from contest.model import Contest, Group, Period, Privacy, PrizeSpec, Question, Rules, Unit, UnitPrizes, UnitTarget
+from contest.schema import ContestFile, ContestTable, GroupTable, PrivacyTable, ScheduleTable
 from contest.timefmt import to_ms
 from contest.toml_lines import TomlLines
 
@@ -76,6 +76,7 @@ def load_contest(folder: str | Path, *, anchor: datetime | None = None) -> Conte
         questions=questions,
         excluded=_excluded(root / "excluded.csv"),
         unit_targets=_unit_targets(toml, spec.unit_targets, units),
+        privacy=_privacy(toml, spec.privacy, root),
     )
     _check_prize_headcounts(contest, unit_lines)
     _check_banks(contest)
@@ -125,12 +126,33 @@ def _rules(toml: _Toml, head: ContestTable) -> Rules:
     for name in ("questions_per_attempt", "points_per_correct", "time_limit_seconds", "attempts_per_period"):
         if getattr(head, name) <= 0:
             raise toml.error(("contest", name), "must be positive")
-    for name in ("grace_seconds", "min_age", "min_plausible_seconds"):
+    for name in ("grace_seconds", "min_age", "min_plausible_seconds", "freeze_minutes"):
         if getattr(head, name) < 0:
             raise toml.error(("contest", name), "must not be negative")
     if head.min_plausible_seconds >= head.time_limit_seconds:
         raise toml.error(("contest", "min_plausible_seconds"), "must be below time_limit_seconds")
     return head.rules()
+
+
+def _privacy(toml: _Toml, table: PrivacyTable | None, root: Path) -> Privacy | None:
+    """[privacy] with its notice's text read from the contest folder."""
+    if table is None:
+        return None
+    for name in ("version", "controller", "notice"):
+        if not getattr(table, name).strip():
+            raise toml.error(("privacy", name), "must not be blank")
+    if table.retention_days < 0:
+        raise toml.error(("privacy", "retention_days"), "must not be negative")
+    path = root / table.notice
+    if Path(table.notice).is_absolute() or ".." in Path(table.notice).parts or not path.is_file():
+        raise toml.error(("privacy", "notice"), f"no file {table.notice!r} in the contest folder")
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as e:
+        raise ContestError(table.notice, "not UTF-8 text") from e
+    if not text:
+        raise ContestError(table.notice, "the privacy notice is empty")
+    return Privacy(table.version, table.controller, text, table.retention_days)
 
 
 def _periods(toml: _Toml, spec: ContestFile, tz: ZoneInfo, anchor: datetime | None) -> tuple[Period, ...]:

@@ -83,10 +83,21 @@ class Rules(msgspec.Struct, frozen=True):
     min_age: int = 15
     id_check: IdCheck = "format"  # "structure": province, century and year digits must fit the birth date
     min_plausible_seconds: int = 0  # entries faster than this are flagged for the committee (0 = off)
+    prediction_question: str = ""  # the tie-breaker's question, as the quiz page asks it
+    freeze_minutes: int = 60  # public rankings and counts frozen for a period's last minutes (DESIGN §3; 0 = off)
 
     @property
     def max_score(self) -> int:
         return self.questions_per_attempt * self.points_per_correct
+
+
+class Privacy(msgspec.Struct, frozen=True):
+    """The notice a registrant accepts (DESIGN §10): its version, who controls the data, its text."""
+
+    version: str
+    controller: str
+    notice: str  # the notice's text (the contest folder's file, read by the loader)
+    retention_days: int = 90  # after the last close, personal data is erased; results are kept
 
 
 class Contest(msgspec.Struct, frozen=True):
@@ -101,6 +112,7 @@ class Contest(msgspec.Struct, frozen=True):
     questions: dict[str, Question]
     excluded: frozenset[str]
     unit_targets: tuple[UnitTarget, ...] = ()
+    privacy: Privacy | None = None  # None: a test contest that asks no consent
 
     @property
     def tz(self) -> ZoneInfo:
@@ -115,6 +127,19 @@ class Contest(msgspec.Struct, frozen=True):
     def period_at(self, now_ms: int) -> Period | None:
         """The period open at `now_ms`, if any (periods are [start, end))."""
         return next((p for p in self.periods if p.start_ms <= now_ms < p.end_ms), None)
+
+    def frozen_at(self, period: Period) -> int | None:
+        """When the period's public rankings and counts freeze (DESIGN §3): max(start, end − freeze);
+        None when the contest has no freeze."""
+        if self.rules.freeze_minutes <= 0:
+            return None
+        return max(period.start_ms, period.end_ms - self.rules.freeze_minutes * 60_000)
+
+    def frozen(self, period: Period, now_ms: int, closed: bool) -> int | None:
+        """The period's freeze start when its public answers are frozen at `now_ms` (from the freeze's
+        start until its close), else None."""
+        at = self.frozen_at(period)
+        return at if at is not None and not closed and now_ms >= at else None
 
     def status(self, period: Period, now_ms: int, closed: bool) -> PeriodStatus:
         """upcoming, open, closing (ended, not yet closed) or closed."""

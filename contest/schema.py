@@ -45,6 +45,15 @@ class GroupTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     prizes: list[PrizeSpec] | None = None
 
 
+class PrivacyTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """[privacy]: the notice a registrant accepts; `notice` names a file of the contest folder."""
+
+    version: str
+    controller: str
+    notice: str
+    retention_days: int = 90
+
+
 class ContestFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     contest: ContestTable
     periods: list[PeriodTable] | None = None
@@ -52,3 +61,4 @@ class ContestFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     groups: list[GroupTable]
     unit_prizes: UnitPrizes = UnitPrizes()
     unit_targets: list[UnitTarget] = []
+    privacy: PrivacyTable | None = None
