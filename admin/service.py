@@ -10,7 +10,7 @@ from contest.flags import Flag
 from contest.model import Choice, Contest
 from contest.questions import QuestionStat
 from eventstore.events import AnswerKeyCorrected, ParticipantDisqualified, encode_many
-from eventstore.redis_stream import StreamWriter
+from eventstore.redis_stream.writer import StreamWriter
 from projections.close import Closer, PeriodClosed, UnknownPeriod
 from projections.live_queries import LiveQueries
 from runtime.clock import Clock

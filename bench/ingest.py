@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from eventstore.ids import uuid7
-from eventstore.redis_stream import open_client, slowest_fsync_ms, watch_fsync_stalls
+from eventstore.redis_stream.client import open_client, slowest_fsync_ms, watch_fsync_stalls
 from ingest.tokens import AttemptClaims, TokenSigner
 from ops.embedded import die_with_parent, free_port
 from ops.presets import Running, throwaway_stack

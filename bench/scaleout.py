@@ -32,7 +32,8 @@ from bench.ingest import measure
 from contest.load import load_contest
 from eventstore.keys import Keys
 from eventstore.postgres import migrate, open_pool
-from eventstore.redis_stream import StreamWriter, open_client
+from eventstore.redis_stream.client import open_client
+from eventstore.redis_stream.writer import StreamWriter
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey, die_with_parent
 from ops.presets import throwaway_stack
 from ops.simulate import by_stream, week

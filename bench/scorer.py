@@ -24,7 +24,7 @@ from contest.load import load_contest
 from eventstore.events import encode
 from eventstore.keys import EVENT_FIELD, Keys
 from eventstore.postgres import migrate, open_pool
-from eventstore.redis_stream import Redis
+from eventstore.redis_stream.client import Redis
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey
 from ops.simulate import by_stream, week
 from ops.wiring import Clients, build_scorer

@@ -28,16 +28,16 @@ from eventstore.events import AccessKeyReissued, AttemptStarted, ParticipantRegi
 from eventstore.events import encode_many as encode
 from eventstore.ids import uuid7
 from eventstore.pii import PersonalData, PiiVault, new_access_key
-from eventstore.redis_stream import (
+from eventstore.redis_stream.scripts import (
     AttemptRefused,
     IdentityTaken,
     Limited,
     RecoveryRefused,
-    StreamWriter,
     SubmissionAccepted,
     SubmissionRefused,
     submit_outcome,
 )
+from eventstore.redis_stream.writer import StreamWriter
 from ingest.schemas import (
     AccessKeyRecovery,
     AttemptRequest,

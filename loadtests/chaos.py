@@ -30,7 +30,8 @@ from rich.table import Table
 from eventstore.errors import StoreUnavailable
 from eventstore.events import ParticipantRegistered, SubmissionReceived, decode
 from eventstore.keys import Keys
-from eventstore.redis_stream import StreamReader, open_client
+from eventstore.redis_stream.client import open_client
+from eventstore.redis_stream.inspection import Streams
 from ops.embedded import EmbeddedValkey
 from ops.presets import Running, throwaway_stack
 from ops.simulate import spelled
@@ -160,12 +161,12 @@ def wait_drained(settings: Settings, slug: str, timeout: float = 180) -> bool:
 
 async def _drained(url: str, keys: Keys, timeout: float) -> bool:
     client = await open_client(url)
-    reader = StreamReader(client, keys, "chaos")
+    streams = Streams(client, keys)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             with contextlib.suppress(StoreUnavailable):  # a server restarting: ask again
-                progress = await reader.progress()
+                progress = await streams.progress()
                 if progress.caught_up:
                     return True
             await asyncio.sleep(0.5)

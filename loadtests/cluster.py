@@ -29,7 +29,8 @@ from eventstore.barrier import Barrier
 from eventstore.events import AnyEvent, ResultsPublished, decode
 from eventstore.keys import Keys
 from eventstore.postgres import migrate, open_pool
-from eventstore.redis_stream import StreamWriter, open_client
+from eventstore.redis_stream.client import open_client
+from eventstore.redis_stream.writer import StreamWriter
 from loadtests.chaos import Ledger, client, console, settle_and_reconcile
 from ops.embedded import EmbeddedValkey, EmbeddedValkeyCluster
 from ops.presets import Running, throwaway_stack

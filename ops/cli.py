@@ -120,7 +120,8 @@ def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitab
 def cmd_admin(args: argparse.Namespace) -> int:
     """close / recompute / disqualify / correct-answer: the Committee service, as the admin API calls it."""
     from admin.service import Committee, UnknownParticipant, UnknownQuestion
-    from eventstore.redis_stream import StreamWriter, durability_mode
+    from eventstore.redis_stream.client import durability_mode
+    from eventstore.redis_stream.writer import StreamWriter
     from ops.wiring import build_committee
     from projections.close import NotClosed, NotDrained, PeriodNotEnded, UnknownPeriod
     from runtime.clock import SystemClock
@@ -199,11 +200,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from eventstore.events import decode_many
-    from eventstore.redis_stream import StreamReader
+    from eventstore.redis_stream.inspection import Streams
 
     async def work(contest: Contest, clients: Clients) -> int:
-        reader = StreamReader(clients.redis, clients.keys, "operator")
-        parked = await reader.dead_lettered()
+        streams = Streams(clients.redis, clients.keys)
+        parked = await streams.dead_lettered()
         for number, dead_id, fields in parked:
             try:
                 kinds = ", ".join(type(e).__name__ for e in decode_many(fields.get("raw", b"")))
@@ -211,7 +212,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
                 kinds = "undecodable"
             print(f"{fields.get('entry_id', b'?').decode()}  [{kinds}]  {fields.get('error', b'').decode()}")
             if args.requeue:
-                print(f"  requeued as {await reader.requeue_dead_letter(number, dead_id, fields.get('raw', b''))}")
+                print(f"  requeued as {await streams.requeue_dead_letter(number, dead_id, fields.get('raw', b''))}")
         print(f"{len(parked)} parked entr{'y' if len(parked) == 1 else 'ies'}")
         return 0
 
@@ -221,7 +222,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from eventstore.redis_stream import StreamWriter, durability_mode
+    from eventstore.redis_stream.client import durability_mode
+    from eventstore.redis_stream.writer import StreamWriter
     from ops.simulate import simulate
 
     async def work(contest: Contest, clients: Clients) -> int:

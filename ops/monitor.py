@@ -12,7 +12,8 @@ import structlog
 from contest.model import Contest
 from eventstore.errors import StoreError
 from eventstore.keys import CONTEST_STREAM
-from eventstore.redis_stream import Memory, StreamReader
+from eventstore.redis_stream.client import Memory
+from eventstore.redis_stream.inspection import Streams
 from projections.live_queries import LiveQueries
 from projections.results_queries import ResultsQueries
 from runtime import metrics
@@ -56,25 +57,25 @@ def stream_name(number: int) -> str:
 
 
 class Monitor:
-    def __init__(self, contest: Contest, reader: StreamReader, live: LiveQueries, published: ResultsQueries,
+    def __init__(self, contest: Contest, streams: Streams, live: LiveQueries, published: ResultsQueries,
                  clock: Clock) -> None:
         self.contest = contest
-        self.reader = reader
+        self.streams = streams
         self.live = live
         self.published = published
         self.clock = clock
 
     async def observe(self) -> Observation:
         now = self.clock.now_ms()
-        progress = await self.reader.progress()
+        progress = await self.streams.progress()
         streams = [StreamView(stream_name(g.stream), g.length, g.lag, g.pending,
                               0.0 if g.oldest_unprocessed_ms is None else max(0.0, (now - g.oldest_unprocessed_ms) / 1000),
                               g.dead_letters, g.lease)
                    for g in progress.streams]
-        beats = await self.reader.heartbeats()
+        beats = await self.streams.heartbeats()
         return Observation(now, streams,
                            {c: max(0.0, (now - ms) / 1000) for c, ms in beats.items()}, await self._periods(now),
-                           await self.reader.memory())
+                           await self.streams.memory())
 
     async def _periods(self, now: int) -> list[PeriodView]:
         closed = await self.published.latest_revisions()

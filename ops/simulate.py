@@ -15,7 +15,7 @@ from contest.model import Contest, Period
 from eventstore.events import AnyEvent, AttemptStarted, ParticipantRegistered, SubmissionReceived, encode_many
 from eventstore.ids import uuid7
 from eventstore.keys import CONTEST_STREAM, Keys
-from eventstore.redis_stream import StreamWriter
+from eventstore.redis_stream.writer import StreamWriter
 
 PEAK_SHARE = 1 / 8  # the mean distance of a submission from the cut-off, as a share of the period
 

@@ -15,11 +15,16 @@ from admin import routes as admin_routes
 from admin.service import Committee
 from contest.load import load_contest
 from contest.model import Contest
-from eventstore import postgres, redis_stream
+from eventstore import postgres
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import Keys
 from eventstore.pii import PiiVault
-from eventstore.redis_stream import DURABILITY_SAID, StreamReader, StreamWriter, check_layout, durability_mode
+from eventstore.redis_stream import client as redis_client
+from eventstore.redis_stream.client import DURABILITY_SAID, check_layout, durability_mode
+from eventstore.redis_stream.consumer import Consumer
+from eventstore.redis_stream.inspection import Streams
+from eventstore.redis_stream.leases import Leases
+from eventstore.redis_stream.writer import StreamWriter
 from ingest import app as ingest_app
 from ingest.tokens import TokenSigner
 from ops.monitor import Monitor
@@ -49,13 +54,13 @@ def keys_of(contest: Contest, settings: Settings) -> Keys:
 
 @dataclass
 class Clients:
-    redis: redis_stream.Redis
+    redis: redis_client.Redis
     pool: postgres.Pool
     keys: Keys  # the contest's keys (its partitions), the layout checked against Redis by open_clients
     replica: bool = False  # the pool reads a PostgreSQL replica (CCHC_DATABASE_READ_URL)
 
     async def redis_ready(self) -> None:
-        await redis_stream.ping(self.redis)
+        await redis_client.ping(self.redis)
 
     async def ready(self) -> float | None:
         """Both servers reachable; with a read replica, its staleness (also a gauge)."""
@@ -85,11 +90,11 @@ async def open_clients(settings: Settings, contest: Contest, *, pool_size: int =
     pool = postgres.open_pool(url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms,
                               autocommit=autocommit)
     await pool.open(wait=False)
-    redis = await redis_stream.open_client(redis_url)
+    redis = await redis_client.open_client(redis_url)
     clients = Clients(redis, pool, keys_of(contest, settings), replica=url != database_url)
     try:
         await check_layout(redis, clients.keys)
-    except redis_stream.LayoutMismatch:
+    except redis_client.LayoutMismatch:
         await clients.close()
         raise
     except StoreUnavailable:
@@ -101,7 +106,7 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
     """Ingest's own parts: Redis only (its /readyz does not depend on PostgreSQL)."""
     durability = await durability_mode(clients.redis)
     log.info("ingest_durability", durability=durability, means=DURABILITY_SAID[durability],
-             partitions=clients.keys.partitions, cluster=redis_stream.is_cluster(clients.redis))
+             partitions=clients.keys.partitions, cluster=redis_client.is_cluster(clients.redis))
     writer = StreamWriter(clients.redis, clients.keys, durability=durability)
     return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(*settings.token_secrets()),
                              vault=PiiVault(settings.pii_key_bytes()), clock=clock, ready=clients.redis_ready,
@@ -110,7 +115,7 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
 
 def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock,
                     settings: Settings) -> Committee:
-    closer = Closer(contest, clients.pool, StreamReader(clients.redis, clients.keys, "closer"), clock)
+    closer = Closer(contest, clients.pool, Streams(clients.redis, clients.keys), clock)
     return Committee(contest, writer, closer, clock, retention_s=max(1, settings.retention_days * 86_400))
 
 
@@ -142,12 +147,12 @@ def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cach
 
 
 def build_scorer(contest: Contest, clients: Clients, name: str, clock: Clock) -> Scorer:
-    reader = StreamReader(clients.redis, clients.keys, name)
-    return Scorer(reader=reader, pool=clients.pool, projector=Projector(contest), clock=clock)
+    return Scorer(consumer=Consumer(clients.redis, clients.keys, name), leases=Leases(clients.redis, clients.keys, name),
+                  pool=clients.pool, projector=Projector(contest), clock=clock)
 
 
 def build_monitor(contest: Contest, clients: Clients, clock: Clock) -> Monitor:
-    return Monitor(contest, StreamReader(clients.redis, clients.keys, "monitor"), LiveQueries(clients.pool),
+    return Monitor(contest, Streams(clients.redis, clients.keys), LiveQueries(clients.pool),
                    ResultsQueries(clients.pool), clock)
 
 
@@ -251,9 +256,9 @@ def check_scorers(settings: Settings, name: str | None) -> int:
 
     async def main() -> int:
         redis_url, _ = settings.require_servers()
-        client = await redis_stream.open_client(redis_url)
+        client = await redis_client.open_client(redis_url)
         try:
-            beats = await StreamReader(client, keys_of(contest, settings), "check").heartbeats()
+            beats = await Streams(client, keys_of(contest, settings)).heartbeats()
         finally:
             await client.aclose()
         now = SystemClock().now_ms()

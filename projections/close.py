@@ -19,7 +19,7 @@ from contest.ranking import counted_entries
 from eventstore.barrier import Barrier
 from eventstore.events import ResultsPublished
 from eventstore.postgres import Connection, Pool, insert_event, transaction, xact_lock
-from eventstore.redis_stream import StreamReader
+from eventstore.redis_stream.inspection import Streams
 from projections import live_queries, results_queries
 from projections.apply import KEY_LOCK
 from projections.results_queries import RESULTS_LOCK, PeriodResult, ResultsQueries
@@ -104,12 +104,12 @@ class Closer:
     """Closes and recomputes periods. `settle_ms` bounds how long after the end a request received
     before it may still be appending (ingest's Redis timeout); the barrier is taken only after."""
 
-    def __init__(self, contest: Contest, pool: Pool, reader: StreamReader, clock: Clock, *,
+    def __init__(self, contest: Contest, pool: Pool, streams: Streams, clock: Clock, *,
                  settle_ms: int = 3000, drain_timeout_s: float = 10.0) -> None:
         self.contest = contest
         self.pool = pool
         self.results = ResultsQueries(pool)
-        self.reader = reader
+        self.streams = streams
         self.clock = clock
         self.settle_ms = settle_ms
         self.drain_timeout_s = drain_timeout_s
@@ -158,9 +158,9 @@ class Closer:
 
     async def _drained_barrier(self) -> Barrier:
         """Every stream's last id, once the scorers have projected everything up to it."""
-        barrier = await self.reader.barrier()
+        barrier = await self.streams.barrier()
         deadline = asyncio.get_running_loop().time() + self.drain_timeout_s
-        while not await self.reader.processed_through(barrier):
+        while not await self.streams.processed_through(barrier):
             if asyncio.get_running_loop().time() > deadline:
                 raise NotDrained("the scorers have not yet projected every entry received before the end")
             await asyncio.sleep(0.05)

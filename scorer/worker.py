@@ -17,7 +17,8 @@ from eventstore.barrier import entry_tuple
 from eventstore.errors import StoreError, StoreRejected, StoreUnavailable
 from eventstore.events import AnyEvent, decode_many
 from eventstore.postgres import Pool, archive, record_progress, transaction
-from eventstore.redis_stream import Entry, StreamReader
+from eventstore.redis_stream.consumer import Consumer, Entry
+from eventstore.redis_stream.leases import Leases
 from projections.apply import Projector
 from runtime import metrics
 from runtime.clock import Clock
@@ -34,11 +35,12 @@ class Scorer:
     `cchc scorer --check` reads (and renews its leases with it), and `drain()` is the burst mode
     tests use (every stream, leases or not: archiving twice is a no-op)."""
 
-    def __init__(self, *, reader: StreamReader, pool: Pool, projector: Projector, clock: Clock,
+    def __init__(self, *, consumer: Consumer, leases: Leases, pool: Pool, projector: Projector, clock: Clock,
                  batch_size: int = 2000, block_ms: int = 500, claim_idle_ms: int = 30_000,
                  max_deliveries: int = 10, beat_every_s: float = 5.0, trim_every_s: float = 30.0,
                  stop_grace_s: float = 10.0, in_flight: int = 3) -> None:
-        self.reader = reader
+        self.consumer = consumer
+        self.leases = leases
         self.pool = pool
         self.projector = projector
         self.clock = clock
@@ -52,7 +54,7 @@ class Scorer:
         # New batches projected at once, each in its own transaction on its own connection: PostgreSQL
         # works on one while this process reads and prepares the next (measured: BENCHMARKS.md).
         self.in_flight: InFlight[int] = InFlight(in_flight)
-        self.name = reader.consumer
+        self.name = consumer.name
         self.streams: list[int] = []  # the streams this scorer holds a lease on
         self._behind = True  # own pending entries first: at start, after a failed batch, on a new lease
 
@@ -104,7 +106,7 @@ class Scorer:
             fresh = await self._isolate(decoded)
         else:
             # Acked only after commit: a crash here redelivers the batch, and archive() makes that a no-op.
-            await self.reader.ack([entry for entry, _ in decoded])
+            await self.consumer.ack([entry for entry, _ in decoded])
         appended_ms = min(entry_tuple(entry_id)[0] for entry_id in firsts.values())
         metrics.SCORER_FRESHNESS.labels(self.name).observe(max(0, self.clock.now_ms() - appended_ms) / 1000)
         metrics.SCORER_EVENTS.labels(self.name).inc(fresh)
@@ -140,7 +142,7 @@ class Scorer:
             except StoreRejected as e:
                 failed.append((item, e))
             else:
-                await self.reader.ack([item[0]])
+                await self.consumer.ack([item[0]])
         if len(failed) == len(decoded):
             raise StoreUnavailable(f"every entry of the batch failed: {failed[0][1]}")
         for (entry, _), error in failed:
@@ -148,19 +150,19 @@ class Scorer:
         return fresh
 
     async def _poison(self, entry: Entry, error: str) -> None:
-        await self.reader.dead_letter(entry, error)
+        await self.consumer.dead_letter(entry, error)
         metrics.SCORER_POISON.labels(self.name).inc()
         log.error("poison_entry", consumer=self.name, stream=entry[0], entry_id=entry[1], error=error)
 
     async def drain(self) -> int:
         """Burst mode: process everything pending or new in every stream, return when none has more."""
-        await self.reader.ensure_groups()
-        every = self.reader.keys.numbers
+        await self.consumer.ensure_groups()
+        every = self.consumer.keys.numbers
         total = 0
-        while entries := await self.reader.own_pending(every, self.batch_size):
+        while entries := await self.consumer.own_pending(every, self.batch_size):
             total += await self.process(entries)
         try:
-            while entries := await self.reader.read(every, self.batch_size, None):
+            while entries := await self.consumer.read(every, self.batch_size, None):
                 total += await self._launch(entries)
         except BaseException:
             await self.in_flight.abandon()
@@ -183,7 +185,7 @@ class Scorer:
         """Until `stop` is set: read, process; now and then beat the heartbeat and renew the leases,
         reclaim entries of dead consumers and trim what the groups have acknowledged. Returns between
         batches, giving its leases back (the others take over at once)."""
-        await self._step(self.reader.ensure_groups)
+        await self._step(self.consumer.ensure_groups)
         next_claim = next_beat = next_trim = 0.0
         while not stop.is_set():
             now = time.monotonic()
@@ -198,17 +200,17 @@ class Scorer:
                 next_trim = now + self.trim_every_s
             await self._step(self._next_batch)
         await self._step(self._settle, pause=False)
-        await self._step(self.reader.release_leases, pause=False)
-        await self._step(self.reader.stop_beating, pause=False)
+        await self._step(self.leases.release_leases, pause=False)
+        await self._step(self.leases.stop_beating, pause=False)
         log.info("scorer_stopped", consumer=self.name)
 
     async def _beat(self) -> None:
         """Alive now; then hold a fair share of the streams among the scorers alive (leases last three
         beats: a dead scorer's streams are taken over within that)."""
         now_ms, lease_ms = self.clock.now_ms(), int(self.beat_every_s * 3000)
-        await self.reader.beat(now_ms, int(self.beat_every_s * 6000))
-        alive = sum(1 for ms in (await self.reader.heartbeats()).values() if ms > now_ms - lease_ms)
-        held = await self.reader.hold_leases(alive, lease_ms)
+        await self.leases.beat(now_ms, int(self.beat_every_s * 6000))
+        alive = sum(1 for ms in (await self.leases.heartbeats()).values() if ms > now_ms - lease_ms)
+        held = await self.leases.hold_leases(alive, lease_ms)
         if held != self.streams:
             log.info("scorer_leases", consumer=self.name, streams=held, scorers=alive)
             self._behind = self._behind or bool(set(held) - set(self.streams))
@@ -217,31 +219,31 @@ class Scorer:
 
     async def _trim(self) -> None:
         for number in self.streams:
-            await self.reader.trim_acknowledged(number)
+            await self.consumer.trim_acknowledged(number)
 
     async def _next_batch(self) -> int:
         """Retry what this consumer holds unacked before taking anything new, so a batch that
         failed (PostgreSQL down) is projected as soon as it can be, in stream order."""
         if self._behind:
             await self._settle()
-            entries = await self.reader.own_pending(self.streams, self.batch_size)
+            entries = await self.consumer.own_pending(self.streams, self.batch_size)
             if not entries:
                 self._behind = False
                 return 0
             return await self.process(entries)
-        return await self._launch(await self.reader.read(self.streams, self.batch_size, self.block_ms))
+        return await self._launch(await self.consumer.read(self.streams, self.batch_size, self.block_ms))
 
     async def _reclaim(self) -> int:
         """Take over entries idle past the bound; park those delivered too often (poison that
         crashes its scorer every time never reaches the isolation above)."""
         await self._settle()
-        claimed = await self.reader.claim_idle(self.streams, self.claim_idle_ms, self.batch_size)
+        claimed = await self.consumer.claim_idle(self.streams, self.claim_idle_ms, self.batch_size)
         if not claimed:
             return 0
         deliveries: dict[tuple[int, str], int] = {}
         for number in {n for n, _, _ in claimed}:
             ids = [entry_id for n, entry_id, _ in claimed if n == number]
-            deliveries |= {(number, i): d for i, d in (await self.reader.deliveries(number, ids)).items()}
+            deliveries |= {(number, i): d for i, d in (await self.consumer.deliveries(number, ids)).items()}
         keep = []
         for entry in claimed:
             times = deliveries.get(entry[:2], 0)

@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from contest.load import load_contest
 from contest.model import Contest
 from eventstore.postgres import migrate, open_pool
-from eventstore.redis_stream import Redis, is_cluster, open_client
+from eventstore.redis_stream.client import Redis, is_cluster, open_client
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey, EmbeddedValkeyCluster
 from projections.replay import PROJECTION_TABLES
 from tests.harness import System

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from admin.service import Committee
 from contest.model import Contest
 from eventstore.keys import Keys
+from eventstore.redis_stream.inspection import Streams
 from ops.simulate import spelled
 from ops.wiring import Clients, build_ingest_app, build_results, build_scorer
 from projections import results_app
@@ -168,6 +169,11 @@ class System:
     def keys(self) -> Keys:
         assert self.clients.keys is not None
         return self.clients.keys
+
+    @property
+    def streams(self) -> Streams:
+        """The streams seen from outside the consumer groups (barriers, progress, heartbeats, dead letters)."""
+        return Streams(self.clients.redis, self.keys)
 
     async def stream_length(self) -> int:
         """Entries in every stream (the partitions' and the contest's)."""

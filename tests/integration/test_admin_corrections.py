@@ -101,13 +101,13 @@ async def test_a_result_counts_only_corrections_up_to_its_barrier(system: System
     attempt = await s.start(pid)
     await s.submit(attempt, 5)
     await s.drain()
-    barrier = await s.scorers[0].reader.barrier()
+    barrier = await s.streams.barrier()
     q = attempt["questions"][0]["id"]
     await correct(s, q, "ABCD"[("ABCD".index(s.key[q]) + 1) % 4])
     await s.drain()
     async with s.clients.pool.connection() as conn:
         before = await valid_entries(conn, s.contest, 1, barrier)
-        after = await valid_entries(conn, s.contest, 1, await s.scorers[0].reader.barrier())
+        after = await valid_entries(conn, s.contest, 1, await s.streams.barrier())
     assert [e.score for e in before] == [25] and [e.score for e in after] == [20]
 
 
@@ -119,7 +119,7 @@ async def test_a_result_counts_only_entries_up_to_its_barrier(system: System) ->
     s = system
     await s.entry(await s.register(), 5)
     await s.drain()
-    barrier = await s.scorers[0].reader.barrier()
+    barrier = await s.streams.barrier()
     await s.entry(await s.register(), 4)
     await s.drain()
     async with s.clients.pool.connection() as conn:
@@ -193,7 +193,7 @@ async def test_of_two_disqualifications_the_earlier_event_wins_in_any_apply_orde
     await s.entry(pid, 5)
     await s.drain()
     part = s.keys.partition_of(pid)
-    barrier = await s.scorers[0].reader.barrier()
+    barrier = await s.streams.barrier()
     ms = max(entry_tuple(i)[0] for i in barrier.ids.values())
     first, second = (ms + 1, 0, part, 0), (ms + 2, 0, part, 0)
     projector = Projector(s.contest)

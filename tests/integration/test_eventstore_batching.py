@@ -10,7 +10,10 @@ import redis.asyncio as aioredis
 
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import Keys
-from eventstore.redis_stream import IdentityTaken, Registered, StreamWriter, connect, durability_mode, memory, resp
+from eventstore.redis_stream.batching import resp
+from eventstore.redis_stream.client import connect, durability_mode, memory
+from eventstore.redis_stream.scripts import IdentityTaken, Registered
+from eventstore.redis_stream.writer import StreamWriter
 from ingest.app import INGEST
 from tests.conftest import Servers
 from tests.harness import Served, System

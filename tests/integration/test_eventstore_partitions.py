@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from contest.model import Contest
 from eventstore.keys import Keys
 from eventstore.postgres import migrate, open_pool
-from eventstore.redis_stream import LayoutMismatch, check_layout
+from eventstore.redis_stream.client import LayoutMismatch, check_layout
 from tests.harness import SETTINGS, System
 
 
@@ -46,7 +46,7 @@ async def test_a_registration_whose_identity_claim_never_ran_is_unreachable(syst
     s = system
     writer = s.committee.writer
     p = writer.keys.of("orphan")
-    from eventstore.redis_stream import SCRIPTS
+    from eventstore.redis_stream.scripts import SCRIPTS
 
     await writer.batcher.call(SCRIPTS["register_keys"], [p.participants, p.access, p.births], ["orphan", "g|", "k", "b"])
     pid = await s.register()  # the same person registers again, from scratch

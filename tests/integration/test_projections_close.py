@@ -226,8 +226,8 @@ async def test_a_start_archived_after_its_submission_still_counts(system: System
     pid = await s.register()
     await s.entry(pid, 4)
     scorer = s.scorers[0]
-    await scorer.reader.ensure_groups()
-    registration, start, submission = sorted(await scorer.reader.read(s.keys.numbers, 10, None))
+    await scorer.consumer.ensure_groups()
+    registration, start, submission = sorted(await scorer.consumer.read(s.keys.numbers, 10, None))
     for entry in (registration, submission, start):  # the start last
         await scorer.process([entry])
     await s.close(1)
@@ -258,7 +258,7 @@ async def test_results_are_published_in_the_order_of_their_barriers(system: Syst
             raise AssertionError("the close never queued for the results lock")
         late = await s.register()  # appended while the close waits for the lock
         await s.drain()
-        appended = await s.scorers[0].reader.barrier()
+        appended = await s.streams.barrier()
         await holder.execute("SELECT pg_advisory_unlock(%s)", (RESULTS_LOCK,))
         status, body = await closing
     assert status == 200, body
@@ -307,7 +307,7 @@ async def test_final_rescored_as_of_its_barrier_equals_the_projected_path(system
     await s.register(group="nhan_dan", unit_code="B")
     await s.close(1)
     await s.close(2)
-    barrier = await s.scorers[0].reader.barrier()
+    barrier = await s.streams.barrier()
     async with s.clients.pool.connection() as conn:
         projected = await live_queries.contest_unit_aggregates(conn, s.contest, barrier)
         ms, seq = entry_tuple(barrier.ids[CONTEST_STREAM])

@@ -75,8 +75,8 @@ async def test_entries_delivered_too_often_are_parked(system: System) -> None:
     s = system
     await s.register()
     dying = build_scorer(s.contest, s.clients, "dying", s.clock)
-    await dying.reader.ensure_groups()
-    assert await dying.reader.read(s.keys.numbers, 10, None)  # delivered once, never acked
+    await dying.consumer.ensure_groups()
+    assert await dying.consumer.read(s.keys.numbers, 10, None)  # delivered once, never acked
     heir = build_scorer(s.contest, s.clients, "heir", s.clock)
     heir.claim_idle_ms, heir.max_deliveries, heir.streams = 0, 1, s.keys.numbers
     assert await heir._reclaim() == 0  # the second delivery is one too many
@@ -95,7 +95,7 @@ async def test_heartbeat_and_check(system: System, servers: Any) -> None:
         if await s.count("entries"):
             break
         await asyncio.sleep(0.05)
-    assert scorer.name in await scorer.reader.heartbeats()
+    assert scorer.name in await s.streams.heartbeats()
     assert sorted(scorer.streams) == s.keys.numbers  # alone: it holds every stream's lease
     env = _env(servers)
     check = [sys.executable, "-m", "ops.cli", "scorer", "--check", "--name"]
@@ -105,7 +105,7 @@ async def test_heartbeat_and_check(system: System, servers: Any) -> None:
     stop.set()
     await asyncio.wait_for(task, 5)
     # A graceful stop gives its leases back and stops beating: the others take over at once.
-    assert await scorer.reader.lease_owners() == {} and scorer.name not in await scorer.reader.heartbeats()
+    assert await s.streams.lease_owners() == {} and scorer.name not in await s.streams.heartbeats()
 
 
 async def test_trim_only_what_every_group_acknowledged(system: System) -> None:
@@ -117,12 +117,12 @@ async def test_trim_only_what_every_group_acknowledged(system: System) -> None:
     await s.register()
     await s.register()
     pending = build_scorer(s.contest, s.clients, "slow", s.clock)
-    taken = await pending.reader.read([CONTEST_STREAM], 1, None)  # the 5th is delivered, not acked
+    taken = await pending.consumer.read([CONTEST_STREAM], 1, None)  # the 5th is delivered, not acked
     await s.clients.redis.xgroup_create(stream, "audit", id="0")  # a second group has read nothing
-    assert await s.scorers[0].reader.trim_acknowledged(CONTEST_STREAM, approximate=False) == "0-1"
+    assert await s.scorers[0].consumer.trim_acknowledged(CONTEST_STREAM, approximate=False) == "0-1"
     assert await s.clients.redis.xlen(stream) == 6
     await s.clients.redis.xgroup_destroy(stream, "audit")
-    await s.scorers[0].reader.trim_acknowledged(CONTEST_STREAM, approximate=False)
+    await s.scorers[0].consumer.trim_acknowledged(CONTEST_STREAM, approximate=False)
     remaining = [i.decode() for i, _ in await s.clients.redis.xrange(stream)]
     assert remaining[0] == taken[0][1] and len(remaining) == 2  # the pending one and the unread one stay
     assert await s.count("participants") == 4
@@ -212,7 +212,7 @@ async def test_a_scorer_process_stops_cleanly_on_sigterm(system: System, servers
     proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "scorer", "--name", "sigterm", "--metrics-port",
                              str(port)], env=_env(servers), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        reader = system.scorers[0].reader
+        reader = system.streams
         for _ in range(200):
             if "sigterm" in await reader.heartbeats():
                 break
@@ -270,7 +270,7 @@ async def test_parked_entries_can_be_requeued_after_a_fix(system: System, monkey
     await s.drain()
     assert await s.count("entries") == 1 and len(await dead_letters(s)) == 1
     monkeypatch.undo()  # the fix is deployed
-    reader = s.scorers[0].reader
+    reader = s.streams
     for number, dead_id, fields in await reader.dead_lettered():
         await reader.requeue_dead_letter(number, dead_id, fields["raw"])
     await s.drain()
@@ -284,7 +284,7 @@ async def test_an_approximate_trim_keeps_up_with_a_busy_stream(system: System) -
     approximate trim removes them all but a node's worth, not only its default limit of 10,000."""
     s = system
     stream = s.keys.contest.stream
-    reader = s.scorers[0].reader
+    reader = s.scorers[0].consumer
     await reader.ensure_groups()
     async with s.clients.redis.pipeline(transaction=False) as pipe:
         for n in range(25_000):

@@ -54,7 +54,7 @@ async def test_crash_between_commit_and_ack_redelivers_as_a_no_op(system: System
     async def crash(_: list[str]) -> None:
         raise RuntimeError("killed between COMMIT and XACK")
 
-    monkeypatch.setattr(scorer.reader, "ack", crash)
+    monkeypatch.setattr(scorer.consumer, "ack", crash)
     with pytest.raises(RuntimeError):
         await scorer.drain()
     monkeypatch.undo()
@@ -78,11 +78,11 @@ async def test_another_consumer_reclaims_a_dead_ones_entries(system: System) -> 
     s = system
     await some_traffic(s)
     dead = s.scorers[0]
-    await dead.reader.ensure_groups()
-    taken = await dead.reader.read(s.keys.numbers, 1000, None)
+    await dead.consumer.ensure_groups()
+    taken = await dead.consumer.read(s.keys.numbers, 1000, None)
     assert taken  # read, never processed: the consumer died
     heir = build_scorer(s.contest, s.clients, "heir", s.clock)
-    claimed = await heir.reader.claim_idle(s.keys.numbers, 0, 1000)
+    claimed = await heir.consumer.claim_idle(s.keys.numbers, 0, 1000)
     assert sorted(claimed) == sorted(taken)
     assert await heir.process(claimed) == len(taken)
     assert await s.count("entries") == 6
@@ -92,8 +92,8 @@ async def test_processing_the_same_entries_twice_changes_nothing(system: System)
     s = system
     await some_traffic(s)
     scorer = s.scorers[0]
-    await scorer.reader.ensure_groups()
-    entries = await scorer.reader.read(s.keys.numbers, 1000, None)
+    await scorer.consumer.ensure_groups()
+    entries = await scorer.consumer.read(s.keys.numbers, 1000, None)
     assert await scorer.process(entries) == len(entries)
     once = await tables(s)
     assert await scorer.process(entries) == 0
@@ -130,8 +130,8 @@ async def test_running_scorers_share_the_streams_by_leases_and_take_over_a_dead_
         await a._beat()
         await b._beat()
         assert (len(a.streams), len(b.streams)) == (3, 2) and not set(a.streams) & set(b.streams)
-        await a.reader.release_leases()  # a graceful stop
-        await a.reader.stop_beating()
+        await a.leases.release_leases()  # a graceful stop
+        await a.leases.stop_beating()
         await b._beat()
         assert sorted(b.streams) == s.keys.numbers
         await c._beat()
@@ -165,11 +165,11 @@ async def test_batches_in_flight_together_project_each_entry_once_and_ack_all(sy
         await some_traffic(s)
     scorer = s.scorers[0]
     scorer.batch_size, scorer.in_flight.limit = 3, 3  # many small batches, three transactions at once
-    await scorer.reader.ensure_groups()
+    await scorer.consumer.ensure_groups()
     assert await scorer.drain() == await s.count("events")
     assert await s.count("entries") == 24 and await s.count("counted") == 12
     assert not scorer.in_flight
-    assert (await scorer.reader.progress()).caught_up  # every entry acked
+    assert (await s.streams.progress()).caught_up  # every entry acked
     together = await tables(s)
     scorer.in_flight.limit = 1  # the same entries again, one batch at a time: nothing changes
     for slot in s.keys.slots:

@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from eventstore.errors import StoreUnavailable
-from eventstore.redis_stream import durability_mode
+from eventstore.redis_stream.client import durability_mode
 from ops.embedded import free_port
 from tests.paths import ROOT
 

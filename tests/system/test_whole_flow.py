@@ -8,7 +8,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contest.digest import results_digest
 from contest.model import Contest
-from eventstore.redis_stream import Redis
+from eventstore.redis_stream.client import Redis
 from projections.replay import replay
 from tests.harness import SETTINGS, System
 

@@ -1,0 +1,232 @@
+"""Shared round trips: concurrent requests' script calls go out together, one pipeline per server,
+followed by what makes their replies durable."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
+from redis.exceptions import AskError, NoScriptError, RedisError, ResponseError
+
+from eventstore.errors import StoreUnavailable
+from eventstore.redis_stream.client import Durability, Redis, translated
+from eventstore.redis_stream.scripts import Script
+
+Call = tuple[Script, tuple[str, ...], list[Any], "asyncio.Future[Any]"]
+Groups = dict[tuple[Script, tuple[str, ...]], list[tuple[list[Any], "asyncio.Future[Any]"]]]
+
+
+class Batcher:
+    """Shares Redis round trips between concurrent requests: calls queue up, one writer task sends
+    everything queued as ONE pipeline per server, with ONE script call per script and key set, plus
+    the commands that make the replies durable (synced_commands), while the next batch gathers: the
+    batch size follows the load and an idle system still answers at once. On a cluster each master
+    has its own queue and writer: a shard that is slow (failing over, waiting for its replica)
+    holds up only the requests it owns."""
+
+    def __init__(self, client: Redis, *, durability: Durability, fsync_timeout_ms: int,
+                 max_batch: int = 512) -> None:
+        self._r = client
+        self._cluster = client if isinstance(client, RedisCluster) else None  # isinstance on it is slow
+        self._durability = durability
+        self._fsync_timeout_ms = fsync_timeout_ms
+        self._max_batch = max_batch
+        self._queues: dict[str, list[Call]] = {}  # per lane: a cluster master's name, "" on one server
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._stale_slots = False  # a cluster's slot map to refresh before the next batch
+        self.batches = 0  # for the benchmarks: calls / batches = mean batch size
+        self.calls = 0
+
+    def call(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """The script's reply for these keys and args, once its batch is written (and durable): a
+        future to await (not a coroutine: one frame less to resume per request)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        lane = self._lane(keys[0])
+        self._queues.setdefault(lane, []).append((script, tuple(keys), args, future))
+        if lane not in self._writers:
+            self._writers[lane] = asyncio.create_task(self._write(lane))
+        return future
+
+    def _lane(self, key: str) -> str:
+        if self._cluster is None:
+            return ""
+        try:
+            node = self._cluster.get_node_from_key(key)
+        except RedisError:
+            return "?"  # slot not covered now: its batch fails cleanly in _send_cluster
+        return node.name if node is not None else "?"
+
+    async def _write(self, lane: str) -> None:
+        try:
+            while queue := self._queues.get(lane):
+                batch, self._queues[lane] = queue[:self._max_batch], queue[self._max_batch:]
+                self.batches += 1
+                self.calls += len(batch)
+                try:
+                    if self._cluster is not None:
+                        await self._send_cluster(self._cluster, batch)
+                    else:
+                        await self._send(batch, self._pipeline)
+                except Exception as e:  # a bug, not an outage: fail these requests, never leave them hanging
+                    _fail(batch, e)
+        finally:
+            # No await between the empty-queue check and this line: a call arriving later
+            # always finds no writer for its lane and starts one.
+            del self._writers[lane]
+
+    async def _send_cluster(self, cluster: RedisCluster, batch: list[Call]) -> None:
+        """One pipeline per master (a lane's calls may span two after a slot moved), concurrently; a
+        master's WAITAOF covers only its own writes."""
+        if self._stale_slots:
+            self._stale_slots = False
+            try:
+                await cluster.nodes_manager.initialize()
+            except RedisError as e:
+                self._stale_slots = True
+                _fail(batch, StoreUnavailable(f"redis cluster: {e}"))
+                return
+        by_node: dict[str, tuple[ClusterNode, list[Call]]] = {}
+        for call in batch:
+            try:
+                node = cluster.get_node_from_key(call[1][0])
+            except RedisError as e:
+                _fail([call], StoreUnavailable(f"redis cluster: {e}"))
+                continue
+            assert node is not None  # a primary always (replica=False)
+            by_node.setdefault(node.name, (node, []))[1].append(call)
+        await asyncio.gather(*(self._send(calls, functools.partial(self._node_pipeline, node))
+                               for node, calls in by_node.values()))
+
+    async def _send(self, batch: list[Call], pipeline: Callable[[Groups], Awaitable[list[Any]]]) -> None:
+        groups: Groups = {}
+        for script, keys, args, future in batch:
+            groups.setdefault((script, keys), []).append((args, future))
+        try:
+            replies = await pipeline(groups)
+            if any(isinstance(r, NoScriptError) for r in replies):  # Redis restarted: its script cache is empty
+                await pipeline({(script, keys): [] for script, keys in groups})  # loads them (below)
+                replies = await pipeline(groups)  # NOSCRIPT means nothing ran: safe to send again
+            if any(isinstance(r, AskError) for r in replies):  # MOVED/ASK: a slot moved (a failover)
+                self._stale_slots = True
+        except StoreUnavailable as e:
+            self._stale_slots = True
+            _fail(batch, e)
+            return
+        if self._durability != "fsync_always":
+            synced = replies.pop()
+            if self._durability == "waitaof_replica":
+                replies.pop()  # the WAIT that hurried the replica's ack (see _commands)
+            replicas = 1 if self._durability == "waitaof_replica" else 0
+            if isinstance(synced, Exception) or int(synced[0]) < 1 or int(synced[1]) < replicas:
+                # Written but not known to be on disk (or on a replica's): acknowledge nothing. A
+                # client retry of a submission gets the original receipt (idempotent).
+                where = "a replica" if replicas and not isinstance(synced, Exception) and int(synced[0]) else "redis"
+                _fail(batch, StoreUnavailable(f"{where} did not confirm the fsync in time"))
+                return
+        for items, reply in zip(groups.values(), replies, strict=True):
+            if isinstance(reply, Exception):
+                _fail(items, StoreUnavailable(f"redis script failed: {reply}"))
+                continue
+            for (_, future), answer in zip(items, reply, strict=True):
+                if not future.done():  # else the request went away meanwhile
+                    future.set_result(answer)
+
+    def _commands(self, groups: Groups) -> list[tuple[Any, ...]]:
+        """The batch's commands: SCRIPT LOAD for a group without items, else one EVALSHA per group."""
+        commands: list[tuple[Any, ...]] = []
+        for (script, key_names), items in groups.items():
+            if not items:
+                commands.append(("SCRIPT", "LOAD", script.source))
+                continue
+            argv: list[Any] = [len(items)]
+            for args, _ in items:
+                argv += [len(args), *args]
+            commands.append(("EVALSHA", script.sha, len(key_names), *key_names, *argv))
+        if self._durability != "fsync_always" and all(items for items in groups.values()):
+            commands += synced_commands(self._durability, self._fsync_timeout_ms)
+        return commands
+
+    @translated
+    async def _pipeline(self, groups: Groups) -> list[Any]:
+        """The batch's commands in one write on one pooled connection, their replies read in order.
+        The RESP is written here (resp()): redis-py's generic pipeline cost ~7 % of ingest's CPU
+        (observability hooks, an encoder call per argument). Retried as the client's own commands
+        are (its Retry: see connect()), the connection dropped before each retry."""
+        assert isinstance(self._r, aioredis.Redis)
+        commands = self._commands(groups)
+        packed = resp(commands)
+        pool = self._r.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            replies: list[Any] = await conn.retry.call_with_retry(lambda: _exchange(conn, packed, len(commands)),
+                                                                  lambda _: conn.disconnect())
+            return replies
+        except BaseException:  # the last failure, or a cancel mid-reply: the connection is out of step
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+
+    @translated
+    async def _node_pipeline(self, node: ClusterNode, groups: Groups) -> list[Any]:
+        """The batch's commands to one master on ONE connection (the cluster client's own pipeline
+        would route the key-less WAITAOF to any node: it must follow the writes it waits for)."""
+        commands = [PipelineCommand(i, *command) for i, command in enumerate(self._commands(groups))]
+        await node.execute_pipeline(commands)
+        return [c.result for c in commands]
+
+
+async def _exchange(conn: aioredis.Connection, packed: bytes, replies: int) -> list[Any]:
+    """Send `packed` and read its `replies`; a command's error reply stands in its place."""
+    await conn.send_packed_command(packed, check_health=False)
+    answers: list[Any] = []
+    for _ in range(replies):
+        try:
+            answers.append(await conn.read_response())
+        except ResponseError as e:
+            answers.append(e)
+    return answers
+
+
+def resp(commands: list[tuple[Any, ...]]) -> bytes:
+    """`commands` as RESP arrays of bulk strings (what any Redis client sends): bytes as they are,
+    str in UTF-8, numbers in decimal."""
+    parts: list[bytes] = []
+    append = parts.append
+    for command in commands:
+        append(b"*%d\r\n" % len(command))
+        for arg in command:
+            data = arg if isinstance(arg, bytes) else (arg if isinstance(arg, str) else str(arg)).encode()
+            append(b"$%d\r\n" % len(data))
+            append(data)
+            append(b"\r\n")
+    return b"".join(parts)
+
+
+def _fail(batch: Iterable[tuple[Any, ...]], error: Exception) -> None:
+    """Fail every call of `batch` (tuples ending with the call's future) not answered yet."""
+    for *_, future in batch:
+        if not future.done():
+            future.set_exception(error)
+
+
+def synced_commands(durability: Durability, timeout_ms: int) -> list[tuple[Any, ...]]:
+    """What follows a batch's writes on their connection so that its reply means durable: WAITAOF 1 0
+    (this server's fsync), or with a replica WAITAOF 1 1 preceded by WAIT 1.
+
+    Why the WAIT (measured: BENCHMARKS.md): a replica reports how far its AOF is fsynced only in its
+    acks, and the ack WAITAOF asks for is answered before the replica's fsync of the same writes, so
+    WAITAOF 1 1 alone waits for the replica's next once-a-second ack (~1 s a batch). The WAIT's ack
+    round lets the replica (appendfsync always) fsync first; WAITAOF's own round then finds it done
+    (~0.6 ms). Nothing is weakened: the reply still counts the replica's fsync."""
+    if durability == "fsync_always":
+        return []
+    if durability == "waitaof":
+        return [("WAITAOF", 1, 0, timeout_ms)]
+    return [("WAIT", 1, timeout_ms), ("WAITAOF", 1, 1, timeout_ms)]
+
+

@@ -1,0 +1,144 @@
+"""What anyone may read of the streams, without being a consumer: barriers and whether the scorers are
+through one (the close), every stream's progress and the server's memory (the monitor, `cchc status`),
+heartbeats, and the dead letters (the operator, who may also requeue one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from eventstore.barrier import Barrier, entry_tuple
+from eventstore.keys import EVENT_FIELD, GROUP, Keys, Slot
+from eventstore.redis_stream.client import Memory, Redis, memory, text, translated
+from eventstore.redis_stream.leases import heartbeats, lease_owners
+
+
+@dataclass(frozen=True)
+class GroupProgress:
+    """How far the consumer group of one stream is: entries not yet delivered, delivered but
+    unacked, and the stream time (ms) of the oldest entry not yet acknowledged (None when done)."""
+
+    stream: int
+    lag: int
+    pending: int
+    oldest_unprocessed_ms: int | None
+    length: int = 0
+    dead_letters: int = 0
+    lease: str | None = None  # the scorer that reads it now
+
+
+@dataclass(frozen=True)
+class StreamProgress:
+    streams: list[GroupProgress]
+
+    @property
+    def caught_up(self) -> bool:
+        """Nothing undelivered and nothing unacknowledged in any stream."""
+        return all(s.lag == 0 and s.pending == 0 for s in self.streams)
+
+
+class Streams:
+    """The contest's streams seen from outside the consumer groups."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._r = client
+        self.keys = keys
+
+    def _stream(self, number: int) -> str:
+        return self.keys.slot(number).stream
+
+    async def heartbeats(self) -> dict[str, int]:
+        """consumer → last beat (ms) of every scorer that beat recently."""
+        return await heartbeats(self._r, self.keys)
+
+    async def lease_owners(self) -> dict[int, str]:
+        """stream number → the scorer that holds its lease now."""
+        return await lease_owners(self._r, self.keys)
+
+    @translated
+    async def barrier(self) -> Barrier:
+        """Every stream's newest id: everything appended so far is at or below it."""
+        ids = {}
+        for number in self.keys.numbers:
+            try:
+                info = await self._r.xinfo_stream(self._stream(number))
+            except ResponseError:
+                ids[number] = "0-0"
+                continue
+            ids[number] = text(info["last-generated-id"])
+        return Barrier(ids)
+
+    @translated
+    async def processed_through(self, barrier: Barrier) -> bool:
+        """True when every entry up to `barrier` has been delivered and acknowledged, in every stream."""
+        for number, last in barrier.ids.items():
+            if not await self._stream_processed_through(self._stream(number), last):
+                return False
+        return True
+
+    async def _stream_processed_through(self, stream: str, last: str) -> bool:
+        try:
+            groups = await self._r.xinfo_groups(stream)
+        except ResponseError:  # no stream: nothing appended
+            return last == "0-0"
+        group = next((g for g in groups if text(g["name"]) == GROUP), None)
+        if group is None:
+            return last == "0-0"
+        if entry_tuple(text(group["last-delivered-id"])) < entry_tuple(last):
+            return False
+        return not await self._r.xpending_range(stream, GROUP, "-", last, 1)
+
+    async def memory(self) -> Memory:
+        """The server's memory use against its limit (the monitor's gauges, the memory alert)."""
+        return await memory(self._r)
+
+    @translated
+    async def progress(self) -> StreamProgress:
+        """Every stream's length, dead letters, lease and group progress (the monitor, `cchc status`)."""
+        owners = await lease_owners(self._r, self.keys)
+        return StreamProgress([await self._stream_progress(slot, owners.get(slot.number)) for slot in self.keys.slots])
+
+    async def _stream_progress(self, slot: Slot, lease: str | None) -> GroupProgress:
+        """The oldest entry not yet acknowledged is the oldest pending one or the first undelivered
+        one (the `lag` field alone is unreliable after trims)."""
+        r, stream = self._r, slot.stream
+        length, dead = await r.xlen(stream), await r.xlen(slot.dead_letters)
+        try:
+            groups = await r.xinfo_groups(stream)
+        except ResponseError:  # no stream yet
+            groups = []
+        group = next((g for g in groups if text(g["name"]) == GROUP), None)
+        if group is None:
+            return GroupProgress(slot.number, length, 0, None, length, dead, lease)
+        after_delivered = "(" + text(group["last-delivered-id"])
+        pending = int(group["pending"])
+        oldest: list[int] = []
+        if pending:
+            first = await r.xpending_range(stream, GROUP, "-", "+", 1)
+            oldest.append(entry_tuple(text(first[0]["message_id"]))[0])
+        undelivered = await r.xrange(stream, min=after_delivered, count=1)
+        if undelivered:
+            oldest.append(entry_tuple(text(undelivered[0][0]))[0])
+        lag = group.get("lag")
+        if lag is None:  # Redis cannot tell after a trim or a deletion: count what is left (bounded)
+            lag = len(await r.xrange(stream, min=after_delivered, count=100_000) or [])
+        return GroupProgress(slot.number, int(lag), pending, min(oldest) if oldest else None, length, dead, lease)
+
+    @translated
+    async def dead_lettered(self) -> list[tuple[int, str, dict[str, bytes]]]:
+        """Every parked entry: (stream number, dead-letter id, {entry_id, raw, error})."""
+        out = []
+        for slot in self.keys.slots:
+            rows: Any = await self._r.xrange(slot.dead_letters)
+            out += [(slot.number, text(i), {text(k): v for k, v in fields.items()}) for i, fields in rows]
+        return out
+
+    @translated
+    async def requeue_dead_letter(self, number: int, dead_id: str, raw: bytes) -> str:
+        """Append a parked entry to its stream again (a new id), then drop it from the parking."""
+        slot = self.keys.slot(number)
+        new_id = text(await self._r.xadd(slot.stream, {EVENT_FIELD: raw}))
+        await self._r.xdel(slot.dead_letters, dead_id)
+        return new_id

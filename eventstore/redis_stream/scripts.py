@@ -1,0 +1,144 @@
+"""The Lua scripts (eventstore/lua/*.lua), called by their SHA1, and what each answers, typed."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+
+def _lua(name: str) -> str:
+    return resources.files("eventstore").joinpath("lua").joinpath(f"{name}.lua").read_text()
+
+
+def _script(name: str) -> str:
+    """A script's `one(A)` (eventstore/lua/NAME.lua) followed by the batch loop (batch.lua)."""
+    return _lua(name) + _lua("batch")
+
+
+# -- what the scripts answer, typed ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """Both identities claimed and the event appended."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityTaken:
+    field: Literal["id_number", "phone"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOpened:
+    group: str
+    unit_code: str | None
+
+
+AttemptRefusal = Literal["unknown_participant", "invalid_credentials", "disqualified", "attempt_limit",
+                         "unknown_group"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRefused:
+    reason: AttemptRefusal
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionAccepted:
+    receipt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRepeated:
+    """The attempt was submitted before: its original receipt, nothing new recorded."""
+
+    receipt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRefused:
+    reason: str  # the refusal the caller computed (period_closed, deadline_passed, invalid)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReissued:
+    participant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryRefused:
+    reason: Literal["rate_limited", "invalid_credentials"]
+    retry_after_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """Within the client address's limit for this minute."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limited:
+    retry_after_s: int
+
+
+RegisterOutcome = Registered | IdentityTaken
+StartOutcome = AttemptOpened | AttemptRefused
+SubmitOutcome = SubmissionAccepted | SubmissionRepeated | SubmissionRefused
+RecoverOutcome = KeyReissued | RecoveryRefused
+RateOutcome = Allowed | Limited
+
+
+def register_outcome(reply: list[bytes]) -> RegisterOutcome:
+    if reply[0] == b"registered":
+        return Registered()
+    return IdentityTaken("phone" if reply[1] == b"phone" else "id_number")
+
+
+def start_outcome(reply: list[bytes]) -> StartOutcome:
+    if reply[0] == b"started":
+        group, _, unit = reply[1].decode().partition("|")
+        return AttemptOpened(group, unit or None)
+    return AttemptRefused(reply[1].decode())  # type: ignore[arg-type]  # the script names only these
+
+
+def recover_outcome(reply: list[Any]) -> RecoverOutcome | str:
+    """The participant's id when the first step found it, else the refusal."""
+    if reply[0] in (b"found", b"reissued"):
+        return str(reply[1].decode())
+    if reply[1] == b"rate_limited":
+        return RecoveryRefused("rate_limited", max(1, int(reply[2])))
+    return RecoveryRefused("invalid_credentials", 0)
+
+
+def rate_outcome(reply: list[Any]) -> RateOutcome:
+    return Allowed() if reply[0] == b"allowed" else Limited(max(1, int(reply[1])))
+
+
+def submit_outcome(reply: list[bytes]) -> SubmitOutcome:
+    """The submission script's reply, read."""
+    kind, value = reply
+    if kind == b"accepted":
+        return SubmissionAccepted(value)
+    if kind == b"repeated":
+        return SubmissionRepeated(value)
+    return SubmissionRefused(value.decode())
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script called by its SHA1 (EVALSHA): redis-py's pipelined scripts would add a
+    SCRIPT EXISTS round trip to every batch; we load the source only when Redis says NOSCRIPT."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:  # Redis names scripts by the SHA1 of their source
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+SCRIPTS = {name: Script(_script(name)) for name in
+           ("register_keys", "register", "forget_keys", "start_attempt", "submit", "recover", "reissue", "rate",
+            "append")}
+LEASES = Script(_lua("renew_lease"))
+RECOVERIES_PER_HOUR = 5  # per CCCD (DESIGN §6)
