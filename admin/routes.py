@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from admin.schemas import AnswerKeyCorrected, AnswerKeyCorrection, Disqualification, Disqualified, FlagsOut, QuestionsOut
-from admin.service import Committee, UnknownParticipant, UnknownQuestion
-from projections.close import NotClosed, NotDrained, PeriodClosed, PeriodNotEnded
+from admin.service import Committee
+from projections.close import PeriodClosed
+from runtime.errors import Conflict, Invalid, NotFound, NotYet, Refusal
 from runtime.routes import PERIOD, PERIOD_QUERY, Route
 from runtime.web import ApiError, bearer_token, decode_body, json_response, period_in_path, period_in_query
 
@@ -35,19 +36,17 @@ def _committee(request: web.Request) -> tuple[Committee, str]:
     return door.committee, name
 
 
-# The service's refusals as HTTP answers: the one place the door translates errors.
-_REFUSALS: dict[type[Exception], tuple[int, str]] = {
-    PeriodNotEnded: (409, "period_not_ended"), NotClosed: (409, "not_closed"), NotDrained: (503, "not_drained"),
-    UnknownParticipant: (404, "unknown_participant"), UnknownQuestion: (404, "unknown_question")}
+# The service's refusals as HTTP answers, by kind: the one place the door translates errors.
+_STATUS: dict[type[Refusal], int] = {NotFound: 404, Conflict: 409, Invalid: 422, NotYet: 503}
 
 
 @contextmanager
 def _translated() -> Iterator[None]:
     try:
         yield
-    except tuple(_REFUSALS) as e:
-        status, code = _REFUSALS[type(e)]
-        raise ApiError(status, code, str(e), retry_after=str(e.retry_after) if isinstance(e, NotDrained) else None) from e
+    except Refusal as e:
+        status = next((s for kind, s in _STATUS.items() if isinstance(e, kind)), 409)
+        raise ApiError(status, e.code, str(e), retry_after=None if e.retry_after is None else str(e.retry_after)) from e
 
 
 async def close_period(request: web.Request) -> web.Response:

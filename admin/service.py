@@ -14,14 +14,19 @@ from eventstore.redis_stream.writer import StreamWriter
 from projections.close import Closer, PeriodClosed, UnknownPeriod
 from projections.live_queries import LiveQueries
 from runtime.clock import Clock
+from runtime.errors import NotFound
 
 
-class UnknownParticipant(Exception):
+class UnknownParticipant(NotFound):
     """No participant with this id."""
 
+    code = "unknown_participant"
 
-class UnknownQuestion(Exception):
+
+class UnknownQuestion(NotFound):
     """No question with this id in the contest."""
+
+    code = "unknown_question"
 
 
 class Committee:

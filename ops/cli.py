@@ -119,12 +119,12 @@ def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitab
 
 def cmd_admin(args: argparse.Namespace) -> int:
     """close / recompute / disqualify / correct-answer: the Committee service, as the admin API calls it."""
-    from admin.service import Committee, UnknownParticipant, UnknownQuestion
+    from admin.service import Committee
     from eventstore.redis_stream.client import durability_mode
     from eventstore.redis_stream.writer import StreamWriter
     from ops.wiring import build_committee
-    from projections.close import NotClosed, NotDrained, PeriodNotEnded, UnknownPeriod
     from runtime.clock import SystemClock
+    from runtime.errors import Refusal
 
     settings = Settings.from_env()
     by = args.by or f"cli:{getpass.getuser()}"  # who did it goes into the event, as the admin API records it
@@ -144,7 +144,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
         writer = StreamWriter(clients.redis, clients.keys, durability=await durability_mode(clients.redis))
         try:
             print(await act(build_committee(contest, clients, writer, SystemClock(), settings)))
-        except (UnknownPeriod, UnknownParticipant, UnknownQuestion, PeriodNotEnded, NotClosed, NotDrained) as e:
+        except Refusal as e:
             print(f"cchc {args.command}: {e}", file=sys.stderr)
             return 2
         return 0
@@ -251,9 +251,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from admin.export import export, export_final
     from contest.participation import participation
     from eventstore.pii import PiiVault
-    from projections.close import NotClosed
     from projections.live_queries import LiveQueries
     from projections.results_queries import ResultsQueries
+    from runtime.errors import Refusal
 
     settings = Settings.from_env()
     final = args.period == "final"
@@ -278,7 +278,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             vault = PiiVault(settings.pii_key_bytes()) if args.personal_data else None
             rows = await export(live, published, contest, int(args.period), out, fmt=args.format,
                                 revision=args.revision, vault=vault, public=args.public)
-        except NotClosed as e:
+        except Refusal as e:
             print(f"cchc export: {e}", file=sys.stderr)
             return 2
         kind = "public copy" if args.public else "winners with personal data" if vault else "committee's copy"

@@ -24,6 +24,7 @@ from projections import live_queries, results_queries
 from projections.apply import KEY_LOCK
 from projections.results_queries import RESULTS_LOCK, PeriodResult, ResultsQueries
 from runtime.clock import Clock
+from runtime.errors import Conflict, NotFound, NotYet
 
 log = structlog.get_logger()
 
@@ -36,24 +37,31 @@ class PeriodClosed(msgspec.Struct):
     results_digest: str
 
 
-class PeriodNotEnded(Exception):
+class PeriodNotEnded(Conflict):
     """Closing was asked for before the period's end."""
 
-
-class NotClosed(Exception):
-    """Recompute was asked for a period that is not closed."""
+    code = "period_not_ended"
 
 
-class UnknownPeriod(Exception):
+class NotClosed(Conflict):
+    """Recompute (or a closed period's file) was asked for a period that is not closed."""
+
+    code = "not_closed"
+
+
+class UnknownPeriod(NotFound):
     """The contest has no period with this number."""
 
+    code = "unknown_period"
 
-class NotDrained(Exception):
+
+class NotDrained(NotYet):
     """Entries received before the end are not all projected yet; try again shortly."""
 
+    code = "not_drained"
+
     def __init__(self, message: str, retry_after: int = 2) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 async def publish(conn: Connection, contest: Contest, period: Period, revision: int, barrier: str) -> str:
