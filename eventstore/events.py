@@ -25,6 +25,8 @@ class ParticipantRegistered(Event, tag="participant_registered", frozen=True, kw
     pii: bytes  # AES-GCM sealed {id_number, phone, birth_date}; see eventstore.pii
     registered_ms: int
     address_hash: str = ""  # keyed hash of the client address it registered from (flags for the committee)
+    consent_version: str = ""  # the privacy notice's version the participant accepted ("" : the contest asks none)
+    consent_ms: int = 0  # when
 
 
 class AttemptStarted(Event, tag="attempt_started", frozen=True, kw_only=True):

@@ -19,6 +19,12 @@ GROUP = "scorers"  # the consumer group (one per stream) that archives and proje
 CONTEST_STREAM = -1  # the number of the contest slot's stream; partitions are 0 … P-1
 
 
+def record_key(prefix: str, write_id: str) -> str:
+    """STRING with a TTL: the reply a write keeps under its id (DESIGN §5.7, eventstore/lua/prelude.lua), in
+    the slot of the keys sharing `prefix`."""
+    return f"{prefix}:w:{write_id}"
+
+
 @dataclass(frozen=True)
 class Slot:
     """The keys sharing one hash tag: a partition's (number ≥ 0) or the contest's (CONTEST_STREAM)."""
@@ -59,13 +65,25 @@ class Slot:
         return f"{self.prefix}:dq"
 
     def attempts(self, period: int) -> str:
-        """HASH participant_id → attempts started in `period`."""
+        """HASH participant_id → the ids of the attempts it started in `period`, one string of 36-character
+        ids (their count is the attempts started)."""
         return f"{self.prefix}:attempts:{period}"
 
     @cached_property
     def receipts(self) -> str:
         """HASH attempt_id → the JSON receipt of its one accepted submission."""
         return f"{self.prefix}:receipts"
+
+    @cached_property
+    def profiles(self) -> str:
+        """HASH participant_id → its registration as the participant sees it (GET /v1/participants/me:
+        name, birth date, masked phone, times, consent), sealed."""
+        return f"{self.prefix}:profile"
+
+    def current(self, participant_id: str) -> str:
+        """STRING with a TTL (the attempt's time limit and grace): the participant's latest attempt id and
+        its AttemptStarted event (GET /v1/attempts/current: a resume on another device)."""
+        return f"{self.prefix}:current:{participant_id}"
 
 
 @dataclass(frozen=True)
@@ -145,7 +163,8 @@ class Keys:
         """STRING with a TTL: the scorer that reads stream `number` now (renewed with its heartbeat)."""
         return f"{self.prefix}:lease:{number}"
 
-    def rate(self, address_hash: str, minute: int) -> str:
-        """STRING counter with a TTL: requests of one client address (keyed hash) in one minute. A tag of
-        its own: these counters spread over the cluster instead of loading the contest's slot."""
-        return f"cchc:{{{self.slug}:rate:{address_hash}}}:{minute}"
+    def rate_prefix(self, address_hash: str) -> str:
+        """The keys of one client address (keyed hash): `PREFIX:MINUTE`, a STRING counter with a TTL of its
+        requests in one minute. A tag of its own: these counters spread over the cluster instead of loading
+        the contest's slot."""
+        return f"cchc:{{{self.slug}:rate:{address_hash}}}"

@@ -20,8 +20,27 @@ class PersonalData(msgspec.Struct, frozen=True):
     birth_date: str
 
 
-def new_access_key() -> str:
-    return secrets.token_urlsafe(ACCESS_KEY_BYTES)
+class Profile(msgspec.Struct, frozen=True, array_like=True):
+    """A registration as the participant sees it (GET /v1/participants/me), kept sealed by ingest."""
+
+    full_name: str
+    birth_date: str
+    phone_masked: str
+    registered_ms: int
+    consent_version: str = ""
+    consent_ms: int = 0
+
+
+def new_access_key(participant_id: str) -> str:
+    """`<participant_id>.<secret>`: an access key names its participant (DESIGN §6), so a route that takes
+    only the key finds the participant's partition; the secret is what the keyed hash proves."""
+    return f"{participant_id}.{secrets.token_urlsafe(ACCESS_KEY_BYTES)}"
+
+
+def participant_of(access_key: str) -> str | None:
+    """The participant an access key names, or None when it names none."""
+    participant_id, dot, secret = access_key.partition(".")
+    return participant_id if dot and participant_id and secret and len(participant_id) <= 64 else None
 
 
 class PiiVault:
@@ -47,9 +66,27 @@ class PiiVault:
         return hmac.new(self._address, address.encode(), hashlib.sha256).hexdigest()[:32]
 
     def seal(self, data: PersonalData) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, msgspec.msgpack.encode(data), b"cchc-pii")
+        return self._seal(msgspec.msgpack.encode(data), b"cchc-pii")
 
     def open(self, sealed: bytes) -> PersonalData:
-        plain = self._aead.decrypt(sealed[:12], sealed[12:], b"cchc-pii")
-        return msgspec.msgpack.decode(plain, type=PersonalData)
+        return msgspec.msgpack.decode(self._open(sealed, b"cchc-pii"), type=PersonalData)
+
+    def seal_profile(self, profile: Profile) -> bytes:
+        return self._seal(msgspec.msgpack.encode(profile), b"cchc-profile")
+
+    def open_profile(self, sealed: bytes) -> Profile:
+        return msgspec.msgpack.decode(self._open(sealed, b"cchc-profile"), type=Profile)
+
+    def seal_key(self, access_key: str) -> bytes:
+        """An access key kept in a write's record (a retry's answer), sealed: never plain at rest."""
+        return self._seal(access_key.encode(), b"cchc-access-key")
+
+    def open_key(self, sealed: bytes) -> str:
+        return self._open(sealed, b"cchc-access-key").decode()
+
+    def _seal(self, plain: bytes, purpose: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, plain, purpose)
+
+    def _open(self, sealed: bytes, purpose: bytes) -> bytes:
+        return self._aead.decrypt(sealed[:12], sealed[12:], purpose)

@@ -24,35 +24,48 @@ from contest.identity import (
 )
 from contest.model import Contest, Period
 from contest.timefmt import iso_ms
-from eventstore.events import AccessKeyReissued, AttemptStarted, ParticipantRegistered, SubmissionReceived
+from eventstore.events import (
+    AccessKeyReissued,
+    AttemptStarted,
+    ParticipantRegistered,
+    SubmissionReceived,
+    decode_many,
+)
 from eventstore.events import encode_many as encode
 from eventstore.ids import uuid7
-from eventstore.pii import PersonalData, PiiVault, new_access_key
+from eventstore.pii import PersonalData, PiiVault, Profile, new_access_key, participant_of
+from eventstore.redis_stream import participants
 from eventstore.redis_stream.scripts import (
     AttemptRefused,
     IdentityTaken,
+    KeyReused,
+    Late,
     Limited,
     RecoveryRefused,
     SubmissionAccepted,
     SubmissionRefused,
     submit_outcome,
 )
-from eventstore.redis_stream.writer import StreamWriter
+from eventstore.redis_stream.writer import StreamWriter, WriteId
 from ingest.schemas import (
     AccessKeyRecovery,
     AttemptRequest,
     AttemptStartedOut,
+    ConsentOut,
     Credentials,
+    ParticipantMe,
+    PeriodHeldOut,
     QuestionOut,
     Receipt,
+    ReceiptOut,
     Registration,
     Submission,
 )
 from ingest.tokens import AttemptClaims, InvalidToken, TokenSigner
 from runtime import metrics
-from runtime.clock import Clock
+from runtime.clock import SETTLE_MS, Clock
 from runtime.fastpath import FAST_ROUTES, FastRoute
-from runtime.routes import Route, add_routes, common_routes
+from runtime.routes import IDEMPOTENCY_KEY, Route, add_routes, common_routes
 from runtime.web import (
     APP_NAME,
     BODY_TIMEOUT,
@@ -63,7 +76,6 @@ from runtime.web import (
     api_middleware,
     bearer_token,
     client_address,
-    decode_body,
     decode_json,
     json_response,
     read_body,
@@ -128,11 +140,53 @@ def _identity(raw_id: str, raw_phone: str, raw_birth: str) -> tuple[str, str, da
     return id_number, phone, birth
 
 
+_IDEMPOTENCY_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def _write_id(request: web.Request, route: str, credential: str, body: bytes) -> WriteId:
+    """The write's record (DESIGN §5.7): the client's Idempotency-Key bound to the route and credential,
+    else a request id of our own. A malformed key is 422 before anything is written."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return WriteId.fresh()
+    if not 16 <= len(key) <= 64 or not set(key) <= _IDEMPOTENCY_KEY_CHARS:
+        raise ApiError(422, "invalid", "Idempotency-Key: 16 to 64 URL-safe characters (A-Z a-z 0-9 - _)")
+    return WriteId.idempotency(key, route=route, credential=credential, body=body)
+
+
+_KEY_REUSED = ApiError(422, "invalid", "Idempotency-Key: already used with another body (a new request needs a new key)")
+_LATE = ApiError(503, "unavailable", "the store answered too late to record this in time; nothing was recorded, "
+                 "retry", retry_after="1")
+
+
+def _stamp(ing: Ingest, participant_id: str) -> tuple[str, int]:
+    """The participant's clock reference and now in its time (DESIGN §3 "one clock"); 503 saying why when
+    this process cannot stamp in it."""
+    reference = ing.writer.reference_of(participant_id)
+    ing.clock.check(reference)
+    return reference, ing.clock.now_ms(reference)
+
+
+def _consent(contest: Contest, body: Registration) -> str:
+    """The accepted notice's version; 422 naming `consent` without it or with another (a contest without a
+    [privacy] table asks none)."""
+    if contest.privacy is None:
+        return ""
+    given = body.consent.version if body.consent is not None else None
+    if given != contest.privacy.version:
+        raise ApiError(422, "invalid", f"consent: the participant must accept the privacy notice version "
+                       f"{contest.privacy.version!r} (consent.version)")
+    return given
+
+
 async def register(request: web.Request) -> web.Response:
     ing = _ingest(request)
     address = await _count_address(request, ing)
-    body = await decode_body(request, Registration)
+    raw = await read_body(request)
+    body = decode_json(raw, Registration)
     contest = ing.contest
+    consent_version = _consent(contest, body)
+    write = _write_id(request, "/v1/participants", "", raw)
     try:
         name = check_full_name(body.full_name)
         id_number, phone, birth = _identity(body.id_number, body.phone, body.birth_date)
@@ -154,51 +208,84 @@ async def register(request: web.Request) -> web.Response:
         raise ApiError(403, "excluded", "this person is on the contest's excluded list")
     now = ing.clock.now_ms()
     participant_id = uuid7(now)
+    masked = mask_phone(phone)
     event = ParticipantRegistered(
         participant_id=participant_id, group=group.code, unit_code=unit, display_name=name,
-        phone_masked=mask_phone(phone), id_hash=ing.vault.hash("id", id_number),
-        phone_hash=ing.vault.hash("phone", phone),
+        phone_masked=masked, id_hash=ing.vault.hash("id", id_number), phone_hash=ing.vault.hash("phone", phone),
         pii=ing.vault.seal(PersonalData(id_number, phone, body.birth_date)), registered_ms=now,
-        address_hash=address)
-    access_key = new_access_key()
-    outcome = await ing.writer.register(event.id_hash, event.phone_hash, participant_id,
-                                        f"{group.code}|{unit or ''}", ing.vault.access_hash(access_key),
-                                        ing.vault.hash("birth", birth.isoformat()), encode([event]))
+        address_hash=address, consent_version=consent_version, consent_ms=now if consent_version else 0)
+    access_key = new_access_key(participant_id)
+    profile = Profile(name, birth.isoformat(), masked, now, consent_version, event.consent_ms)
+    outcome = await ing.writer.register(
+        write, event.id_hash, event.phone_hash, participant_id, f"{group.code}|{unit or ''}",
+        ing.vault.access_hash(access_key), ing.vault.seal_key(access_key), ing.vault.hash("birth", birth.isoformat()),
+        ing.vault.seal_profile(profile), encode([event]))
+    if isinstance(outcome, KeyReused):
+        raise _KEY_REUSED
     if isinstance(outcome, IdentityTaken):
         metrics.REGISTRATIONS.labels("duplicate_identity").inc()
         raise ApiError(409, "duplicate_identity", f"{outcome.field}: already registered (one person, one account)")
     metrics.REGISTRATIONS.labels("registered").inc()
-    return json_response(Credentials(participant_id, access_key), 201)
+    if outcome.participant_id != participant_id:  # the first run's answer, kept
+        access_key = ing.vault.open_key(outcome.sealed_key)
+    return json_response(Credentials(outcome.participant_id, access_key), 201)
 
 
 async def recover_access_key(request: web.Request) -> web.Response:
     """A lost access key: CCCD, phone and birth date together give a new one; the old one stops working."""
     ing = _ingest(request)
     await _count_address(request, ing)
-    body = await decode_body(request, AccessKeyRecovery)
+    raw = await read_body(request)
+    body = decode_json(raw, AccessKeyRecovery)
+    write = _write_id(request, "/v1/participants/access-key", "", raw)
     id_number, phone, birth = _identity(body.id_number, body.phone, body.birth_date)
-    access_key = new_access_key()
     id_hash = ing.vault.hash("id", id_number)
+    keys: dict[str, str] = {}
+
+    def new_key(participant_id: str) -> tuple[str, bytes]:
+        keys[participant_id] = key = new_access_key(participant_id)
+        return ing.vault.access_hash(key), ing.vault.seal_key(key)
+
     outcome = await ing.writer.reissue_access_key(
-        id_hash, ing.vault.hash("phone", phone), ing.vault.hash("birth", birth.isoformat()),
-        ing.vault.access_hash(access_key), encode([AccessKeyReissued(id_hash=id_hash, at_ms=ing.clock.now_ms())]))
+        write, id_hash, ing.vault.hash("phone", phone), ing.vault.hash("birth", birth.isoformat()), new_key,
+        encode([AccessKeyReissued(id_hash=id_hash, at_ms=ing.clock.now_ms())]))
+    if isinstance(outcome, KeyReused):
+        raise _KEY_REUSED
     if isinstance(outcome, RecoveryRefused):
         if outcome.reason == "rate_limited":
             raise ApiError(429, "rate_limited", "too many recoveries for this identity; retry later",
                            retry_after=str(outcome.retry_after_s))
         raise ApiError(401, "invalid_credentials", "no participant with this id_number, phone and birth_date")
-    return json_response(Credentials(outcome.participant_id, access_key))
+    return json_response(Credentials(outcome.participant_id, ing.vault.open_key(outcome.sealed_key)))
+
+
+def _attempt_out(ing: Ingest, event: AttemptStarted, group: str, unit_code: str | None) -> AttemptStartedOut:
+    """An attempt as its start answered it (a kept answer and a resume rebuild the same from its event)."""
+    contest, tz = ing.contest, ing.contest.tz
+    claims = AttemptClaims(event.attempt_id, event.participant_id, group, unit_code, event.period, event.started_ms,
+                           event.question_ids)
+    questions = [QuestionOut(q.id, q.text, q.options) for q in (contest.questions[i] for i in event.question_ids)]
+    return AttemptStartedOut(event.attempt_id, ing.signer.sign(claims), event.period, iso_ms(event.started_ms, tz),
+                             iso_ms(event.started_ms + contest.rules.time_limit_seconds * 1000, tz), questions)
+
+
+def _started(raw_event: bytes) -> AttemptStarted:
+    event = decode_many(raw_event)[0]
+    assert isinstance(event, AttemptStarted)  # the script keeps only the events ingest made
+    return event
 
 
 async def start_attempt(request: web.Request) -> web.Response:
     ing = _ingest(request)
     await _count_address(request, ing)
-    body = await decode_body(request, AttemptRequest)
+    raw = await read_body(request)
+    body = decode_json(raw, AttemptRequest)
     access_key = bearer_token(request)
     if not access_key:
         raise ApiError(401, "invalid_credentials", "starting an attempt needs Authorization: Bearer <access_key>")
+    write = _write_id(request, "/v1/attempts", body.participant_id, raw)
     contest, rules = ing.contest, ing.contest.rules
-    now = ing.clock.now_ms()
+    _, now = _stamp(ing, body.participant_id)
     period = contest.period_at(now)
     if period is None:
         raise ApiError(403, "period_not_open", "no contest period is open now")
@@ -207,21 +294,70 @@ async def start_attempt(request: web.Request) -> web.Response:
     events = {code: encode([AttemptStarted(attempt_id=attempt_id, participant_id=body.participant_id,
                                            period=period.number, started_ms=now, question_ids=ids)])
               for code, ids in drawn.items()}
-    outcome = await ing.writer.start_attempt(body.participant_id, ing.vault.access_hash(access_key), period.number,
-                                             rules.attempts_per_period, events)
+    outcome = await ing.writer.start_attempt(
+        write, body.participant_id, ing.vault.access_hash(access_key), period.number, rules.attempts_per_period,
+        attempt_id, now + SETTLE_MS, rules.time_limit_seconds + rules.grace_seconds, events)
+    if isinstance(outcome, KeyReused):
+        raise _KEY_REUSED
+    if isinstance(outcome, Late):
+        raise _LATE
     if isinstance(outcome, AttemptRefused):
         metrics.ATTEMPTS.labels(outcome.reason).inc()
         status, message = _START_ERRORS[outcome.reason]
         raise ApiError(status, outcome.reason, message)
     metrics.ATTEMPTS.labels("started").inc()
-    group = outcome.group
-    claims = AttemptClaims(attempt_id, body.participant_id, group, outcome.unit_code, period.number, now,
-                           drawn[group])
-    tz = contest.tz
-    questions = [QuestionOut(q.id, q.text, q.options) for q in (contest.questions[i] for i in drawn[group])]
-    out = AttemptStartedOut(attempt_id, ing.signer.sign(claims), period.number, iso_ms(now, tz),
-                            iso_ms(now + rules.time_limit_seconds * 1000, tz), questions)
-    return json_response(out, 201)
+    return json_response(_attempt_out(ing, _started(outcome.event), outcome.group, outcome.unit_code), 201)
+
+
+def _signed_in(request: web.Request) -> tuple[str, str]:
+    """The participant an access key names and the key's hash; 401 without one."""
+    access_key = bearer_token(request)
+    participant_id = participant_of(access_key) if access_key else None
+    if access_key is None or participant_id is None:
+        raise ApiError(401, "invalid_credentials", "this needs Authorization: Bearer <access_key>")
+    return participant_id, _ingest(request).vault.access_hash(access_key)
+
+
+_WRONG_KEY = ApiError(401, "invalid_credentials", "this access key is not valid (a newer one replaced it?)")
+
+
+async def current_attempt(request: web.Request) -> web.Response:
+    """The participant's attempt still open (a resume on another device or after a crash)."""
+    ing = _ingest(request)
+    participant_id, access_hash = _signed_in(request)
+    found = await participants.current_attempt(ing.writer.client, ing.writer.keys, participant_id, access_hash)
+    if isinstance(found, participants.WrongKey):
+        raise _WRONG_KEY
+    event = _started(found.event) if found is not None else None
+    rules, now = ing.contest.rules, ing.clock.now_ms(ing.writer.reference_of(participant_id))
+    if found is None or event is None or ing.contest.period_at(now) != ing.contest.period(event.period) \
+            or now > event.started_ms + (rules.time_limit_seconds + rules.grace_seconds) * 1000:
+        raise ApiError(404, "no_open_attempt", "no attempt of this participant is open now")
+    group, _, unit = found.info.partition("|")
+    return json_response(_attempt_out(ing, event, group, unit or None))
+
+
+async def participant_me(request: web.Request) -> web.Response:
+    """What the service holds about the participant (the right of access), live, also during a freeze."""
+    ing = _ingest(request)
+    participant_id, access_hash = _signed_in(request)
+    contest, tz = ing.contest, ing.contest.tz
+    found = await participants.held(ing.writer.client, ing.writer.keys, participant_id, access_hash,
+                                    [p.number for p in contest.periods])
+    if isinstance(found, participants.WrongKey):
+        raise _WRONG_KEY
+    profile = ing.vault.open_profile(found.profile)
+    group, _, unit_code = found.info.partition("|")
+    unit = contest.units.get(unit_code) if unit_code else None
+    periods = []
+    for number, held in found.periods.items():
+        receipts = [msgspec.json.decode(r, type=Receipt) for r in held.receipts]
+        periods.append(PeriodHeldOut(number, len(held.attempt_ids), [
+            ReceiptOut(r.attempt_id, r.submission_id, r.received_at, r.duration_ms) for r in receipts]))
+    consent = ConsentOut(profile.consent_version, iso_ms(profile.consent_ms, tz)) if profile.consent_version else None
+    return json_response(ParticipantMe(
+        participant_id, profile.full_name, group, unit_code or None, unit.name if unit else None, profile.phone_masked,
+        profile.birth_date, iso_ms(profile.registered_ms, tz), consent, periods))
 
 
 def _refusal(claims: AttemptClaims, body: Submission, period: Period, contest: Contest,
@@ -245,8 +381,7 @@ _SUBMIT_ERRORS = {"period_closed": (403, "the attempt's period ended before this
 def begin_submission(ing: Ingest, raw: bytes) -> asyncio.Future[Any]:
     """A submission's checks, its receipt and event, queued for the next batch: the script's reply as a
     future (submission_answer reads it). Called once the whole body is here: that is when it is received
-    (headers sent early gain nothing)."""
-    received_ms = ing.clock.now_ms()
+    (headers sent early gain nothing), stamped in the participant's reference time (DESIGN §3)."""
     body = decode_json(raw, Submission)
     try:
         claims = ing.signer.verify(body.token)
@@ -255,22 +390,29 @@ def begin_submission(ing: Ingest, raw: bytes) -> asyncio.Future[Any]:
     period = ing.contest.period(claims.period)
     if period is None:
         raise ApiError(401, "invalid_token", "the token names a period this contest does not have")
+    _, received_ms = _stamp(ing, claims.participant_id)
+    duration_ms = received_ms - claims.started_ms
+    if duration_ms < 0:  # only a clock reading off by more than the attempt's age: never ranked, retry
+        raise ApiError(503, "unavailable", "this server's clock is behind the attempt's start; retry", retry_after="1")
     tz = ing.contest.tz
     refusal = _refusal(claims, body, period, ing.contest, received_ms)
-    receipt = Receipt(uuid7(received_ms), claims.attempt_id, iso_ms(received_ms, tz))
+    receipt = Receipt(uuid7(received_ms), claims.attempt_id, iso_ms(received_ms, tz), duration_ms)
     event = b"" if refusal else encode([SubmissionReceived(
         submission_id=receipt.submission_id, attempt_id=claims.attempt_id,
         participant_id=claims.participant_id, group=claims.group, unit_code=claims.unit_code,
         period=claims.period, started_ms=claims.started_ms, received_ms=received_ms,
         question_ids=claims.question_ids, answers=dict(body.answers), prediction=body.prediction)])
     return ing.writer.submit_soon(claims.participant_id, claims.attempt_id, refusal, msgspec.json.encode(receipt),
-                                  event)
+                                  event, received_ms + SETTLE_MS)
 
 
 def submission_answer(reply: Any) -> tuple[int, bytes]:
     """The script's reply as (status, receipt): 202 accepted, 200 a repeat (the original receipt); a
     refusal raises its error."""
     outcome = submit_outcome(reply)
+    if isinstance(outcome, Late):
+        metrics.SUBMISSIONS.labels("late").inc()
+        raise _LATE
     if isinstance(outcome, SubmissionRefused):
         metrics.SUBMISSIONS.labels(outcome.reason).inc()
         status, message = _SUBMIT_ERRORS[outcome.reason]
@@ -301,12 +443,18 @@ MAX_IN_FLIGHT = 4096  # per process; beyond it requests are refused at once rath
 
 ROUTES = (
     Route("post", "/v1/participants", register, "register a participant: answers its access key, shown once", 201,
-          Credentials, Registration, errors=(403, 409, 429)),
+          Credentials, Registration, errors=(403, 409, 429), params=(IDEMPOTENCY_KEY,)),
     Route("post", "/v1/participants/access-key", recover_access_key, "a new access key for a participant who lost"
           " theirs (CCCD, phone and birth date); the old key stops working", 200, Credentials, AccessKeyRecovery,
-          errors=(401, 429)),
+          errors=(401, 429), params=(IDEMPOTENCY_KEY,)),
     Route("post", "/v1/attempts", start_attempt, "start an attempt: the server draws its questions", 201,
-          AttemptStartedOut, AttemptRequest, errors=(401, 403, 404, 409, 429), bearer=True),
+          AttemptStartedOut, AttemptRequest, errors=(401, 403, 404, 409, 429), bearer=True,
+          params=(IDEMPOTENCY_KEY,)),
+    Route("get", "/v1/attempts/current", current_attempt, "the participant's attempt still open (neither submitted"
+          " nor past its deadline and grace), as its start answered it: a resume on another device", 200,
+          AttemptStartedOut, errors=(404,), bearer=True),
+    Route("get", "/v1/participants/me", participant_me, "what the service holds about the participant (the right"
+          " of access), live", 200, ParticipantMe, bearer=True),
     Route("post", "/v1/submissions", submit, "submit an attempt's answers (a repeat answers 200 with the original"
           " receipt)", 202, Receipt, Submission, errors=(401, 403, 410), also=(200,)),
 )

@@ -9,6 +9,12 @@ import msgspec
 from contest.model import Choice, Identifier
 
 
+class Consent(msgspec.Struct, forbid_unknown_fields=True):
+    """The privacy notice the participant accepted: its `privacy.version` of GET /v1/contest."""
+
+    version: Annotated[str, msgspec.Meta(max_length=64)]
+
+
 class Registration(msgspec.Struct, forbid_unknown_fields=True):
     full_name: Annotated[str, msgspec.Meta(max_length=400)]
     id_number: Annotated[str, msgspec.Meta(max_length=32)]
@@ -16,6 +22,7 @@ class Registration(msgspec.Struct, forbid_unknown_fields=True):
     birth_date: Annotated[str, msgspec.Meta(max_length=10)]
     group: Annotated[str, msgspec.Meta(max_length=64)]
     unit_code: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    consent: Consent | None = None
 
 
 class Credentials(msgspec.Struct):
@@ -60,3 +67,37 @@ class Receipt(msgspec.Struct):
     submission_id: str
     attempt_id: str
     received_at: str
+    duration_ms: int  # the server's receive time minus its start time, in the store's clock
+
+
+class ConsentOut(msgspec.Struct):
+    version: str
+    at: str
+
+
+class ReceiptOut(msgspec.Struct):
+    attempt_id: str
+    submission_id: str
+    received_at: str
+    duration_ms: int
+
+
+class PeriodHeldOut(msgspec.Struct):
+    number: int
+    attempts_started: int
+    receipts: list[ReceiptOut]
+
+
+class ParticipantMe(msgspec.Struct):
+    """What the service holds about the participant (the right of access, DESIGN §10), live."""
+
+    participant_id: str
+    full_name: str
+    group: str
+    unit_code: str | None
+    unit_name: str | None
+    phone_masked: str
+    birth_date: str
+    registered_at: str
+    consent: ConsentOut | None
+    periods: list[PeriodHeldOut]

@@ -122,8 +122,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
     from admin.service import Committee
     from eventstore.redis_stream.client import durability_mode
     from eventstore.redis_stream.writer import StreamWriter
-    from ops.wiring import build_committee
-    from runtime.clock import SystemClock
+    from ops.wiring import build_committee, store_clock
     from runtime.errors import Refusal
 
     settings = Settings.from_env()
@@ -143,7 +142,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
     async def work(contest: Contest, clients: Clients) -> int:
         writer = StreamWriter(clients.redis, clients.keys, durability=await durability_mode(clients.redis))
         try:
-            print(await act(build_committee(contest, clients, writer, SystemClock(), settings)))
+            async with store_clock(clients) as clock:
+                print(await act(build_committee(contest, clients, writer, clock, settings)))
         except Refusal as e:
             print(f"cchc {args.command}: {e}", file=sys.stderr)
             return 2

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,7 +22,7 @@ from eventstore.errors import StoreUnavailable
 from eventstore.keys import Keys
 from eventstore.pii import PiiVault
 from eventstore.redis_stream import client as redis_client
-from eventstore.redis_stream.client import DURABILITY_SAID, check_layout, durability_mode
+from eventstore.redis_stream.client import DURABILITY_SAID, check_layout, clock_references, durability_mode
 from eventstore.redis_stream.consumer import Consumer
 from eventstore.redis_stream.inspection import Streams
 from eventstore.redis_stream.leases import Leases
@@ -35,7 +37,7 @@ from projections.live_queries import LiveQueries
 from projections.rank_cache import RankCache
 from projections.results_queries import ResultsQueries
 from runtime import metrics, serve
-from runtime.clock import Clock, SystemClock
+from runtime.clock import Clock, SyncedClock, SystemClock, keep_in_step
 from runtime.routes import add_routes, common_routes
 from runtime.settings import Settings
 from runtime.web import APP_NAME, api_middleware
@@ -113,6 +115,27 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
                              address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies)
 
 
+@asynccontextmanager
+async def store_clock(clients: Clients) -> AsyncIterator[SyncedClock]:
+    """This process's clock in the store's time (DESIGN §3 "one clock"): read once before it is used, then
+    every second while the context lasts."""
+    clock = SyncedClock()
+
+    async def references() -> dict[str, Callable[[], Awaitable[int]]]:
+        return await clock_references(clients.redis)
+
+    with contextlib.suppress(StoreUnavailable):  # down now: the readings go stale, check() refuses until back
+        for name, ask in (await references()).items():
+            await clock.measure(name, ask)
+    task = asyncio.create_task(keep_in_step(clock, references), name="clock")
+    try:
+        yield clock
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock,
                     settings: Settings) -> Committee:
     closer = Closer(contest, clients.pool, Streams(clients.redis, clients.keys), clock)
@@ -181,14 +204,12 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
         # No migration here: the write side starts and takes entries with PostgreSQL down (the admin
         # routes answer 503 until it is back); `cchc up` / `cchc migrate` create the schema.
         clients = await open_clients(settings, contest)
-        try:
-            app[ingest_app.INGEST], app[admin_routes.ADMIN] = await build_ingest_parts(contest, clients, settings,
-                                                                                      SystemClock())
-        except BaseException:  # e.g. Redis without AOF: refuse to start, leaving no pool connecting behind
-            await clients.close()
-            raise
-        yield
-        await clients.close()
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(clients.close)
+            clock = await stack.enter_async_context(store_clock(clients))
+            # e.g. Redis without AOF: refuses to start, leaving no pool connecting behind
+            app[ingest_app.INGEST], app[admin_routes.ADMIN] = await build_ingest_parts(contest, clients, settings, clock)
+            yield
 
     app = ingest_app.build_app(None, routes=admin_routes.ROUTES, extra_ctx=[lifecycle],
                                body_timeout_s=settings.body_timeout_s)

@@ -23,7 +23,7 @@ from eventstore.redis_stream.inspection import Streams
 from projections import live_queries, results_queries
 from projections.apply import KEY_LOCK
 from projections.results_queries import RESULTS_LOCK, PeriodResult, ResultsQueries
-from runtime.clock import Clock
+from runtime.clock import MAX_OFFSET_MS, SETTLE_MS, Clock, ClockOutOfStep
 from runtime.errors import Conflict, NotFound, NotYet
 
 log = structlog.get_logger()
@@ -109,11 +109,13 @@ async def _refresh_final(conn: Connection, contest: Contest, barrier: str) -> No
 
 
 class Closer:
-    """Closes and recomputes periods. `settle_ms` bounds how long after the end a request received
-    before it may still be appending (ingest's Redis timeout); the barrier is taken only after."""
+    """Closes and recomputes periods. `settle_ms`: how long after the end the barrier is taken. An append
+    landing more than SETTLE_MS after its stamp is refused (eventstore/lua/submit.lua), and this clock
+    reads the store's time within MAX_OFFSET_MS, so every entry acknowledged with a stamp before the end
+    is below the barrier (DESIGN §3: the close's barrier is exact)."""
 
     def __init__(self, contest: Contest, pool: Pool, streams: Streams, clock: Clock, *,
-                 settle_ms: int = 3000, drain_timeout_s: float = 10.0) -> None:
+                 settle_ms: int = SETTLE_MS + MAX_OFFSET_MS, drain_timeout_s: float = 10.0) -> None:
         self.contest = contest
         self.pool = pool
         self.results = ResultsQueries(pool)
@@ -124,6 +126,10 @@ class Closer:
 
     async def close(self, number: int, *, by: str = "") -> PeriodClosed:
         period = self._period(number)
+        try:
+            self.clock.check()
+        except ClockOutOfStep as e:
+            raise NotDrained(f"the close cannot tell the store's time yet: {e}") from e
         now = self.clock.now_ms()
         if now < period.end_ms:
             raise PeriodNotEnded(f"period {number} is open until {period.end_ms} ms; it is {now} ms now")

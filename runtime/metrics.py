@@ -25,6 +25,12 @@ RATE_LIMITED = Counter("cchc_rate_limited_total", "Requests refused with 429 (a 
                        ["route"])
 ATTEMPTS = Counter("cchc_ingest_attempts_total", "Attempt starts by outcome", ["outcome"])
 
+# -- one clock (DESIGN §3): processes that stamp times read the store's ---------------------------------
+CLOCK_OFFSET = Gauge("cchc_clock_offset_seconds", "This host's wall clock against the store's TIME, as last read "
+                     "(reference: the store, or a cluster master)", ["reference"])
+CLOCK_IN_STEP = Gauge("cchc_clock_in_step", "1 when this process may stamp times (a recent, certain reading within "
+                      "50 ms of the reference), else 0: it refuses attempt starts and submissions", ["reference"])
+
 # -- scorers --------------------------------------------------------------------------------------
 SCORER_EVENTS = Counter("cchc_scorer_events_total", "Events archived and projected", ["consumer"])
 SCORER_BATCH_SECONDS = Histogram("cchc_scorer_batch_duration_seconds", "Scorer batch latency", ["consumer"])

@@ -23,12 +23,15 @@ class Param:
     """A path or query parameter, with its JSON schema."""
 
     name: str
-    where: Literal["path", "query"]
+    where: Literal["path", "query", "header"]
     schema: dict[str, Any]
     description: str
 
 
 PERIOD = Param("n", "path", {"type": "integer", "minimum": 1}, "the period's number (ASCII digits)")
+IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+                        "a key of the client's choosing: a retry with the same key and body within 24 h gets the first"
+                        " answer again and changes nothing (DESIGN §5.7)")
 PERIOD_QUERY = Param("period", "query", {"type": "integer", "minimum": 1},
                      "one period's number (default: the whole contest)")
 

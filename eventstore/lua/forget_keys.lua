@@ -1,8 +1,7 @@
--- A registration refused for a taken identity: drop the keys register_keys.lua wrote for it.
--- KEYS: participants, access-key hashes, birth hashes. A: participant id. Answers {'forgotten'}.
+-- A registration refused for a taken identity (or answered by a kept one): drop the keys
+-- register_keys.lua wrote for it. KEYS: participants, access-key hashes, birth hashes, profiles.
+-- A: participant id. Answers {'forgotten'}.
 local function one(A)
-  redis.call('HDEL', KEYS[1], A[1])
-  redis.call('HDEL', KEYS[2], A[1])
-  redis.call('HDEL', KEYS[3], A[1])
+  for i = 1, 4 do redis.call('HDEL', KEYS[i], A[1]) end
   return {'forgotten'}
 end

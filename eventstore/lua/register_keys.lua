@@ -1,10 +1,11 @@
 -- A new participant's keys in its partition, written before its identities are claimed: until then
--- nobody knows its id (a fresh UUIDv7), so these keys are unreachable.
--- KEYS: participants, access-key hashes, birth hashes.
--- A: participant id, "group|unit", access-key hash, birth hash. Answers {'kept'}.
+-- nobody knows its id (a fresh UUIDv7), so these keys are unreachable. Running it twice writes the same.
+-- KEYS: participants, access-key hashes, birth hashes, profiles.
+-- A: participant id, "group|unit", access-key hash, birth hash, sealed profile. Answers {'kept'}.
 local function one(A)
   redis.call('HSET', KEYS[1], A[1], A[2])
   redis.call('HSET', KEYS[2], A[1], A[3])
   redis.call('HSET', KEYS[3], A[1], A[4])
+  redis.call('HSET', KEYS[4], A[1], A[5])
   return {'kept'}
 end

@@ -18,6 +18,7 @@ from eventstore.redis_stream.scripts import Script
 
 Call = tuple[Script, tuple[str, ...], list[Any], "asyncio.Future[Any]"]
 Groups = dict[tuple[Script, tuple[str, ...]], list[tuple[list[Any], "asyncio.Future[Any]"]]]
+Pipeline = Callable[[Groups, bool], Awaitable[list[Any]]]  # (groups, with their scripts' source) → replies
 
 
 class Batcher:
@@ -45,13 +46,15 @@ class Batcher:
         """The script's reply for these keys and args, once its batch is written (and durable): a
         future to await (not a coroutine: one frame less to resume per request)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        lane = self._lane(keys[0])
+        lane = self.lane(keys[0])
         self._queues.setdefault(lane, []).append((script, tuple(keys), args, future))
         if lane not in self._writers:
             self._writers[lane] = asyncio.create_task(self._write(lane))
         return future
 
-    def _lane(self, key: str) -> str:
+    def lane(self, key: str) -> str:
+        """The lane (a cluster master's name, "" on one server) that writes `key`: also the name of the
+        server whose clock a write of that key is stamped in (runtime/clock.py)."""
         if self._cluster is None:
             return ""
         try:
@@ -101,32 +104,25 @@ class Batcher:
         await asyncio.gather(*(self._send(calls, functools.partial(self._node_pipeline, node))
                                for node, calls in by_node.values()))
 
-    async def _send(self, batch: list[Call], pipeline: Callable[[Groups], Awaitable[list[Any]]]) -> None:
+    async def _send(self, batch: list[Call], pipeline: Pipeline) -> None:
         groups: Groups = {}
         for script, keys, args, future in batch:
             groups.setdefault((script, keys), []).append((args, future))
         try:
-            replies = await pipeline(groups)
-            if any(isinstance(r, NoScriptError) for r in replies):  # Redis restarted: its script cache is empty
-                await pipeline({(script, keys): [] for script, keys in groups})  # loads them (below)
-                replies = await pipeline(groups)  # NOSCRIPT means nothing ran: safe to send again
+            replies = await self._durable(pipeline, groups, with_source=False)
+            # NOSCRIPT (the server restarted, or its scripts were flushed) means that group did not run;
+            # the groups that did run are answered, and only the others are sent again, with their source.
+            missing = {g: items for (g, items), reply in zip(groups.items(), replies, strict=True)
+                       if isinstance(reply, NoScriptError)}
+            if missing:
+                again = iter(await self._durable(pipeline, missing, with_source=True))
+                replies = [next(again) if isinstance(r, NoScriptError) else r for r in replies]
             if any(isinstance(r, AskError) for r in replies):  # MOVED/ASK: a slot moved (a failover)
                 self._stale_slots = True
         except StoreUnavailable as e:
             self._stale_slots = True
             _fail(batch, e)
             return
-        if self._durability != "fsync_always":
-            synced = replies.pop()
-            if self._durability == "waitaof_replica":
-                replies.pop()  # the WAIT that hurried the replica's ack (see _commands)
-            replicas = 1 if self._durability == "waitaof_replica" else 0
-            if isinstance(synced, Exception) or int(synced[0]) < 1 or int(synced[1]) < replicas:
-                # Written but not known to be on disk (or on a replica's): acknowledge nothing. A
-                # client retry of a submission gets the original receipt (idempotent).
-                where = "a replica" if replicas and not isinstance(synced, Exception) and int(synced[0]) else "redis"
-                _fail(batch, StoreUnavailable(f"{where} did not confirm the fsync in time"))
-                return
         for items, reply in zip(groups.values(), replies, strict=True):
             if isinstance(reply, Exception):
                 _fail(items, StoreUnavailable(f"redis script failed: {reply}"))
@@ -135,29 +131,43 @@ class Batcher:
                 if not future.done():  # else the request went away meanwhile
                     future.set_result(answer)
 
-    def _commands(self, groups: Groups) -> list[tuple[Any, ...]]:
-        """The batch's commands: SCRIPT LOAD for a group without items, else one EVALSHA per group."""
+    async def _durable(self, pipeline: Pipeline, groups: Groups, *, with_source: bool) -> list[Any]:
+        """The groups' replies once the server says they are durable, else StoreUnavailable: written but
+        not known to be on disk (or on a replica's), so nothing is acknowledged — a retry of the same write
+        answers its kept reply (write records, prelude.lua)."""
+        replies = await pipeline(groups, with_source)
+        if self._durability == "fsync_always":
+            return replies
+        synced = replies.pop()
+        if self._durability == "waitaof_replica":
+            replies.pop()  # the WAIT that hurried the replica's ack (see synced_commands)
+        replicas = 1 if self._durability == "waitaof_replica" else 0
+        if isinstance(synced, Exception) or int(synced[0]) < 1 or int(synced[1]) < replicas:
+            where = "a replica" if replicas and not isinstance(synced, Exception) and int(synced[0]) else "redis"
+            raise StoreUnavailable(f"{where} did not confirm the fsync in time")
+        return replies
+
+    def _commands(self, groups: Groups, with_source: bool) -> list[tuple[Any, ...]]:
+        """The batch's commands: one EVALSHA per group (EVAL with the source when the server lacks it),
+        then the commands that make the replies durable."""
         commands: list[tuple[Any, ...]] = []
         for (script, key_names), items in groups.items():
-            if not items:
-                commands.append(("SCRIPT", "LOAD", script.source))
-                continue
             argv: list[Any] = [len(items)]
             for args, _ in items:
                 argv += [len(args), *args]
-            commands.append(("EVALSHA", script.sha, len(key_names), *key_names, *argv))
-        if self._durability != "fsync_always" and all(items for items in groups.values()):
-            commands += synced_commands(self._durability, self._fsync_timeout_ms)
-        return commands
+            command = ("EVAL", script.source) if with_source else ("EVALSHA", script.sha)
+            commands.append((*command, len(key_names), *key_names, *argv))
+        return commands + synced_commands(self._durability, self._fsync_timeout_ms)
 
     @translated
-    async def _pipeline(self, groups: Groups) -> list[Any]:
+    async def _pipeline(self, groups: Groups, with_source: bool) -> list[Any]:
         """The batch's commands in one write on one pooled connection, their replies read in order.
         The RESP is written here (resp()): redis-py's generic pipeline cost ~7 % of ingest's CPU
         (observability hooks, an encoder call per argument). Retried as the client's own commands
-        are (its Retry: see connect()), the connection dropped before each retry."""
+        are (its Retry: see connect()), the connection dropped before each retry: a batch whose reply was
+        lost runs again, and every write in it answers its first run's reply (prelude.lua, submit.lua)."""
         assert isinstance(self._r, aioredis.Redis)
-        commands = self._commands(groups)
+        commands = self._commands(groups, with_source)
         packed = resp(commands)
         pool = self._r.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
@@ -172,10 +182,10 @@ class Batcher:
             await pool.release(conn)
 
     @translated
-    async def _node_pipeline(self, node: ClusterNode, groups: Groups) -> list[Any]:
+    async def _node_pipeline(self, node: ClusterNode, groups: Groups, with_source: bool) -> list[Any]:
         """The batch's commands to one master on ONE connection (the cluster client's own pipeline
         would route the key-less WAITAOF to any node: it must follow the writes it waits for)."""
-        commands = [PipelineCommand(i, *command) for i, command in enumerate(self._commands(groups))]
+        commands = [PipelineCommand(i, *command) for i, command in enumerate(self._commands(groups, with_source))]
         await node.execute_pipeline(commands)
         return [c.result for c in commands]
 

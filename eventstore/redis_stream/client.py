@@ -83,6 +83,22 @@ class LayoutMismatch(StoreUnavailable):
 
 
 @translated
+async def clock_references(client: Redis) -> dict[str, Callable[[], Awaitable[int]]]:
+    """The servers whose time a stamp is in (DESIGN §3 "One clock"), each with a call reading its `TIME` in
+    ms: the one server (named ""), or each master of a cluster by its name (as Batcher names its lanes)."""
+    if not isinstance(client, RedisCluster):
+        return {"": translated(functools.partial(_time_ms, client, {}))}
+    return {node.name: translated(functools.partial(_time_ms, client, {"target_nodes": node}))
+            for node in client.get_primaries()}
+
+
+async def _time_ms(client: Redis, target: dict[str, Any]) -> int:
+    reply: Any = await client.execute_command("TIME", **target)
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+@translated
 async def check_layout(client: Redis, keys: Keys) -> None:
     """Record the number of partitions on first use; refuse a process started with another (it would
     look for participants in the wrong partitions and leave streams unread)."""

@@ -13,15 +13,20 @@ def _lua(name: str) -> str:
 
 
 def _script(name: str) -> str:
-    """A script's `one(A)` (eventstore/lua/NAME.lua) followed by the batch loop (batch.lua)."""
-    return _lua(name) + _lua("batch")
+    """A write script: the shared prelude (write records, the store's clock), its `one(A)`
+    (eventstore/lua/NAME.lua), then the batch loop (batch.lua)."""
+    return _lua("prelude") + _lua(name) + _lua("batch")
 
 
 # -- what the scripts answer, typed ---------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """Both identities claimed and the event appended."""
+    """Both identities claimed and the event appended — by this request, or (a kept answer) by the first
+    run of the same write: then `participant_id` is that run's, and `sealed_key` its access key, sealed."""
+
+    participant_id: str
+    sealed_key: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +35,22 @@ class IdentityTaken:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyReused:
+    """The Idempotency-Key was used before with another body (422, nothing written)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Late:
+    """The write reached the store later than its stamp allows (DESIGN §3): nothing written (503)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptOpened:
+    """The attempt started (or, kept, the first run's): its AttemptStarted event as appended."""
+
     group: str
     unit_code: str | None
+    event: bytes
 
 
 AttemptRefusal = Literal["unknown_participant", "invalid_credentials", "disqualified", "attempt_limit",
@@ -64,6 +82,7 @@ class SubmissionRefused:
 @dataclass(frozen=True, slots=True)
 class KeyReissued:
     participant_id: str
+    sealed_key: bytes  # the new access key, sealed (a kept answer gives the first run's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,30 +101,48 @@ class Limited:
     retry_after_s: int
 
 
-RegisterOutcome = Registered | IdentityTaken
-StartOutcome = AttemptOpened | AttemptRefused
-SubmitOutcome = SubmissionAccepted | SubmissionRepeated | SubmissionRefused
-RecoverOutcome = KeyReissued | RecoveryRefused
+RegisterOutcome = Registered | IdentityTaken | KeyReused
+StartOutcome = AttemptOpened | AttemptRefused | Late | KeyReused
+SubmitOutcome = SubmissionAccepted | SubmissionRepeated | SubmissionRefused | Late
+RecoverOutcome = KeyReissued | RecoveryRefused | KeyReused
 RateOutcome = Allowed | Limited
 
 
-def register_outcome(reply: list[bytes]) -> RegisterOutcome:
+def register_outcome(reply: list[Any]) -> RegisterOutcome:
     if reply[0] == b"registered":
-        return Registered()
+        return Registered(reply[1].decode(), reply[2])
+    if reply[0] == b"mismatch":
+        return KeyReused()
     return IdentityTaken("phone" if reply[1] == b"phone" else "id_number")
 
 
-def start_outcome(reply: list[bytes]) -> StartOutcome:
+def start_outcome(reply: list[Any]) -> StartOutcome:
     if reply[0] == b"started":
         group, _, unit = reply[1].decode().partition("|")
-        return AttemptOpened(group, unit or None)
-    return AttemptRefused(reply[1].decode())  # type: ignore[arg-type]  # the script names only these
+        return AttemptOpened(group, unit or None, reply[2])
+    if reply[0] == b"late":
+        return Late()
+    if reply[0] == b"mismatch":
+        return KeyReused()
+    return AttemptRefused(reply[1].decode())  # the script names only these
 
 
-def recover_outcome(reply: list[Any]) -> RecoverOutcome | str:
-    """The participant's id when the first step found it, else the refusal."""
-    if reply[0] in (b"found", b"reissued"):
+def found_outcome(reply: list[Any]) -> RecoverOutcome | str:
+    """The first step of a recovery: the participant's id when CCCD and phone found it, else the refusal."""
+    if reply[0] == b"found":
         return str(reply[1].decode())
+    return _recovery_refused(reply)
+
+
+def reissue_outcome(reply: list[Any]) -> RecoverOutcome:
+    if reply[0] == b"reissued":
+        return KeyReissued(reply[1].decode(), reply[2])
+    return _recovery_refused(reply)
+
+
+def _recovery_refused(reply: list[Any]) -> RecoverOutcome:
+    if reply[0] == b"mismatch":
+        return KeyReused()
     if reply[1] == b"rate_limited":
         return RecoveryRefused("rate_limited", max(1, int(reply[2])))
     return RecoveryRefused("invalid_credentials", 0)
@@ -122,13 +159,15 @@ def submit_outcome(reply: list[bytes]) -> SubmitOutcome:
         return SubmissionAccepted(value)
     if kind == b"repeated":
         return SubmissionRepeated(value)
+    if kind == b"late":
+        return Late()
     return SubmissionRefused(value.decode())
 
 
 @dataclass(frozen=True)
 class Script:
     """A Lua script called by its SHA1 (EVALSHA): redis-py's pipelined scripts would add a
-    SCRIPT EXISTS round trip to every batch; we load the source only when Redis says NOSCRIPT."""
+    SCRIPT EXISTS round trip to every batch; the source goes along (EVAL) only when Redis says NOSCRIPT."""
 
     source: str
     sha: str = field(init=False)
@@ -140,5 +179,6 @@ class Script:
 SCRIPTS = {name: Script(_script(name)) for name in
            ("register_keys", "register", "forget_keys", "start_attempt", "submit", "recover", "reissue", "rate",
             "append")}
+READS = {name: Script(_lua(name)) for name in ("read_participant", "read_current")}
 LEASES = Script(_lua("renew_lease"))
 RECOVERIES_PER_HOUR = 5  # per CCCD (DESIGN §6)

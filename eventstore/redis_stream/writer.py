@@ -3,86 +3,136 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from eventstore.keys import Keys
+from eventstore.keys import Keys, record_key
 from eventstore.redis_stream.batching import Batcher
 from eventstore.redis_stream.client import Durability, Redis, text, translated
 from eventstore.redis_stream.scripts import (
     RECOVERIES_PER_HOUR,
     SCRIPTS,
-    IdentityTaken,
-    KeyReissued,
     RateOutcome,
     RecoverOutcome,
+    Registered,
     RegisterOutcome,
     StartOutcome,
+    found_outcome,
     rate_outcome,
-    recover_outcome,
     register_outcome,
+    reissue_outcome,
     start_outcome,
 )
+
+REQUEST_RECORD_S = 300  # how long a write keeps its reply under our own request id: past any resend of its batch
+IDEMPOTENCY_RECORD_S = 24 * 3600  # a client's Idempotency-Key (DESIGN §6)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteId:
+    """The record under which a write keeps its reply (DESIGN §5.7, eventstore/lua/prelude.lua): our own
+    request id, kept long enough for any resend of its batch, or a client's Idempotency-Key bound to its
+    route and credential, kept 24 h with the digest of the body it answered (another body: KeyReused)."""
+
+    id: str
+    ttl_s: int
+    digest: str = ""
+    keeps_refusals: bool = True  # our own id: a resend answers as the first run did; a client's key: a retry
+    # after a refusal is a new try
+
+    @classmethod
+    def fresh(cls) -> WriteId:
+        return cls(secrets.token_hex(16), REQUEST_RECORD_S)
+
+    @classmethod
+    def idempotency(cls, key: str, *, route: str, credential: str, body: bytes) -> WriteId:
+        scope = hashlib.sha256(f"{route}\n{credential}\n{key}".encode()).hexdigest()[:40]
+        return cls(scope, IDEMPOTENCY_RECORD_S, hashlib.sha256(body).hexdigest()[:40], keeps_refusals=False)
+
+    def args(self, prefix: str) -> list[Any]:
+        """The record's four arguments to a script whose keys share `prefix` (the record's key shares its
+        hash tag, so it lives in the script's slot)."""
+        return [record_key(prefix, self.id), self.ttl_s, self.digest, "1" if self.keeps_refusals else "0"]
 
 
 class StreamWriter:
     """Ingest's writes: each is one Lua call on one slot, sent in a batch shared with concurrent
-    requests; a participant's writes go to its partition's slot."""
+    requests; a participant's writes go to its partition's slot. Every write that changes something
+    beyond its own retry carries a WriteId, so running it twice answers the first run's reply."""
 
     def __init__(self, client: Redis, keys: Keys, *, durability: Durability, fsync_timeout_ms: int = 2000) -> None:
-        self._r = client
+        self._r = self.client = client
         self.keys = keys
         self.durability = durability
         self.batcher = Batcher(client, durability=durability, fsync_timeout_ms=fsync_timeout_ms)
 
-    async def register(self, id_hash: str, phone_hash: str, participant_id: str, info: str, access_hash: str,
-                       birth_hash: str, event: bytes) -> RegisterOutcome:
+    def reference_of(self, participant_id: str) -> str:
+        """The server whose clock stamps the participant's writes (its partition's master)."""
+        return self.batcher.lane(self.keys.of(participant_id).stream)
+
+    async def register(self, write: WriteId, id_hash: str, phone_hash: str, participant_id: str, info: str,
+                       access_hash: str, sealed_key: bytes, birth_hash: str, profile: bytes,
+                       event: bytes) -> RegisterOutcome:
         """The participant's partition keys first, then its identities and its event in the contest's
-        slot (DESIGN §4: a crash between the two leaves unreachable keys, never a half-claimed identity)."""
+        slot (DESIGN §4: a crash between the two leaves unreachable keys, never a half-claimed identity).
+        A kept answer names the participant of the write's first run: this run's keys are dropped."""
         k, p = self.keys, self.keys.of(participant_id)
-        mine = [p.participants, p.access, p.births]
-        await self.batcher.call(SCRIPTS["register_keys"], mine, [participant_id, info, access_hash, birth_hash])
+        mine = [p.participants, p.access, p.births, p.profiles]
+        await self.batcher.call(SCRIPTS["register_keys"], mine, [participant_id, info, access_hash, birth_hash, profile])
         outcome = register_outcome(await self.batcher.call(
             SCRIPTS["register"], [k.id_hashes, k.phone_hashes, k.contest.stream],
-            [id_hash, phone_hash, participant_id, event]))
-        if isinstance(outcome, IdentityTaken):
+            [*write.args(k.contest.prefix), id_hash, phone_hash, participant_id, event, sealed_key]))
+        if not isinstance(outcome, Registered) or outcome.participant_id != participant_id:
             await self.batcher.call(SCRIPTS["forget_keys"], mine, [participant_id])
         return outcome
 
-    async def start_attempt(self, participant_id: str, access_hash: str, period: int, limit: int,
+    async def start_attempt(self, write: WriteId, participant_id: str, access_hash: str, period: int, limit: int,
+                            attempt_id: str, land_by_ms: int, open_s: int,
                             events_by_group: dict[str, bytes]) -> StartOutcome:
+        """`land_by_ms`: the store time after which the start is refused (its stamp plus the settle margin);
+        `open_s`: how long the attempt stays the participant's current one (its time limit and grace)."""
         p = self.keys.of(participant_id)
-        args: list[Any] = [participant_id, access_hash, limit]
+        args: list[Any] = [*write.args(p.prefix), participant_id, access_hash, limit, land_by_ms, attempt_id,
+                           p.current(participant_id), open_s]
         for group, event in events_by_group.items():
             args += [group, event]
         return start_outcome(await self.batcher.call(
             SCRIPTS["start_attempt"], [p.participants, p.access, p.disqualified, p.attempts(period), p.stream], args))
 
-    async def reissue_access_key(self, id_hash: str, phone_hash: str, birth_hash: str, access_hash: str,
-                                 event: bytes) -> RecoverOutcome:
+    async def reissue_access_key(self, write: WriteId, id_hash: str, phone_hash: str, birth_hash: str,
+                                 new_key: Callable[[str], tuple[str, bytes]], event: bytes) -> RecoverOutcome:
         """CCCD and phone find the participant (contest slot, every try counted); its birth date then
-        decides in its partition, where the new key hash and the event go."""
+        decides in its partition, where the new key hash and the event go. `new_key(participant_id)` gives
+        the new access key's hash and the key sealed (an access key names its participant)."""
         k = self.keys
-        found = recover_outcome(await self.batcher.call(
+        found = found_outcome(await self.batcher.call(
             SCRIPTS["recover"], [k.id_hashes, k.phone_hashes, k.recoveries(id_hash)],
-            [id_hash, phone_hash, RECOVERIES_PER_HOUR]))
+            [*write.args(k.contest.prefix), id_hash, phone_hash, RECOVERIES_PER_HOUR]))
         if not isinstance(found, str):
             return found
         p = k.of(found)
-        done = recover_outcome(await self.batcher.call(
-            SCRIPTS["reissue"], [p.births, p.access, p.stream], [found, birth_hash, access_hash, event]))
-        return KeyReissued(done) if isinstance(done, str) else done
+        access_hash, sealed_key = new_key(found)
+        return reissue_outcome(await self.batcher.call(
+            SCRIPTS["reissue"], [p.births, p.access, p.stream],
+            [*write.args(p.prefix), found, birth_hash, access_hash, event, sealed_key]))
 
     async def count_request(self, address_hash: str, now_ms: int, limit: int) -> RateOutcome:
         """One request of a client address against its per-minute limit."""
+        prefix = self.keys.rate_prefix(address_hash)
         return rate_outcome(await self.batcher.call(
-            SCRIPTS["rate"], [self.keys.rate(address_hash, now_ms // 60_000)], [limit]))
+            SCRIPTS["rate"], [f"{prefix}:{now_ms // 60_000}"], [*WriteId.fresh().args(prefix), limit]))
 
     def submit_soon(self, participant_id: str, attempt_id: str, refusal: str, receipt: bytes,
-                    event: bytes) -> asyncio.Future[Any]:
+                    event: bytes, land_by_ms: int) -> asyncio.Future[Any]:
         """The submission script queued for the next batch; its reply (submit_outcome reads it) as a
-        future, not a coroutine: the fast path answers from the future's callback (runtime/fastpath.py)."""
+        future, not a coroutine: the fast path answers from the future's callback (runtime/fastpath.py).
+        No write record: the receipt, unique to this request, is the submission's own (submit.lua)."""
         p = self.keys.of(participant_id)
-        return self.batcher.call(SCRIPTS["submit"], [p.receipts, p.stream], [attempt_id, refusal, receipt, event])
+        return self.batcher.call(SCRIPTS["submit"], [p.receipts, p.stream],
+                                 [attempt_id, refusal, receipt, event, land_by_ms])
 
     async def append(self, *events: bytes, participant_id: str | None = None) -> str:
         """Append entries to the participant's partition (or, without one, to the contest's stream);
@@ -97,8 +147,9 @@ class StreamWriter:
         for number, events in entries.items():
             stream = self.keys.slot(number).stream
             for start in range(0, len(events), chunk):  # a script blocks its server: bounded pieces
+                write = WriteId.fresh().args(self.keys.slot(number).prefix)
                 last[number] = text(await self.batcher.call(SCRIPTS["append"], [stream],
-                                                             list(events[start:start + chunk])))
+                                                            [*write, *events[start:start + chunk]]))
         return last
 
     @translated

@@ -13,10 +13,16 @@ from eventstore.keys import Keys
 from eventstore.redis_stream.batching import resp
 from eventstore.redis_stream.client import connect, durability_mode, memory
 from eventstore.redis_stream.scripts import IdentityTaken, Registered
-from eventstore.redis_stream.writer import StreamWriter
+from eventstore.redis_stream.writer import StreamWriter, WriteId
 from ingest.app import INGEST
 from tests.conftest import Servers
 from tests.harness import Served, System
+
+
+def _register(writer: StreamWriter, id_hash: str, phone_hash: str, participant_id: str) -> Any:
+    """A registration's two scripts with placeholder values (the writer does not look inside them)."""
+    return writer.register(WriteId.fresh(), id_hash, phone_hash, participant_id, "g|", "k", b"sealed-key", "b",
+                           b"sealed-profile", b"x")
 
 
 async def test_concurrent_submissions_share_batches_and_each_gets_its_answer(system: System) -> None:
@@ -39,16 +45,16 @@ async def test_concurrent_submissions_share_batches_and_each_gets_its_answer(sys
 
 async def test_waitaof_mode_acks_after_the_fsync_is_confirmed(redis: aioredis.Redis) -> None:
     writer = StreamWriter(redis, Keys("t"), durability="waitaof")
-    results = await asyncio.gather(*(writer.register(f"id{i}", f"ph{i}", f"p{i}", "g|", "k", "b", b"x") for i in range(20)))
+    results = await asyncio.gather(*(_register(writer, f"id{i}", f"ph{i}", f"p{i}") for i in range(20)))
     assert all(isinstance(r, Registered) for r in results)
-    assert await writer.register("id3", "other", "p99", "g|", "k", "b", b"x") == IdentityTaken("id_number")
+    assert await _register(writer, "id3", "other", "p99") == IdentityTaken("id_number")
     assert writer.batcher.batches < writer.batcher.calls
 
 
 async def test_a_broken_connection_fails_the_whole_batch_cleanly(redis: aioredis.Redis) -> None:
     broken = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
     writer = StreamWriter(broken, Keys("t"), durability="fsync_always")
-    results = await asyncio.gather(*(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", "k", "b", b"x") for i in range(5)),
+    results = await asyncio.gather(*(_register(writer, f"i{i}", f"p{i}", f"p{i}") for i in range(5)),
                                    return_exceptions=True)
     assert all(isinstance(r, StoreUnavailable) for r in results)
     await broken.aclose()
@@ -58,9 +64,9 @@ async def test_a_broken_connection_fails_the_whole_batch_cleanly(redis: aioredis
 async def test_a_connection_the_server_closed_is_retried_once_and_the_batch_lands(servers: Servers) -> None:
     client = connect(servers.redis_url)  # the client ingest runs with (its Retry: one immediate retry)
     writer = StreamWriter(client, Keys("t"), durability="fsync_always")
-    assert isinstance(await writer.register("a", "pa", "p1", "g|", "k", "b", b"x"), Registered)  # a pooled connection
+    assert isinstance(await _register(writer, "a", "pa", "p1"), Registered)  # a pooled connection
     await client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no")  # as a restart would
-    assert isinstance(await writer.register("b", "pb", "p2", "g|", "k", "b", b"x"), Registered)
+    assert isinstance(await _register(writer, "b", "pb", "p2"), Registered)
     assert await client.hget(Keys("t").id_hashes, "b") == b"p2"
     await client.aclose()
 
@@ -124,7 +130,7 @@ async def test_a_bug_in_sending_fails_the_requests_instead_of_hanging_them(redis
 
     writer.batcher._pipeline = broken  # type: ignore[method-assign]
     results = await asyncio.wait_for(asyncio.gather(
-        *(writer.register(f"i{i}", f"p{i}", f"p{i}", "g|", "k", "b", b"x") for i in range(3)), return_exceptions=True), 5)
+        *(_register(writer, f"i{i}", f"p{i}", f"p{i}") for i in range(3)), return_exceptions=True), 5)
     assert all(isinstance(r, TypeError) for r in results)
     assert writer.batcher._writers == {}  # the next call starts a fresh writer
 

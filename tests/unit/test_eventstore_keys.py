@@ -37,7 +37,7 @@ def test_identities_registrations_and_leases_share_the_contest_slot() -> None:
 
 def test_rate_counters_spread_over_slots_of_their_own() -> None:
     keys = Keys("demo")
-    slots = {key_slot(keys.rate(f"address-{n}", 1).encode()) for n in range(50)}
+    slots = {key_slot(f"{keys.rate_prefix(f'address-{n}')}:1".encode()) for n in range(50)}
     assert len(slots) > 40 and key_slot(keys.contest.stream.encode()) not in slots
 
 

@@ -1,0 +1,81 @@
+"""What ingest reads back of one participant, once its access key is shown: what it holds about them
+(GET /v1/participants/me) and their attempt still open (GET /v1/attempts/current). Reads, one script
+call each on the participant's slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from eventstore.keys import Keys
+from eventstore.redis_stream.client import Redis, translated
+from eventstore.redis_stream.scripts import READS, Script
+
+ID_LENGTH = 36  # an attempt id (UUIDv7): the period's attempt ids are kept as one string of them
+
+
+@dataclass(frozen=True, slots=True)
+class WrongKey:
+    """The access key is not this participant's (or there is no such participant)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodHeld:
+    attempt_ids: list[str]  # every attempt started, oldest first
+    receipts: list[bytes]  # the receipts of those submitted
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What ingest holds about a participant: `info` ("group|unit"), the sealed profile, and per period
+    the attempts started and the receipts."""
+
+    info: str
+    profile: bytes
+    periods: dict[int, PeriodHeld]
+
+
+@translated
+async def _read(client: Redis, script: Script, keys: list[str], args: list[Any]) -> Any:
+    """A read-only script: by its SHA1, with the source when the server lacks it (running a read twice is harmless)."""
+    try:
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return await client.eval(script.source, len(keys), *keys, *args)
+
+
+async def held(client: Redis, keys: Keys, participant_id: str, access_hash: str,
+               periods: list[int]) -> Held | WrongKey:
+    p = keys.of(participant_id)
+    reply = await _read(client, READS["read_participant"],
+                        [p.participants, p.access, p.profiles, p.receipts, *(p.attempts(n) for n in periods)],
+                        [participant_id, access_hash])
+    if reply[0] != b"found":
+        return WrongKey()
+    out: dict[int, PeriodHeld] = {}
+    at = 3
+    for number in periods:
+        ids = reply[at].decode()
+        attempt_ids = [ids[i:i + ID_LENGTH] for i in range(0, len(ids), ID_LENGTH)]
+        receipts = [r for r in reply[at + 1:at + 1 + len(attempt_ids)] if r]
+        out[number] = PeriodHeld(attempt_ids, receipts)
+        at += 1 + len(attempt_ids)
+    return Held(reply[1].decode(), reply[2], out)
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    info: str  # "group|unit"
+    event: bytes  # the attempt's AttemptStarted event
+
+
+async def current_attempt(client: Redis, keys: Keys, participant_id: str, access_hash: str) -> Current | WrongKey | None:
+    """The participant's latest attempt while its time lasts and it is not submitted, else None."""
+    p = keys.of(participant_id)
+    reply = await _read(client, READS["read_current"], [p.participants, p.access, p.receipts, p.current(participant_id)],
+                        [participant_id, access_hash])
+    if reply[0] == b"refused":
+        return WrongKey()
+    return Current(reply[1].decode(), bytes(reply[2])) if reply[0] == b"open" else None
