@@ -26,11 +26,11 @@ R = TypeVar("R")
 SOCKET_TIMEOUT_S = 3.0
 
 
-def connect(url: str, *, max_connections: int = 256) -> aioredis.Redis:
+def connect(url: str, *, max_connections: int = 256, socket_timeout_s: float = SOCKET_TIMEOUT_S) -> aioredis.Redis:
     """A client with bounded timeouts, so an outage becomes a 503 at once, never a request hanging;
     one immediate retry on a broken connection heals the pool after a Redis restart. (A write whose
-    reply was lost may so run twice: a submission then answers with its original receipt.)"""
-    return aioredis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=1.0,
+    reply was lost so runs twice: every write answers its first run's reply — eventstore/lua/prelude.lua.)"""
+    return aioredis.from_url(url, socket_timeout=socket_timeout_s, socket_connect_timeout=1.0,
                              retry_on_timeout=False, retry=Retry(NoBackoff(), 1), max_connections=max_connections)
 
 
