@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from aiohttp import web
@@ -193,12 +194,14 @@ def _preflight(settings: Settings, *, ingest: bool = False) -> Contest:
     return contest_of(settings)
 
 
-def serve_metrics(settings: Settings, port: int | None) -> None:
+def serve_metrics(settings: Settings, port: int | None) -> WSGIServer | None:
     """This process's /metrics on a port of its own (several processes may share an API port), bound to
     CCHC_METRICS_HOST (loopback unless set): never on the public port, whose clients must not read the
     live counts (DESIGN §3). prometheus_client's own thread: a scrape answers even while the loop is busy."""
-    if port:
-        start_http_server(port, addr=settings.metrics_host)
+    if not port:
+        return None
+    server, _ = start_http_server(port, addr=settings.metrics_host)
+    return server
 
 
 def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
