@@ -468,7 +468,8 @@ class AnswerKeys:
     def __init__(self, contest: Contest, corrections: Sequence[tuple[str, str, int]]) -> None:
         self.base = {q.id: q.answer for q in contest.questions.values()}
         self.corrections = corrections  # (question, answer, at_ms) in event order
-        self.now = {**self.base, **{question: answer for question, answer, _ in corrections}}
+        self.now = {**self.base, **{question: answer for question, answer, _ in corrections}} if corrections \
+            else self.base
 
     def stale(self, cutoffs: dict[int, int]) -> dict[int, dict[str, str]]:
         """period → the key before its cutoff, for the periods a correction came at or after the cutoff of."""
