@@ -24,8 +24,8 @@ from eventstore.events import ParticipantDisqualified, ParticipantRegistered, Su
 from eventstore.postgres import Connection, Pool, connection, copy_rows
 
 NOT_DISQUALIFIED = "NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id)"
-# The public reads of a period not yet closed: disqualified by an event timed before its freeze
-# (%(before)s: the freeze's start, or NEVER); a later one shows at the close (DESIGN §3).
+# The public reads of a period not yet closed: disqualified by an event made before its cutoff (`before`: its
+# freeze's start, or NEVER); one made later shows at the close (DESIGN §3).
 DISQUALIFIED_BEFORE = ("EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id"
                        " AND d.at_ms < {before})")
 NEVER = 2**63 - 1  # a time no event reaches (bigint's maximum): a period without a freeze
@@ -180,8 +180,8 @@ class LiveQueries:
             f" ORDER BY {order_by(PROVISIONAL_ORDER, 'c.')} LIMIT %(limit)s OFFSET %(offset)s",
             {"period": period, "group": group, "limit": limit, "offset": offset, "before": before})
 
-    async def person_in_period(self, period: int, participant_id: str, *, before: int | None = NEVER,
-                               points: int = 0) -> PersonInPeriod | None:
+    async def person_in_period(self, period: int, participant_id: str, *, before: int | None,
+                               points: int) -> PersonInPeriod | None:
         """A participant, their live counted entry of the period and every entry they sent in it, in one
         round trip (a results page's hottest read): each part one JSON value, decoded by msgspec. With a
         `before` (a period not closed), the entries received before it, scored as the public sees them
