@@ -147,14 +147,16 @@ async def run(participants: int, entries: int, samples: int, closes: int) -> Non
             print(f"rank snapshot of {await ranks.total(1, group):,} {group} keys: {statistics.median(snapshot_ms):.0f} ms"
                   " (taken in the background every 5 s while read)")
 
+        week1 = contest.periods[0]
+
         async def leaderboard(_: int) -> None:
-            await res.live_total(1, "cbccvc")
+            await res.live_total(week1, "cbccvc")
             await live.live_leaderboard(1, "cbccvc", 100, 0)
 
         async def standing(i: int) -> None:
             me = await live.live_counted(1, picks[i])
             assert me is not None
-            await res.live_rank(1, me)
+            await res.live_rank(week1, me)
 
         async def exact_standing(i: int) -> None:
             me = await live.live_counted(1, picks[i])

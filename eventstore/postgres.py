@@ -3,6 +3,7 @@ place where psycopg's errors become ours (`translated`, `connection`, `transacti
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -81,6 +82,28 @@ async def replica_staleness(pool: Pool) -> float | None:
     if row is None or not row[0]:
         return None
     return float(row[1] or 0.0)
+
+
+async def wal_position(pool: Pool) -> str:
+    """The primary's WAL write position now: past the commit of every transaction committed before."""
+    async with connection(pool) as conn:
+        row = await (await conn.execute("SELECT pg_current_wal_lsn()::text")).fetchone()
+    return str(row[0]) if row else "0/0"
+
+
+async def replayed(url: str, lsn: str, *, timeout_s: float, poll_s: float = 0.02) -> bool:
+    """Whether the server at `url` (a streaming replica) replays the WAL up to `lsn` within `timeout_s`
+    (a primary has it all). One connection of its own: a close asks this, rarely."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with translated(), await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5) as conn:
+        while True:
+            row = await (await conn.execute("SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                            (lsn,))).fetchone()
+            if row and row[0]:
+                return True
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(poll_s)
 
 
 async def migrate(pool: Pool, periods: Sequence[int] = ()) -> None:

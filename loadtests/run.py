@@ -62,7 +62,7 @@ def scrape_freshness(run: Running) -> dict[float, float]:
     texts = []
     for name, port in run.stack.metrics_ports.items():
         if name.startswith("scorer"):
-            with urllib.request.urlopen(f"http://{run.settings.host}:{port}/metrics", timeout=5) as answer:
+            with urllib.request.urlopen(f"http://{run.settings.metrics_host}:{port}/metrics", timeout=5) as answer:
                 texts.append(answer.read().decode())
     return freshness_buckets(texts)
 

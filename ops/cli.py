@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from contest.model import Contest
     from ops.wiring import Clients
 
+# The one place a process serves /metrics (DESIGN §3: never its public port).
+METRICS_PORT_HELP = ("serve this process's /metrics on this port, bound to CCHC_METRICS_HOST (default 127.0.0.1);"
+                     " its public port serves none")
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
@@ -417,15 +421,15 @@ def parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     ingest = sub.add_parser("ingest", help="one ingest process")
     ingest.add_argument("--port", type=int, default=8080)
-    ingest.add_argument("--metrics-port", type=int, help="serve this process's /metrics on its own port too")
+    ingest.add_argument("--metrics-port", type=int, help=METRICS_PORT_HELP)
     ingest.set_defaults(func=cmd_ingest)
     results = sub.add_parser("results", help="one results API process")
     results.add_argument("--port", type=int, default=8081)
-    results.add_argument("--metrics-port", type=int, help="serve this process's /metrics on its own port too")
+    results.add_argument("--metrics-port", type=int, help=METRICS_PORT_HELP)
     results.set_defaults(func=cmd_results)
     scorer = sub.add_parser("scorer", help="one scorer worker")
     scorer.add_argument("--name", help="consumer name (default host-pid)")
-    scorer.add_argument("--metrics-port", type=int, help="serve this scorer's /metrics on this port")
+    scorer.add_argument("--metrics-port", type=int, help=METRICS_PORT_HELP)
     scorer.add_argument("--check", action="store_true", help="exit 0 if the scorer (any, without --name) is beating")
     scorer.set_defaults(func=cmd_scorer)
     sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)

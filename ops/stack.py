@@ -114,7 +114,7 @@ class Stack:
 
     def _write_targets(self) -> None:
         """Every process's metrics endpoint, for Prometheus's file_sd (ops/prometheus.yml)."""
-        groups = [{"targets": [f"{self.settings.host}:{port}"],
+        groups = [{"targets": [f"{self.settings.metrics_host}:{port}"],
                    "labels": {"job": f"cchc-{name.split('-')[0]}", "process": name}}
                   for name, port in self.metrics_ports.items()]
         self.targets_path.write_text(json.dumps(groups, indent=2))

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from aiohttp import web
@@ -36,6 +37,7 @@ from projections.close import Closer
 from projections.live_queries import LiveQueries
 from projections.rank_cache import RankCache
 from projections.results_queries import ResultsQueries
+from projections.visibility import RESULTS_MEMO_S, ReadPaths
 from runtime import metrics, serve
 from runtime.clock import Clock, SyncedClock, SystemClock, keep_in_step
 from runtime.routes import add_routes, common_routes
@@ -138,7 +140,9 @@ async def store_clock(clients: Clients) -> AsyncIterator[SyncedClock]:
 
 def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock,
                     settings: Settings) -> Committee:
-    closer = Closer(contest, clients.pool, Streams(clients.redis, clients.keys), clock)
+    # A close answers once the results API serves it: on the replica it reads, if any (guarantee 9).
+    closer = Closer(contest, clients.pool, Streams(clients.redis, clients.keys), clock,
+                    read_paths=ReadPaths(clients.pool, replica_url=settings.database_read_url))
     return Committee(contest, writer, closer, clock, retention_s=max(1, settings.retention_days * 86_400))
 
 
@@ -166,7 +170,7 @@ def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cach
     live = LiveQueries(clients.pool)
     ranks = None if rank_cache_s is None else RankCache(contest, live, clock, max_age_s=rank_cache_s)
     return results_api.Results(contest, live, ResultsQueries(clients.pool), clock, clients.ready, ranks,
-                               fresh_s=0.0 if rank_cache_s is None else 1.0)
+                               fresh_s=0.0 if rank_cache_s is None else RESULTS_MEMO_S)
 
 
 def build_scorer(contest: Contest, clients: Clients, name: str, clock: Clock) -> Scorer:
@@ -190,10 +194,14 @@ def _preflight(settings: Settings, *, ingest: bool = False) -> Contest:
     return contest_of(settings)
 
 
-def serve_metrics(settings: Settings, port: int | None) -> None:
-    """This process's /metrics on a port of its own (several processes may share an API port)."""
-    if port:
-        start_http_server(port, addr=settings.host)
+def serve_metrics(settings: Settings, port: int | None) -> WSGIServer | None:
+    """This process's /metrics on a port of its own (several processes may share an API port), bound to
+    CCHC_METRICS_HOST (loopback unless set): never on the public port, whose clients must not read the
+    live counts (DESIGN §3). prometheus_client's own thread: a scrape answers even while the loop is busy."""
+    if not port:
+        return None
+    server, _ = start_http_server(port, addr=settings.metrics_host)
+    return server
 
 
 def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
@@ -257,17 +265,18 @@ def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None
 
 
 async def _serve_health(settings: Settings, port: int, clients: Clients) -> web.AppRunner:
-    """/healthz, /readyz (Redis and PostgreSQL reachable) and /metrics for a process without an API."""
+    """/healthz, /readyz (Redis and PostgreSQL reachable) and /metrics for a process without an API, on its
+    metrics port (CCHC_METRICS_HOST)."""
     app = web.Application(middlewares=[api_middleware()])
     app[APP_NAME] = "scorer"
 
     async def ready(_: web.Request) -> float | None:
         return await clients.ready()
 
-    add_routes(app, common_routes("cchc-scoring scorer", ready))
+    add_routes(app, common_routes("cchc-scoring scorer", ready, metrics_port=True))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.host, port).start()
+    await web.TCPSite(runner, settings.metrics_host, port).start()
     return runner
 
 

@@ -29,7 +29,7 @@ class Projector:
 
     def __init__(self, contest: Contest) -> None:
         self.contest = contest
-        self.counted = q.CountedStatements(contest.rules.attempt_selection)
+        self.counted = q.CountedStatements(contest)
 
     async def apply(self, conn: Connection, events: Sequence[tuple[EventKey, AnyEvent]]) -> None:
         corrections = any(isinstance(e, AnswerKeyCorrected) for _, e in events)
@@ -57,6 +57,6 @@ class Projector:
         if registered:
             await q.add_participants(conn, registered)
         if submitted:
-            await q.add_entries(conn, self.counted, self.contest, await q.answer_key(conn, self.contest), submitted)
+            await q.add_entries(conn, self.counted, self.contest, await q.answer_keys(conn, self.contest), submitted)
         if disqualified:
             await q.add_disqualifications(conn, disqualified)

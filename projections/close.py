@@ -23,6 +23,7 @@ from eventstore.redis_stream.inspection import Streams
 from projections import live_queries, results_queries
 from projections.apply import KEY_LOCK
 from projections.results_queries import RESULTS_LOCK, PeriodResult, ResultsQueries
+from projections.visibility import ReadPaths
 from runtime.clock import MAX_OFFSET_MS, SETTLE_MS, Clock, ClockOutOfStep
 from runtime.errors import Conflict, NotFound, NotYet
 
@@ -112,10 +113,12 @@ class Closer:
     """Closes and recomputes periods. `settle_ms`: how long after the end the barrier is taken. An append
     landing more than SETTLE_MS after its stamp is refused (eventstore/lua/submit.lua), and this clock
     reads the store's time within MAX_OFFSET_MS, so every entry acknowledged with a stamp before the end
-    is below the barrier (DESIGN §3: the close's barrier is exact)."""
+    is below the barrier (DESIGN §3: the close's barrier is exact). Each answers once the results API
+    serves what it published on every read path (`read_paths`: guarantee 9)."""
 
     def __init__(self, contest: Contest, pool: Pool, streams: Streams, clock: Clock, *,
-                 settle_ms: int = SETTLE_MS + MAX_OFFSET_MS, drain_timeout_s: float = 10.0) -> None:
+                 settle_ms: int = SETTLE_MS + MAX_OFFSET_MS, drain_timeout_s: float = 10.0,
+                 read_paths: ReadPaths | None = None) -> None:
         self.contest = contest
         self.pool = pool
         self.results = ResultsQueries(pool)
@@ -123,6 +126,7 @@ class Closer:
         self.clock = clock
         self.settle_ms = settle_ms
         self.drain_timeout_s = drain_timeout_s
+        self.read_paths = read_paths or ReadPaths(pool)
 
     async def close(self, number: int, *, by: str = "") -> PeriodClosed:
         period = self._period(number)
@@ -135,18 +139,23 @@ class Closer:
             raise PeriodNotEnded(f"period {number} is open until {period.end_ms} ms; it is {now} ms now")
         existing = await self.results.result(number)
         if existing is not None:
-            return PeriodClosed(number, existing.revision, existing.results_digest)
+            return await self._served(PeriodClosed(number, existing.revision, existing.results_digest))
         if now < period.end_ms + self.settle_ms:
             raise NotDrained("requests received before the end may still be in flight",
                              retry_after=max(1, (period.end_ms + self.settle_ms - now + 999) // 1000))
-        return await self._publish(period, recompute=False, by=by)
+        return await self._served(await self._publish(period, recompute=False, by=by))
 
     async def recompute(self, number: int, *, by: str = "") -> PeriodClosed:
         """A new revision from the events as they stand now; older revisions stay."""
         period = self._period(number)
         if await self.results.result(number) is None:
             raise NotClosed(f"period {number} is not closed")
-        return await self._publish(period, recompute=True, by=by)
+        return await self._served(await self._publish(period, recompute=True, by=by))
+
+    async def _served(self, closed: PeriodClosed) -> PeriodClosed:
+        """Guarantee 9: answered once the results API serves this revision on every read path."""
+        await self.read_paths.serving(f"period {closed.period} revision {closed.revision}")
+        return closed
 
     def _period(self, number: int) -> Period:
         period = self.contest.period(number)

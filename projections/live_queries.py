@@ -15,7 +15,7 @@ from psycopg.rows import class_row
 from contest.closing import PeriodFacts
 from contest.closing import period_facts as closing_facts
 from contest.flags import Submitted
-from contest.model import Contest, PredictionTarget, Selection
+from contest.model import Contest, PredictionTarget
 from contest.ranking import FINAL_ORDER, PROVISIONAL_ORDER, SELECTION_ORDERS, Entry, Order
 from contest.scoring import count_correct, score
 from contest.units import UnitAggregate
@@ -24,6 +24,11 @@ from eventstore.events import ParticipantDisqualified, ParticipantRegistered, Su
 from eventstore.postgres import Connection, Pool, connection, copy_rows
 
 NOT_DISQUALIFIED = "NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id)"
+# The public reads of a period not yet closed: disqualified by an event made before its cutoff (`before`: its
+# freeze's start, or NEVER); one made later shows at the close (DESIGN §3).
+DISQUALIFIED_BEFORE = ("EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id"
+                       " AND d.at_ms < {before})")
+NEVER = 2**63 - 1  # a time no event reaches (bigint's maximum): a period without a freeze
 TABLES = ("participants", "disqualifications", "answer_key_corrections", "entries", "counted")
 QUESTION_SEPARATOR = "\x1f"  # joins an attempt's question ids into one array element (ids hold no control chars)
 
@@ -47,6 +52,26 @@ def precedes(order: Order, left: str, right: str) -> str:
         same = [f"{col(left, n)} = {col(right, n)}" for n, _ in order[:i]]
         terms.append(" AND ".join([*same, f"{col(left, name)} {'>' if desc else '<'} {col(right, name)}"]))
     return "(" + " OR ".join(f"({t})" for t in terms) + ")"
+
+
+def public_cutoffs(contest: Contest) -> dict[int, int]:
+    """period → the time from which its events (an entry received, a correction or disqualification made)
+    no longer change its public projections until its close: its freeze's start (DESIGN §3). A period
+    without a freeze is left out: its cutoff is NEVER."""
+    return {p.number: at for p in contest.periods if (at := contest.frozen_at(p)) is not None}
+
+
+def _valid_before(table: str, before: str = "%(before)s") -> str:
+    """Rows of `table` whose participant was not disqualified by an event made before `before` (SQL)."""
+    return "NOT " + DISQUALIFIED_BEFORE.format(t=table, before=before)
+
+
+def cutoff_sql(cutoffs: dict[int, int], period: str) -> str:
+    """The cutoff of the period in column `period`, as SQL (literals: the contest's own numbers)."""
+    if not cutoffs:
+        return str(NEVER)
+    return f"CASE {period}{''.join(f' WHEN {int(n)} THEN {int(ms)}' for n, ms in sorted(cutoffs.items()))}" \
+           f" ELSE {NEVER} END"
 
 
 # -- typed rows ---------------------------------------------------------------------------------
@@ -103,9 +128,12 @@ class PeriodCount(msgspec.Struct, frozen=True):
 
 _COUNTED = ("period, participant_id, group_code, unit_code, attempt_id, score, correct, duration_ms,"
             " prediction, submitted_ms")
-_ATTEMPT = "e.attempt_id, e.score, e.correct, e.duration_ms, e.prediction, e.submitted_ms"
-_PERSON = ("p.participant_id, p.group_code, p.display_name, p.unit_code, NOT "
-           + NOT_DISQUALIFIED.format(t="p") + " AS disqualified")
+# An attempt as the public sees it: while its period is frozen (%(public)s), scored as at the freeze.
+_ATTEMPT = ("e.attempt_id, CASE WHEN %(public)s AND e.frozen_correct IS NOT NULL THEN e.frozen_correct * %(points)s"
+            " ELSE e.score END AS score, CASE WHEN %(public)s AND e.frozen_correct IS NOT NULL THEN e.frozen_correct"
+            " ELSE e.correct END AS correct, e.duration_ms, e.prediction, e.submitted_ms")  # no ", " inside a column
+_PERSON = ("p.participant_id, p.group_code, p.display_name, p.unit_code, "
+           + DISQUALIFIED_BEFORE.format(t="p", before="%(before)s") + " AS disqualified")
 _STANDING = ("c.participant_id, c.group_code, c.unit_code, c.attempt_id, c.score, c.correct, c.duration_ms,"
              " c.prediction, c.submitted_ms, p.display_name")
 
@@ -135,28 +163,40 @@ class LiveQueries:
             row = await (await conn.execute(sql, params)).fetchone()
             return int(row[0]) if row else 0
 
-    async def live_total(self, period: int, group: str) -> int:
-        return await self._count(f"SELECT count(*) FROM counted c WHERE c.period = %s AND c.group_code = %s"
-                                 f" AND {NOT_DISQUALIFIED.format(t='c')}", (period, group))
+    # The live reads below are the public ones of a period not yet closed: `before` is its cutoff
+    # (public_cutoffs: its freeze's start, or NEVER). `counted` already holds only what was received
+    # before it; disqualifications are counted up to it.
 
-    async def live_leaderboard(self, period: int, group: str, limit: int, offset: int) -> list[Standing]:
+    async def live_total(self, period: int, group: str, before: int = NEVER) -> int:
+        return await self._count(f"SELECT count(*) FROM counted c WHERE c.period = %(period)s"
+                                 f" AND c.group_code = %(group)s AND {_valid_before('c')}",
+                                 {"period": period, "group": group, "before": before})
+
+    async def live_leaderboard(self, period: int, group: str, limit: int, offset: int, before: int = NEVER
+                               ) -> list[Standing]:
         return await self._rows(
             Standing, f"SELECT {_STANDING} FROM counted c LEFT JOIN participants p USING (participant_id)"
-            f" WHERE c.period = %s AND c.group_code = %s AND {NOT_DISQUALIFIED.format(t='c')}"
-            f" ORDER BY {order_by(PROVISIONAL_ORDER, 'c.')} LIMIT %s OFFSET %s", (period, group, limit, offset))
+            f" WHERE c.period = %(period)s AND c.group_code = %(group)s AND {_valid_before('c')}"
+            f" ORDER BY {order_by(PROVISIONAL_ORDER, 'c.')} LIMIT %(limit)s OFFSET %(offset)s",
+            {"period": period, "group": group, "limit": limit, "offset": offset, "before": before})
 
-    async def person_in_period(self, period: int, participant_id: str) -> PersonInPeriod | None:
+    async def person_in_period(self, period: int, participant_id: str, *, before: int | None,
+                               points: int) -> PersonInPeriod | None:
         """A participant, their live counted entry of the period and every entry they sent in it, in one
-        round trip (a results page's hottest read): each part one JSON value, decoded by msgspec."""
+        round trip (a results page's hottest read): each part one JSON value, decoded by msgspec. With a
+        `before` (a period not closed), the entries received before it, scored as the public sees them
+        (`points` a correct answer); with None (a closed period), every entry as scored now."""
         async with connection(self.pool) as conn:
             cur = await conn.execute(
                 f"SELECT {_json_object(_PERSON)},"
                 f" (SELECT {_json_object(_STANDING)} FROM counted c"
                 "   WHERE c.period = %(period)s AND c.participant_id = p.participant_id),"
                 f" (SELECT coalesce(json_agg({_json_object(_ATTEMPT)} ORDER BY e.submitted_ms, e.attempt_id), '[]')"
-                "   FROM entries e WHERE e.period = %(period)s AND e.participant_id = p.participant_id)"
+                "   FROM entries e WHERE e.period = %(period)s AND e.participant_id = p.participant_id"
+                "   AND e.submitted_ms < %(before)s)"
                 " FROM participants p WHERE p.participant_id = %(pid)s",
-                {"period": period, "pid": participant_id})
+                {"period": period, "pid": participant_id, "before": NEVER if before is None else before,
+                 "public": before is not None, "points": points})
             row = await cur.fetchone()
         if row is None:
             return None
@@ -171,57 +211,70 @@ class LiveQueries:
             " WHERE c.period = %s AND c.participant_id = %s", (period, participant_id))
         return rows[0] if rows else None
 
-    async def live_rank(self, period: int, me: Standing) -> int:
+    async def live_rank(self, period: int, me: Standing, before: int = NEVER) -> int:
         """1 + the counted entries before `me` in the provisional order: O(rank), see rank_cache."""
         return 1 + await self._count(
             f"SELECT count(*) FROM counted c WHERE c.period = %(period)s AND c.group_code = %(group_code)s"
-            f" AND {NOT_DISQUALIFIED.format(t='c')} AND {precedes(PROVISIONAL_ORDER, 'c', '%')}",
-            {**msgspec.structs.asdict(me), "period": period})
+            f" AND {_valid_before('c')} AND {precedes(PROVISIONAL_ORDER, 'c', '%')}",
+            {**msgspec.structs.asdict(me), "period": period, "before": before})
 
     async def count_same_key_before(self, period: int, group: str, score: int, duration_ms: int, submitted_ms: int,
-                                    attempt_id: str) -> int:
+                                    attempt_id: str, before: int = NEVER) -> int:
         """Counted entries equal to this one but for a smaller attempt id (the last tie-break)."""
         return await self._count(
-            "SELECT count(*) FROM counted c WHERE c.period = %s AND c.group_code = %s AND c.score = %s"
-            " AND c.duration_ms = %s AND c.submitted_ms = %s AND c.attempt_id < %s"
-            f" AND {NOT_DISQUALIFIED.format(t='c')}", (period, group, score, duration_ms, submitted_ms, attempt_id))
+            "SELECT count(*) FROM counted c WHERE c.period = %(period)s AND c.group_code = %(group)s"
+            " AND c.score = %(score)s AND c.duration_ms = %(duration_ms)s AND c.submitted_ms = %(submitted_ms)s"
+            f" AND c.attempt_id < %(attempt_id)s AND {_valid_before('c')}",
+            {"period": period, "group": group, "score": score, "duration_ms": duration_ms,
+             "submitted_ms": submitted_ms, "attempt_id": attempt_id, "before": before})
 
     async def packed_keys(self, period: int, group: str, *, max_score: int, score_shift: int, duration_cap: int,
-                          time_shift: int, start_ms: int, span_ms: int) -> bytes:
+                          time_shift: int, start_ms: int, span_ms: int, before: int = NEVER) -> bytes:
         """The provisional keys of a ranking packed into big-endian 8-byte integers, in order (see
         rank_cache): one string for the whole ranking, no Python object per row."""
         async with connection(self.pool) as conn:
             cur = await conn.execute(
                 "SELECT coalesce(string_agg(int8send(k), ''::bytea ORDER BY k), ''::bytea) FROM ("
-                " SELECT ((%s - score)::bigint << %s) | (least(duration_ms, %s)::bigint << %s)"
-                "   | least(greatest(submitted_ms - %s, 0), %s) AS k"
-                f" FROM counted c WHERE c.period = %s AND c.group_code = %s AND {NOT_DISQUALIFIED.format(t='c')}) t",
-                (max_score, score_shift, duration_cap, time_shift, start_ms, span_ms, period, group))
+                " SELECT ((%(max_score)s - score)::bigint << %(score_shift)s)"
+                "   | (least(duration_ms, %(duration_cap)s)::bigint << %(time_shift)s)"
+                "   | least(greatest(submitted_ms - %(start_ms)s, 0), %(span_ms)s) AS k"
+                " FROM counted c WHERE c.period = %(period)s AND c.group_code = %(group)s"
+                f" AND {_valid_before('c')}) t",
+                {"max_score": max_score, "score_shift": score_shift, "duration_cap": duration_cap,
+                 "time_shift": time_shift, "start_ms": start_ms, "span_ms": span_ms, "period": period,
+                 "group": group, "before": before})
             row = await cur.fetchone()
             return bytes(row[0]) if row else b""
 
-    async def live_unit_aggregates(self, period: int, groups: Sequence[str]) -> list[UnitAggregate]:
+    async def live_unit_aggregates(self, period: int, groups: Sequence[str], before: int = NEVER
+                                   ) -> list[UnitAggregate]:
+        params = {"period": period, "groups": list(groups), "before": before}
         async with connection(self.pool) as conn:
             counted = await (await conn.execute(
-                "SELECT unit_code, count(*), sum(score) FROM counted c WHERE period = %s AND group_code = ANY(%s)"
-                f" AND unit_code IS NOT NULL AND {NOT_DISQUALIFIED.format(t='c')} GROUP BY unit_code",
-                (period, list(groups)))).fetchall()
+                "SELECT unit_code, count(*), sum(score) FROM counted c WHERE period = %(period)s"
+                " AND group_code = ANY(%(groups)s) AND unit_code IS NOT NULL"
+                f" AND {_valid_before('c')} GROUP BY unit_code", params)).fetchall()
             entries = await (await conn.execute(
-                "SELECT unit_code, count(*) FROM entries e WHERE period = %s AND group_code = ANY(%s)"
-                f" AND unit_code IS NOT NULL AND {NOT_DISQUALIFIED.format(t='e')} GROUP BY unit_code",
-                (period, list(groups)))).fetchall()
+                "SELECT unit_code, count(*) FROM entries e WHERE period = %(period)s AND group_code = ANY(%(groups)s)"
+                " AND unit_code IS NOT NULL AND submitted_ms < %(before)s"
+                f" AND {_valid_before('e')} GROUP BY unit_code", params)).fetchall()
         n_entries = dict(entries)
         found = [UnitAggregate(code, people, int(total), people, n_entries.pop(code, 0)) for code, people, total in counted]
         return found + [UnitAggregate(code, 0, 0, 0, n) for code, n in n_entries.items()]
 
-    async def participants_per_unit(self, period: int | None, groups: Sequence[str]) -> dict[str, int]:
+    async def participants_per_unit(self, period: int | None, groups: Sequence[str],
+                                    cutoffs: dict[int, int] | None = None) -> dict[str, int]:
         """unit_code → distinct participants of `groups` with an entry (of one period, or of any), not
-        disqualified: the participation report's count, before rolling up the unit tree."""
+        disqualified: the participation report's count, before rolling up the unit tree. With `cutoffs`
+        (the public's: period → cutoff, for the periods not closed), an entry counts only when received
+        before its period's cutoff, and a disqualification only when made before it (DESIGN §3)."""
+        cutoff = cutoff_sql(cutoffs or {}, "e.period")
         async with connection(self.pool) as conn:
             cur = await conn.execute(
-                "SELECT unit_code, count(DISTINCT participant_id) FROM entries e WHERE group_code = ANY(%s)"
-                f" AND unit_code IS NOT NULL AND (%s::int IS NULL OR period = %s) AND {NOT_DISQUALIFIED.format(t='e')}"
-                " GROUP BY unit_code", (list(groups), period, period))
+                "SELECT unit_code, count(DISTINCT participant_id) FROM entries e WHERE group_code = ANY(%(groups)s)"
+                " AND unit_code IS NOT NULL AND (%(period)s::int IS NULL OR period = %(period)s)"
+                f" AND e.submitted_ms < {cutoff} AND {_valid_before('e', cutoff)} GROUP BY unit_code",
+                {"groups": list(groups), "period": period})
             return {code: int(n) for code, n in await cur.fetchall()}
 
     async def answered_questions(self, period: int | None, upper_size: Callable[[int], int]
@@ -307,20 +360,28 @@ _answers_decoder = msgspec.msgpack.Decoder(dict[str, str])
 
 
 class CountedStatements:
-    """The statements that keep `counted` (one entry per participant and period) in the selection
-    order of the contest: an upsert from the staged batch, and a recount after a rescore."""
+    """The statements that keep `counted` — the public's counted entry per participant and period, in the
+    contest's selection order — an upsert from the staged batch, and a recount after a rescore. It is a
+    projection of the events timed before the period's cutoff (its freeze, DESIGN §3): entries received
+    before it, scored with the key as corrected before it (`entries.frozen_correct` where a later
+    correction changed them), so it stands still from the freeze to the close, live and in a replay."""
 
-    def __init__(self, selection: Selection) -> None:
-        order = SELECTION_ORDERS[selection]
+    def __init__(self, contest: Contest) -> None:
+        order = SELECTION_ORDERS[contest.rules.attempt_selection]
+        self.cutoffs = public_cutoffs(contest)
+        public = f"submitted_ms < {cutoff_sql(self.cutoffs, 'period')}"
         pick = f"DISTINCT ON (period, participant_id) {_COUNTED}"
         self.upsert = (
-            f"INSERT INTO counted AS c ({_COUNTED}) SELECT {pick} FROM staged_entries"
+            f"INSERT INTO counted AS c ({_COUNTED}) SELECT {pick} FROM staged_entries WHERE {public}"
             f" ORDER BY period, participant_id, {order_by(order)}"
             f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET} WHERE {precedes(order, 'excluded', 'c')}")
+        as_public = _COUNTED.replace(
+            "score, correct", f"CASE WHEN frozen_correct IS NULL THEN score ELSE frozen_correct"
+            f" * {int(contest.rules.points_per_correct)} END AS score, coalesce(frozen_correct, correct) AS correct")
         self.recount = (
-            f"INSERT INTO counted AS c ({_COUNTED}) SELECT {pick} FROM entries"
-            " WHERE attempt_id = ANY(%s) OR (period, participant_id) IN"
-            "  (SELECT period, participant_id FROM entries WHERE attempt_id = ANY(%s))"
+            f"INSERT INTO counted AS c ({_COUNTED}) SELECT {pick} FROM (SELECT {as_public} FROM entries"
+            " WHERE (attempt_id = ANY(%s) OR (period, participant_id) IN"
+            f"  (SELECT period, participant_id FROM entries WHERE attempt_id = ANY(%s))) AND {public}) e"
             f" ORDER BY period, participant_id, {order_by(order)}"
             f" ON CONFLICT (period, participant_id) DO UPDATE SET {_COUNTED_SET}")
 
@@ -360,17 +421,30 @@ async def add_disqualifications(conn: Connection, events: Sequence[tuple[EventKe
             [(e.participant_id, e.reason, e.at_ms, *k) for k, e in events])
 
 
-async def add_entries(conn: Connection, counted: CountedStatements, contest: Contest, key: dict[str, str],
+async def add_entries(conn: Connection, counted: CountedStatements, contest: Contest, keys: AnswerKeys,
                       events: Sequence[tuple[EventKey, SubmissionReceived]]) -> None:
-    """Score the submissions with `key` and stage them; then entries and counted entries are each one
-    set-based statement over the staged rows."""
+    """Score the submissions with the key as corrected so far and stage them; then entries and counted
+    entries are each one set-based statement over the staged rows."""
     points = contest.rules.points_per_correct
+    key = keys.now
+    # Nearly always empty: the periods whose public scores predate a correction (one made at or after
+    # their freeze). Their entries keep the score before it for the public (frozen_correct).
+    stale = keys.stale(counted.cutoffs)
+    before = [(was, e.period, e.attempt_id) for _, e in events if e.period in stale
+              for was in (count_correct(e.question_ids, e.answers, stale[e.period]),)
+              if was != count_correct(e.question_ids, e.answers, key)] if stale else []
     await _stage(conn, "staged_entries", _STAGED_ENTRIES, (
         (e.attempt_id, e.submission_id, e.participant_id, e.period, e.group, e.unit_code, score(correct, points),
          correct, len(e.question_ids), e.received_ms - e.started_ms, e.prediction, e.received_ms,
          QUESTION_SEPARATOR.join(e.question_ids), _msgpack.encode(e.answers), *ev)
         for ev, e in events for correct in (count_correct(e.question_ids, e.answers, key),)))
     await conn.execute(_INSERT_ENTRIES)
+    if before:
+        async with conn.cursor() as cur:
+            await cur.executemany("UPDATE entries SET frozen_correct = %s WHERE period = %s AND attempt_id = %s",
+                                  before)
+            await cur.executemany("UPDATE staged_entries SET score = %s, correct = %s WHERE attempt_id = %s",
+                                  [(score(was, points), was, attempt_id) for was, _, attempt_id in before])
     # One candidate per participant and period (a statement may not update a row twice), then the
     # held counted entry is replaced only by a better one.
     await conn.execute(counted.upsert + "; DELETE FROM staged_entries")
@@ -387,6 +461,31 @@ async def answer_key(conn: Connection, contest: Contest, upto: Barrier | None = 
     return key
 
 
+class AnswerKeys:
+    """The answer key as corrected by every correction archived so far (`now`), and as it stood before a
+    period's cutoff (`stale`): what the public's projections of a frozen period are scored with."""
+
+    def __init__(self, contest: Contest, corrections: Sequence[tuple[str, str, int]]) -> None:
+        self.base = {q.id: q.answer for q in contest.questions.values()}
+        self.corrections = corrections  # (question, answer, at_ms) in event order
+        self.now = {**self.base, **{question: answer for question, answer, _ in corrections}} if corrections \
+            else self.base
+
+    def stale(self, cutoffs: dict[int, int]) -> dict[int, dict[str, str]]:
+        """period → the key before its cutoff, for the periods a correction came at or after the cutoff of."""
+        stale = {}
+        for period, cutoff in cutoffs.items():
+            if any(at >= cutoff for _, _, at in self.corrections):
+                stale[period] = {**self.base, **{q: a for q, a, at in self.corrections if at < cutoff}}
+        return stale
+
+
+async def answer_keys(conn: Connection, contest: Contest) -> AnswerKeys:
+    cur = await conn.execute("SELECT question_id, answer, at_ms FROM answer_key_corrections"
+                             " ORDER BY ev_ms, ev_seq, ev_part, ev_idx")
+    return AnswerKeys(contest, await cur.fetchall())
+
+
 async def add_correction(conn: Connection, key: EventKey, question_id: str, answer: str, at_ms: int) -> None:
     await conn.execute(
         "INSERT INTO answer_key_corrections (ev_ms, ev_seq, ev_part, ev_idx, question_id, answer, at_ms)"
@@ -394,20 +493,26 @@ async def add_correction(conn: Connection, key: EventKey, question_id: str, answ
 
 
 async def rescore(conn: Connection, counted: CountedStatements, contest: Contest, question_id: str) -> None:
-    """Rescore every entry holding `question_id` with the key as corrected so far; re-pick their
+    """Rescore every entry holding `question_id` with the key as corrected so far (and, in a period a
+    correction came at or after the freeze of, as corrected before it: frozen_correct); re-pick their
     participants' counted entries."""
-    key = await answer_key(conn, contest)
+    keys = await answer_keys(conn, contest)
+    stale = keys.stale(counted.cutoffs)
     cur = await conn.execute("SELECT period, attempt_id, question_ids, answers FROM entries"
                              " WHERE %s = ANY(question_ids)", (question_id,))
     points = contest.rules.points_per_correct
-    rescored = [(score(c, points), c, period, attempt_id) for period, attempt_id, questions, given
-                in await cur.fetchall() for c in [count_correct(questions, _answers_decoder.decode(given), key)]]
+    rescored = []
+    for period, attempt_id, questions, given in await cur.fetchall():
+        answers = _answers_decoder.decode(given)
+        correct = count_correct(questions, answers, keys.now)
+        was = count_correct(questions, answers, stale[period]) if period in stale else correct
+        rescored.append((score(correct, points), correct, None if was == correct else was, period, attempt_id))
     if not rescored:
         return
     async with conn.cursor() as c:  # by the primary key (period first: the table is partitioned by it)
-        await c.executemany("UPDATE entries SET score = %s, correct = %s WHERE period = %s AND attempt_id = %s",
-                            rescored)
-    ids = [r[3] for r in rescored]
+        await c.executemany("UPDATE entries SET score = %s, correct = %s, frozen_correct = %s"
+                            " WHERE period = %s AND attempt_id = %s", rescored)
+    ids = [r[4] for r in rescored]
     await conn.execute(counted.recount, (ids, ids))
 
 

@@ -34,7 +34,7 @@ from projections.results_api import (
 )
 from runtime.errors import Unavailable
 from runtime.routes import PERIOD, Param, Route
-from runtime.web import ApiError, period_in_path, period_in_query
+from runtime.web import APP_NAME, GATE, ApiError, period_in_path, period_in_query, whole_number
 
 PAGE_SIZE = 50
 STATUS_NAMES = {"upcoming": "Sắp diễn ra", "open": "Đang diễn ra", "closing": "Đang chốt kết quả",
@@ -51,6 +51,15 @@ STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; char
 def _when(iso: str) -> str:
     """`2022-08-22T08:00:00.000+07:00` → `08:00 22/08/2022` (the contest's own time)."""
     return datetime.fromisoformat(iso).strftime("%H:%M %d/%m/%Y")
+
+
+def _clock(iso: str) -> str:
+    """`2022-08-29T07:00:00.000+07:00` → `07:00` (the contest's own time)."""
+    return datetime.fromisoformat(iso).strftime("%H:%M")
+
+
+def _day(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%d/%m/%Y")
 
 
 def _duration(ms: int) -> str:
@@ -71,7 +80,7 @@ def _number(value: float | int) -> str:
 
 TEMPLATES = Environment(loader=PackageLoader("projections", "templates"), autoescape=select_autoescape(["html"]),
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-TEMPLATES.filters.update(when=_when, duration=_duration, percent=_percent, number=_number,
+TEMPLATES.filters.update(when=_when, clock=_clock, day=_day, duration=_duration, percent=_percent, number=_number,
                          status_name=STATUS_NAMES.get, quote=lambda s: quote(str(s), safe=""))
 STATIC = {f.name: (f.read_bytes(), STATIC_TYPES[f.name[f.name.rindex("."):]])
           for f in resources.files("projections").joinpath("static").iterdir() if f.name[f.name.rfind("."):]
@@ -89,11 +98,16 @@ Page = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def page(handler: Page) -> Page:
-    """Refusals and outages as pages too (the API answers them as JSON): a visitor reads what happened."""
+    """Refusals and outages as pages too (the API answers them as JSON): a visitor reads what happened.
+    A page passes the app's overload gate as the API does (DESIGN §5.5): a few clients looping over the
+    heavy pages cannot hold every connection of the pool."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
+        gate = request.app.get(GATE)
         try:
+            if gate is not None and gate.over():
+                raise Unavailable(str(gate.refusal(request.app.get(APP_NAME, "app"))))
             return await handler(request)
         except ApiError as e:
             return _render(request, "error.html", e.status, title="Không tìm thấy" if e.status == 404 else "Lỗi",
@@ -134,10 +148,10 @@ async def overview(request: web.Request) -> web.Response:
 
 
 def _page_number(request: web.Request) -> int:
-    raw = request.query.get("page", "1")
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1_000_000:
+    number = whole_number(request.query.get("page", "1"), 1_000_001)
+    if number is None or not 1 <= number <= 1_000_000:
         raise ApiError(422, "invalid", "page: must be a page number")
-    return int(raw)
+    return number
 
 
 @page

@@ -6,6 +6,9 @@ ordered index scan every few seconds, and only while somebody reads that ranking
 (max score - score, duration, submitted - period start) into one unsigned 64-bit integer, the
 provisional order (DESIGN §3), so a million keys take 8 MB in an `array('Q')`. Ties on all three
 (the same millisecond twice) are settled by attempt id in the database, where they are few.
+
+Like every public read of a period not closed, it ranks what the public sees (DESIGN §3): `counted` holds
+the entries received before the period's freeze, and a disqualification counts when made before it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from array import array
 from dataclasses import dataclass
 
 from contest.model import Contest, Period
-from projections.live_queries import LiveQueries
+from projections.live_queries import NEVER, LiveQueries
 from runtime.clock import Clock
 
 
@@ -50,6 +53,10 @@ class RankCache:
             raise ValueError(f"no period {number}")
         return p
 
+    def _before(self, period: int) -> int:
+        at = self.contest.frozen_at(self._period(period))
+        return NEVER if at is None else at
+
     def key(self, period: int, score: int, duration_ms: int, submitted_ms: int) -> int:
         p = self._period(period)
         since_start = min(max(submitted_ms - p.start_ms, 0), p.end_ms - p.start_ms)
@@ -80,7 +87,7 @@ class RankCache:
             packed = await self.live.packed_keys(
                 period, group, max_score=self.contest.rules.max_score, score_shift=self._duration_bits + time_bits,
                 duration_cap=(1 << self._duration_bits) - 1, time_shift=time_bits, start_ms=p.start_ms,
-                span_ms=p.end_ms - p.start_ms)
+                span_ms=p.end_ms - p.start_ms, before=self._before(period))
             keys = array("Q")
             keys.frombytes(packed)
             if sys.byteorder == "little":
@@ -105,7 +112,7 @@ class RankCache:
         # settle who comes first (by attempt id). Asking on every read cost a query per standing.
         if bisect.bisect_right(keys, key, lo=before) - before > 1:
             before += await self.live.count_same_key_before(period, group, score, duration_ms, submitted_ms,
-                                                             attempt_id)
+                                                             attempt_id, self._before(period))
         return before + 1
 
 

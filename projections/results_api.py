@@ -13,10 +13,10 @@ import msgspec
 from aiohttp import web
 
 from contest.model import Contest, Period
-from contest.participation import participation
+from contest.participation import UnitParticipation, participation
 from contest.timefmt import iso_ms
 from contest.units import UnitStat, unit_ranking
-from projections.live_queries import LiveQueries, Standing
+from projections.live_queries import NEVER, LiveQueries, Standing
 from projections.rank_cache import RankCache
 from projections.results_queries import ResultsQueries
 from projections.views import (
@@ -33,7 +33,7 @@ from projections.views import (
 )
 from runtime.clock import Clock
 from runtime.routes import PERIOD, PERIOD_QUERY, Param, Route
-from runtime.web import ApiError, json_response, period_in_path, period_in_query
+from runtime.web import ApiError, json_response, period_in_path, period_in_query, whole_number
 
 MAX_LIMIT = 500
 # A live ranking is read with OFFSET, whose cost grows with it: deeper pages of an open period are
@@ -50,8 +50,9 @@ class Results:
     ready: Callable[[], Awaitable[float | None]]  # the read replica's staleness, or None
     ranks: RankCache | None = None  # live ranks and totals from a snapshot at most seconds old
     frozen_totals: dict[tuple[int, int, str], int] = field(default_factory=dict)  # a revision never changes
-    # How stale the list of closed periods and an open period's leaderboard pages may be, in seconds: at the
-    # peak many readers ask for the same first page; 0 reads the database every time (the tests).
+    # How stale the list of closed periods, an open period's leaderboard pages, the units and participation
+    # may be, in seconds: at the peak many readers ask for the same first page; 0 reads the database every
+    # time (the tests). Production: visibility.RESULTS_MEMO_S, which a close waits out (guarantee 9).
     fresh_s: float = 0.0
     _memo: dict[Any, tuple[float, Any]] = field(default_factory=dict)
 
@@ -78,16 +79,27 @@ class Results:
         revisions: dict[int, int] = await self.remembered("revisions", self.published.latest_revisions)
         return revisions
 
-    async def live_total(self, period: int, group: str) -> int:
-        if self.ranks is not None and self.ranks.usable(period):
-            return await self.ranks.total(period, group)
-        return await self.live.live_total(period, group)
+    def cutoff(self, period: Period) -> int:
+        """From when the period's events no longer change what the public sees of it before its close:
+        its freeze's start (DESIGN §3), or NEVER."""
+        at = self.contest.frozen_at(period)
+        return NEVER if at is None else at
 
-    async def live_rank(self, period: int, me: Standing) -> int:
-        if self.ranks is not None and self.ranks.usable(period):
-            return await self.ranks.rank(period, me.group_code, me.score, me.duration_ms, me.submitted_ms,
+    def frozen_at(self, period: Period, closed: bool) -> str | None:
+        """The answers' `frozen_at`: the freeze's start while the period is frozen, else None."""
+        at = self.contest.frozen(period, self.clock.now_ms(), closed)
+        return None if at is None else iso_ms(at, self.contest.tz)
+
+    async def live_total(self, period: Period, group: str) -> int:
+        if self.ranks is not None and self.ranks.usable(period.number):
+            return await self.ranks.total(period.number, group)
+        return await self.live.live_total(period.number, group, self.cutoff(period))
+
+    async def live_rank(self, period: Period, me: Standing) -> int:
+        if self.ranks is not None and self.ranks.usable(period.number):
+            return await self.ranks.rank(period.number, me.group_code, me.score, me.duration_ms, me.submitted_ms,
                                          me.attempt_id)
-        return await self.live.live_rank(period, me)
+        return await self.live.live_rank(period.number, me, self.cutoff(period))
 
     async def final_total(self, period: int, revision: int, group: str) -> int:
         slot = (period, revision, group)
@@ -104,13 +116,14 @@ def _results(request: web.Request) -> Results:
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, cap: int) -> int:
-    """A whole number ≥ `low` (else 422); above `cap` it is capped ("at most")."""
+    """A whole number ≥ `low` (else 422); above `cap` it is capped ("at most"), however many digits."""
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < low:
+    value = whole_number(raw, cap)
+    if value is None or value < low:
         raise ApiError(422, "invalid", f"{name}: must be a whole number, at least {low}")
-    return min(int(raw), cap)
+    return value
 
 
 # -- the answers, as values: the JSON handlers below and the results page (projections.pages) share them --
@@ -152,25 +165,27 @@ async def leaderboard_view(res: Results, period: Period, group: str, limit: int,
                            " participant's standing is at /v1/periods/{n}/participants/{id}")
 
         async def live_page() -> LeaderboardOut:
-            total = await res.live_total(period.number, group)
-            rows = await res.live.live_leaderboard(period.number, group, limit, offset)
+            total = await res.live_total(period, group)
+            rows = await res.live.live_leaderboard(period.number, group, limit, offset, res.cutoff(period))
             entries = [_entry(res, offset + i, row) for i, row in enumerate(rows, start=1)]
-            return LeaderboardOut(period.number, group, False, total, entries)
+            return LeaderboardOut(period.number, group, False, total, entries, None)
 
         page: LeaderboardOut = await res.remembered(("live", period.number, group, limit, offset), live_page)
-        return page
-    else:
-        total = await res.final_total(period.number, revision, group)
-        rows = await res.published.leaderboard(period.number, revision, group, limit, offset)
-        entries = [_entry(res, row.rank or 0, row) for row in rows]
-    return LeaderboardOut(period.number, group, revision is not None, total, entries)
+        return msgspec.structs.replace(page, frozen_at=res.frozen_at(period, closed=False))
+    total = await res.final_total(period.number, revision, group)
+    rows = await res.published.leaderboard(period.number, revision, group, limit, offset)
+    return LeaderboardOut(period.number, group, True, total, [_entry(res, row.rank or 0, row) for row in rows], None)
 
 
 async def participant_view(res: Results, period: Period, participant_id: str) -> ParticipantOut:
-    found = await res.live.person_in_period(period.number, participant_id)
+    """While the period is not closed, what the public sees: the entries received before its cutoff (the
+    freeze), scored as at it; after the close, the published rank and every entry as scored now."""
+    revision = (await res.latest_revisions()).get(period.number)
+    found = await res.live.person_in_period(period.number, participant_id,
+                                            before=None if revision is not None else res.cutoff(period),
+                                            points=res.contest.rules.points_per_correct)
     if found is None:
         raise ApiError(404, "unknown_participant", "no participant with this id")
-    revision = (await res.latest_revisions()).get(period.number)
     rank: int | None = None
     best: LeaderboardEntry | None = None
     if revision is not None:
@@ -178,19 +193,25 @@ async def participant_view(res: Results, period: Period, participant_id: str) ->
         if row is not None and row.rank is not None:
             rank, best = row.rank, _entry(res, row.rank, row)
     elif not found.person.disqualified and found.counted is not None:
-        rank = await res.live_rank(period.number, found.counted)
+        rank = await res.live_rank(period, found.counted)
         best = _entry(res, rank, found.counted)
     attempts = [AttemptOut(a.attempt_id, a.score, a.correct, a.duration_ms, a.prediction,
                            iso_ms(a.submitted_ms, res.contest.tz)) for a in found.attempts]
-    return ParticipantOut(participant_id, period.number, revision is not None, rank, best, attempts)
+    return ParticipantOut(participant_id, period.number, revision is not None, rank, best, attempts,
+                          res.frozen_at(period, closed=revision is not None))
 
 
 async def units_view(res: Results, period: Period) -> UnitsOut:
-    result = await res.published.result(period.number)
-    if result is not None:
-        return UnitsOut(period.number, True, msgspec.json.decode(result.units, type=list[UnitStat]))
-    aggregates = await res.live.live_unit_aggregates(period.number, sorted(res.contest.counting_groups()))
-    return UnitsOut(period.number, False, unit_ranking(res.contest, aggregates))
+    async def read() -> UnitsOut:
+        result = await res.published.result(period.number)
+        if result is not None:
+            return UnitsOut(period.number, True, msgspec.json.decode(result.units, type=list[UnitStat]), None)
+        aggregates = await res.live.live_unit_aggregates(period.number, sorted(res.contest.counting_groups()),
+                                                         res.cutoff(period))
+        return UnitsOut(period.number, False, unit_ranking(res.contest, aggregates), None)
+
+    view: UnitsOut = await res.remembered(("units", period.number), read)  # a heavy read: shared
+    return msgspec.structs.replace(view, frozen_at=res.frozen_at(period, closed=view.final))
 
 
 async def prizes_view(res: Results, period: Period, revision: int | None = None) -> dict[str, Any]:
@@ -213,9 +234,21 @@ async def final_view(res: Results) -> dict[str, Any]:
 
 
 async def participation_view(res: Results, period: Period | None) -> ParticipationOut:
+    """Live, but each period not closed counts as at its cutoff (its freeze: DESIGN §3). Over the whole
+    contest, `frozen_at` is the earliest freeze among the periods frozen now."""
     number = period.number if period else None
-    counts = await res.live.participants_per_unit(number, sorted(res.contest.counting_groups()))
-    return ParticipationOut(number, participation(res.contest, counts))
+    closed = await res.latest_revisions()
+    periods = [period] if period is not None else list(res.contest.periods)
+
+    async def read() -> list[UnitParticipation]:
+        cutoffs = {p.number: res.cutoff(p) for p in periods if p.number not in closed and res.cutoff(p) != NEVER}
+        counts = await res.live.participants_per_unit(number, sorted(res.contest.counting_groups()), cutoffs)
+        return participation(res.contest, counts)
+
+    units: list[UnitParticipation] = await res.remembered(("participation", number), read)  # a heavy read: shared
+    now = res.clock.now_ms()
+    frozen = [at for p in periods if (at := res.contest.frozen(p, now, p.number in closed)) is not None]
+    return ParticipationOut(number, units, iso_ms(min(frozen), res.contest.tz) if frozen else None)
 
 
 # -- the JSON API ---------------------------------------------------------------------------------
@@ -248,9 +281,10 @@ async def prizes(request: web.Request) -> web.Response:
     res = _results(request)
     period = period_in_path(request, res.contest)
     raw = request.query.get("revision")
-    if raw is not None and not (raw.isascii() and raw.isdigit()):
+    revision = None if raw is None else whole_number(raw, 2**31)  # beyond any revision: 404 unknown_revision
+    if raw is not None and revision is None:
         raise ApiError(422, "invalid", "revision: must be a whole number")
-    return json_response(await prizes_view(res, period, int(raw) if raw is not None else None))
+    return json_response(await prizes_view(res, period, revision))
 
 
 async def final(request: web.Request) -> web.Response:

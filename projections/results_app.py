@@ -9,7 +9,7 @@ from aiohttp import web
 from projections import pages, results_api
 from projections.results_api import RESULTS, Results
 from runtime.routes import add_routes, common_routes
-from runtime.web import APP_NAME, Gate, api_middleware
+from runtime.web import APP_NAME, GATE, Gate, api_middleware
 
 MAX_IN_FLIGHT = 2048  # per process; beyond it requests are refused at once (503) rather than queued
 
@@ -20,8 +20,10 @@ async def _ready(request: web.Request) -> float | None:
 
 def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
     """The app; `results` may be None when a startup context in `extra_ctx` provides it."""
-    app = web.Application(middlewares=[api_middleware(Gate(MAX_IN_FLIGHT)), pages.pages_not_found])
+    gate = Gate(MAX_IN_FLIGHT)  # /v1/ refused by the middleware, the pages by pages.page: one count for both
+    app = web.Application(middlewares=[api_middleware(gate), pages.pages_not_found])
     app[APP_NAME] = "results"
+    app[GATE] = gate
     if results is not None:
         app[RESULTS] = results
     add_routes(app, [*results_api.ROUTES, *pages.ROUTES, *common_routes("cchc-scoring results", _ready)])

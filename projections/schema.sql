@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS entries (
 ) PARTITION BY LIST (period);
 CREATE TABLE IF NOT EXISTS entries_default PARTITION OF entries DEFAULT;
 CREATE INDEX IF NOT EXISTS entries_period_participant ON entries (period, participant_id);
+-- Correct answers as the public saw them at the period's freeze, where a correction made later changed
+-- them (else NULL): the frozen projections stand still until the close (DESIGN §3).
+ALTER TABLE entries ADD COLUMN IF NOT EXISTS frozen_correct integer;
 
 -- The live counted entry per participant and period (provisional order, or first/last).
 CREATE TABLE IF NOT EXISTS counted (

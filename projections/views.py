@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from contest.model import PeriodStatus
 from contest.participation import UnitParticipation
 from contest.units import UnitStat
+
+# DESIGN §3, the scoreboard freeze: the answer as it stood at this time, the freeze's start, kept until the
+# period's close; null when not frozen.
+FrozenAt = Annotated[str | None, msgspec.Meta(
+    description="while frozen (the period's last minutes, until its close): the freeze's start, which the"
+                " answer stands at (ISO-8601 with the contest's offset); null when not frozen")]
 
 
 class PeriodOut(msgspec.Struct):
@@ -42,6 +50,7 @@ class LeaderboardOut(msgspec.Struct):
     final: bool
     total: int
     entries: list[LeaderboardEntry]
+    frozen_at: FrozenAt
 
 
 class AttemptOut(msgspec.Struct):
@@ -60,12 +69,14 @@ class ParticipantOut(msgspec.Struct):
     rank: int | None
     best: LeaderboardEntry | None
     attempts: list[AttemptOut]
+    frozen_at: FrozenAt
 
 
 class UnitsOut(msgspec.Struct):
     period: int
     final: bool
     entries: list[UnitStat]
+    frozen_at: FrozenAt
 
 
 class IndividualPrize(msgspec.Struct):
@@ -121,3 +132,4 @@ class FinalOut(msgspec.Struct):
 class ParticipationOut(msgspec.Struct):
     period: int | None
     units: list[UnitParticipation]
+    frozen_at: FrozenAt

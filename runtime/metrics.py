@@ -1,8 +1,9 @@
 """Every Prometheus metric name, in one module (base units, `_total`, `_seconds`).
 
-Each process serves its own /metrics (and, with --metrics-port, on a port of its own, so several
-processes of one tier sharing an API port can each be scraped). The system-wide gauges (stream,
-lag, periods) are refreshed by the monitor in the results process (ops/monitor.py)."""
+Each process serves its own /metrics on its --metrics-port only (bound to CCHC_METRICS_HOST, 127.0.0.1
+unless set), never on a public port: they hold the live counts a period's freeze keeps from the public
+(DESIGN §3); and several processes of one tier sharing an API port can each be scraped. The system-wide
+gauges (stream, lag, periods) are refreshed by the monitor in the results process (ops/monitor.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """One route table per app: it feeds both the aiohttp router and the OpenAPI document, so neither
-can drift from the other. Also the routes every process serves: health, readiness, metrics, OpenAPI."""
+can drift from the other. Also the routes every process serves: health, readiness, OpenAPI — and
+/metrics, only on a process's metrics port (DESIGN §3: the live counts are not for the public)."""
 
 from __future__ import annotations
 
@@ -82,9 +83,11 @@ def add_routes(app: web.Application, routes: Sequence[Route]) -> None:
     app[APP_ROUTES] = (*app.get(APP_ROUTES, ()), *routes)
 
 
-def common_routes(title: str, ready: Callable[[web.Request], Awaitable[float | None]]) -> list[Route]:
+def common_routes(title: str, ready: Callable[[web.Request], Awaitable[float | None]], *,
+                  metrics_port: bool = False) -> list[Route]:
     """/healthz (alive), /readyz (its servers reachable; `ready` answers the staleness of a read replica,
-    or None), /metrics and /openapi.json."""
+    or None) and /openapi.json; with `metrics_port` (an app on the process's metrics port, never a
+    public one) /metrics too."""
 
     async def healthz(_: web.Request) -> web.Response:
         return json_response(Status("alive"))
@@ -104,9 +107,11 @@ def common_routes(title: str, ready: Callable[[web.Request], Awaitable[float | N
         routes: tuple[Route, ...] = request.app[APP_ROUTES]
         return json_response(openapi_document(title, routes))
 
-    return [Route("get", "/healthz", healthz, "the process is alive", 200, Status),
-            Route("get", "/readyz", readyz, "the servers this process needs are reachable", 200, Status,
-                  errors=(503,)),
-            Route("get", "/metrics", metrics_view, "Prometheus metrics of this process", 200,
-                  content_type="text/plain"),
-            Route("get", "/openapi.json", openapi_view, "this document", 200)]
+    routes = [Route("get", "/healthz", healthz, "the process is alive", 200, Status),
+              Route("get", "/readyz", readyz, "the servers this process needs are reachable", 200, Status,
+                    errors=(503,)),
+              Route("get", "/openapi.json", openapi_view, "this document", 200)]
+    if metrics_port:
+        routes.append(Route("get", "/metrics", metrics_view, "Prometheus metrics of this process", 200,
+                            content_type="text/plain"))
+    return routes

@@ -39,6 +39,7 @@ class Settings:
     pii_key: str | None = None  # base64 of 32 bytes: identity/access-key hashes and sealing
     data_dir: Path = Path(".cchc")
     host: str = "127.0.0.1"
+    metrics_host: str = "127.0.0.1"  # where each process's --metrics-port listens: never a public address
     ingest_port: int = 8080
     results_port: int = 8081
     log_level: str = "info"
@@ -71,6 +72,7 @@ class Settings:
             pii_key=env.get("CCHC_PII_KEY") or None,
             data_dir=Path(env.get("CCHC_DATA_DIR", ".cchc")),
             host=env.get("CCHC_HOST", "127.0.0.1"),
+            metrics_host=env.get("CCHC_METRICS_HOST", "127.0.0.1"),
             ingest_port=int(env.get("CCHC_INGEST_PORT", "8080")),
             results_port=int(env.get("CCHC_RESULTS_PORT", "8081")),
             log_level=env.get("CCHC_LOG_LEVEL", "info"),
@@ -136,6 +138,7 @@ class Settings:
                   "CCHC_ADMIN_TOKEN": self.admin_token, "CCHC_PII_KEY": self.pii_key,
                   "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
                   "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s), "CCHC_HOST": self.host,
+                  "CCHC_METRICS_HOST": self.metrics_host,
                   "CCHC_BODY_TIMEOUT": str(self.body_timeout_s), "CCHC_ADDRESS_LIMIT": str(self.address_limit),
                   "CCHC_RETENTION_DAYS": str(self.retention_days), "CCHC_EVENT_LOOP": self.event_loop,
                   "CCHC_FAST_PATH": "on" if self.fast_path else "off",

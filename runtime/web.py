@@ -180,6 +180,7 @@ class Gate:
         return ApiError(503, "unavailable", "overloaded; retry shortly", retry_after=RETRY_AFTER_SECONDS)
 
 
+GATE = web.AppKey("gate", Gate)  # an app's gate, for handlers that answer a refusal their own way (pages)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -246,24 +247,40 @@ def api_error(exc: Exception, route: str, app: str) -> ApiError:
     return ApiError(500, "internal", "internal error; it has been logged")
 
 
+def whole_number(raw: str, cap: int) -> int | None:
+    """`raw` as a whole number when it is ASCII digits (else None), at most `cap`: a number of any length
+    is read without int() on the whole string (Python refuses more than 4,300 digits: a 500)."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    digits = raw.lstrip("0") or "0"
+    return cap if len(digits) > len(str(cap)) else min(int(digits), cap)
+
+
+def _shown(raw: str) -> str:
+    """A client's value for a message: at most 40 characters of it."""
+    return repr(raw if len(raw) <= 40 else raw[:40] + "…")
+
+
 def period_in_path(request: web.Request, contest: Contest) -> Period:
     """The `{n}` of the path as one of the contest's periods, else 404 unknown_period."""
     raw = request.match_info["n"]
-    period = contest.period(int(raw)) if raw.isascii() and raw.isdigit() else None
+    number = whole_number(raw, 2**31)
+    period = None if number is None else contest.period(number)
     if period is None:
-        raise ApiError(404, "unknown_period", f"no period {raw!r} in this contest")
+        raise ApiError(404, "unknown_period", f"no period {_shown(raw)} in this contest")
     return period
 
 
 def period_in_query(request: web.Request, contest: Contest) -> Period | None:
     """The `period` query parameter as one of the contest's periods (absent: None); not ASCII digits →
-    422 invalid, no such period → 404 unknown_period."""
+    422 invalid, no such period (of any length) → 404 unknown_period."""
     raw = request.query.get("period")
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+    number = whole_number(raw, 2**31)
+    if number is None:
         raise ApiError(422, "invalid", "period: must be a period number (ASCII digits)")
-    period = contest.period(int(raw))
+    period = contest.period(number)
     if period is None:
-        raise ApiError(404, "unknown_period", f"no period {raw} in this contest")
+        raise ApiError(404, "unknown_period", f"no period {_shown(raw)} in this contest")
     return period

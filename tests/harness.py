@@ -69,6 +69,7 @@ class System:
         app, committee = await build_ingest_app(contest, clients, settings, clock)
         committee.closer.settle_ms, committee.closer.drain_timeout_s = 1000, 2.0  # tests move the clock themselves
         res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
+        committee.closer.read_paths.memo_s = res.fresh_s  # nothing shared to wait out (guarantee 9)
         async with TestClient(Served(app)) as ingest, \
                 TestClient(TestServer(results_app.build_app(res))) as results:
             yield cls(contest, clock, ingest, results, clients, committee)

@@ -39,7 +39,10 @@ async function refreshLeaderboard(table, status) {
     const answer = await fetch(table.dataset.liveSrc, { headers: { Accept: "application/json" } });
     if (!answer.ok) throw new Error(String(answer.status));
     const board = await answer.json();
-    if (board.final) { window.location.reload(); return; }
+    // Closed, or frozen since the page was sent (DESIGN §3): the page says so, from the server.
+    if (board.final || (board.frozen_at && !document.querySelector("[data-frozen]"))) {
+      window.location.reload(); return;
+    }
     const body = document.createElement("tbody");
     const period = window.location.pathname.split("/")[2];
     for (const e of board.entries) {

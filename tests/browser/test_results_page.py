@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -48,7 +49,7 @@ class Live:
 
 def _contest(workdir: Path) -> Path:
     """The demo contest with two weeks from now: a short one to close, then one that stays open while the
-    pictures are taken and ends for the final prizes."""
+    pictures are taken and ends for the final prizes; its last minute frozen (DESIGN §3)."""
     target = workdir / "contest"
     shutil.copytree(REPO_CONTESTS / "demo", target)
     toml = target / "contest.toml"
@@ -57,6 +58,8 @@ def _contest(workdir: Path) -> Path:
     edges = [now + timedelta(seconds=s) for s in (10, 10 + FIRST_WEEK_S, 10 + FIRST_WEEK_S + SECOND_WEEK_S)]
     weeks = "".join(f'[[periods]]\nname = "Tuần {n}"\nstart = {a.isoformat()}\nend = {b.isoformat()}\n\n'
                     for n, (a, b) in enumerate(pairwise(edges), start=1))
+    text = re.sub(r"(?m)^freeze_minutes = 0\b", "freeze_minutes = 1", text)
+    assert "freeze_minutes = 1" in text
     toml.write_text(text[:text.index("[schedule]")] + weeks + text[text.index("[[groups]]"):])
     return target
 
@@ -179,6 +182,23 @@ def test_keyboard_and_screen_reader(browser: Any, live: Live) -> None:
     snapshot = page.locator("body").aria_snapshot()
     (OUT / "participant-aria.txt").write_text(snapshot)
     assert "navigation" in snapshot and "main" in snapshot
+
+
+def test_a_frozen_period_says_since_when(browser: Any, live: Live) -> None:
+    """Week 2's last minute is frozen: its leaderboard, a participant's view and the participation chart say
+    so, at the contest's time."""
+    period = live.contest.periods[1]
+    freeze = live.contest.frozen_at(period)
+    assert freeze is not None
+    time.sleep(max(0.0, (freeze - time.time() * 1000) / 1000 + 0.5))
+    said = "Bảng xếp hạng đã đóng băng lúc " + datetime.fromtimestamp(
+        freeze / 1000, ZoneInfo(live.contest.timezone)).strftime("%H:%M")
+    for path, shot, screen in (("/periods/2", "10-period-frozen", PHONE), ("/periods/2", "10-period-frozen", DESKTOP),
+                               (f"/periods/2/participants/{live.someone}", "11-participant-frozen", PHONE),
+                               ("/participation", "12-participation-frozen", PHONE)):
+        page = _visit(browser, live, path, shot, screen)
+        notice = page.locator("[data-frozen]")
+        assert notice.is_visible() and said in notice.inner_text(), path
 
 
 def test_final_prizes_after_the_last_close(browser: Any, live: Live) -> None:

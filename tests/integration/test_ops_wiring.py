@@ -30,3 +30,26 @@ async def test_ingest_takes_entries_while_postgresql_is_down(redis: aioredis.Red
         clock.ms = contest.periods[0].end_ms + 60_000
         closing = await ingest.post("/v1/admin/periods/1/close", headers=admin())
         assert closing.status == 503 and (await closing.json())["error"]["code"] == "unavailable"
+
+
+def test_metrics_are_served_on_the_metrics_port_bound_to_loopback() -> None:
+    """DESIGN §3: /metrics (the live counts) only on a process's --metrics-port, on 127.0.0.1 unless
+    CCHC_METRICS_HOST says otherwise; the public ports answer 404 (test_projections_results_api)."""
+    import dataclasses
+    import urllib.request
+
+    from ops.embedded import free_port
+    from ops.wiring import serve_metrics
+
+    assert SETTINGS.metrics_host == "127.0.0.1"
+    assert serve_metrics(SETTINGS, None) is None
+    port = free_port()
+    server = serve_metrics(dataclasses.replace(SETTINGS, host="0.0.0.0"), port)  # the public host is not used
+    assert server is not None
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            assert answer.status == 200 and b"cchc_http_requests_total" in answer.read()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -366,3 +366,36 @@ async def test_a_close_waits_for_an_answer_key_correction_being_applied(system: 
         await holder.execute("SELECT pg_advisory_unlock(%s)", (KEY_LOCK,))
         status, body = await closing
     assert status == 200, body
+
+
+async def test_a_read_right_after_the_close_answers_is_final(system: System) -> None:
+    """Guarantee 9 on the primary: the results API shares its answers for RESULTS_MEMO_S (in production), so the
+    close answers only once every answer shared before its commit has expired."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ops.wiring import build_results
+    from projections import results_app
+    from projections.visibility import RESULTS_MEMO_S
+
+    s = system
+    res = build_results(s.contest, s.clients, s.clock)  # the production results API: shared answers, rank cache
+    assert res.fresh_s == RESULTS_MEMO_S > 0
+    s.committee.closer.read_paths.memo_s = RESULTS_MEMO_S  # and the production close
+    pid = await s.register(unit_code="A")
+    await s.entry(pid, 4)
+    await s.drain()
+    async with TestClient(TestServer(results_app.build_app(res))) as results:
+        async def read(path: str) -> Any:
+            answer = await results.get(path)
+            assert answer.status == 200, path
+            return await answer.json()
+
+        s.clock.ms = s.contest.periods[0].end_ms + 5000
+        paths = ("/v1/periods/1/leaderboard", f"/v1/periods/1/participants/{pid}", "/v1/periods/1/units")
+        assert [(await read(p))["final"] for p in paths] == [False, False, False]  # shared from now on
+        closed = await s.close(1)
+        assert [(await read(p))["final"] for p in paths] == [True, True, True]
+        assert (await read("/v1/periods/1/prizes"))["revision"] == closed["revision"]
+        status, body = await s.post("/v1/admin/periods/1/recompute", {"reason": "x"}, headers=admin())
+        assert status == 200 and body["revision"] == 2
+        assert (await read(f"/v1/periods/1/participants/{pid}"))["final"] is True

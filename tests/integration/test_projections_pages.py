@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import Any
 
 from tests.harness import System, admin
 
@@ -105,3 +106,61 @@ async def test_assets_are_served_by_the_app(system: System) -> None:
         assert "http://" not in await answer.text() and "https://" not in await answer.text()
     assert (await s.results.get("/static/nothing.js")).status == 404
     assert (await s.results.get("/static/..%2Fpages.py")).status == 404
+
+
+FROZEN = "Bảng xếp hạng đã đóng băng lúc 07:00"  # week 1 ends at 08:00, the last 60 minutes frozen
+
+
+async def test_every_frozen_view_says_since_when(system: System) -> None:
+    s = system
+    pid = await s.register(unit_code="A")
+    await s.entry(pid, 4)
+    await s.drain()
+    views = ("/periods/1", f"/periods/1/participants/{pid}", "/participation", "/participation?period=1")
+    assert not [v for v in views if FROZEN in await page(s, v)]
+    freeze = s.contest.frozen_at(s.contest.periods[0])
+    assert freeze is not None
+    s.clock.ms = freeze + 1
+    assert not [v for v in views if FROZEN not in await page(s, v)]
+    assert FROZEN not in await page(s, "/periods/2")
+    board = await page(s, "/periods/1")
+    assert "cập nhật liên tục" not in board and "data-frozen" in board
+    await s.close(1)
+    assert not [v for v in views if FROZEN in await page(s, v)]
+
+
+async def test_pages_pass_the_overload_gate_as_the_api_does(system: System) -> None:
+    """A few clients looping over heavy pages cannot take every connection: past the app's limit of requests
+    in flight a page answers 503 (a page, with Retry-After) at once, as /v1/ does; health and assets pass."""
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ops.wiring import build_results
+    from projections import results_app
+    from runtime.web import GATE
+
+    s = system
+    res = build_results(s.contest, s.clients, s.clock, rank_cache_s=None)
+    held = asyncio.Event()
+    real = res.live.participants_per_unit
+
+    async def slow(*args: Any) -> Any:
+        await held.wait()
+        return await real(*args)
+
+    res.live.participants_per_unit = slow  # type: ignore[method-assign]
+    app = results_app.build_app(res)
+    app[GATE].limit = 1
+    async with TestClient(TestServer(app)) as results:
+        busy = asyncio.create_task(results.get("/participation"))
+        await asyncio.sleep(0.2)
+        refused = await results.get("/periods/1")
+        assert refused.status == 503 and refused.headers["Retry-After"]
+        assert refused.headers["Content-Type"].startswith("text/html") and "Tạm thời gián đoạn" in await refused.text()
+        assert (await results.get("/v1/periods")).status == 503
+        assert (await results.get("/healthz")).status == 200
+        assert (await results.get("/static/style.css")).status == 200
+        held.set()
+        assert (await busy).status == 200
+        assert (await results.get("/periods/1")).status == 200

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from projections.live_queries import LiveQueries
 from projections.rank_cache import RankCache
-from tests.harness import System
+from tests.harness import System, admin
 
 
 async def test_snapshot_ranks_equal_database_ranks(system: System) -> None:
@@ -84,3 +84,37 @@ async def test_a_key_held_once_is_ranked_without_asking_the_database(system: Sys
     assert me is not None
     assert await cache.rank(1, "cbccvc", me.score, me.duration_ms, me.submitted_ms, me.attempt_id) == 2
     assert asked == 0
+
+
+async def test_during_the_freeze_the_snapshot_ranks_as_at_its_start(system: System) -> None:
+    """The snapshot reads the public's ranking (DESIGN §3): entries received and disqualifications made after
+    the period's freeze began change neither a rank nor the total until the close."""
+    s = system
+    people = [await s.register() for _ in range(4)]
+    for correct, pid in enumerate(people, start=1):
+        await s.entry(pid, correct, after=30)
+    await s.drain()
+    store = LiveQueries(s.clients.pool)
+    cache = RankCache(s.contest, store, s.clock, max_age_s=0)
+
+    async def ranks() -> tuple[int, list[int]]:
+        await cache._refresh((1, "cbccvc"))  # a fresh snapshot every time
+        found = []
+        for pid in people:
+            me = await store.live_counted(1, pid)
+            assert me is not None
+            found.append(await cache.rank(1, "cbccvc", me.score, me.duration_ms, me.submitted_ms, me.attempt_id))
+        return await cache.total(1, "cbccvc"), found
+
+    stood = await ranks()
+    assert stood == (4, [4, 3, 2, 1])
+    freeze = s.contest.frozen_at(s.contest.periods[0])
+    assert freeze is not None
+    s.clock.ms = freeze
+    await s.entry(people[0], 5)  # would rank first
+    await s.entry(await s.register(), 5)  # would count
+    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": people[3], "reason": "x"},
+                             headers=admin())
+    assert status == 202
+    await s.drain()
+    assert await ranks() == stood

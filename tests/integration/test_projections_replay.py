@@ -19,6 +19,7 @@ ACTIONS = st.lists(st.one_of(
     st.tuples(st.just("drain")),
     st.tuples(st.just("close")),
     st.tuples(st.just("recompute")),
+    st.tuples(st.just("freeze")),  # the clock into the open period's freeze (DESIGN §3)
 ), min_size=5, max_size=40)
 
 
@@ -32,6 +33,9 @@ async def snapshot(s: System) -> dict[str, Any]:
         for revision in range(1, 6):
             shot[f"prizes {p.number} {revision}"] = await s.get(f"/v1/periods/{p.number}/prizes?revision={revision}")
     shot["final"] = await s.get("/v1/final")
+    shot["participation"] = await s.get("/v1/participation")
+    for p in s.contest.periods:
+        shot[f"participation {p.number}"] = await s.get(f"/v1/participation?period={p.number}")
     async with s.clients.pool.connection() as conn:
         for table, columns in (("period_results", "period, revision, results_digest, barrier, prizes, units"),
                                ("final_ranking", "*"), ("final_results", "revision, document"),
@@ -57,7 +61,8 @@ async def play(s: System, actions: list[tuple[Any, ...]]) -> None:
         elif kind == "entry" and people:
             pid = people[action[1] % len(people)]
             status, body = await s.attempt(pid)
-            if status == 201:
+            end = s.contest.periods[body["period"] - 1].end_ms if status == 201 else 0
+            if status == 201 and s.clock.ms + action[4] * 1000 < end:
                 await s.submit(body, action[2], prediction=action[3], after=action[4])
         elif kind == "disqualify" and people:
             await s.post("/v1/admin/disqualifications", {"participant_id": people[action[1] % len(people)],
@@ -71,6 +76,9 @@ async def play(s: System, actions: list[tuple[Any, ...]]) -> None:
             period += 1
             if period <= len(s.contest.periods):
                 s.clock.ms = max(s.clock.ms, s.contest.periods[period - 1].start_ms + 1000)
+        elif kind == "freeze" and period <= len(s.contest.periods):
+            freeze = s.contest.frozen_at(s.contest.periods[period - 1])
+            s.clock.ms = max(s.clock.ms, freeze or 0)
         elif kind == "recompute" and period > 1:
             await s.drain()
             status, body = await s.post(f"/v1/admin/periods/{period - 1}/recompute", None, headers=admin())
@@ -96,6 +104,32 @@ async def test_replay_equals_live(variant: Any, actions: list[tuple[Any, ...]]) 
         assert report.results == len(live["period_results"])  # every published revision recomputed
         assert json.dumps(await snapshot(s), sort_keys=True, default=str) == json.dumps(live, sort_keys=True,
                                                                                        default=str)
+
+
+async def test_replay_gives_the_frozen_projections_again(system: System) -> None:
+    """The freeze is a rule of the projection, not a snapshot: entries, corrections and disqualifications
+    made during it, applied by a replay in batches in any order, give the same frozen answers and rows."""
+    s = system
+    people = [await s.register(unit_code=u) for u in ("A", "A1", "B", "C1")]
+    for i, pid in enumerate(people):
+        await s.entry(pid, 2 + i % 3, prediction=i)
+    freeze = s.contest.frozen_at(s.contest.periods[0])
+    assert freeze is not None
+    s.clock.ms = freeze - 30_000
+    attempt = await s.start(people[0])  # received after the freeze began
+    s.clock.ms = freeze + 1
+    await s.post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "D"}, headers=admin())
+    await s.post("/v1/admin/answer-key", {"question_id": "Q2", "answer": "C"}, headers=admin())
+    await s.post("/v1/admin/disqualifications", {"participant_id": people[1], "reason": "x"}, headers=admin())
+    await s.submit(attempt, 5, prediction=9)
+    for pid in people[2:]:
+        await s.entry(pid, 5)
+    await s.drain()
+    frozen = await snapshot(s)
+    assert frozen["board 1 cbccvc"][1]["frozen_at"] is not None
+    report = await replay(s.contest, s.clients.pool, batch_size=3)
+    assert report.mismatches == []
+    assert json.dumps(await snapshot(s), sort_keys=True, default=str) == json.dumps(frozen, sort_keys=True, default=str)
 
 
 async def test_replay_reports_a_tampered_digest(system: System) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -100,6 +101,17 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             assert answer.status == 201
         secrets = (tmp_path / "secrets.env").read_text()
         assert (tmp_path / "stack.env").exists() and (tmp_path / "prometheus-targets.json").exists()
+        # /metrics on every process's metrics port (loopback), never on a public one (DESIGN §3)
+        targets = [t for group in json.loads((tmp_path / "prometheus-targets.json").read_text()) for t in group["targets"]]
+        assert len(targets) == 3 and all(t.startswith("127.0.0.1:") for t in targets)
+        for target in targets:
+            with urllib.request.urlopen(f"http://{target}/metrics", timeout=5) as answer:
+                assert answer.status == 200 and b"cchc_" in answer.read()
+        for port in (ingest_port, results_port):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            refused.value.close()
+            assert refused.value.code == 404
         beside = {**_clean_env(), "CCHC_DATA_DIR": str(tmp_path)}  # nothing else: stack.env fills it in
         status = subprocess.run([sys.executable, "-m", "ops.cli", "status"], cwd=ROOT, env=beside,
                                 capture_output=True, text=True, timeout=60)

@@ -81,3 +81,11 @@ def test_compose_and_prometheus_configs_parse() -> None:
     scraped = {t for job in yaml.safe_load((OPS / "prometheus.compose.yml").read_text())["scrape_configs"]
                for c in job["static_configs"] for t in c["targets"]}
     assert {t.split(":")[0] for t in scraped} == {"ingest-1", "ingest-2", "scorer-1", "scorer-2", "results"}
+    # Prometheus scrapes each process's metrics port, never a public one (DESIGN §3), which is not published
+    services = compose["services"]
+    for target in scraped:
+        name, port = target.split(":")
+        command = services[name]["command"]
+        assert command[command.index("--metrics-port") + 1] == port, target
+        assert not [p for p in services[name].get("ports", []) if p.endswith(f":{port}")], target
+    assert services["ingest-1"]["environment"]["CCHC_METRICS_HOST"] == "0.0.0.0"  # the compose network only

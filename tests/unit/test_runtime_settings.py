@@ -65,3 +65,9 @@ def test_the_fast_path_is_on_unless_turned_off() -> None:
     assert not Settings.from_env(Settings(fast_path=False).env()).fast_path
     with pytest.raises(SettingsError, match="CCHC_FAST_PATH"):
         Settings.from_env({"CCHC_FAST_PATH": "no"})
+
+
+def test_the_metrics_ports_listen_on_loopback_unless_told_otherwise() -> None:
+    assert Settings.from_env({}).metrics_host == "127.0.0.1"
+    settings = Settings.from_env({"CCHC_METRICS_HOST": "10.0.0.5"})
+    assert settings.metrics_host == "10.0.0.5" and settings.env()["CCHC_METRICS_HOST"] == "10.0.0.5"
