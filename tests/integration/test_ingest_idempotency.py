@@ -75,11 +75,12 @@ async def test_the_key_replays_nothing_to_another_caller(system: System) -> None
     nobody the first caller's token."""
     s = system
     alice, mallory = await s.register(), await s.register()
-    assert (await s.post("/v1/attempts", {"participant_id": alice}, headers=idem(**s.auth(alice))))[0] == 201
+    status, first = await s.post("/v1/attempts", {"participant_id": alice}, headers=idem(**s.auth(alice)))
+    assert status == 201
     await refused(s, "/v1/attempts", {"participant_id": alice}, 401, "invalid_credentials",
                   headers=idem(**s.auth(mallory)))
     status, own = await s.post("/v1/attempts", {"participant_id": mallory}, headers=idem(**s.auth(mallory)))
-    assert status == 201  # the same key string is Mallory's own key for her own start
+    assert status == 201 and own["attempt_id"] != first["attempt_id"]  # the same string is Mallory's own key
 
 
 async def test_a_refusal_is_not_kept_so_a_retry_after_one_is_a_new_try(system: System) -> None:
