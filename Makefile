@@ -19,7 +19,7 @@ run: $(STAMP)
 up: $(STAMP)
 	$(BIN)/cchc up
 
-PACKAGES := contest runtime eventstore ingest scorer projections admin ops loadtests bench
+PACKAGES := contest runtime eventstore ingest scorer projections admin results ops loadtests bench
 
 test: lint
 	$(BIN)/pytest -q

@@ -33,8 +33,8 @@ from ops.embedded import EmbeddedPostgres
 from projections.close import publish
 from projections.live_queries import LiveQueries, contest_unit_aggregates
 from projections.rank_cache import RankCache
-from projections.results_api import Results
 from projections.results_queries import ResultsQueries
+from results.api import Results
 from runtime.clock import SystemClock
 from runtime.settings import REPO_CONTESTS
 

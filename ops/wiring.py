@@ -31,13 +31,14 @@ from eventstore.redis_stream.writer import StreamWriter
 from ingest import app as ingest_app
 from ingest.tokens import TokenSigner
 from ops.monitor import Monitor
-from projections import results_api, results_app
 from projections.apply import Projector
 from projections.close import Closer
 from projections.live_queries import LiveQueries
 from projections.rank_cache import RankCache
 from projections.results_queries import ResultsQueries
 from projections.visibility import RESULTS_MEMO_S, ReadPaths
+from results import api as results_api
+from results import app as results_app
 from runtime import metrics, serve
 from runtime.clock import Clock, SyncedClock, SystemClock, keep_in_step
 from runtime.routes import add_routes, common_routes

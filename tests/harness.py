@@ -21,7 +21,7 @@ from eventstore.keys import Keys
 from eventstore.redis_stream.inspection import Streams
 from ops.simulate import spelled
 from ops.wiring import Clients, build_ingest_app, build_results, build_scorer
-from projections import results_app
+from results import app as results_app
 from runtime.clock import ManualClock
 from runtime.serve import Runner
 from runtime.settings import Settings

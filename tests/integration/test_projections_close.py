@@ -374,8 +374,8 @@ async def test_a_read_right_after_the_close_answers_is_final(system: System) -> 
     from aiohttp.test_utils import TestClient, TestServer
 
     from ops.wiring import build_results
-    from projections import results_app
     from projections.visibility import RESULTS_MEMO_S
+    from results import app as results_app
 
     s = system
     res = build_results(s.contest, s.clients, s.clock)  # the production results API: shared answers, rank cache

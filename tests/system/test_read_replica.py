@@ -14,8 +14,8 @@ from psycopg_pool import AsyncConnectionPool
 from eventstore.postgres import open_pool, replica_staleness
 from ops.embedded import EmbeddedPostgresReplica
 from ops.wiring import Clients, build_results
-from projections import results_app
 from projections.visibility import RESULTS_MEMO_S, ReadPaths
+from results import app as results_app
 from runtime import metrics
 from tests.harness import System, admin
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from contest.model import Period
-from projections.results_api import (
+from results.api import (
     RESULTS,
     Results,
     final_view,
@@ -78,12 +78,12 @@ def _number(value: float | int) -> str:
     return f"{value:,.6f}".rstrip("0").rstrip(".").replace(",", " ").replace(".", ",").replace(" ", ".")
 
 
-TEMPLATES = Environment(loader=PackageLoader("projections", "templates"), autoescape=select_autoescape(["html"]),
+TEMPLATES = Environment(loader=PackageLoader("results", "templates"), autoescape=select_autoescape(["html"]),
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 TEMPLATES.filters.update(when=_when, clock=_clock, day=_day, duration=_duration, percent=_percent, number=_number,
                          status_name=STATUS_NAMES.get, quote=lambda s: quote(str(s), safe=""))
 STATIC = {f.name: (f.read_bytes(), STATIC_TYPES[f.name[f.name.rindex("."):]])
-          for f in resources.files("projections").joinpath("static").iterdir() if f.name[f.name.rfind("."):]
+          for f in resources.files("results").joinpath("static").iterdir() if f.name[f.name.rfind("."):]
           in STATIC_TYPES}
 
 

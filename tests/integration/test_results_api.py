@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from ops.wiring import build_results
-from projections import results_app
+from results import app as results_app
 from tests.harness import System, admin
 
 

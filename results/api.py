@@ -19,7 +19,7 @@ from contest.units import UnitStat, unit_ranking
 from projections.live_queries import NEVER, LiveQueries, Standing
 from projections.rank_cache import RankCache
 from projections.results_queries import ResultsQueries
-from projections.views import (
+from results.views import (
     AttemptOut,
     FinalOut,
     LeaderboardEntry,
@@ -126,7 +126,7 @@ def _int_param(request: web.Request, name: str, default: int, low: int, cap: int
     return value
 
 
-# -- the answers, as values: the JSON handlers below and the results page (projections.pages) share them --
+# -- the answers, as values: the JSON handlers below and the results page (results.pages) share them --
 
 def period_out(res: Results, period: Period, closed: bool) -> PeriodOut:
     tz = res.contest.tz

@@ -137,7 +137,7 @@ async def test_pages_pass_the_overload_gate_as_the_api_does(system: System) -> N
     from aiohttp.test_utils import TestClient, TestServer
 
     from ops.wiring import build_results
-    from projections import results_app
+    from results import app as results_app
     from runtime.web import GATE
 
     s = system

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from projections import pages, results_api
-from projections.results_api import RESULTS, Results
+from results import api, pages
+from results.api import RESULTS, Results
 from runtime.routes import add_routes, common_routes
 from runtime.web import APP_NAME, GATE, Gate, api_middleware
 
@@ -26,7 +26,7 @@ def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) ->
     app[GATE] = gate
     if results is not None:
         app[RESULTS] = results
-    add_routes(app, [*results_api.ROUTES, *pages.ROUTES, *common_routes("cchc-scoring results", _ready)])
+    add_routes(app, [*api.ROUTES, *pages.ROUTES, *common_routes("cchc-scoring results", _ready)])
     for ctx in extra_ctx or []:
         app.cleanup_ctx.append(ctx)
     return app
