@@ -63,7 +63,7 @@ from ingest.schemas import (
 )
 from ingest.tokens import AttemptClaims, InvalidToken, TokenSigner
 from runtime import metrics
-from runtime.clock import SETTLE_MS, Clock
+from runtime.clock import SETTLE_MS, Clock, ClockOutOfStep
 from runtime.fastpath import FAST_ROUTES, FastRoute
 from runtime.routes import IDEMPOTENCY_KEY, Route, add_routes, common_routes
 from runtime.web import (
@@ -163,7 +163,10 @@ def _stamp(ing: Ingest, participant_id: str) -> tuple[str, int]:
     """The participant's clock reference and now in its time (DESIGN §3 "one clock"); 503 saying why when
     this process cannot stamp in it."""
     reference = ing.writer.reference_of(participant_id)
-    ing.clock.check(reference)
+    try:
+        ing.clock.check(reference)
+    except ClockOutOfStep as e:
+        raise ApiError(503, "unavailable", str(e), retry_after="1") from e
     return reference, ing.clock.now_ms(reference)
 
 

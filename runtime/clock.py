@@ -84,8 +84,8 @@ class Sample:
 
     @property
     def offset_ms(self) -> float:
-        """The reference's time minus this host's wall clock."""
-        return self.store_ms - self.wall_ms
+        """This host's wall clock minus the reference's time (positive: the host is ahead)."""
+        return self.wall_ms - self.store_ms
 
 
 class SyncedClock:
@@ -146,7 +146,9 @@ class SyncedClock:
             return "this server has not read the store's time lately (offset unknown)"
         latest, best = samples[-1], self._best[reference]
         if abs(latest.offset_ms) > self.max_offset_ms:
-            return f"this server's clock is {latest.offset_ms:+.0f} ms from the store's (at most ±{self.max_offset_ms:.0f})"
+            way = "ahead of" if latest.offset_ms > 0 else "behind"
+            return (f"this server's clock is {abs(latest.offset_ms):.0f} ms {way} the store's"
+                    f" (at most {self.max_offset_ms:.0f} ms allowed)")
         if best.uncertainty_ms > self.max_offset_ms:
             return f"the store's time is known only within {best.uncertainty_ms:.0f} ms"
         return None

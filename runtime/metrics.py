@@ -27,8 +27,8 @@ RATE_LIMITED = Counter("cchc_rate_limited_total", "Requests refused with 429 (a 
 ATTEMPTS = Counter("cchc_ingest_attempts_total", "Attempt starts by outcome", ["outcome"])
 
 # -- one clock (DESIGN §3): processes that stamp times read the store's ---------------------------------
-CLOCK_OFFSET = Gauge("cchc_clock_offset_seconds", "This host's wall clock against the store's TIME, as last read "
-                     "(reference: the store, or a cluster master)", ["reference"])
+CLOCK_OFFSET = Gauge("cchc_clock_offset_seconds", "This host's wall clock minus the store's TIME, as last read "
+                     "(positive: ahead; reference: the store, or a cluster master)", ["reference"])
 CLOCK_IN_STEP = Gauge("cchc_clock_in_step", "1 when this process may stamp times (a recent, certain reading within "
                       "50 ms of the reference), else 0: it refuses attempt starts and submissions", ["reference"])
 

@@ -1,0 +1,152 @@
+"""One clock and an exact barrier (DESIGN §3), in real time against a real Valkey: ingest processes whose
+wall clocks differ stamp in the store's time, a process too far off refuses, and an entry acknowledged
+with a receive time before the end is in the close's first revision however late its append lands,
+while one landing past the settle margin is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
+from psycopg_pool import AsyncConnectionPool
+
+from admin.service import Committee
+from contest.model import Contest, Period
+from eventstore.keys import Keys
+from eventstore.redis_stream.client import clock_references
+from ingest.app import INGEST
+from ops.wiring import Clients, build_ingest_app, build_scorer
+from runtime.clock import SyncedClock
+from tests.harness import SETTINGS, Served, System
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def contest_open_now(contest: Contest, ends_in_s: float) -> Contest:
+    """The test contest with its first period ending `ends_in_s` seconds from now (real time)."""
+    end = now_ms() + int(ends_in_s * 1000)
+    first = Period(1, "Tuần 1", end - 3_600_000, end)
+    return msgspec.structs.replace(contest, periods=(first, Period(2, "Tuần 2", end, end + 3_600_000)))
+
+
+@asynccontextmanager
+async def ingest_with(contest: Contest, clients: Clients, wall: Callable[[], float]
+                      ) -> AsyncIterator[tuple[TestClient, Committee, SyncedClock]]:
+    """An ingest process (its app, its committee) on a host whose wall clock reads `wall()`."""
+    clock = SyncedClock(wall=wall)
+    for name, ask in (await clock_references(clients.redis)).items():
+        await clock.measure(name, ask)
+    app, committee = await build_ingest_app(contest, clients, SETTINGS, clock)
+    async with TestClient(Served(app)) as client:
+        yield client, committee, clock
+
+
+async def post(client: TestClient, path: str, body: Any, **headers: str) -> tuple[int, Any]:
+    answer = await client.post(path, json=body, headers=headers)
+    return answer.status, await answer.json()
+
+
+async def test_a_duration_measured_across_two_hosts_is_the_stores(
+        contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> None:
+    shaped = contest_open_now(contest, ends_in_s=600)
+    clients = Clients(redis, pool, Keys(shaped.slug, SETTINGS.partitions))
+    person = System.__new__(System)
+    person._people = 0
+    async with AsyncExitStack() as stack:
+        ahead, _, _ = await stack.enter_async_context(ingest_with(shaped, clients, lambda: time.time() + 0.040))
+        behind, _, _ = await stack.enter_async_context(ingest_with(shaped, clients, lambda: time.time() - 0.040))
+        status, who = await post(ahead, "/v1/participants", person.person())
+        assert status == 201
+        status, attempt = await post(ahead, "/v1/attempts", {"participant_id": who["participant_id"]},
+                                     Authorization=f"Bearer {who['access_key']}")
+        assert status == 201
+        started = time.monotonic()
+        await asyncio.sleep(0.3)
+        status, receipt = await post(behind, "/v1/submissions", {"token": attempt["token"], "answers": {},
+                                                                  "prediction": 0})
+        took_ms = (time.monotonic() - started) * 1000
+        assert status == 202
+        # Wall clocks 80 ms apart would have shortened it by 80 ms; stamped in the store's time it is what
+        # passed (within the readings' uncertainty, a few ms on loopback).
+        assert took_ms - 20 <= receipt["duration_ms"] <= took_ms + 20
+
+
+async def test_a_host_too_far_off_refuses_to_stamp_and_says_so(
+        contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> None:
+    shaped = contest_open_now(contest, ends_in_s=600)
+    clients = Clients(redis, pool, Keys(shaped.slug, SETTINGS.partitions))
+    person = System.__new__(System)
+    person._people = 0
+    async with ingest_with(shaped, clients, time.time) as (good, _, _):
+        status, who = await post(good, "/v1/participants", person.person())
+        status, attempt = await post(good, "/v1/attempts", {"participant_id": who["participant_id"]},
+                                     Authorization=f"Bearer {who['access_key']}")
+        assert status == 201
+        async with ingest_with(shaped, clients, lambda: time.time() + 5) as (skewed, _, clock):
+            assert REGISTRY.get_sample_value("cchc_clock_in_step", {"reference": "store"}) == 0
+            assert REGISTRY.get_sample_value("cchc_clock_offset_seconds", {"reference": "store"}) == \
+                pytest.approx(5, abs=0.05)
+            for path, body, headers in (
+                    ("/v1/attempts", {"participant_id": who["participant_id"]},
+                     {"Authorization": f"Bearer {who['access_key']}"}),
+                    ("/v1/submissions", {"token": attempt["token"], "answers": {}, "prediction": 0}, {})):
+                status, answer = await post(skewed, path, body, **headers)
+                assert status == 503 and "ahead of the store's" in answer["error"]["message"], answer
+            assert await redis.hstrlen(Keys(shaped.slug).of(who["participant_id"]).attempts(1),
+                                       who["participant_id"]) == 36  # the refused start spent nothing
+
+
+async def test_an_entry_received_before_the_end_is_in_revision_1_however_late_its_append(
+        contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> None:
+    shaped = contest_open_now(contest, ends_in_s=1.5)
+    clients = Clients(redis, pool, Keys(shaped.slug, SETTINGS.partitions))
+    person = System.__new__(System)
+    person._people = 0
+    async with ingest_with(shaped, clients, time.time) as (client, committee, clock):
+        ingest = client.app[INGEST]
+        attempts = []
+        for _ in range(2):
+            status, who = await post(client, "/v1/participants", person.person())
+            status, attempt = await post(client, "/v1/attempts", {"participant_id": who["participant_id"]},
+                                         Authorization=f"Bearer {who['access_key']}")
+            assert status == 201
+            attempts.append(attempt)
+        end = shaped.periods[0].end_ms
+        await asyncio.sleep(max(0, end - 200 - clock.now_ms()) / 1000)  # 200 ms before the end
+        real_submit = ingest.writer.submit_soon
+        delays = iter([2.0, 4.0])  # the appends land 1.8 s and 3.8 s after the end
+
+        def late_submit(*args: Any) -> asyncio.Future[Any]:
+            async def later(delay: float) -> Any:
+                await asyncio.sleep(delay)
+                return await real_submit(*args)
+            return asyncio.ensure_future(later(next(delays)))
+
+        ingest.writer.submit_soon = late_submit  # type: ignore[method-assign]
+        landed, refused = await asyncio.gather(*(post(client, "/v1/submissions", {
+            "token": a["token"], "answers": {}, "prediction": 0}) for a in attempts))
+        ingest.writer.submit_soon = real_submit  # type: ignore[method-assign]
+        assert landed[0] == 202 and landed[1]["received_at"] < refused[1].get("received_at", "~")
+        assert refused[0] == 503  # landed past the settle margin: refused, nothing written
+        scorer = build_scorer(shaped, clients, "barrier", clock)
+        for _ in range(100):
+            await scorer.drain()
+            try:
+                closed = await committee.close(1, by="test")
+                break
+            except Exception as e:  # NotDrained until the settle margin has passed in the store's time
+                assert type(e).__name__ == "NotDrained", e
+                await asyncio.sleep(0.1)
+        prizes = await committee.closer.results.result(1)
+        assert closed.revision == 1 and prizes is not None
+        assert msgspec.json.decode(prizes.prizes)["actual"] == 1  # the late one counts, the refused one not
