@@ -109,7 +109,10 @@ class Simulation:
             async with http.post(url, headers=self.admin) as r:
                 if r.status == 200:
                     break
+                refusal = await r.json()
                 await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+        else:
+            raise RuntimeError(f"period {number} could not be closed in a minute: {refusal}")
         async with http.get(f"{self.results}/v1/periods/{number}/prizes") as r:
             show_prizes(self.contest, await r.json())
 

@@ -81,3 +81,20 @@ def test_readings_go_stale() -> None:
     host.pass_s(2.0)  # no reading for 11 s: the store is away, the offset unknown
     with pytest.raises(ClockOutOfStep, match="unknown"):
         clock.check()
+
+
+def test_a_cluster_close_checks_every_masters_clock() -> None:
+    host = Host(wall_s=1_700_000_000.000)
+    clock = host.clock()
+
+    async def reading(name: str, store_ms: int) -> None:
+        async def ask() -> int:
+            return store_ms
+        await clock.measure(name, ask)
+
+    asyncio.run(reading("127.0.0.1:7001", 1_700_000_000_000))
+    clock.check()  # "" on a cluster: every master's reference
+    asyncio.run(reading("127.0.0.1:7002", 1_700_000_000_500))  # a master whose clock is 500 ms ahead
+    clock.check("127.0.0.1:7001")
+    with pytest.raises(ClockOutOfStep):
+        clock.check()
