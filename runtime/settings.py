@@ -12,6 +12,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from runtime.files import narrow_to_owner, private_file
+
 REPO_CONTESTS = Path(__file__).resolve().parent.parent / "contests"
 DEFAULT_CONTEST = REPO_CONTESTS / "demo"
 SECRET_NAMES = ("CCHC_SECRET", "CCHC_SECRET_PREVIOUS", "CCHC_ADMIN_TOKEN", "CCHC_ADMIN_TOKENS", "CCHC_PII_KEY")
@@ -247,9 +249,9 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    path.chmod(0o600)
+    """KEY=value lines in a file only its owner may read, from its creation on (it holds secrets)."""
+    with private_file(path) as file:
+        file.write("".join(f"{k}={v}\n" for k, v in values.items()))
 
 
 def generate_secrets() -> dict[str, str]:
@@ -260,6 +262,7 @@ def generate_secrets() -> dict[str, str]:
 def load_or_create_state(settings: Settings, *, anchor_now: datetime) -> tuple[Settings, Path]:
     """Fill unset secrets (and the contest anchor) from `data_dir/secrets.env`, creating it once."""
     path = settings.data_dir / "secrets.env"
+    narrow_to_owner(path)
     stored = read_env_file(path)
     fresh = {**generate_secrets(), "CCHC_CONTEST_ANCHOR": anchor_now.isoformat()}
     merged = {k: stored.get(k) or fresh[k] for k in fresh}
