@@ -92,7 +92,7 @@ async def test_a_host_too_far_off_refuses_to_stamp_and_says_so(
         status, attempt = await post(good, "/v1/attempts", {"participant_id": who["participant_id"]},
                                      Authorization=f"Bearer {who['access_key']}")
         assert status == 201
-        async with ingest_with(shaped, clients, lambda: time.time() + 5) as (skewed, _, clock):
+        async with ingest_with(shaped, clients, lambda: time.time() + 5) as (skewed, _, _clock):
             assert REGISTRY.get_sample_value("cchc_clock_in_step", {"reference": "store"}) == 0
             assert REGISTRY.get_sample_value("cchc_clock_offset_seconds", {"reference": "store"}) == \
                 pytest.approx(5, abs=0.05)
