@@ -5,16 +5,18 @@ ranking, the flags to review, and what the file is (revision, digest). `final`: 
 the whole-contest unit ranking and the participation report. Headers are Vietnamese. The committee's copy
 and the public copy differ only in personal data: the public one has no phone column, no flags sheet (a
 suspicion about a named person), and never the winners' CCCD, phone and birth date, which the committee's
-copy holds only when asked for (decrypted with CCHC_PII_KEY) and only for the prize winners.
+copy holds only when asked for (decrypted with CCHC_PII_KEY) and only for the prize winners; that file is
+created readable by its owner only (0600) from its first byte.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -28,6 +30,7 @@ from eventstore.pii import PiiVault
 from projections.close import NotClosed
 from projections.live_queries import LiveQueries
 from projections.results_queries import ResultsQueries
+from runtime.files import private_file
 
 PHONE = "Điện thoại (ẩn)"  # the one personal column of the ranking: left out of the public copy
 RANKING_HEADER = ["Bảng", "Hạng", "Giải", "Mã người dự thi", "Họ và tên", PHONE, "Mã đơn vị", "Đơn vị", "Điểm",
@@ -130,9 +133,11 @@ async def export(live: LiveQueries, published: ResultsQueries, contest: Contest,
         async for row in ranking_rows(published, contest, period, result.revision, prize_of):
             yield _without(RANKING_HEADER, row, PHONE) if public else row
 
+    # With personal data, a file its owner only may read, from its creation on.
+    opener = private_file if vault is not None else _plain_file
     if fmt == "csv":
         count = 0
-        with out.open("w", encoding="utf-8-sig", newline="") as fh:  # streamed: a period may rank a million
+        with opener(out, "w", encoding="utf-8-sig", newline="") as fh:  # streamed: a period may rank a million
             writer = csv.writer(fh)
             writer.writerow(ranking_header)
             async for row in ranking():
@@ -167,8 +172,15 @@ async def export(live: LiveQueries, published: ResultsQueries, contest: Contest,
     _about(book, contest, [["Tuần / đợt", period], ["Phiên bản (revision)", document["revision"]],
                            ["Giá trị thực của câu dự đoán", document["actual"]],
                            ["Mã kiểm tra (results_digest)", result.results_digest]], public, vault is not None)
-    book.book.save(out)
+    with opener(out, "wb") as fh:
+        book.book.save(fh)
     return count
+
+
+@contextmanager
+def _plain_file(path: Path, mode: str, **options: Any) -> Iterator[IO[Any]]:
+    with path.open(mode, **options) as file:
+        yield file
 
 
 def _about(book: _Book, contest: Contest, lines: list[Row], public: bool, personal: bool) -> None:

@@ -42,6 +42,13 @@ class Slot:
         """Stream of this stream's entries no scorer could decode or project: {entry_id, raw, error}. Never trimmed."""
         return f"{self.prefix}:dead-letters"
 
+    @cached_property
+    def rejections(self) -> str:
+        """HASH entry_id → "count:last_ms": PostgreSQL's refusals of an entry tried with nothing else beside it
+        to show whose fault it was (the scorer parks it after enough of them; outages never count). Expires
+        on its own: a refusal long ago tells nothing."""
+        return f"{self.prefix}:rejections"
+
     # -- a partition's participants ----------------------------------------------------------------
 
     @cached_property

@@ -46,7 +46,8 @@ async def translated() -> AsyncIterator[None]:
     later); anything else it refused → StoreRejected (the same work fails the same way)."""
     try:
         yield
-    except (psycopg.OperationalError, psycopg.errors.AdminShutdown, psycopg.errors.QueryCanceled) as e:
+    except (psycopg.OperationalError, psycopg.errors.AdminShutdown, psycopg.errors.QueryCanceled,
+            psycopg.errors.ReadOnlySqlTransaction) as e:  # read-only: a standby, or a primary mid-failover
         raise StoreUnavailable(f"postgres: {e}") from e
     except psycopg.Error as e:
         raise StoreRejected(f"postgres: {e}") from e

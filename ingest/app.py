@@ -78,6 +78,7 @@ from runtime.web import (
     client_address,
     decode_json,
     json_response,
+    limited_client,
     read_body,
     route_name,
 )
@@ -118,7 +119,7 @@ def _ingest(request: web.Request) -> Ingest:
 async def _count_address(request: web.Request, ing: Ingest) -> str:
     """CCHC_ADDRESS_LIMIT: 429 rate_limited with Retry-After past it, before any other work. Returns the
     client address's keyed hash."""
-    address = ing.vault.address_hash(client_address(request, ing.trusted_proxies))
+    address = ing.vault.address_hash(limited_client(client_address(request, ing.trusted_proxies)))
     if ing.address_limit <= 0:
         return address
     outcome = await ing.writer.count_request(address, ing.clock.now_ms(), ing.address_limit)

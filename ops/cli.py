@@ -136,7 +136,9 @@ def cmd_admin(args: argparse.Namespace) -> int:
         if args.command in ("close", "recompute"):
             act = committee.close if args.command == "close" else committee.recompute
             done = await act(args.period, by=by)
-            return f"period {done.period}: revision {done.revision}, results_digest {done.results_digest}"
+            return (f"period {done.period}: revision {done.revision}, results_digest {done.results_digest}, "
+                    f"dead letters {done.dead_letters}" + (" (not counted: see `cchc dead-letters`)" if done.dead_letters
+                                                           else ""))
         if args.command == "disqualify":
             await committee.disqualify(args.participant_id, args.reason, by=by)
             return f"{args.participant_id} disqualified"
@@ -216,7 +218,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
                 kinds = "undecodable"
             print(f"{fields.get('entry_id', b'?').decode()}  [{kinds}]  {fields.get('error', b'').decode()}")
             if args.requeue:
-                print(f"  requeued as {await streams.requeue_dead_letter(number, dead_id, fields.get('raw', b''))}")
+                new_id = await streams.requeue_dead_letter(number, dead_id)
+                print(f"  requeued as {new_id}" if new_id else "  already requeued by someone else")
         print(f"{len(parked)} parked entr{'y' if len(parked) == 1 else 'ies'}")
         return 0
 

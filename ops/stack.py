@@ -53,15 +53,18 @@ class Stack:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # The secrets first: the embedded servers start with their passwords (any local user could
+        # connect otherwise), and the URLs the processes are handed carry them.
+        s, self.secrets_path, passwords = load_or_create_state(s, anchor_now=datetime.now(UTC).replace(microsecond=0))
         if not s.redis_url:
-            self.valkey = EmbeddedValkeyCluster(s.data_dir / f"valkey-cluster-{self.cluster}", self.cluster) \
-                if self.cluster else EmbeddedValkey(s.data_dir / "valkey")
+            self.valkey = EmbeddedValkeyCluster(s.data_dir / f"valkey-cluster-{self.cluster}", self.cluster,
+                                                password=passwords.valkey) \
+                if self.cluster else EmbeddedValkey(s.data_dir / "valkey", password=passwords.valkey)
             self.valkey.start()
             s = replace(s, redis_url=self.valkey.url)
         if not s.database_url:
-            self.postgres = EmbeddedPostgres(s.data_dir / "postgres")
+            self.postgres = EmbeddedPostgres(s.data_dir / "postgres", password=passwords.postgres)
             s = replace(s, database_url=self.postgres.start())
-        s, self.secrets_path = load_or_create_state(s, anchor_now=datetime.now(UTC).replace(microsecond=0))
         self.settings = s
         asyncio.run(migrate_schema(s))
         if self.read_replica and self.postgres is not None and not s.database_read_url:

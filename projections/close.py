@@ -31,11 +31,14 @@ log = structlog.get_logger()
 
 
 class PeriodClosed(msgspec.Struct):
-    """What a close or recompute answers: the revision it published and its digest."""
+    """What a close or recompute answers: the revision it published and its digest, and how many entries
+    of the period were parked for their own fault (undecodable, or refused by PostgreSQL while others
+    projected): they are not in these results, counted as invalid (RUNBOOK: CchcDeadLetters)."""
 
     period: int
     revision: int
     results_digest: str
+    dead_letters: int = 0
 
 
 class PeriodNotEnded(Conflict):
@@ -153,9 +156,18 @@ class Closer:
         return await self._served(await self._publish(period, recompute=True, by=by))
 
     async def _served(self, closed: PeriodClosed) -> PeriodClosed:
-        """Guarantee 9: answered once the results API serves this revision on every read path."""
+        """Guarantee 9: answered once the results API serves this revision on every read path; guarantee 8:
+        naming the entries of the period its barrier covers that were parked for their own fault."""
         await self.read_paths.serving(f"period {closed.period} revision {closed.revision}")
-        return closed
+        return await self._naming_dead_letters(closed)
+
+    async def _naming_dead_letters(self, closed: PeriodClosed) -> PeriodClosed:
+        result = await self.results.result(closed.period, closed.revision)
+        if result is None:
+            return closed
+        parked = await self.streams.parked_in_period(Barrier.parse(result.barrier), closed.period,
+                                                     self._period(closed.period).start_ms)
+        return msgspec.structs.replace(closed, dead_letters=parked)
 
     def _period(self, number: int) -> Period:
         period = self.contest.period(number)

@@ -12,6 +12,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from runtime.files import narrow_to_owner, private_file
+
 REPO_CONTESTS = Path(__file__).resolve().parent.parent / "contests"
 DEFAULT_CONTEST = REPO_CONTESTS / "demo"
 SECRET_NAMES = ("CCHC_SECRET", "CCHC_SECRET_PREVIOUS", "CCHC_ADMIN_TOKEN", "CCHC_ADMIN_TOKENS", "CCHC_PII_KEY")
@@ -247,19 +249,32 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    path.chmod(0o600)
+    """KEY=value lines in a file only its owner may read, from its creation on (it holds secrets)."""
+    with private_file(path) as file:
+        file.write("".join(f"{k}={v}\n" for k, v in values.items()))
 
 
 def generate_secrets() -> dict[str, str]:
+    """Every secret `cchc up` keeps in secrets.env: the processes' three, and the passwords of its embedded
+    Valkey and PostgreSQL (the servers start with them; the URLs handed to the processes carry them)."""
     return {"CCHC_SECRET": secrets.token_urlsafe(32), "CCHC_ADMIN_TOKEN": secrets.token_urlsafe(24),
-            "CCHC_PII_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+            "CCHC_PII_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "CCHC_VALKEY_PASSWORD": secrets.token_urlsafe(24), "CCHC_POSTGRES_PASSWORD": secrets.token_urlsafe(24)}
 
 
-def load_or_create_state(settings: Settings, *, anchor_now: datetime) -> tuple[Settings, Path]:
-    """Fill unset secrets (and the contest anchor) from `data_dir/secrets.env`, creating it once."""
+@dataclass(frozen=True)
+class StorePasswords:
+    """The embedded servers' passwords, from secrets.env (never a setting of any process: the URLs carry them)."""
+
+    valkey: str
+    postgres: str
+
+
+def load_or_create_state(settings: Settings, *, anchor_now: datetime) -> tuple[Settings, Path, StorePasswords]:
+    """Fill unset secrets (and the contest anchor) from `data_dir/secrets.env`, creating it once; a file from
+    an older version gains what it lacks (the store passwords) and keeps the rest."""
     path = settings.data_dir / "secrets.env"
+    narrow_to_owner(path)
     stored = read_env_file(path)
     fresh = {**generate_secrets(), "CCHC_CONTEST_ANCHOR": anchor_now.isoformat()}
     merged = {k: stored.get(k) or fresh[k] for k in fresh}
@@ -269,4 +284,5 @@ def load_or_create_state(settings: Settings, *, anchor_now: datetime) -> tuple[S
         settings, secret=settings.secret or merged["CCHC_SECRET"],
         admin_token=settings.admin_token or merged["CCHC_ADMIN_TOKEN"],
         pii_key=settings.pii_key or merged["CCHC_PII_KEY"],
-        contest_anchor=settings.contest_anchor or _parse_anchor(merged["CCHC_CONTEST_ANCHOR"])), path
+        contest_anchor=settings.contest_anchor or _parse_anchor(merged["CCHC_CONTEST_ANCHOR"])), path, \
+        StorePasswords(merged["CCHC_VALKEY_PASSWORD"], merged["CCHC_POSTGRES_PASSWORD"])

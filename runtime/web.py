@@ -124,6 +124,22 @@ def client_address(request: web.Request, trusted_proxies: tuple[IPNetwork, ...])
     return peer
 
 
+def limited_client(address: str) -> str:
+    """What a per-address limit counts as one client: an IPv4 address as it is; an IPv6 one by its /64
+    network, since one host (one home router, one phone's carrier) is handed a whole /64 and could
+    otherwise spend a fresh budget on each of its 2^64 addresses; an IPv4 address written as IPv6
+    (`::ffff:a.b.c.d`) as that IPv4. Anything not an address is left as it is."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])  # a scope (fe80::1%eth0) names no other client
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
 def bearer_token(request: web.Request) -> str | None:
     """The token of `Authorization: Bearer <token>`, if the header says so."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

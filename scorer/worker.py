@@ -1,7 +1,11 @@
 """One scorer: batch read, archive and project in ONE PostgreSQL transaction, XACK after commit.
 
 Scorers share the streams (the partitions and the contest's) by leases renewed with the heartbeat:
-each holds its fair share, and a dead scorer's streams are taken over when its leases run out."""
+each holds its fair share, and a dead scorer's streams are taken over when its leases run out.
+
+An entry is parked (dead-lettered) only for its own fault (DESIGN §5.8): it cannot be decoded, or
+PostgreSQL refuses it while other entries project. How often an entry was delivered says nothing —
+every retry during an outage is a delivery — so it is never counted."""
 
 from __future__ import annotations
 
@@ -29,6 +33,12 @@ Entries = list[Entry]
 Decoded = list[tuple[Entry, list[AnyEvent]]]
 
 
+class Refused(StoreUnavailable):
+    """PostgreSQL refused every entry of a batch, each in a transaction of its own: nothing tells an
+    entry's own fault from the store's (a broken deploy refuses everything), so nothing is parked and the
+    batch is retried, the next time with new entries beside it."""
+
+
 class Scorer:
     """A worker of the consumer groups; it owns its lifecycle as arq's Worker does: `serve()` runs it
     until SIGTERM/SIGINT, finishes the batch in hand within `stop_grace_s`, beats a heartbeat that
@@ -37,8 +47,9 @@ class Scorer:
 
     def __init__(self, *, consumer: Consumer, leases: Leases, pool: Pool, projector: Projector, clock: Clock,
                  batch_size: int = 2000, block_ms: int = 500, claim_idle_ms: int = 30_000,
-                 max_deliveries: int = 10, beat_every_s: float = 5.0, trim_every_s: float = 30.0,
-                 stop_grace_s: float = 10.0, in_flight: int = 3) -> None:
+                 max_rejections: int = 10, rejection_spacing_ms: int = 30_000, backoff_s: float = 1.0,
+                 beat_every_s: float = 5.0, trim_every_s: float = 30.0, stop_grace_s: float = 10.0,
+                 in_flight: int = 3) -> None:
         self.consumer = consumer
         self.leases = leases
         self.pool = pool
@@ -47,7 +58,11 @@ class Scorer:
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
-        self.max_deliveries = max_deliveries
+        # An entry refused with nothing else to compare it with (alone at the end of its streams) is parked
+        # after this many refusals, at most one counted per `rejection_spacing_ms`: ten over five minutes.
+        self.max_rejections = max_rejections
+        self.rejection_spacing_ms = rejection_spacing_ms
+        self.backoff_s = backoff_s  # the pause after a store error before the next try
         self.beat_every_s = beat_every_s
         self.trim_every_s = trim_every_s
         self.stop_grace_s = stop_grace_s
@@ -57,6 +72,7 @@ class Scorer:
         self.name = consumer.name
         self.streams: list[int] = []  # the streams this scorer holds a lease on
         self._behind = True  # own pending entries first: at start, after a failed batch, on a new lease
+        self._refused = False  # the last batch was refused whole: retry it with new entries beside it
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT, then stop reading and let the batch in hand finish; one still
@@ -79,14 +95,16 @@ class Scorer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    async def process(self, entries: Entries, *, first_delivery: bool = False) -> int:
+    async def process(self, entries: Entries, *, first_delivery: bool = False, alone: bool = False) -> int:
         """Archive + project `entries` in one transaction, then ack; returns events newly projected.
         `first_delivery`: read with XREADGROUP `>` (never archived before: archive COPies them straight).
+        `alone`: entries refused before, with no new entry to try beside them (the end of their streams).
 
-        An entry that cannot be decoded, or that fails to project while the rest of its batch
-        projects, goes to the dead-letter stream instead of blocking the group. A batch where
-        every entry fails is a systemic problem (a bad deploy, a broken database): it raises,
-        and the entries stay pending for a retry."""
+        An entry that cannot be decoded, or that PostgreSQL refuses while another entry of the batch
+        projects, goes to the dead-letter stream instead of blocking the group. A batch where every
+        entry is refused is no proof against any (a bad deploy, a broken database): it raises Refused and
+        the entries stay pending for a retry. An outage (StoreUnavailable) raises before anything is
+        judged: it never parks anything, however long it lasts."""
         if not entries:
             return 0
         started = time.perf_counter()
@@ -100,13 +118,12 @@ class Scorer:
                 await self._poison(entry, f"cannot decode: {e}")
         try:
             fresh = await self._commit(decoded, first_delivery=first_delivery)
-        except StoreRejected as e:
-            if len(decoded) < 2:  # nothing to isolate it from: retried, parked after max_deliveries
-                raise StoreUnavailable(str(e)) from e
-            fresh = await self._isolate(decoded)
+        except StoreRejected:
+            fresh = await self._isolate(decoded, alone=alone)
         else:
             # Acked only after commit: a crash here redelivers the batch, and archive() makes that a no-op.
             await self.consumer.ack([entry for entry, _ in decoded])
+        self._refused = False
         appended_ms = min(entry_tuple(entry_id)[0] for entry_id in firsts.values())
         metrics.SCORER_FRESHNESS.labels(self.name).observe(max(0, self.clock.now_ms() - appended_ms) / 1000)
         metrics.SCORER_EVENTS.labels(self.name).inc(fresh)
@@ -125,16 +142,24 @@ class Scorer:
         return await self._transaction(decoded, first_delivery=False)
 
     async def _transaction(self, decoded: Decoded, *, first_delivery: bool) -> int:
-        async with transaction(self.pool) as conn:
-            fresh = await archive(conn, [(number, entry_id, raw, events) for (number, entry_id, raw), events in decoded],
-                                  first_delivery=first_delivery)
-            await self.projector.apply(conn, fresh)
-            number, entry_id, _ = decoded[-1][0]
-            await record_progress(conn, self.name, f"{number}:{entry_id}", len(fresh))
+        try:
+            async with transaction(self.pool) as conn:
+                fresh = await archive(conn, [(number, entry_id, raw, events)
+                                             for (number, entry_id, raw), events in decoded],
+                                      first_delivery=first_delivery)
+                await self.projector.apply(conn, fresh)
+                number, entry_id, _ = decoded[-1][0]
+                await record_progress(conn, self.name, f"{number}:{entry_id}", len(fresh))
+        except StoreError:
+            raise
+        except Exception as e:  # a bug that fails on some events: refused like PostgreSQL's refusals, so
+            # isolated and parked when others project (it would otherwise stop the scorer on every try)
+            raise StoreRejected(f"{type(e).__name__}: {e}") from e
         return len(fresh)
 
-    async def _isolate(self, decoded: Decoded) -> int:
-        """One entry per transaction: park the ones that fail if any other succeeds."""
+    async def _isolate(self, decoded: Decoded, *, alone: bool) -> int:
+        """One entry per transaction. If any commits, PostgreSQL works: the ones it refused, refused once
+        more on their own, are refused for their own fault and parked. If none commits, nothing is proven."""
         fresh, failed = 0, []
         for item in decoded:
             try:
@@ -143,14 +168,38 @@ class Scorer:
                 failed.append((item, e))
             else:
                 await self.consumer.ack([item[0]])
-        if len(failed) == len(decoded):
-            raise StoreUnavailable(f"every entry of the batch failed: {failed[0][1]}")
-        for (entry, _), error in failed:
-            await self._poison(entry, f"cannot project: {error}")
+        if failed and len(failed) == len(decoded):
+            self._refused = True
+            if alone and await self._count_refusals(failed):
+                return fresh
+            raise Refused(f"every entry of the batch was refused: {failed[0][1]}")
+        for item, _ in failed:  # once more: a refusal of a moment (the server changing state) is no verdict
+            try:
+                fresh += await self._commit([item])
+            except StoreRejected as e:
+                await self._poison(item[0], f"cannot project: {e}")
+            else:
+                await self.consumer.ack([item[0]])
         return fresh
 
+    async def _count_refusals(self, failed: list[tuple[tuple[Entry, list[AnyEvent]], StoreRejected]]) -> bool:
+        """Entries refused with nothing else to try beside them: count the refusal; park those refused
+        `max_rejections` times. True when every one of them is parked."""
+        counts = await self.consumer.reject([entry for (entry, _), _ in failed], self.clock.now_ms(),
+                                            self.rejection_spacing_ms)
+        parked = 0
+        for (entry, _), error in failed:
+            times = counts.get(entry[:2], 0)
+            log.warning("entry_refused", consumer=self.name, stream=entry[0], entry_id=entry[1], times=times,
+                        error=str(error))
+            if times >= self.max_rejections:
+                await self._poison(entry, f"refused {times} times with nothing else to project: {error}")
+                parked += 1
+        return parked == len(failed)
+
     async def _poison(self, entry: Entry, error: str) -> None:
-        await self.consumer.dead_letter(entry, error)
+        if not await self.consumer.dead_letter(entry, error):
+            return  # no longer pending: parked or projected by another scorer meanwhile
         metrics.SCORER_POISON.labels(self.name).inc()
         log.error("poison_entry", consumer=self.name, stream=entry[0], entry_id=entry[1], error=error)
 
@@ -230,28 +279,19 @@ class Scorer:
             if not entries:
                 self._behind = False
                 return 0
-            return await self.process(entries)
+            if not self._refused:
+                return await self.process(entries)
+            # Refused whole last time: new entries beside them tell an entry's own fault (they project, it
+            # does not) from the store's (all fail); with nothing new, each refusal only counts.
+            more = await self.consumer.read(self.streams, max(1, self.batch_size - len(entries)), None)
+            return await self.process(entries + more, alone=not more)
         return await self._launch(await self.consumer.read(self.streams, self.batch_size, self.block_ms))
 
     async def _reclaim(self) -> int:
-        """Take over entries idle past the bound; park those delivered too often (poison that
-        crashes its scorer every time never reaches the isolation above)."""
+        """Take over entries idle past the bound (their scorer died or gave the stream up), and project
+        them like any other: how often they were delivered says nothing of them."""
         await self._settle()
-        claimed = await self.consumer.claim_idle(self.streams, self.claim_idle_ms, self.batch_size)
-        if not claimed:
-            return 0
-        deliveries: dict[tuple[int, str], int] = {}
-        for number in {n for n, _, _ in claimed}:
-            ids = [entry_id for n, entry_id, _ in claimed if n == number]
-            deliveries |= {(number, i): d for i, d in (await self.consumer.deliveries(number, ids)).items()}
-        keep = []
-        for entry in claimed:
-            times = deliveries.get(entry[:2], 0)
-            if times > self.max_deliveries:
-                await self._poison(entry, f"delivered {times} times without success")
-            else:
-                keep.append(entry)
-        return await self.process(keep)
+        return await self.process(await self.consumer.claim_idle(self.streams, self.claim_idle_ms, self.batch_size))
 
     async def _step(self, action: Callable[[], Awaitable[object]], *, pause: bool = True) -> None:
         """One unit of work; outages are logged and retried after a pause, never fatal."""
@@ -262,4 +302,4 @@ class Scorer:
             metrics.SCORER_ERRORS.labels(self.name, type(e).__name__).inc()
             log.warning("scorer_backoff", consumer=self.name, error=str(e))
             if pause:
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(self.backoff_s)

@@ -1,6 +1,6 @@
 """A scorer's reads in the consumer groups: new entries, its own pending ones, entries of consumers that
-died; acks after the commit, the dead-letter stream for entries that cannot be scored, and trimming
-below what every group has acknowledged."""
+died; acks after the commit, PostgreSQL's refusals of an entry counted, the dead-letter stream for
+entries that cannot be scored, and trimming below what every group has acknowledged."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from redis.exceptions import ResponseError
 from eventstore.barrier import entry_tuple
 from eventstore.keys import EVENT_FIELD, GROUP, Keys
 from eventstore.redis_stream.client import Redis, text, translated
+from eventstore.redis_stream.scripts import PARK
 
 Entry = tuple[int, str, bytes]  # (stream number, entry id, raw entry)
+REJECTIONS_KEPT_MS = 24 * 3600 * 1000  # a stream's refusal counts go a day after the last one
 
 
 class Consumer:
@@ -123,19 +125,39 @@ class Consumer:
             await self._r.xack(self._stream(number), GROUP, *ids)
 
     @translated
-    async def deliveries(self, number: int, ids: list[str]) -> dict[str, int]:
-        """How often each of `ids` (pending entries of stream `number`) has been delivered."""
-        rows = await self._r.xpending_range(self._stream(number), GROUP, min(ids, key=entry_tuple),
-                                            max(ids, key=entry_tuple), len(ids) * 2)
-        return {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+    async def dead_letter(self, entry: Entry, error: str) -> bool:
+        """Park an entry that cannot be scored for its own fault, acknowledging it in the same step so it
+        stops blocking the group (park.lua). Safe to run twice: only an entry still pending is parked, so
+        a second run, or a second scorer that held the same entry, parks nothing. True when it parked."""
+        number, entry_id, raw = entry
+        slot = self.keys.slot(number)
+        parked = await self._r.eval(PARK.source, 3, slot.stream, slot.dead_letters, slot.rejections,
+                                    GROUP, entry_id, raw, error[:2000])
+        return bool(parked)
 
     @translated
-    async def dead_letter(self, entry: Entry, error: str) -> None:
-        """Park an entry that cannot be scored, then ack it so it stops blocking the group."""
-        number, entry_id, raw = entry
-        await self._r.xadd(self.keys.slot(number).dead_letters, {"entry_id": entry_id, "raw": raw,
-                                                                  "error": error[:2000]})
-        await self.ack([entry])
+    async def reject(self, entries: list[Entry], now_ms: int, spacing_ms: int) -> dict[tuple[int, str], int]:
+        """Count one more refusal of each entry by PostgreSQL, at most one per `spacing_ms` (a retry loop
+        is not a verdict); returns how many each has now. Only refusals are counted: a redelivery, an
+        outage or a scorer coming and going never is. The counts expire on their own."""
+        out: dict[tuple[int, str], int] = {}
+        for number in dict.fromkeys(n for n, _, _ in entries):
+            key = self.keys.slot(number).rejections
+            ids = [entry_id for n, entry_id, _ in entries if n == number]
+            stored = await self._r.hmget(key, ids)
+            update: dict[Any, Any] = {}
+            for entry_id, value in zip(ids, stored, strict=True):
+                count, _, last = text(value).partition(":") if value else ("0", "", "0")
+                if now_ms - int(last or 0) >= spacing_ms or not value:
+                    count, last = str(int(count) + 1), str(now_ms)
+                    update[entry_id] = f"{count}:{last}"
+                out[(number, entry_id)] = int(count)
+            if update:
+                async with self._r.pipeline(transaction=False) as pipe:  # one slot: the stream's
+                    pipe.hset(key, mapping=update)
+                    pipe.pexpire(key, REJECTIONS_KEPT_MS)
+                    await pipe.execute()
+        return out
 
     @translated
     async def trim_acknowledged(self, number: int, *, approximate: bool = True) -> str | None:

@@ -1,18 +1,22 @@
 """What anyone may read of the streams, without being a consumer: barriers and whether the scorers are
 through one (the close), every stream's progress and the server's memory (the monitor, `cchc status`),
-heartbeats, and the dead letters (the operator, who may also requeue one)."""
+heartbeats, and the dead letters (the operator, who may also requeue one; the close, which names those of
+its period)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from redis.exceptions import ResponseError
 
 from eventstore.barrier import Barrier, entry_tuple
+from eventstore.events import AttemptStarted, SubmissionReceived, decode_many
 from eventstore.keys import EVENT_FIELD, GROUP, Keys, Slot
 from eventstore.redis_stream.client import Memory, Redis, memory, text, translated
 from eventstore.redis_stream.leases import heartbeats, lease_owners
+from eventstore.redis_stream.scripts import REQUEUE
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,36 @@ class Streams:
         return out
 
     @translated
-    async def requeue_dead_letter(self, number: int, dead_id: str, raw: bytes) -> str:
-        """Append a parked entry to its stream again (a new id), then drop it from the parking."""
+    async def requeue_dead_letter(self, number: int, dead_id: str) -> str | None:
+        """Append a parked entry to its stream again (a new id) and drop it from the parking, in one step
+        (requeue.lua); run twice, the second appends nothing. The new id, or None when not parked (any more)."""
         slot = self.keys.slot(number)
-        new_id = text(await self._r.xadd(slot.stream, {EVENT_FIELD: raw}))
-        await self._r.xdel(slot.dead_letters, dead_id)
-        return new_id
+        new_id = await self._r.eval(REQUEUE.source, 2, slot.stream, slot.dead_letters, dead_id,
+                                    EVENT_FIELD)
+        return text(new_id) if new_id else None
+
+    @translated
+    async def parked_in_period(self, barrier: Barrier, period: int, since_ms: int) -> int:
+        """Entries parked for their own fault that a result at `barrier` for `period` misses (the close
+        names how many; they count as invalid): each parked entry at or below the barrier that carries an
+        attempt start or a submission of the period, and each one nobody can decode that was appended
+        from `since_ms` (the period's start) on — which period it belonged to cannot be known."""
+        count = 0
+        for slot in self.keys.slots:
+            last = barrier.ids.get(slot.number)
+            if last is None:
+                continue
+            rows: Any = await self._r.xrange(slot.dead_letters)
+            for _, fields in rows:
+                fields = {text(k): v for k, v in fields.items()}
+                entry_id = text(fields.get("entry_id", b"0-0"))
+                if entry_tuple(entry_id) > entry_tuple(last):
+                    continue
+                try:
+                    events = decode_many(fields.get("raw", b""))
+                except msgspec.DecodeError:
+                    count += entry_tuple(entry_id)[0] >= since_ms
+                    continue
+                count += any(isinstance(e, AttemptStarted | SubmissionReceived) and e.period == period
+                             for e in events)
+        return count

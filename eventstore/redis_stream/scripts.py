@@ -181,4 +181,6 @@ SCRIPTS = {name: Script(_script(name)) for name in
             "append")}
 READS = {name: Script(_lua(name)) for name in ("read_participant", "read_current")}
 LEASES = Script(_lua("renew_lease"))
+PARK = Script(_lua("park"))  # the dead letters (a scorer parks, an operator requeues): rare,
+REQUEUE = Script(_lua("requeue"))  # called by their source like LEASES
 RECOVERIES_PER_HOUR = 5  # per CCCD (DESIGN §6)

@@ -13,6 +13,7 @@ from eventstore.pii import PiiVault
 from projections.close import NotClosed
 from projections.live_queries import LiveQueries
 from projections.results_queries import ResultsQueries
+from tests.filemodes import modes_seen, umask
 from tests.harness import SETTINGS, System
 
 
@@ -139,3 +140,27 @@ async def test_final_and_participation_exports_match_the_api(system: System, tmp
     sheet = list(book["Tham gia"].values)[1:]
     assert [(r[0], r[4], r[5]) for r in sheet] == [(u["unit_code"], u["headcount"], u["participants"])
                                                    for u in api["units"]]
+
+
+async def test_a_personal_data_export_is_created_for_its_owner_only(system: System, tmp_path: Path) -> None:
+    """The winners' CCCD and phone: 0600 from the first byte, whatever the umask, and a file that was there
+    before with a wider mode is replaced, not reused."""
+    s = system
+    await s.entry(await s.register(), 5)
+    await s.close(1)
+    store = LiveQueries(s.clients.pool), ResultsQueries(s.clients.pool)
+    vault = PiiVault(SETTINGS.pii_key_bytes())
+    (tmp_path / "winners.csv").write_text("an older copy")
+    (tmp_path / "winners.csv").chmod(0o644)
+    with umask(0), modes_seen(tmp_path) as seen:
+        await export(*store, s.contest, 1, tmp_path / "winners.xlsx", fmt="xlsx", vault=vault)
+        await export(*store, s.contest, 1, tmp_path / "winners.csv", fmt="csv", vault=vault)
+    assert seen.pop("winners.csv") == {0o644, 0o600}  # the older copy until it was replaced
+    assert {mode for modes in seen.values() for mode in modes} == {0o600}
+    assert (tmp_path / "winners.csv").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["winners.csv", "winners.xlsx"]
+    book = load_workbook(tmp_path / "winners.xlsx", read_only=True)
+    try:
+        assert next(iter(book["Giải cá nhân"].values))[-3:] == ("Số CCCD", "Điện thoại", "Ngày sinh")
+    finally:
+        book.close()

@@ -102,3 +102,20 @@ async def test_forwarded_addresses_count_only_behind_a_trusted_proxy(contest: Co
     async with limited(contest, redis, pool, address_limit=1) as s:  # no trusted proxy: the header is a lie
         assert (await s.post("/v1/participants", s.person(), headers={"X-Forwarded-For": "198.51.100.1"}))[0] == 201
         assert (await s.post("/v1/participants", s.person(), headers={"X-Forwarded-For": "198.51.100.2"}))[0] == 429
+
+
+async def test_an_ipv6_client_is_limited_on_its_whole_64_network(contest: Contest, redis: aioredis.Redis,
+                                                                 pool: AsyncConnectionPool) -> None:
+    """One host is handed a /64 (2^64 addresses): keyed on the whole address, it would never meet the limit."""
+    async with limited(contest, redis, pool, address_limit=1, trusted_proxies=(ip_network("127.0.0.0/8"),)) as s:
+        async def register(address: str) -> int:
+            status, _ = await s.post("/v1/participants", s.person(), headers={"X-Forwarded-For": address})
+            return status
+
+        assert await register("2001:db8:1:2::1") == 201
+        assert await register("2001:db8:1:2:ffff:ffff:ffff:fffe") == 429  # the same /64: the same client
+        assert await register("2001:DB8:1:2:0:0:0:7") == 429  # however it is spelled
+        assert await register("2001:db8:1:3::1") == 201  # the next /64: another client
+        assert await register("203.0.113.7") == 201  # IPv4 as before: an address is a client
+        assert await register("203.0.113.8") == 201
+        assert await register("::ffff:203.0.113.7") == 429  # IPv4 written as IPv6 is that IPv4 address

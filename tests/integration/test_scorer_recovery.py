@@ -12,7 +12,8 @@ import pytest
 
 from eventstore.events import ParticipantRegistered, encode_many
 from eventstore.keys import CONTEST_STREAM, EVENT_FIELD, GROUP
-from ops.wiring import build_scorer
+from eventstore.postgres import open_pool
+from ops.wiring import Clients, build_scorer
 from tests.harness import System
 from tests.paths import ROOT
 
@@ -65,23 +66,141 @@ async def test_a_batch_where_everything_fails_is_not_dead_lettered(system: Syste
     monkeypatch.setattr(s.scorers[0].projector, "apply", broken)
     with pytest.raises(StoreUnavailable):
         await s.drain()
+    scorer = s.scorers[0]
+    scorer.streams, scorer.max_rejections, scorer._behind = s.keys.numbers, 1, True
+    await s.entry(await s.register(), 4)  # new entries beside the refused ones: all fail alike
+    with pytest.raises(StoreUnavailable):
+        await scorer._next_batch()
     assert await dead_letters(s) == []
+    assert not any([await s.clients.redis.exists(slot.rejections) for slot in s.keys.slots])  # nothing counted
     monkeypatch.undo()
     await s.drain()
-    assert await s.count("entries") == 1
+    assert await s.count("entries") == 2
 
 
-async def test_entries_delivered_too_often_are_parked(system: System) -> None:
+async def test_a_reclaimed_entry_is_projected_however_often_it_was_delivered(system: System) -> None:
+    """Deliveries say nothing of an entry: a scorer retrying through an outage delivers its entries again
+    and again. The heir projects them (it once parked them past 10 deliveries)."""
     s = system
     await s.register()
     dying = build_scorer(s.contest, s.clients, "dying", s.clock)
     await dying.consumer.ensure_groups()
     assert await dying.consumer.read(s.keys.numbers, 10, None)  # delivered once, never acked
+    for _ in range(12):  # retried during an outage: every retry is one more delivery
+        assert await dying.consumer.own_pending(s.keys.numbers, 10)
     heir = build_scorer(s.contest, s.clients, "heir", s.clock)
-    heir.claim_idle_ms, heir.max_deliveries, heir.streams = 0, 1, s.keys.numbers
-    assert await heir._reclaim() == 0  # the second delivery is one too many
-    assert len(await dead_letters(s)) == 1
-    assert await s.count("participants") == 0
+    heir.claim_idle_ms, heir.streams = 0, s.keys.numbers
+    assert await heir._reclaim() == 1
+    assert await dead_letters(s) == [] and await s.count("participants") == 1
+
+
+def _failing_on(scorer: Any, attempt_id: str, error: Exception) -> Any:
+    """The scorer's projector, failing on the submission of one attempt (a bug, or a value PostgreSQL refuses)."""
+    apply = scorer.projector.apply
+
+    async def buggy(conn: Any, events: Any) -> None:
+        if any(type(e).__name__ == "SubmissionReceived" and e.attempt_id == attempt_id for _, e in events):
+            raise error
+        await apply(conn, events)
+
+    return buggy
+
+
+async def test_an_entry_refused_alone_is_parked_once_another_projects_beside_it(
+        system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused alone, an entry proves nothing (a broken deploy refuses everything): it stays pending. The
+    retry takes the next new entries beside it; they project, it does not: parked, and the close names it."""
+    import psycopg
+
+    from scorer.worker import Refused
+
+    s = system
+    victim, other = await s.register(), await s.register()
+    attempt = await s.start(victim)
+    await s.drain()
+    scorer = s.scorers[0]
+    scorer.streams = s.keys.numbers
+    monkeypatch.setattr(scorer.projector, "apply", _failing_on(scorer, attempt["attempt_id"],
+                                                               psycopg.errors.DataError("a value it refuses")))
+    await s.submit(attempt, 4)
+    with pytest.raises(Refused):
+        await s.drain()  # first delivery, alone in its batch
+    scorer._behind = True  # as after any failed step
+    with pytest.raises(Refused):
+        await scorer._next_batch()  # retried, still with nothing new beside it: one refusal counted
+    assert await dead_letters(s) == []
+    await s.entry(other, 5)
+    await scorer._next_batch()  # now with the new entries: they project, it is refused again
+    parked = await dead_letters(s)
+    assert len(parked) == 1 and b"cannot project" in parked[0][b"error"]
+    assert await s.count("entries") == 1 and not await s.clients.redis.exists(s.keys.of(victim).rejections)
+    closed = await s.close(1)
+    assert closed["dead_letters"] == 1  # the close names what it does not count
+    assert (await s.ok("/v1/periods/1/prizes"))["actual"] == 1
+
+
+async def test_an_entry_refused_with_nothing_beside_it_is_parked_after_max_rejections(
+        system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from scorer.worker import Refused
+
+    s = system
+    victim = await s.register()
+    attempt = await s.start(victim)
+    await s.drain()
+    scorer = s.scorers[0]
+    scorer.streams, scorer.max_rejections, scorer.rejection_spacing_ms = s.keys.numbers, 3, 0
+    monkeypatch.setattr(scorer.projector, "apply", _failing_on(scorer, attempt["attempt_id"],
+                                                               psycopg.errors.DataError("a value it refuses")))
+    await s.submit(attempt, 4)
+    with pytest.raises(Refused):
+        await s.drain()
+    scorer._behind = True
+    for refusals in (1, 2):
+        with pytest.raises(Refused):
+            await scorer._next_batch()
+        stored = await s.clients.redis.hvals(s.keys.of(victim).rejections)
+        assert [v.split(b":")[0] for v in stored] == [str(refusals).encode()]
+    assert await scorer._next_batch() == 0  # the third: parked
+    parked = await dead_letters(s)
+    assert len(parked) == 1 and b"refused 3 times" in parked[0][b"error"]
+    assert await scorer._next_batch() == 0 and not scorer._behind  # nothing of it blocks the stream now
+
+
+async def test_an_entry_a_bug_fails_on_is_parked_not_fatal(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception of ours on one entry is refused like PostgreSQL's refusals: isolated and parked while
+    the others project, instead of stopping the scorer on every try."""
+    s = system
+    victim, other = await s.register(), await s.register()
+    attempt = await s.start(victim)
+    await s.drain()
+    monkeypatch.setattr(s.scorers[0].projector, "apply",
+                        _failing_on(s.scorers[0], attempt["attempt_id"], KeyError("a bug")))
+    await s.submit(attempt, 4)
+    await s.entry(other, 5)
+    await s.drain()
+    parked = await dead_letters(s)
+    assert len(parked) == 1 and b"KeyError" in parked[0][b"error"]
+    assert await s.count("entries") == 1
+
+
+async def test_parking_and_requeueing_twice_do_each_once(system: System) -> None:
+    """A park or a requeue run again (a retry after a lost reply, two scorers holding the same entry, two
+    operators) changes nothing more: one dead letter, one copy back on the stream."""
+    s = system
+    await s.register()
+    consumer = s.scorers[0].consumer
+    await consumer.ensure_groups()
+    [entry] = await consumer.read(s.keys.numbers, 10, None)
+    assert await consumer.dead_letter(entry, "cannot decode: test") is True
+    assert await consumer.dead_letter(entry, "cannot decode: test") is False
+    [(number, dead_id, _)] = await s.streams.dead_lettered()
+    assert await s.streams.requeue_dead_letter(number, dead_id)
+    assert await s.streams.requeue_dead_letter(number, dead_id) is None
+    assert await s.stream_length() == 2 and await dead_letters(s) == []  # the parked original and one copy
+    await s.drain()
+    assert await s.count("participants") == 1
 
 
 async def test_heartbeat_and_check(system: System, servers: Any) -> None:
@@ -271,8 +390,8 @@ async def test_parked_entries_can_be_requeued_after_a_fix(system: System, monkey
     assert await s.count("entries") == 1 and len(await dead_letters(s)) == 1
     monkeypatch.undo()  # the fix is deployed
     reader = s.streams
-    for number, dead_id, fields in await reader.dead_lettered():
-        await reader.requeue_dead_letter(number, dead_id, fields["raw"])
+    for number, dead_id, _ in await reader.dead_lettered():
+        assert await reader.requeue_dead_letter(number, dead_id)
     await s.drain()
     assert await s.count("entries") == 2 and await dead_letters(s) == []
     view = await s.ok(f"/v1/periods/1/participants/{victim}")
@@ -294,3 +413,80 @@ async def test_an_approximate_trim_keeps_up_with_a_busy_stream(system: System) -
         await reader.ack(batch)
     await reader.trim_acknowledged(CONTEST_STREAM)  # approximate, as the scorer calls it
     assert await s.clients.redis.xlen(stream) < 1_000
+
+
+async def _until(predicate: Any, timeout: float = 20.0, what: str = "") -> None:
+    """Poll `predicate` (async) until true, or fail naming `what`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_postgres_outage_parks_nothing_however_many_scorers_come_and_go(system: System,
+                                                                               servers: Any) -> None:
+    """Guarantee 8, reproduced as found: PostgreSQL down longer than the reclaim threshold while entries
+    are acknowledged; the scorer retries its own pending entries all along (each retry is a delivery);
+    a second scorer is started (the runbook's advice for a backlog) and takes over a stream with
+    them. Nothing may be parked: once PostgreSQL is back, the close counts every acknowledged entry."""
+    if servers.postgres is None:
+        pytest.skip("needs the embedded PostgreSQL")
+    s = system
+    pool = open_pool(servers.database_url, max_size=4)  # the scorers' own: a short wait for a connection
+    await pool.open()
+    pool.timeout = 0.3  # so that the retries come fast and the deliveries pile up within seconds
+    try:
+        await _outage_with_a_second_scorer(s, servers, Clients(s.clients.redis, pool, s.keys))
+    finally:
+        await pool.close()
+
+
+async def _outage_with_a_second_scorer(s: System, servers: Any, clients: Clients) -> None:
+    first = s.scorers[0] = build_scorer(s.contest, clients, "first", s.clock)
+    second = build_scorer(s.contest, clients, "second", s.clock)
+    for scorer in (first, second):  # every threshold small: reclaim after 0.2 s, leases of 0.3 s
+        scorer.block_ms, scorer.claim_idle_ms, scorer.beat_every_s = 50, 200, 0.1
+        scorer.backoff_s = 0.05
+    stops = asyncio.Event(), asyncio.Event()
+    tasks = [asyncio.create_task(first.run(stops[0]))]
+    early = await s.register()
+    await s.entry(early, 5)
+    await _until(lambda: _entries_or_zero(s), what="the first entry projected")
+    partition = s.keys.of(early).stream
+    receipts = []
+    servers.postgres.stop()
+    try:
+        receipts.append(await s.entry(early, 4))  # acknowledged while PostgreSQL is down
+
+        async def redelivered_often() -> bool:
+            rows = await s.clients.redis.xpending_range(partition, GROUP, "-", "+", 10)
+            return bool(rows) and min(int(r["times_delivered"]) for r in rows) > 10  # past the old limit
+
+        await _until(redelivered_often, what="the first scorer retrying its own pending entries")
+        for _ in range(3):  # more acknowledged entries, from new participants too
+            receipts.append(await s.entry(await s.register(), 3))
+        tasks.append(asyncio.create_task(second.run(stops[1])))  # a second scorer joins during the outage
+
+        async def shared() -> bool:
+            return len(set((await s.streams.lease_owners()).values())) == 2
+
+        await _until(shared, what="the streams shared by both scorers")
+        await asyncio.sleep(1.0)  # past the reclaim threshold: the second scorer claims what the first held
+    finally:
+        servers.postgres.start()
+
+    async def caught_up() -> bool:
+        try:
+            return (await s.streams.progress()).caught_up and await s.count("entries") > 0
+        except Exception:  # PostgreSQL still coming back
+            return False
+
+    await _until(caught_up, timeout=30, what="both scorers catching up after the outage")
+    for stop in stops:
+        stop.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert await dead_letters(s) == []
+    closed = await s.close(1)
+    prizes = await s.ok("/v1/periods/1/prizes")
+    assert prizes["actual"] == 1 + len(receipts)  # every acknowledged entry counted (target: entries)
+    assert closed["dead_letters"] == 0

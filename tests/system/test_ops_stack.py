@@ -119,6 +119,7 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert "DOWN" not in status.stdout
         assert "CCHC_SECRET=" in secrets and "CCHC_PII_KEY=" in secrets
         assert oct((tmp_path / "secrets.env").stat().st_mode & 0o777) == "0o600"
+        _servers_ask_for_their_passwords(tmp_path, line)
         holders = {role: b"CCHC_SECRET=" in env or b"CCHC_PII_KEY=" in env or b"CCHC_ADMIN_TOKEN=" in env
                    for role, env in _children_environ(str(tmp_path)).items()}
         assert holders == {"ingest": True, "results": False, "scorer": False}  # each only the secrets it uses
@@ -132,6 +133,39 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
     # a restart keeps the secrets (and so every token already handed out)
     assert (tmp_path / "secrets.env").read_text() == secrets
+
+
+def _servers_ask_for_their_passwords(data_dir: Path, ready_line: str) -> None:
+    """The embedded Valkey and PostgreSQL of `cchc up` refuse a local client without the passwords
+    secrets.env keeps; the URLs handed to the processes carry them; the line printed masks them."""
+    import asyncio
+
+    import psycopg
+    from redis.exceptions import AuthenticationError
+
+    from runtime.settings import read_env_file
+    from tests.system.test_ops_embedded import without_password
+
+    kept, handed = read_env_file(data_dir / "secrets.env"), read_env_file(data_dir / "stack.env")
+    valkey_password, postgres_password = kept["CCHC_VALKEY_PASSWORD"], kept["CCHC_POSTGRES_PASSWORD"]
+    assert f":{valkey_password}@" in handed["CCHC_REDIS_URL"]
+    assert f":{postgres_password}@" in handed["CCHC_DATABASE_URL"]
+    assert valkey_password not in ready_line and postgres_password not in ready_line and ":***@" in ready_line
+
+    async def ping(url: str) -> object:
+        client = aioredis.from_url(url)
+        try:
+            return await client.ping()
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(ping(handed["CCHC_REDIS_URL"]))
+    with pytest.raises(AuthenticationError):
+        asyncio.run(ping(without_password(handed["CCHC_REDIS_URL"])))
+    with psycopg.connect(handed["CCHC_DATABASE_URL"], connect_timeout=5) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(without_password(handed["CCHC_DATABASE_URL"]), connect_timeout=5)
 
 
 async def test_durability_mode_follows_the_server_config(redis: aioredis.Redis) -> None:

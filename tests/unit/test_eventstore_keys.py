@@ -16,7 +16,7 @@ def test_every_key_of_a_participant_shares_its_streams_slot(participant_id: str,
     slot = keys.of(participant_id)
     assert 0 <= slot.number < partitions
     names = [slot.participants, slot.access, slot.births, slot.disqualified, slot.attempts(3), slot.receipts,
-             slot.dead_letters]
+             slot.dead_letters, slot.rejections]
     assert {key_slot(n.encode()) for n in names} == {key_slot(slot.stream.encode())}
 
 

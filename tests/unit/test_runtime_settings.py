@@ -4,10 +4,13 @@ server URLs printed without their passwords."""
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from runtime.settings import Settings, SettingsError, redact, without_secrets
+from runtime.settings import Settings, SettingsError, load_or_create_state, redact, without_secrets, write_env_file
+from tests.filemodes import modes_seen, umask
 
 KEY = base64.b64encode(b"k" * 32).decode()
 
@@ -71,3 +74,39 @@ def test_the_metrics_ports_listen_on_loopback_unless_told_otherwise() -> None:
     assert Settings.from_env({}).metrics_host == "127.0.0.1"
     settings = Settings.from_env({"CCHC_METRICS_HOST": "10.0.0.5"})
     assert settings.metrics_host == "10.0.0.5" and settings.env()["CCHC_METRICS_HOST"] == "10.0.0.5"
+
+
+def test_secrets_and_stack_env_are_created_for_their_owner_only(tmp_path: Path) -> None:
+    """0600 from the first byte, whatever the umask: never readable by others for an instant."""
+    with umask(0), modes_seen(tmp_path) as seen:
+        _, path, passwords = load_or_create_state(Settings(data_dir=tmp_path), anchor_now=datetime.now(UTC))
+        write_env_file(tmp_path / "stack.env", {"CCHC_REDIS_URL": "redis://:pw@127.0.0.1:1/0"})
+        write_env_file(tmp_path / "stack.env", {"CCHC_REDIS_URL": "redis://:pw@127.0.0.1:2/0"})  # again, replaced
+    assert path == tmp_path / "secrets.env"
+    stored = (tmp_path / "secrets.env").read_text()
+    assert f"CCHC_VALKEY_PASSWORD={passwords.valkey}\n" in stored
+    assert f"CCHC_POSTGRES_PASSWORD={passwords.postgres}\n" in stored
+    assert seen["secrets.env"] == seen["stack.env"] == {0o600}
+    assert {mode for name, modes in seen.items() for mode in modes} == {0o600}  # temporary files too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secrets.env", "stack.env"]
+
+
+def test_a_secrets_file_from_before_is_narrowed_to_its_owner(tmp_path: Path) -> None:
+    old = tmp_path / "secrets.env"
+    with umask(0):
+        load_or_create_state(Settings(data_dir=tmp_path), anchor_now=datetime.now(UTC))
+    old.chmod(0o644)  # as an older version, or a copy, may have left it
+    kept = old.read_text()
+    load_or_create_state(Settings(data_dir=tmp_path), anchor_now=datetime.now(UTC))
+    assert old.stat().st_mode & 0o777 == 0o600 and old.read_text() == kept
+
+
+def test_a_secrets_file_from_before_the_store_passwords_gains_them_and_keeps_the_rest(tmp_path: Path) -> None:
+    before = {"CCHC_SECRET": "s" * 43, "CCHC_ADMIN_TOKEN": "a" * 32, "CCHC_PII_KEY": KEY,
+              "CCHC_CONTEST_ANCHOR": "2030-01-07T08:00:00+07:00"}
+    write_env_file(tmp_path / "secrets.env", before)
+    settings, _, passwords = load_or_create_state(Settings(data_dir=tmp_path), anchor_now=datetime.now(UTC))
+    assert (settings.secret, settings.admin_token, settings.pii_key) == ("s" * 43, "a" * 32, KEY)
+    assert len(passwords.valkey) >= 32 and len(passwords.postgres) >= 32 and passwords.valkey != passwords.postgres
+    again = load_or_create_state(Settings(data_dir=tmp_path), anchor_now=datetime.now(UTC))[2]
+    assert again == passwords  # generated once, kept
