@@ -126,3 +126,15 @@ async def test_requests_without_a_key_keep_records_only_minutes(system: System) 
     await s.register()
     records = [k for k in await s.clients.redis.keys("*:w:*")]
     assert records and all([0 < await s.clients.redis.ttl(k) <= 300 for k in records])
+
+
+async def test_the_key_is_bound_to_its_route(system: System) -> None:
+    """The same key string on another route is another write: a recovery is not answered with a registration."""
+    s = system
+    person = s.person()
+    status, registered = await s.post("/v1/participants", person, headers=idem())
+    assert status == 201
+    lost = {"id_number": person["id_number"], "phone": person["phone"], "birth_date": person["birth_date"]}
+    status, recovered = await s.post("/v1/participants/access-key", lost, headers=idem())
+    assert status == 200 and recovered["access_key"] != registered["access_key"]
+    assert recovered["participant_id"] == registered["participant_id"]
