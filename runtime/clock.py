@@ -104,6 +104,7 @@ class SyncedClock:
         self.window_ms = window_s * 1000
         self._samples: dict[str, deque[Sample]] = {}
         self._best: dict[str, Sample] = {}
+        self._in_step_until: dict[str, float] = {}  # reference → monotonic ms until which check() passes
 
     def _mono_ms(self) -> float:
         return self._monotonic() * 1000
@@ -126,6 +127,7 @@ class SyncedClock:
             samples.popleft()
         self._best[reference] = min(samples, key=lambda s: s.uncertainty_ms)
         in_step = self._why_not(reference) is None
+        self._in_step_until[reference] = sample.received + self.stale_after_ms if in_step else 0.0
         metrics.CLOCK_OFFSET.labels(reference or "store").set(sample.offset_ms / 1000)
         metrics.CLOCK_IN_STEP.labels(reference or "store").set(1 if in_step else 0)
 
@@ -157,10 +159,12 @@ class SyncedClock:
         """Raise ClockOutOfStep unless `reference` may be stamped in now; "" on a cluster (no reference of
         that name) means every master's, as a close needs (its barrier spans them all)."""
         every = reference == "" and "" not in self._samples and self._samples
+        now = self._mono_ms()
         for name in list(self._samples) if every else [reference]:
-            why = self._why_not(name)
-            if why is not None:
-                raise ClockOutOfStep(why + "; retry shortly")
+            if now < self._in_step_until.get(name, 0.0):  # the hot path: decided at the last reading
+                continue
+            why = self._why_not(name) or "this server has not read the store's time lately (offset unknown)"
+            raise ClockOutOfStep(why + "; retry shortly")
 
 
 async def keep_in_step(clock: SyncedClock, references: Callable[[], Awaitable[dict[str, Callable[[], Awaitable[int]]]]],
