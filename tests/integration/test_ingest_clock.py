@@ -56,25 +56,33 @@ async def post(client: TestClient, path: str, body: Any, **headers: str) -> tupl
     return answer.status, await answer.json()
 
 
+_people = System.__new__(System)  # only its person() is used: a valid registration body, unique per call
+_people._people = 0
+
+
+async def started(client: TestClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new participant (its credentials) and an attempt it started, through `client`."""
+    status, who = await post(client, "/v1/participants", _people.person())
+    assert status == 201, who
+    status, attempt = await post(client, "/v1/attempts", {"participant_id": who["participant_id"]},
+                                 Authorization=f"Bearer {who['access_key']}")
+    assert status == 201, attempt
+    return who, attempt
+
+
 async def test_a_duration_measured_across_two_hosts_is_the_stores(
         contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> None:
     shaped = contest_open_now(contest, ends_in_s=600)
     clients = Clients(redis, pool, Keys(shaped.slug, SETTINGS.partitions))
-    person = System.__new__(System)
-    person._people = 0
     async with AsyncExitStack() as stack:
         ahead, _, _ = await stack.enter_async_context(ingest_with(shaped, clients, lambda: time.time() + 0.040))
         behind, _, _ = await stack.enter_async_context(ingest_with(shaped, clients, lambda: time.time() - 0.040))
-        status, who = await post(ahead, "/v1/participants", person.person())
-        assert status == 201
-        status, attempt = await post(ahead, "/v1/attempts", {"participant_id": who["participant_id"]},
-                                     Authorization=f"Bearer {who['access_key']}")
-        assert status == 201
-        started = time.monotonic()
+        _, attempt = await started(ahead)
+        since = time.monotonic()
         await asyncio.sleep(0.3)
         status, receipt = await post(behind, "/v1/submissions", {"token": attempt["token"], "answers": {},
                                                                   "prediction": 0})
-        took_ms = (time.monotonic() - started) * 1000
+        took_ms = (time.monotonic() - since) * 1000
         assert status == 202
         # Wall clocks 80 ms apart would have shortened it by 80 ms; stamped in the store's time it is what
         # passed (within the readings' uncertainty, a few ms on loopback).
@@ -85,13 +93,8 @@ async def test_a_host_too_far_off_refuses_to_stamp_and_says_so(
         contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> None:
     shaped = contest_open_now(contest, ends_in_s=600)
     clients = Clients(redis, pool, Keys(shaped.slug, SETTINGS.partitions))
-    person = System.__new__(System)
-    person._people = 0
     async with ingest_with(shaped, clients, time.time) as (good, _, _):
-        status, who = await post(good, "/v1/participants", person.person())
-        status, attempt = await post(good, "/v1/attempts", {"participant_id": who["participant_id"]},
-                                     Authorization=f"Bearer {who['access_key']}")
-        assert status == 201
+        who, attempt = await started(good)
         async with ingest_with(shaped, clients, lambda: time.time() + 5) as (skewed, _, _):
             assert REGISTRY.get_sample_value("cchc_clock_in_step", {"reference": "store"}) == 0
             assert REGISTRY.get_sample_value("cchc_clock_offset_seconds", {"reference": "store"}) == \
@@ -110,17 +113,9 @@ async def test_an_entry_received_before_the_end_is_in_revision_1_however_late_it
         contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> None:
     shaped = contest_open_now(contest, ends_in_s=1.5)
     clients = Clients(redis, pool, Keys(shaped.slug, SETTINGS.partitions))
-    person = System.__new__(System)
-    person._people = 0
     async with ingest_with(shaped, clients, time.time) as (client, committee, clock):
         ingest = client.app[INGEST]
-        attempts = []
-        for _ in range(2):
-            status, who = await post(client, "/v1/participants", person.person())
-            status, attempt = await post(client, "/v1/attempts", {"participant_id": who["participant_id"]},
-                                         Authorization=f"Bearer {who['access_key']}")
-            assert status == 201
-            attempts.append(attempt)
+        attempts = [(await started(client))[1] for _ in range(2)]
         end = shaped.periods[0].end_ms
         await asyncio.sleep(max(0, end - 200 - clock.now_ms()) / 1000)  # 200 ms before the end
         real_submit = ingest.writer.submit_soon
