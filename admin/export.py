@@ -29,6 +29,7 @@ from contest.timefmt import iso_ms
 from eventstore.pii import PiiVault
 from projections.close import NotClosed
 from projections.live_queries import LiveQueries
+from projections.personal_queries import PersonalQueries
 from projections.results_queries import ResultsQueries
 from runtime.files import private_file
 
@@ -193,11 +194,18 @@ def _about(book: _Book, contest: Contest, lines: list[Row], public: bool, person
            else "không" if public else "chỉ số điện thoại đã ẩn"])
 
 
+ERASED_CELL = "(đã xoá theo yêu cầu)"  # a winner whose personal data was erased (DESIGN §10): nothing to open
+
+
 async def _personal_data(live: LiveQueries, vault: PiiVault, participant_ids: list[str]
                          ) -> dict[str, tuple[str, str, str]]:
-    sealed = await live.sealed_personal_data(participant_ids)
-    return {pid: (data.id_number, data.phone, data.birth_date) for pid, data in
-            ((pid, vault.open(blob)) for pid, blob in sealed.items())}
+    """Each winner's CCCD, phone and birth date, opened with their data key (CCHC_PII_KEY unwraps it); an
+    erased winner's cannot be opened by anyone any more."""
+    out = {}
+    for pid, sealed in (await PersonalQueries(live.pool).sealed(participant_ids)).items():
+        data = None if sealed.erased else vault.open_personal(pid, sealed.pii, sealed.wrapped_key)
+        out[pid] = (data.id_number, data.phone, data.birth_date) if data else (ERASED_CELL,) * 3
+    return out
 
 
 # -- the whole contest ---------------------------------------------------------------------------

@@ -9,8 +9,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from admin.schemas import AnswerKeyCorrected, AnswerKeyCorrection, Disqualification, Disqualified, FlagsOut, QuestionsOut
+from admin.schemas import (
+    AnswerKeyCorrected,
+    AnswerKeyCorrection,
+    Disqualification,
+    Disqualified,
+    ErasedOut,
+    ErasureRequest,
+    FlagsOut,
+    QuestionsOut,
+)
 from admin.service import Committee
+from contest.timefmt import iso_ms
 from projections.close import PeriodClosed
 from runtime.errors import Conflict, Invalid, NotFound, NotYet, Refusal
 from runtime.routes import PERIOD, PERIOD_QUERY, Route
@@ -90,6 +100,15 @@ async def correct_answer_key(request: web.Request) -> web.Response:
     return json_response(AnswerKeyCorrected(body.question_id, body.answer), 202)
 
 
+async def erase(request: web.Request) -> web.Response:
+    """The committee erases a participant's personal data (DESIGN §10); the event records who, why and when."""
+    committee, by = _committee(request)
+    body = await decode_body(request, ErasureRequest)
+    with _translated():
+        at_ms = await committee.erase(body.participant_id, body.reason, by=by)
+    return json_response(ErasedOut(body.participant_id, iso_ms(at_ms, committee.contest.tz)), 202)
+
+
 ROUTES = (
     Route("post", "/v1/admin/periods/{n}/close", close_period, "close a period: freeze its winners", 200,
           PeriodClosed, errors=(404, 409, 422), params=(PERIOD,), bearer=True),
@@ -102,6 +121,10 @@ ROUTES = (
           bearer=True),
     Route("post", "/v1/admin/disqualifications", disqualify, "disqualify a participant", 202, Disqualified,
           Disqualification, errors=(404,), bearer=True),
+    Route("post", "/v1/admin/erasures", erase, "erase a participant's personal data (a request received by other"
+          " means; it cannot be undone): their CCCD, phone, birth date and name can no longer be read anywhere, their"
+          " access key stops working, their entries and prizes stand", 202, ErasedOut, ErasureRequest, errors=(404,),
+          bearer=True),
     Route("post", "/v1/admin/answer-key", correct_answer_key, "correct one answer of the key", 202,
           AnswerKeyCorrected, AnswerKeyCorrection, errors=(404,), bearer=True),
 )

@@ -40,3 +40,15 @@ class AnswerKeyCorrected(msgspec.Struct):
 class QuestionsOut(msgspec.Struct):
     period: int | None
     questions: list[QuestionStat]
+
+
+class ErasureRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The committee erases a participant's personal data (a request received by other means)."""
+
+    participant_id: Identifier
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class ErasedOut(msgspec.Struct):
+    participant_id: str
+    erased_at: str

@@ -1,9 +1,10 @@
-"""The committee's actions as one service: close, recompute, disqualify, correct the answer key,
-and (admin.export) the committee's files. The CLI and the HTTP admin routes are two doors to it; they only
-translate arguments and errors."""
+"""The committee's actions as one service: close, recompute, disqualify, correct the answer key, erase a
+participant's personal data and the retention erasure (admin.erasure), and (admin.export) the committee's
+files. The CLI and the HTTP admin routes are two doors to it; they only translate arguments and errors."""
 
 from __future__ import annotations
 
+from admin.erasure import Erasures, Forgotten, UnknownParticipant
 from admin.flags import period_flags
 from admin.questions import question_report
 from contest.flags import Flag
@@ -16,11 +17,7 @@ from projections.live_queries import LiveQueries
 from runtime.clock import Clock
 from runtime.errors import NotFound
 
-
-class UnknownParticipant(NotFound):
-    """No participant with this id."""
-
-    code = "unknown_participant"
+__all__ = ["Committee", "UnknownParticipant", "UnknownQuestion"]
 
 
 class UnknownQuestion(NotFound):
@@ -31,12 +28,13 @@ class UnknownQuestion(NotFound):
 
 class Committee:
     def __init__(self, contest: Contest, writer: StreamWriter, closer: Closer, clock: Clock, *,
-                 retention_s: int = 30 * 86_400) -> None:
+                 retention_s: int = 30 * 86_400, erasures: Erasures | None = None) -> None:
         self.contest = contest
         self.writer = writer
         self.closer = closer
         self.clock = clock
         self.retention_s = retention_s
+        self.erasures = erasures or Erasures(contest, writer, closer.pool, clock)
 
     async def close(self, period: int, *, by: str) -> PeriodClosed:
         """Freeze a period's results once every entry received before its end is projected (idempotent);
@@ -79,3 +77,15 @@ class Committee:
             raise UnknownQuestion(f"no question {question_id!r} in this contest")
         await self.writer.append(encode_many([AnswerKeyCorrected(question_id=question_id, answer=answer,
                                                                  at_ms=self.clock.now_ms(), by=by, reason=reason)]))
+
+    async def erase(self, participant_id: str, reason: str, *, by: str) -> int:
+        """Erase a participant's personal data (a request the committee received by other means, DESIGN §10):
+        their CCCD, phone, birth date and name can no longer be read anywhere, their access key stops working,
+        their entries and prizes stand. Returns when it was erased (ms; the first time, if it was before).
+        The event records who, why and when."""
+        return await self.erasures.erase(participant_id, reason, by=by)
+
+    async def forget_expired(self, *, by: str) -> Forgotten:
+        """`cchc forget --expired`: once every period is closed, erased participants' identity claims go;
+        `retention_days` after the last close, everyone's personal data (admin.erasure)."""
+        return await self.erasures.forget_expired(by=by)

@@ -15,6 +15,9 @@ NAME_PUNCTUATION = frozenset(" .-'")
 # Century and sex digit (the 4th) of a CCCD: 0/1 born in the 1900s, 2/3 in the 2000s (Circular 07/2016).
 CENTURY_OF_DIGIT = {"0": 1900, "1": 1900, "2": 2000, "3": 2000}
 PROVINCE_CODES = range(1, 97)  # 001–096
+# What every answer, page and export made after an erasure shows in place of the participant's name
+# (DESIGN §10); the published prize lists keep the names they were published with.
+ERASED_NAME = "Người dự thi đã xoá dữ liệu"
 
 
 class IdentityError(ValueError):

@@ -14,19 +14,27 @@ class Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True, gc=Fals
     v: int = 1
 
 
-class ParticipantRegistered(Event, tag="participant_registered", frozen=True, kw_only=True):
+class ParticipantRegistered(Event, tag="participant_registered", frozen=True, kw_only=True, omit_defaults=True):
+    """v2 (ingest since data keys): nothing personal in plain. `pii` holds {id_number, phone, birth_date,
+    full_name} sealed under the participant's own data key, whose wrapped copies live outside the event
+    record (Redis beside the participant's keys, PostgreSQL's keyring `participant_personal`, with the plain
+    display name, masked phone and keyed hashes the projections use): an erasure destroys them and leaves
+    this event unreadable (DESIGN §10). v1 (before data keys; also `cchc simulate`'s made-up people): `pii`
+    sealed under CCHC_PII_KEY itself and the plain fields below filled."""
+
     participant_id: str
     group: str
     unit_code: str | None
-    display_name: str
-    phone_masked: str
-    id_hash: str
-    phone_hash: str
-    pii: bytes  # AES-GCM sealed {id_number, phone, birth_date}; see eventstore.pii
+    pii: bytes
     registered_ms: int
-    address_hash: str = ""  # keyed hash of the client address it registered from (flags for the committee)
     consent_version: str = ""  # the privacy notice's version the participant accepted ("" : the contest asks none)
     consent_ms: int = 0  # when
+    # v1 only (v2 leaves them empty: they are in the participant's PersonalCopy)
+    display_name: str = ""
+    phone_masked: str = ""
+    id_hash: str = ""
+    phone_hash: str = ""
+    address_hash: str = ""  # keyed hash of the client address it registered from (flags for the committee)
 
 
 class AttemptStarted(Event, tag="attempt_started", frozen=True, kw_only=True):
@@ -60,10 +68,24 @@ class ParticipantDisqualified(Event, tag="participant_disqualified", frozen=True
 
 class AccessKeyReissued(Event, tag="access_key_reissued", frozen=True, kw_only=True):
     """A participant proved CCCD, phone and birth date and got a new access key (the old one stopped
-    working). The participant is named by the CCCD's keyed hash, as its registration names it."""
+    working). Named by its id; events before data keys named it by the CCCD's keyed hash instead (a keyed
+    hash of a 12-digit number in the permanent record could be searched with the key after an erasure)."""
 
-    id_hash: str
     at_ms: int
+    participant_id: str = ""
+    id_hash: str = ""
+
+
+class ParticipantErased(Event, tag="participant_erased", frozen=True, kw_only=True):
+    """The participants' personal data erased (DESIGN §10): their data keys were destroyed with this event's
+    append, so what was sealed under them is unreadable everywhere; the event records the erasure, not the
+    data. Their entries and prizes stand. One participant (their own request, the committee's) or many
+    (`cchc forget --expired`, in chunks of one partition)."""
+
+    participant_ids: list[str]
+    at_ms: int
+    by: str = ""  # "participant" (their own request), the organiser's name, cli:USER
+    reason: str = ""
 
 
 class AnswerKeyCorrected(Event, tag="answer_key_corrected", frozen=True, kw_only=True):
@@ -83,10 +105,14 @@ class ResultsPublished(Event, tag="results_published", frozen=True, kw_only=True
     barrier: str
     results_digest: str
     by: str = ""  # who closed or recomputed
+    # The display names the published prize list shows (participant id → name), so a replay after an
+    # erasure publishes the same list and digest (DESIGN §10: published winners keep their names). None in
+    # markers from before: a replay then takes the names from the projection.
+    names: dict[str, str] | None = None
 
 
 AnyEvent = ParticipantRegistered | AttemptStarted | SubmissionReceived | ParticipantDisqualified \
-    | AnswerKeyCorrected | ResultsPublished | AccessKeyReissued
+    | AnswerKeyCorrected | ResultsPublished | AccessKeyReissued | ParticipantErased
 
 # Each event type's tag (its `type` on the wire and `kind` in the event table).
 TAGS: dict[type, str] = {kind: kind.__struct_config__.tag for kind in AnyEvent.__args__}

@@ -87,6 +87,19 @@ class Slot:
         name, birth date, masked phone, times, consent), sealed."""
         return f"{self.prefix}:profile"
 
+    @cached_property
+    def personal(self) -> str:
+        """HASH participant_id → its PersonalCopy (eventstore.pii, msgpack): its data key wrapped and the plain
+        values the projections show (a scorer copies it into PostgreSQL). Never in the stream: an erasure
+        deletes it, and with it the only key to what the event record holds sealed (DESIGN §10)."""
+        return f"{self.prefix}:personal"
+
+    @cached_property
+    def erased(self) -> str:
+        """HASH participant_id → when its personal data was erased (ms): the record of erasures in the
+        other store (the erasure log beside the backups is PostgreSQL's; eventstore.erasure_log)."""
+        return f"{self.prefix}:erased"
+
     def current(self, participant_id: str) -> str:
         """STRING with a TTL (the attempt's time limit and grace): the participant's latest attempt id and
         its AttemptStarted event (GET /v1/attempts/current: a resume on another device)."""

@@ -24,19 +24,23 @@ from contest.identity import (
 )
 from contest.model import Contest, Period
 from contest.timefmt import iso_ms
+from eventstore.erasure_log import ErasureLog
 from eventstore.events import (
     AccessKeyReissued,
     AttemptStarted,
+    ParticipantErased,
     ParticipantRegistered,
     SubmissionReceived,
     decode_many,
 )
 from eventstore.events import encode_many as encode
 from eventstore.ids import uuid7
-from eventstore.pii import PersonalData, PiiVault, Profile, new_access_key, participant_of
+from eventstore.pii import PersonalCopy, PersonalData, PiiVault, Profile, new_access_key, participant_of
 from eventstore.redis_stream import participants
+from eventstore.redis_stream.personal import AofRewriter
 from eventstore.redis_stream.scripts import (
     AttemptRefused,
+    ErasureRefused,
     IdentityTaken,
     KeyReused,
     Late,
@@ -53,6 +57,8 @@ from ingest.schemas import (
     AttemptStartedOut,
     ConsentOut,
     Credentials,
+    Erasure,
+    ErasureOut,
     ParticipantMe,
     PeriodHeldOut,
     QuestionOut,
@@ -103,6 +109,8 @@ class Ingest:
     ready: Callable[[], Awaitable[None]]
     address_limit: int = 0  # requests a minute per client address on registration, attempts, recovery (0 = off)
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    erasure_log: ErasureLog | None = None  # beside the backups (DESIGN §10): every erasure made here is written
+    aof: AofRewriter | None = None  # rewrites Valkey's AOF after an erasure (its files then forget the copies)
     banks: dict[str, list[str]] = field(default_factory=dict)  # group → question ids, filled on creation
 
     def __post_init__(self) -> None:
@@ -213,17 +221,22 @@ async def register(request: web.Request) -> web.Response:
     now = ing.clock.now_ms()
     participant_id = uuid7(now)
     masked = mask_phone(phone)
+    id_hash, phone_hash = ing.vault.hash("id", id_number), ing.vault.hash("phone", phone)
+    # The participant's own data key seals what the event records; its wrapped copy and the plain values the
+    # projections show go in the personal copy, which an erasure destroys (DESIGN §10).
+    data_key, wrapped_key = ing.vault.new_data_key(participant_id)
+    consent_ms = now if consent_version else 0
     event = ParticipantRegistered(
-        participant_id=participant_id, group=group.code, unit_code=unit, display_name=name,
-        phone_masked=masked, id_hash=ing.vault.hash("id", id_number), phone_hash=ing.vault.hash("phone", phone),
-        pii=ing.vault.seal(PersonalData(id_number, phone, body.birth_date)), registered_ms=now,
-        address_hash=address, consent_version=consent_version, consent_ms=now if consent_version else 0)
+        v=2, participant_id=participant_id, group=group.code, unit_code=unit, registered_ms=now,
+        pii=data_key.seal(PersonalData(id_number, phone, body.birth_date, name)),
+        consent_version=consent_version, consent_ms=consent_ms)
+    personal = PersonalCopy(wrapped_key, name, masked, id_hash, phone_hash, address)
     access_key = new_access_key(participant_id)
-    profile = Profile(name, birth.isoformat(), masked, now, consent_version, event.consent_ms)
+    profile = Profile(name, birth.isoformat(), masked, now, consent_version, consent_ms)
     outcome = await ing.writer.register(
-        write, event.id_hash, event.phone_hash, participant_id, f"{group.code}|{unit or ''}",
+        write, id_hash, phone_hash, participant_id, f"{group.code}|{unit or ''}",
         ing.vault.access_hash(access_key), ing.vault.seal_key(access_key), ing.vault.hash("birth", birth.isoformat()),
-        ing.vault.seal_profile(profile), encode([event]))
+        data_key.seal_profile(profile), msgspec.msgpack.encode(personal), encode([event]))
     if isinstance(outcome, KeyReused):
         raise _KEY_REUSED
     if isinstance(outcome, IdentityTaken):
@@ -246,13 +259,13 @@ async def recover_access_key(request: web.Request) -> web.Response:
     id_hash = ing.vault.hash("id", id_number)
     keys: dict[str, str] = {}
 
-    def new_key(participant_id: str) -> tuple[str, bytes]:
+    def new_key(participant_id: str) -> tuple[str, bytes, bytes]:
         keys[participant_id] = key = new_access_key(participant_id)
-        return ing.vault.access_hash(key), ing.vault.seal_key(key)
+        event = encode([AccessKeyReissued(participant_id=participant_id, at_ms=ing.clock.now_ms())])
+        return ing.vault.access_hash(key), ing.vault.seal_key(key), event
 
     outcome = await ing.writer.reissue_access_key(
-        write, id_hash, ing.vault.hash("phone", phone), ing.vault.hash("birth", birth.isoformat()), new_key,
-        encode([AccessKeyReissued(id_hash=id_hash, at_ms=ing.clock.now_ms())]))
+        write, id_hash, ing.vault.hash("phone", phone), ing.vault.hash("birth", birth.isoformat()), new_key)
     if isinstance(outcome, KeyReused):
         raise _KEY_REUSED
     if isinstance(outcome, RecoveryRefused):
@@ -350,7 +363,11 @@ async def participant_me(request: web.Request) -> web.Response:
                                     [p.number for p in contest.periods])
     if isinstance(found, participants.WrongKey):
         raise _WRONG_KEY
-    profile = ing.vault.open_profile(found.profile)
+    if found.personal:  # sealed under the participant's data key; before data keys, under CCHC_PII_KEY
+        wrapped = msgspec.msgpack.decode(found.personal, type=PersonalCopy).wrapped_key
+        profile = ing.vault.data_key(wrapped, participant_id).open_profile(found.profile)
+    else:
+        profile = ing.vault.open_profile(found.profile)
     group, _, unit_code = found.info.partition("|")
     unit = contest.units.get(unit_code) if unit_code else None
     periods = []
@@ -362,6 +379,40 @@ async def participant_me(request: web.Request) -> web.Response:
     return json_response(ParticipantMe(
         participant_id, profile.full_name, group, unit_code or None, unit.name if unit else None, profile.phone_masked,
         profile.birth_date, iso_ms(profile.registered_ms, tz), consent, periods))
+
+
+async def erase_me(request: web.Request) -> web.Response:
+    """The participant erases their personal data (DESIGN §10): their data key is destroyed with the event
+    that records it, so what the event record holds sealed is unreadable at once; their name leaves every
+    answer made afterwards (the projections follow the event); the access key stops working. Their entries
+    and prizes stand."""
+    ing = _ingest(request)
+    raw = await read_body(request)
+    if not decode_json(raw, Erasure).confirm:  # part of the schema step: before the credential
+        raise ApiError(422, "invalid", "confirm: must be true (erasing personal data cannot be undone)")
+    participant_id, access_hash = _signed_in(request)
+    write = _write_id(request, "/v1/participants/me/erasure", participant_id, raw)
+    at_ms = ing.clock.now_ms()
+    event = encode([ParticipantErased(participant_ids=[participant_id], at_ms=at_ms, by="participant",
+                                      reason="the participant's own request")])
+    outcome = await ing.writer.erase(write, [participant_id], event, at_ms, access_hash=access_hash)
+    if isinstance(outcome, KeyReused):
+        raise _KEY_REUSED
+    if isinstance(outcome, ErasureRefused):
+        raise _WRONG_KEY
+    metrics.ERASURES.labels("participant" if outcome.newly else "repeated").inc()
+    if outcome.newly:
+        await erased_here(ing, [participant_id], outcome.at_ms, "participant")
+    return json_response(ErasureOut(participant_id, iso_ms(outcome.at_ms, ing.contest.tz)), 202)
+
+
+async def erased_here(ing: Ingest, participant_ids: list[str], at_ms: int, by: str) -> None:
+    """After an erasure this process made: the line in the erasure log beside the backups (so no restore
+    brings the data back), and Valkey's AOF rewritten (so its files forget the deleted copies)."""
+    if ing.erasure_log is not None:
+        await asyncio.to_thread(ing.erasure_log.append, participant_ids, at_ms, by)
+    if ing.aof is not None:
+        ing.aof.request()
 
 
 def _refusal(claims: AttemptClaims, body: Submission, period: Period, contest: Contest,
@@ -459,6 +510,10 @@ ROUTES = (
           AttemptStartedOut, errors=(404,), bearer=True),
     Route("get", "/v1/participants/me", participant_me, "what the service holds about the participant (the right"
           " of access), live", 200, ParticipantMe, bearer=True),
+    Route("post", "/v1/participants/me/erasure", erase_me, "erase the participant's personal data (it cannot be"
+          " undone): their CCCD, phone, birth date and name can no longer be read anywhere; their access key stops"
+          " working; their entries and prizes stand", 202, ErasureOut, Erasure, bearer=True,
+          params=(IDEMPOTENCY_KEY,)),
     Route("post", "/v1/submissions", submit, "submit an attempt's answers (a repeat answers 200 with the original"
           " receipt)", 202, Receipt, Submission, errors=(401, 403, 410), also=(200,)),
 )

@@ -101,3 +101,14 @@ class ParticipantMe(msgspec.Struct):
     registered_at: str
     consent: ConsentOut | None
     periods: list[PeriodHeldOut]
+
+
+class Erasure(msgspec.Struct, forbid_unknown_fields=True):
+    """POST /v1/participants/me/erasure: `confirm` must be true (anything else is 422: nothing is erased)."""
+
+    confirm: bool
+
+
+class ErasureOut(msgspec.Struct):
+    participant_id: str
+    erased_at: str

@@ -115,7 +115,7 @@ async def rankings_and_digest(pool: Any, contest: Contest, keys: Keys) -> tuple[
     everything = Barrier({n: f"{2**62}-0" for n in keys.numbers}).text()
     for period in contest.periods:
         async with pool.connection() as conn, conn.transaction(force_rollback=True):
-            digests.append(await publish(conn, contest, period, 1, everything))
+            digests.append((await publish(conn, contest, period, 1, everything))[0])
     return [tuple(r) for r in ranking], digests
 
 

@@ -18,6 +18,7 @@ from runtime.logs import configure_logging
 from runtime.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from admin.service import Committee
     from contest.model import Contest
     from ops.wiring import Clients
 
@@ -52,6 +53,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         while not stopping:
             for name in stack.supervise():
                 print(f"cchc: {name} exited; restarted it (see {stack.log_dir / name}.log)", flush=True)
+            stack.run_scheduled(time.monotonic())
             time.sleep(0.5)
     finally:
         stack.stop()
@@ -122,8 +124,8 @@ def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitab
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
-    """close / recompute / disqualify / correct-answer: the Committee service, as the admin API calls it."""
-    from admin.service import Committee
+    """close / recompute / disqualify / correct-answer / erase / forget: the Committee service, as the admin API
+    calls it."""
     from eventstore.redis_stream.client import durability_mode
     from eventstore.redis_stream.writer import StreamWriter
     from ops.wiring import build_committee, store_clock
@@ -142,6 +144,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
         if args.command == "disqualify":
             await committee.disqualify(args.participant_id, args.reason, by=by)
             return f"{args.participant_id} disqualified"
+        if args.command in ("erase", "forget"):
+            return await _erasure(committee, args, by)
         await committee.correct_answer(args.question_id, args.answer, by=by, reason=args.reason or "")
         return f"answer key: {args.question_id} is now {args.answer}"
 
@@ -156,6 +160,26 @@ def cmd_admin(args: argparse.Namespace) -> int:
         return 0
 
     return _with_clients(settings, work)
+
+
+async def _erasure(committee: Committee, args: argparse.Namespace, by: str) -> str:
+    """`cchc erase` and `cchc forget --expired`; both return once Valkey has begun rewriting its AOF."""
+    from contest.timefmt import iso_ms
+
+    tz = committee.contest.tz
+    if args.command == "erase":
+        at_ms = await committee.erase(args.participant_id, args.reason, by=by)
+        said = f"{args.participant_id}: personal data erased at {iso_ms(at_ms, tz)}"
+    else:
+        done = await committee.forget_expired(by=by)
+        if done.closed_ms is None:
+            said = "not every period is closed: nothing to forget yet"
+        else:
+            due = "now" if done.erased else f"at {iso_ms(done.due_ms or 0, tz)}"
+            said = (f"last close {iso_ms(done.closed_ms, tz)}; retention erasure due {due}: {done.erased} participant(s)"
+                    f" erased now, {done.released} identity claim(s) of erased participants released")
+    await committee.erasures.aof.settled()
+    return said
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -393,11 +417,13 @@ def cmd_contest_check(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from contest.load import load_contest
-    from ops.contest_summary import summary
+    from ops.contest_summary import summary, warnings
 
     # a relative [schedule] (the demo) is checked as if the stack started now
     contest = load_contest(args.dir, anchor=datetime.now(UTC))
     print("\n".join(summary(contest)))
+    for line in warnings(contest):
+        print(f"warning: {line}")
     print(f"{args.dir}: OK")
     return 0
 
@@ -450,7 +476,17 @@ def parser() -> argparse.ArgumentParser:
     fix.add_argument("question_id")
     fix.add_argument("answer", choices=["A", "B", "C", "D"])
     fix.add_argument("--reason", help="why the key was wrong (recorded in the event)")
-    for action in (close, recompute, dq, fix):
+    erase = sub.add_parser("erase", help="erase a participant's personal data (a request received by other means;"
+                                         " it cannot be undone)")
+    erase.add_argument("participant_id")
+    erase.add_argument("--reason", required=True, help="why (recorded in the event: who, why, when)")
+    erase.set_defaults(func=cmd_admin)
+    forget = sub.add_parser("forget", help="erased participants' identity claims once every period is closed;"
+                                           " everyone's personal data retention_days after the last close")
+    forget.add_argument("--expired", action="store_true", required=True,
+                        help="erase what the retention rule says is due (the only mode; `cchc up` runs it hourly)")
+    forget.set_defaults(func=cmd_admin)
+    for action in (close, recompute, dq, fix, erase, forget):
         action.add_argument("--by", help="your name, recorded in the event (default cli:USER)")
     fix.set_defaults(func=cmd_admin)
     status = sub.add_parser("status", help="health, periods, lag and scorers at a glance (exit 1 if unwell)")

@@ -43,3 +43,17 @@ def summary(contest: Contest) -> list[str]:
     lines.append(f"registration: minimum age {r.min_age}, CCCD check {r.id_check},"
                  f" {len(contest.excluded)} excluded; one prize per person: {'yes' if r.one_prize_per_person else 'no'}")
     return lines
+
+
+def warnings(contest: Contest) -> list[str]:
+    """What is allowed but a real contest must think about (DESIGN §6, §10)."""
+    privacy = contest.privacy
+    if privacy is None:
+        return ["no [privacy] table: registrations ask no consent. A real contest needs one (the notice a registrant"
+                " accepts, its version, the controller and retention_days)"]
+    if privacy.retention_days == 0:
+        return ["[privacy] retention_days = 0: every participant's personal data is erased at the first `cchc forget"
+                " --expired` after the last close (hourly under `cchc up`). Make the winners' personal-data export"
+                " (`cchc export N --personal-data`) of every period before then — the last period's right after"
+                " its close — or there will be no CCCD, phone or birth date for the prize paperwork"]
+    return []

@@ -31,6 +31,9 @@ class StackError(RuntimeError):
     """The stack could not start; the message says which part and where its log is."""
 
 
+FORGET_EVERY_S = 3600.0  # `cchc forget --expired` (DESIGN §10: the retention erasure, scheduled by `cchc up`)
+
+
 class Stack:
     def __init__(self, settings: Settings, *, scorers: int = 2, ingests: int = 1, cluster: int = 0,
                  read_replica: bool = False) -> None:
@@ -47,6 +50,8 @@ class Stack:
         self.metrics_ports: dict[str, int] = {}
         self.secrets_path: Path | None = None
         self.log_dir = settings.data_dir / "logs"
+        self.jobs: dict[str, subprocess.Popen[bytes]] = {}  # scheduled one-shot commands (never restarted)
+        self.next_forget = 0.0  # monotonic time of the next `cchc forget --expired`
 
     def start(self) -> Settings:
         """Start everything; returns the settings the children run with (URLs and secrets filled)."""
@@ -137,23 +142,38 @@ class Stack:
             self.respawn(name)
         return dead
 
+    def run_scheduled(self, now: float) -> None:
+        """`cchc forget --expired` at start and every hour, one at a time (it needs no secret): once every
+        period is closed it releases erased participants' identity claims, and `retention_days` after the last
+        close it erases everyone's personal data. Its output goes to logs/forget.log."""
+        running = self.jobs.get("forget")
+        if now < self.next_forget or (running is not None and running.poll() is None):
+            return
+        self.next_forget = now + FORGET_EVERY_S
+        with (self.log_dir / "forget.log").open("ab") as log:
+            self.jobs["forget"] = subprocess.Popen(
+                [sys.executable, "-m", "ops.cli", "forget", "--expired", "--by", "cchc up (retention)"],
+                env=without_secrets({**os.environ, **self.settings.env()}), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, preexec_fn=die_with_parent)
+
     def check_children(self) -> None:
         for name, proc in self.children.items():
             if proc.poll() is not None:
                 raise StackError(f"{name} exited with {proc.returncode}; see {self.log_dir / name}.log")
 
     def stop(self, timeout: float = 15.0) -> None:
-        for proc in self.children.values():
+        for proc in [*self.children.values(), *self.jobs.values()]:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for proc in self.children.values():
+        for proc in [*self.children.values(), *self.jobs.values()]:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
         self.children.clear()
+        self.jobs.clear()
         self.stack_env.unlink(missing_ok=True)
         if self.replica is not None:
             self.replica.stop()

@@ -15,10 +15,12 @@ from aiohttp import web
 from prometheus_client import start_http_server
 
 from admin import routes as admin_routes
+from admin.erasure import Erasures
 from admin.service import Committee
 from contest.load import load_contest
 from contest.model import Contest
 from eventstore import postgres
+from eventstore.erasure_log import ErasureLog
 from eventstore.errors import StoreUnavailable
 from eventstore.keys import Keys
 from eventstore.pii import PiiVault
@@ -27,6 +29,7 @@ from eventstore.redis_stream.client import DURABILITY_SAID, check_layout, clock_
 from eventstore.redis_stream.consumer import Consumer
 from eventstore.redis_stream.inspection import Streams
 from eventstore.redis_stream.leases import Leases
+from eventstore.redis_stream.personal import AofRewriter
 from eventstore.redis_stream.writer import StreamWriter
 from ingest import app as ingest_app
 from ingest.tokens import TokenSigner
@@ -115,7 +118,8 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
     writer = StreamWriter(clients.redis, clients.keys, durability=durability)
     return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(*settings.token_secrets()),
                              vault=PiiVault(settings.pii_key_bytes()), clock=clock, ready=clients.redis_ready,
-                             address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies)
+                             address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies,
+                             erasure_log=ErasureLog(settings.backups), aof=AofRewriter(clients.redis))
 
 
 @asynccontextmanager
@@ -140,18 +144,20 @@ async def store_clock(clients: Clients) -> AsyncIterator[SyncedClock]:
 
 
 def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, clock: Clock,
-                    settings: Settings) -> Committee:
+                    settings: Settings, *, aof: AofRewriter | None = None) -> Committee:
     # A close answers once the results API serves it: on the replica it reads, if any (guarantee 9).
     closer = Closer(contest, clients.pool, Streams(clients.redis, clients.keys), clock,
                     read_paths=ReadPaths(clients.pool, replica_url=settings.database_read_url))
-    return Committee(contest, writer, closer, clock, retention_s=max(1, settings.retention_days * 86_400))
+    erasures = Erasures(contest, writer, clients.pool, clock, log=ErasureLog(settings.backups), aof=aof)
+    return Committee(contest, writer, closer, clock, retention_s=max(1, settings.retention_days * 86_400),
+                     erasures=erasures)
 
 
 async def build_ingest_parts(contest: Contest, clients: Clients, settings: Settings, clock: Clock
                              ) -> tuple[ingest_app.Ingest, admin_routes.AdminDoor]:
     """Ingest and the committee's door onto its service (mounted on the ingest port)."""
     ingest = await build_ingest(contest, clients, settings, clock)
-    committee = build_committee(contest, clients, ingest.writer, clock, settings)
+    committee = build_committee(contest, clients, ingest.writer, clock, settings, aof=ingest.aof)
     return ingest, admin_routes.AdminDoor(committee, settings.admin_token_names())
 
 

@@ -11,11 +11,13 @@ from eventstore.events import (
     AnswerKeyCorrected,
     AnyEvent,
     ParticipantDisqualified,
+    ParticipantErased,
     ParticipantRegistered,
     SubmissionReceived,
 )
 from eventstore.postgres import Connection, xact_lock
 from projections import live_queries as q
+from projections import personal_queries
 
 KEY_LOCK = 7264  # advisory lock: batches hold it shared, an answer-key correction exclusively
 
@@ -25,7 +27,8 @@ class Projector:
 
     # The event types that change a projection; the others (attempt starts, access-key reissues) are
     # kept by the event table alone.
-    PROJECTED = (ParticipantRegistered, SubmissionReceived, ParticipantDisqualified, AnswerKeyCorrected)
+    PROJECTED = (ParticipantRegistered, SubmissionReceived, ParticipantDisqualified, AnswerKeyCorrected,
+                 ParticipantErased)
 
     def __init__(self, contest: Contest) -> None:
         self.contest = contest
@@ -60,3 +63,5 @@ class Projector:
             await q.add_entries(conn, self.counted, self.contest, await q.answer_keys(conn, self.contest), submitted)
         if disqualified:
             await q.add_disqualifications(conn, disqualified)
+        for _, erased in by_kind.get(ParticipantErased, ()):  # after the registrations: either order converges
+            await personal_queries.erase(conn, erased.participant_ids, erased.at_ms)

@@ -8,6 +8,7 @@ right after the barrier's newest entry in the event table, so a replay recompute
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import msgspec
 import structlog
@@ -68,9 +69,13 @@ class NotDrained(NotYet):
         super().__init__(message, retry_after=retry_after)
 
 
-async def publish(conn: Connection, contest: Contest, period: Period, revision: int, barrier: str) -> str:
+async def publish(conn: Connection, contest: Contest, period: Period, revision: int, barrier: str,
+                  names: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
     """Compute and store one revision of a period's results (and the final results once every
-    period is closed) from the events up to `barrier`; returns the digest. Live and replay both."""
+    period is closed) from the events up to `barrier`; returns the digest and the winners' names as
+    published. Live and replay both: a replay gives the names its marker recorded (`names`), so a winner
+    erased since keeps the published name there and the digest replays (DESIGN §10); live, they are the
+    names the projection shows now (an erased participant's: ERASED_NAME)."""
     # An answer-key correction rescoring meanwhile would change scores between this close's queries,
     # after it looked for corrections later than the barrier: it waits for the close instead.
     await xact_lock(conn, KEY_LOCK, shared=True)
@@ -81,7 +86,8 @@ async def publish(conn: Connection, contest: Contest, period: Period, revision: 
         earlier_winners=frozenset(i["participant_id"] for d in earlier for i in d["individual"]),
         earlier_unit_winners=frozenset(u["unit_code"] for d in earlier for u in d["unit"]))
     winners = [a.ranked.entry.participant_id for awards in outcome.awards.values() for a in awards]
-    document = prizes_document(contest, period, revision, outcome, await live_queries.display_names(conn, winners))
+    shown = dict(names) if names is not None else await live_queries.display_names(conn, winners)
+    document = prizes_document(contest, period, revision, outcome, shown)
     digest = str(document.pop("results_digest"))
     await results_queries.save_result(conn, PeriodResult(
         period.number, revision, digest, barrier, canonical_json(document).decode(),
@@ -89,7 +95,7 @@ async def publish(conn: Connection, contest: Contest, period: Period, revision: 
     await _refresh_final(conn, contest, barrier)
     log.info("results_published", period=period.number, revision=revision, actual=outcome.actual,
              entries=facts.entries, barrier=barrier, results_digest=digest)
-    return digest
+    return digest, {pid: shown.get(pid, "") for pid in winners}
 
 
 async def _refresh_final(conn: Connection, contest: Contest, barrier: str) -> None:
@@ -186,9 +192,9 @@ class Closer:
             # barriers whatever the concurrency, which is the order a replay meets their markers in.
             barrier = (await self._drained_barrier()).text()
             revision = latest + 1
-            digest = await publish(conn, self.contest, period, revision, barrier)
-            await _record_marker(conn, ResultsPublished(period=period.number, revision=revision,
-                                                        barrier=barrier, results_digest=digest, by=by))
+            digest, names = await publish(conn, self.contest, period, revision, barrier)
+            await _record_marker(conn, ResultsPublished(period=period.number, revision=revision, barrier=barrier,
+                                                        results_digest=digest, by=by, names=names))
         return PeriodClosed(period.number, revision, digest)
 
     async def _drained_barrier(self) -> Barrier:

@@ -15,6 +15,7 @@ from psycopg.rows import class_row
 from contest.closing import PeriodFacts
 from contest.closing import period_facts as closing_facts
 from contest.flags import Submitted
+from contest.identity import ERASED_NAME
 from contest.model import Contest, PredictionTarget
 from contest.ranking import FINAL_ORDER, PROVISIONAL_ORDER, SELECTION_ORDERS, Entry, Order
 from contest.scoring import count_correct, score
@@ -326,12 +327,6 @@ class LiveQueries:
                 " WHERE p.participant_id = ANY(%s)", (participant_ids,))
             return dict(await cur.fetchall())
 
-    async def sealed_personal_data(self, participant_ids: list[str]) -> dict[str, bytes]:
-        async with connection(self.pool) as conn:
-            cur = await conn.execute("SELECT participant_id, pii FROM participants WHERE participant_id = ANY(%s)",
-                                     (participant_ids,))
-            return {pid: bytes(pii) for pid, pii in await cur.fetchall()}
-
 
 # -- writes: the projector's, on the scorer's connection (inside its transaction) ----------------
 
@@ -398,13 +393,32 @@ async def _stage(conn: Connection, table: str, columns: Staged, rows: Iterable[S
         await copy_rows(copy, rows)
 
 
+# A registration's plain values come from the keyring (its personal copy, DESIGN §10), or from the event
+# itself for one from before data keys; an erased participant's (a tombstone) are ERASED_NAME and nothing.
+_PLAIN = ("display_name", "phone_masked", "id_hash", "phone_hash", "address_hash")
+
+
+def _participant_value(name: str) -> str:
+    if name == "pii":
+        return "CASE WHEN k.erased_ms IS NOT NULL THEN ''::bytea ELSE s.pii END"
+    if name not in _PLAIN:
+        return f"s.{name}"
+    erased = "%(erased)s" if name == "display_name" else "''"
+    return f"CASE WHEN k.erased_ms IS NOT NULL THEN {erased} ELSE coalesce(k.{name}, s.{name}) END"
+
+
+_PARTICIPANT_VALUES = ", ".join(_participant_value(name) for name, _ in _STAGED_PARTICIPANTS)
+
+
 async def add_participants(conn: Connection, events: Sequence[ParticipantRegistered]) -> None:
-    """Staged, then one insert."""
+    """Staged, then one insert, its plain values from the keyring (projections.personal_queries)."""
     await _stage(conn, "staged_participants", _STAGED_PARTICIPANTS, (
         (e.participant_id, e.group, e.unit_code, e.display_name, e.phone_masked, e.id_hash, e.phone_hash, e.pii,
          e.registered_ms, e.address_hash) for e in events))
-    await conn.execute(f"INSERT INTO participants ({_PARTICIPANT_COLUMNS}) SELECT {_PARTICIPANT_COLUMNS}"
-                       " FROM staged_participants ON CONFLICT DO NOTHING; DELETE FROM staged_participants")
+    await conn.execute(f"INSERT INTO participants ({_PARTICIPANT_COLUMNS}) SELECT {_PARTICIPANT_VALUES}"
+                       " FROM staged_participants s LEFT JOIN participant_personal k USING (participant_id)"
+                       " ON CONFLICT DO NOTHING", {"erased": ERASED_NAME})
+    await conn.execute("DELETE FROM staged_participants")
 
 
 async def add_disqualifications(conn: Connection, events: Sequence[tuple[EventKey, ParticipantDisqualified]]) -> None:

@@ -123,7 +123,7 @@ async def _apply(conn: Connection, contest: Contest, projector: Projector,
         if period is None:
             report.mismatches.append(f"period {event.period}: not in this contest")
             continue
-        digest = await publish(conn, contest, period, event.revision, event.barrier)
+        digest, _ = await publish(conn, contest, period, event.revision, event.barrier, event.names)
         report.results += 1
         if digest != event.results_digest:
             report.mismatches.append(f"period {event.period} revision {event.revision}: published "

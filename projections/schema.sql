@@ -7,7 +7,7 @@ CREATE TABLE IF NOT EXISTS participants (
     phone_masked   text    NOT NULL,
     id_hash        text    NOT NULL,
     phone_hash     text    NOT NULL,
-    pii            bytea   NOT NULL,  -- AES-GCM sealed; the only place the plain values exist
+    pii            bytea   NOT NULL,  -- AES-GCM sealed (eventstore.pii; under the participant's data key, in the keyring)
     registered_ms  bigint  NOT NULL
 );
 -- Keyed hash of the client address a participant registered from: many from one is a flag.
@@ -117,4 +117,21 @@ CREATE TABLE IF NOT EXISTS final_results (
     revision   integer     PRIMARY KEY,
     document   text        NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The keyring (DESIGN §10), not a projection: a replay never empties it, a restore brings it back as it was
+-- (then the erasure log is applied again: ops/erasure.py). Per participant, what ingest kept beside its keys
+-- in Redis and the scorer that projected its registration copied here (the event record never carries it):
+-- its data key wrapped by CCHC_PII_KEY, and the plain values the projections show or compare. An erasure
+-- overwrites the row with NULLs and the time: the sealed copies of the participant's data (the event, the
+-- projection's `pii`) can no longer be opened, and a replay projects the participant as erased.
+CREATE TABLE IF NOT EXISTS participant_personal (
+    participant_id text   PRIMARY KEY,
+    wrapped_key    bytea,
+    display_name   text,
+    phone_masked   text,
+    id_hash        text,
+    phone_hash     text,
+    address_hash   text,
+    erased_ms      bigint  -- NULL while not erased
 );

@@ -25,6 +25,8 @@ REGISTRATIONS = Counter("cchc_ingest_registrations_total", "Registrations by out
 RATE_LIMITED = Counter("cchc_rate_limited_total", "Requests refused with 429 (a client address over its limit)",
                        ["route"])
 ATTEMPTS = Counter("cchc_ingest_attempts_total", "Attempt starts by outcome", ["outcome"])
+ERASURES = Counter("cchc_erasures_total", "Participants whose personal data was erased, by whom (participant, committee,"
+                   " retention; repeated: asked again, nothing more to erase)", ["by"])
 
 # -- one clock (DESIGN §3): processes that stamp times read the store's ---------------------------------
 CLOCK_OFFSET = Gauge("cchc_clock_offset_seconds", "This host's wall clock minus the store's TIME, as last read "

@@ -40,6 +40,7 @@ class Settings:
     admin_tokens: str | None = None  # "name:token,…": a token per organiser, whose name their events record
     pii_key: str | None = None  # base64 of 32 bytes: identity/access-key hashes and sealing
     data_dir: Path = Path(".cchc")
+    backup_dir: Path | None = None  # CCHC_BACKUP_DIR: backups and the erasure log (default DATA_DIR/backups)
     host: str = "127.0.0.1"
     metrics_host: str = "127.0.0.1"  # where each process's --metrics-port listens: never a public address
     ingest_port: int = 8080
@@ -73,6 +74,7 @@ class Settings:
             admin_tokens=env.get("CCHC_ADMIN_TOKENS") or None,
             pii_key=env.get("CCHC_PII_KEY") or None,
             data_dir=Path(env.get("CCHC_DATA_DIR", ".cchc")),
+            backup_dir=Path(env["CCHC_BACKUP_DIR"]) if env.get("CCHC_BACKUP_DIR") else None,
             host=env.get("CCHC_HOST", "127.0.0.1"),
             metrics_host=env.get("CCHC_METRICS_HOST", "127.0.0.1"),
             ingest_port=int(env.get("CCHC_INGEST_PORT", "8080")),
@@ -87,6 +89,11 @@ class Settings:
             fast_path=_on_off(env.get("CCHC_FAST_PATH", "on"), "CCHC_FAST_PATH"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+    @property
+    def backups(self) -> Path:
+        """Where backups and the erasure log live (DESIGN §10): CCHC_BACKUP_DIR, else DATA_DIR/backups."""
+        return self.backup_dir or self.data_dir / "backups"
 
     def require_servers(self) -> tuple[str, str]:
         if not self.redis_url or not self.database_url:
@@ -139,6 +146,7 @@ class Settings:
                   "CCHC_SECRET_PREVIOUS": self.secret_previous, "CCHC_ADMIN_TOKENS": self.admin_tokens,
                   "CCHC_ADMIN_TOKEN": self.admin_token, "CCHC_PII_KEY": self.pii_key,
                   "CCHC_DATA_DIR": str(self.data_dir), "CCHC_LOG_LEVEL": self.log_level,
+                  "CCHC_BACKUP_DIR": str(self.backup_dir) if self.backup_dir else None,
                   "CCHC_MONITOR_INTERVAL": str(self.monitor_interval_s), "CCHC_HOST": self.host,
                   "CCHC_METRICS_HOST": self.metrics_host,
                   "CCHC_BODY_TIMEOUT": str(self.body_timeout_s), "CCHC_ADDRESS_LIMIT": str(self.address_limit),

@@ -19,10 +19,12 @@ import structlog
 
 from eventstore.barrier import entry_tuple
 from eventstore.errors import StoreError, StoreRejected, StoreUnavailable
-from eventstore.events import AnyEvent, decode_many
+from eventstore.events import AnyEvent, ParticipantRegistered, decode_many
 from eventstore.postgres import Pool, archive, record_progress, transaction
 from eventstore.redis_stream.consumer import Consumer, Entry
 from eventstore.redis_stream.leases import Leases
+from eventstore.redis_stream.personal import Copies
+from projections import personal_queries
 from projections.apply import Projector
 from runtime import metrics
 from runtime.clock import Clock
@@ -143,10 +145,15 @@ class Scorer:
 
     async def _transaction(self, decoded: Decoded, *, first_delivery: bool) -> int:
         try:
+            copies = await self._personal_copies(decoded)  # before the transaction: no connection held meanwhile
             async with transaction(self.pool) as conn:
                 fresh = await archive(conn, [(number, entry_id, raw, events)
                                              for (number, entry_id, raw), events in decoded],
                                       first_delivery=first_delivery)
+                if copies is not None:
+                    await personal_queries.keep_copies(conn, copies.kept)
+                    for pid, at_ms in copies.erased.items():  # erased before its registration projects
+                        await personal_queries.erase(conn, [pid], at_ms)
                 await self.projector.apply(conn, fresh)
                 number, entry_id, _ = decoded[-1][0]
                 await record_progress(conn, self.name, f"{number}:{entry_id}", len(fresh))
@@ -156,6 +163,14 @@ class Scorer:
             # isolated and parked when others project (it would otherwise stop the scorer on every try)
             raise StoreRejected(f"{type(e).__name__}: {e}") from e
         return len(fresh)
+
+    async def _personal_copies(self, decoded: Decoded) -> Copies | None:
+        """The personal copies of the batch's registrations (events v2): their wrapped data keys and plain
+        values reach the keyring from Redis, never through the event record (DESIGN §10); one erased already
+        has none and projects as erased."""
+        ids = [e.participant_id for _, events in decoded for e in events
+               if isinstance(e, ParticipantRegistered) and e.v >= 2]
+        return await self.consumer.personal_copies(ids) if ids else None
 
     async def _isolate(self, decoded: Decoded, *, alone: bool) -> int:
         """One entry per transaction. If any commits, PostgreSQL works: the ones it refused, refused once

@@ -21,11 +21,12 @@ from contest.model import Contest
 from eventstore.postgres import migrate, open_pool
 from eventstore.redis_stream.client import Redis, is_cluster, open_client
 from ops.embedded import EmbeddedPostgres, EmbeddedValkey, EmbeddedValkeyCluster
+from projections.personal_queries import TABLES as KEYRING
 from projections.replay import PROJECTION_TABLES
 from tests.harness import System
 from tests.paths import TEST_CONTEST
 
-TABLES = ("events", "consumer_progress", *PROJECTION_TABLES)
+TABLES = ("events", "consumer_progress", *PROJECTION_TABLES, *KEYRING)
 
 
 # `make fuzz` runs the fuzz tests long: HYPOTHESIS_PROFILE=fuzz.

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import os
 import random
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -59,11 +62,20 @@ class System:
         self._people = 0
         self.access_keys: dict[str, str] = {}  # participant_id → its access key, as a front-end keeps it
         self.key = {q.id: q.answer for q in contest.questions.values()}
+        self.settings = SETTINGS  # as the system runs (its backup directory: a temporary one)
 
     @classmethod
     @asynccontextmanager
     async def running(cls, contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool,
                       settings: Settings = SETTINGS) -> AsyncIterator[System]:
+        with tempfile.TemporaryDirectory(prefix="cchc-test-backups-") as backups:  # the erasure log goes there
+            async with cls._running(contest, redis, pool, replace(settings, backup_dir=Path(backups))) as s:
+                yield s
+
+    @classmethod
+    @asynccontextmanager
+    async def _running(cls, contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool,
+                       settings: Settings) -> AsyncIterator[System]:
         clock = ManualClock(contest.periods[0].start_ms + int(HOUR * 1000))
         clients = Clients(redis, pool, Keys(contest.slug, settings.partitions))
         app, committee = await build_ingest_app(contest, clients, settings, clock)
@@ -72,7 +84,9 @@ class System:
         committee.closer.read_paths.memo_s = res.fresh_s  # nothing shared to wait out (guarantee 9)
         async with TestClient(Served(app)) as ingest, \
                 TestClient(TestServer(results_app.build_app(res))) as results:
-            yield cls(contest, clock, ingest, results, clients, committee)
+            system = cls(contest, clock, ingest, results, clients, committee)
+            system.settings = settings
+            yield system
 
     # -- ingest ------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from redis.exceptions import ResponseError
 
 from eventstore.barrier import entry_tuple
 from eventstore.keys import EVENT_FIELD, GROUP, Keys
+from eventstore.redis_stream import personal
 from eventstore.redis_stream.client import Redis, text, translated
 from eventstore.redis_stream.scripts import PARK
 
@@ -62,6 +63,11 @@ class Consumer:
         if block_ms:
             await asyncio.sleep(min(block_ms, 100) / 1000)
         return []
+
+    async def personal_copies(self, participant_ids: list[str]) -> personal.Copies:
+        """Registrations' personal copies, which reach PostgreSQL from here, never through the event record
+        (eventstore.redis_stream.personal; DESIGN §10)."""
+        return await personal.personal_copies(self._r, self.keys, participant_ids)
 
     @translated
     async def claim_idle(self, numbers: list[int], min_idle_ms: int, count: int) -> list[Entry]:

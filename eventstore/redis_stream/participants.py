@@ -29,11 +29,12 @@ class PeriodHeld:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """What ingest holds about a participant: `info` ("group|unit"), the sealed profile, and per period
-    the attempts started and the receipts."""
+    """What ingest holds about a participant: `info` ("group|unit"), the sealed profile, its personal copy
+    (b"": registered before data keys) and per period the attempts started and the receipts."""
 
     info: str
     profile: bytes
+    personal: bytes
     periods: dict[int, PeriodHeld]
 
 
@@ -50,19 +51,20 @@ async def held(client: Redis, keys: Keys, participant_id: str, access_hash: str,
                periods: list[int]) -> Held | WrongKey:
     p = keys.of(participant_id)
     reply = await _read(client, READS["read_participant"],
-                        [p.participants, p.access, p.profiles, p.receipts, *(p.attempts(n) for n in periods)],
+                        [p.participants, p.access, p.profiles, p.receipts, p.personal,
+                         *(p.attempts(n) for n in periods)],
                         [participant_id, access_hash])
     if reply[0] != b"found":
         return WrongKey()
     out: dict[int, PeriodHeld] = {}
-    at = 3
+    at = 4
     for number in periods:
         ids = reply[at].decode()
         attempt_ids = [ids[i:i + ID_LENGTH] for i in range(0, len(ids), ID_LENGTH)]
         receipts = [r for r in reply[at + 1:at + 1 + len(attempt_ids)] if r]
         out[number] = PeriodHeld(attempt_ids, receipts)
         at += 1 + len(attempt_ids)
-    return Held(reply[1].decode(), reply[2], out)
+    return Held(reply[1].decode(), reply[2], bytes(reply[3]), out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,11 +101,26 @@ class Limited:
     retry_after_s: int
 
 
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """The participants' personal data is erased: at `at_ms` (a participant erased before: its first time),
+    `newly` of them by this call (0: nothing appended)."""
+
+    at_ms: int
+    newly: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureRefused:
+    reason: Literal["invalid_credentials", "unknown_participant"]
+
+
 RegisterOutcome = Registered | IdentityTaken | KeyReused
 StartOutcome = AttemptOpened | AttemptRefused | Late | KeyReused
 SubmitOutcome = SubmissionAccepted | SubmissionRepeated | SubmissionRefused | Late
 RecoverOutcome = KeyReissued | RecoveryRefused | KeyReused
 RateOutcome = Allowed | Limited
+EraseOutcome = Erased | ErasureRefused | KeyReused
 
 
 def register_outcome(reply: list[Any]) -> RegisterOutcome:
@@ -148,6 +163,14 @@ def _recovery_refused(reply: list[Any]) -> RecoverOutcome:
     return RecoveryRefused("invalid_credentials", 0)
 
 
+def erase_outcome(reply: list[Any]) -> EraseOutcome:
+    if reply[0] == b"erased":
+        return Erased(int(reply[1]), int(reply[2]))
+    if reply[0] == b"mismatch":
+        return KeyReused()
+    return ErasureRefused("unknown_participant" if reply[1] == b"unknown_participant" else "invalid_credentials")
+
+
 def rate_outcome(reply: list[Any]) -> RateOutcome:
     return Allowed() if reply[0] == b"allowed" else Limited(max(1, int(reply[1])))
 
@@ -178,9 +201,10 @@ class Script:
 
 SCRIPTS = {name: Script(_script(name)) for name in
            ("register_keys", "register", "forget_keys", "start_attempt", "submit", "recover", "reissue", "rate",
-            "append")}
+            "append", "erase")}
 READS = {name: Script(_lua(name)) for name in ("read_participant", "read_current")}
 LEASES = Script(_lua("renew_lease"))
 PARK = Script(_lua("park"))  # the dead letters (a scorer parks, an operator requeues): rare,
 REQUEUE = Script(_lua("requeue"))  # called by their source like LEASES
+RELEASE = Script(_lua("release"))  # identity claims of erased participants (cchc forget --expired)
 RECOVERIES_PER_HOUR = 5  # per CCCD (DESIGN §6)

@@ -15,11 +15,13 @@ from eventstore.redis_stream.client import Durability, Redis, text, translated
 from eventstore.redis_stream.scripts import (
     RECOVERIES_PER_HOUR,
     SCRIPTS,
+    EraseOutcome,
     RateOutcome,
     RecoverOutcome,
     Registered,
     RegisterOutcome,
     StartOutcome,
+    erase_outcome,
     found_outcome,
     rate_outcome,
     register_outcome,
@@ -74,14 +76,16 @@ class StreamWriter:
         return self.batcher.lane(self.keys.of(participant_id).stream)
 
     async def register(self, write: WriteId, id_hash: str, phone_hash: str, participant_id: str, info: str,
-                       access_hash: str, sealed_key: bytes, birth_hash: str, profile: bytes,
+                       access_hash: str, sealed_key: bytes, birth_hash: str, profile: bytes, personal: bytes,
                        event: bytes) -> RegisterOutcome:
-        """The participant's partition keys first, then its identities and its event in the contest's
-        slot (DESIGN §4: a crash between the two leaves unreachable keys, never a half-claimed identity).
-        A kept answer names the participant of the write's first run: this run's keys are dropped."""
+        """The participant's partition keys first (with its personal copy: eventstore.pii.PersonalCopy), then
+        its identities and its event in the contest's slot (DESIGN §4: a crash between the two leaves
+        unreachable keys, never a half-claimed identity). A kept answer names the participant of the write's
+        first run: this run's keys are dropped."""
         k, p = self.keys, self.keys.of(participant_id)
-        mine = [p.participants, p.access, p.births, p.profiles]
-        await self.batcher.call(SCRIPTS["register_keys"], mine, [participant_id, info, access_hash, birth_hash, profile])
+        mine = [p.participants, p.access, p.births, p.profiles, p.personal]
+        await self.batcher.call(SCRIPTS["register_keys"], mine,
+                                [participant_id, info, access_hash, birth_hash, profile, personal])
         outcome = register_outcome(await self.batcher.call(
             SCRIPTS["register"], [k.id_hashes, k.phone_hashes, k.contest.stream],
             [*write.args(k.contest.prefix), id_hash, phone_hash, participant_id, event, sealed_key]))
@@ -103,10 +107,10 @@ class StreamWriter:
             SCRIPTS["start_attempt"], [p.participants, p.access, p.disqualified, p.attempts(period), p.stream], args))
 
     async def reissue_access_key(self, write: WriteId, id_hash: str, phone_hash: str, birth_hash: str,
-                                 new_key: Callable[[str], tuple[str, bytes]], event: bytes) -> RecoverOutcome:
+                                 new_key: Callable[[str], tuple[str, bytes, bytes]]) -> RecoverOutcome:
         """CCCD and phone find the participant (contest slot, every try counted); its birth date then
         decides in its partition, where the new key hash and the event go. `new_key(participant_id)` gives
-        the new access key's hash and the key sealed (an access key names its participant)."""
+        the new access key's hash, the key sealed (an access key names its participant) and the event."""
         k = self.keys
         found = found_outcome(await self.batcher.call(
             SCRIPTS["recover"], [k.id_hashes, k.phone_hashes, k.recoveries(id_hash)],
@@ -114,10 +118,21 @@ class StreamWriter:
         if not isinstance(found, str):
             return found
         p = k.of(found)
-        access_hash, sealed_key = new_key(found)
+        access_hash, sealed_key, event = new_key(found)
         return reissue_outcome(await self.batcher.call(
             SCRIPTS["reissue"], [p.births, p.access, p.stream],
             [*write.args(p.prefix), found, birth_hash, access_hash, event, sealed_key]))
+
+    async def erase(self, write: WriteId, participant_ids: list[str], event: bytes, at_ms: int, *,
+                    access_hash: str = "", strict: bool = True) -> EraseOutcome:
+        """Erase the participants' personal data (DESIGN §10: eventstore/lua/erase.lua) and append `event`
+        (a ParticipantErased naming them) to their partition's stream, durable on return. Every id must
+        belong to one partition. `access_hash`: the participant's own request (its key must match); `strict`:
+        refuse one participant this partition does not know."""
+        p = self.keys.of(participant_ids[0])
+        return erase_outcome(await self.batcher.call(
+            SCRIPTS["erase"], [p.participants, p.access, p.births, p.profiles, p.personal, p.erased, p.stream],
+            [*write.args(p.prefix), access_hash, at_ms, event, "1" if strict else "0", *participant_ids]))
 
     async def count_request(self, address_hash: str, now_ms: int, limit: int) -> RateOutcome:
         """One request of a client address against its per-minute limit."""

@@ -22,7 +22,7 @@ from tests.harness import Served, System
 def _register(writer: StreamWriter, id_hash: str, phone_hash: str, participant_id: str) -> Any:
     """A registration's two scripts with placeholder values (the writer does not look inside them)."""
     return writer.register(WriteId.fresh(), id_hash, phone_hash, participant_id, "g|", "k", b"sealed-key", "b",
-                           b"sealed-profile", b"x")
+                           b"sealed-profile", b"personal-copy", b"x")
 
 
 async def test_concurrent_submissions_share_batches_and_each_gets_its_answer(system: System) -> None:

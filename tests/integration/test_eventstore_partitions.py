@@ -48,8 +48,8 @@ async def test_a_registration_whose_identity_claim_never_ran_is_unreachable(syst
     p = writer.keys.of("orphan")
     from eventstore.redis_stream.scripts import SCRIPTS
 
-    await writer.batcher.call(SCRIPTS["register_keys"], [p.participants, p.access, p.births, p.profiles],
-                            ["orphan", "g|", "k", "b", b"sealed-profile"])
+    await writer.batcher.call(SCRIPTS["register_keys"], [p.participants, p.access, p.births, p.profiles, p.personal],
+                            ["orphan", "g|", "k", "b", b"sealed-profile", b"personal-copy"])
     pid = await s.register()  # the same person registers again, from scratch
     await s.drain()
     assert await s.count("participants") == 1 and await s.stream_length() == 1

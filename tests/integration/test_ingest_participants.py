@@ -38,8 +38,13 @@ async def test_me_answers_what_ingest_holds_live(system: System) -> None:
     assert week["attempts_started"] == 2 and second["attempt_id"] != first["attempt_id"]
     assert week["receipts"] == [{"attempt_id": first["attempt_id"], "submission_id": receipt["submission_id"],
                                  "received_at": receipt["received_at"], "duration_ms": 90_000}]
-    everything = b"".join([await s.clients.redis.dump(k) or b"" for k in await s.clients.redis.keys("*")])
+    everything = b"".join([await s.clients.redis.dump(k) or b"" for k in await s.clients.redis.keys("*")
+                           if k != s.keys.of(pid).personal.encode()])
     assert b"0912345678" not in everything and "Trần Thị Bích".encode() not in everything  # sealed at rest
+    # The name's one plain copy in Redis is the personal copy the projections take theirs from, which an
+    # erasure deletes (DESIGN §10); the phone is not even there.
+    copy = await s.clients.redis.hget(s.keys.of(pid).personal, pid)
+    assert copy is not None and "Trần Thị Bích".encode() in copy and b"0912345678" not in copy
 
 
 async def test_me_needs_the_participants_current_key(system: System) -> None:

@@ -37,8 +37,11 @@ async def test_plain_identity_is_nowhere_at_rest(system: System) -> None:
         assert secret not in dump
 
     async with s.clients.pool.connection() as conn:
-        cur = await conn.execute("SELECT phone_masked, pii FROM participants WHERE participant_id = %s", (pid,))
-        masked, sealed = await cur.fetchone()  # type: ignore[misc]
+        cur = await conn.execute("SELECT p.phone_masked, p.pii, k.wrapped_key FROM participants p"
+                                 " JOIN participant_personal k USING (participant_id) WHERE participant_id = %s", (pid,))
+        masked, sealed, wrapped = await cur.fetchone()  # type: ignore[misc]
     assert masked == "0912***678"
-    pii_key = SETTINGS.pii_key_bytes()
-    assert PiiVault(pii_key).open(sealed).id_number == person["id_number"]
+    vault = PiiVault(SETTINGS.pii_key_bytes())
+    opened = vault.open_personal(pid, sealed, wrapped)
+    assert opened is not None and opened.id_number == person["id_number"]
+    assert opened.full_name == person["full_name"]  # sealed in the event record too: nothing plain there
