@@ -90,12 +90,13 @@ class Erasures:
         """Once every period is closed: the identity claims of erased participants go (DESIGN §10 keeps them
         until then: no fresh attempts under the same CCCD or phone). Once `retention_days` have passed since
         the last close: every participant's personal data is erased (their results stay), then their claims
-        go too. Run again, it does what is left (`cchc up` runs it every hour)."""
-        closed_ms = await PersonalQueries(self.pool).closed_ms(len(self.contest.periods))
+        go too. Run again, it does what is left (`cchc up` runs it every hour). Days are counted in the
+        database's clock, which also stamped the close."""
+        closed_ms, now_ms = await PersonalQueries(self.pool).closed(len(self.contest.periods))
         if closed_ms is None:
             return Forgotten()
         done = Forgotten(closed_ms, closed_ms + self.retention_days * DAY_MS)
-        if self.clock.now_ms() >= (done.due_ms or 0):
+        if now_ms >= (done.due_ms or 0):
             done.erased = await self._erase_everyone(by)
         done.released = await personal.release_identities(self.writer.client, self.writer.keys)
         if done.erased or done.released:

@@ -89,15 +89,16 @@ class PersonalQueries:
                                      " AND k.erased_ms IS NOT NULL)")
             return [pid for (pid,) in await cur.fetchall()]
 
-    async def closed_ms(self, periods: int) -> int | None:
-        """When the contest's last period was closed (ms): the latest of each period's first results marker
-        as archived (a replay rewrites the results tables, never the event table); None while fewer than
-        `periods` periods are closed. The retention erasure counts its days from it (DESIGN §10)."""
+    async def closed(self, periods: int) -> tuple[int | None, int]:
+        """When the contest's last period was closed (ms; None while fewer than `periods` periods are) and now,
+        both in the database's clock: the latest of each period's first results marker as archived (a replay
+        rewrites the results tables, never the event table). The retention erasure counts its days from it
+        (DESIGN §10)."""
         async with connection(self.pool) as conn:
             cur = await conn.execute(
-                "SELECT count(*), max(first) FROM (SELECT min(archived_at) AS first FROM events"
+                "SELECT count(*), max(first), now() FROM (SELECT min(archived_at) AS first FROM events"
                 " WHERE kind = 'results_published' GROUP BY period) closes")
             row = await cur.fetchone()
-        if row is None or int(row[0]) < periods or row[1] is None:
-            return None
-        return int(row[1].timestamp() * 1000)
+        assert row is not None  # an aggregate answers one row
+        count, last, now = row
+        return (int(last.timestamp() * 1000) if int(count) >= periods and last else None), int(now.timestamp() * 1000)

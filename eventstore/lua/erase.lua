@@ -7,8 +7,8 @@
 -- KEYS: participants, access-key hashes, birth hashes, profiles, personal copies, erased, the partition's stream.
 -- A: the write record (4, see prelude.lua), access-key hash or '', erased at (ms), the event, '1' to refuse
 -- a participant this partition does not know (one named) or '0', then the participant ids.
--- Answers {'erased', erased at, how many newly erased} (one already erased: its first time, 0, nothing
--- appended), {'refused', 'invalid_credentials' | 'unknown_participant'} or {'mismatch'}.
+-- Answers {'erased', erased at, how many newly erased} (one already erased, or a repeat answered from the
+-- record: 0, nothing appended), {'refused', 'invalid_credentials' | 'unknown_participant'} or {'mismatch'}.
 local function one(A)
   if A[5] ~= '' then
     local held = redis.call('HGET', KEYS[2], A[9])
@@ -34,5 +34,6 @@ local function one(A)
     end
   end
   if n > 0 then redis.call('XADD', KEYS[7], '*', 'e', A[7]) end
-  return keep(A, {'erased', A[6], n})
+  keep(A, {'erased', A[6], 0})  -- a repeat answers the time, and that it erased nothing more
+  return {'erased', A[6], n}
 end

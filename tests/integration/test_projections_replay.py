@@ -20,6 +20,7 @@ ACTIONS = st.lists(st.one_of(
     st.tuples(st.just("close")),
     st.tuples(st.just("recompute")),
     st.tuples(st.just("freeze")),  # the clock into the open period's freeze (DESIGN §3)
+    st.tuples(st.just("erase"), st.integers(0, 20), st.booleans()),  # by the participant, or the committee
 ), min_size=5, max_size=40)
 
 
@@ -67,6 +68,12 @@ async def play(s: System, actions: list[tuple[Any, ...]]) -> None:
         elif kind == "disqualify" and people:
             await s.post("/v1/admin/disqualifications", {"participant_id": people[action[1] % len(people)],
                                                          "reason": "x"}, headers=admin())
+        elif kind == "erase" and people:  # a winner erased after a close keeps the published name (DESIGN §10)
+            pid = people[action[1] % len(people)]
+            if action[2]:
+                await s.post("/v1/participants/me/erasure", {"confirm": True}, headers=s.auth(pid))
+            else:
+                await s.post("/v1/admin/erasures", {"participant_id": pid, "reason": "x"}, headers=admin())
         elif kind == "correct":
             await s.post("/v1/admin/answer-key", {"question_id": action[1], "answer": action[2]}, headers=admin())
         elif kind == "drain":
