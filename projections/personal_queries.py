@@ -10,7 +10,7 @@ import msgspec
 
 from contest.identity import ERASED_NAME
 from eventstore.pii import PersonalCopy
-from eventstore.postgres import Connection, Pool, connection
+from eventstore.postgres import Connection, Pool, connection, copy_rows
 
 TABLES = ("participant_personal",)  # besides the projections (tests empty it between tests; a replay never)
 
@@ -26,19 +26,26 @@ class Sealed(msgspec.Struct, frozen=True):
     erased: bool
 
 
+_COPY_COLUMNS = (("participant_id", "text"), ("wrapped_key", "bytea"), ("display_name", "text"),
+                 ("phone_masked", "text"), ("id_hash", "text"), ("phone_hash", "text"), ("address_hash", "text"))
+_COLUMNS = ", ".join(name for name, _ in _COPY_COLUMNS)
+
+
 async def keep_copies(conn: Connection, copies: dict[str, bytes]) -> None:
     """The personal copies (eventstore.pii.PersonalCopy, msgpack) a scorer read from Redis for the
-    registrations of its batch, inside its transaction. One already kept, or erased meanwhile, stays as it is."""
-    rows = []
-    for pid, raw in copies.items():
-        c = _copy.decode(raw)
-        rows.append((pid, c.wrapped_key, c.display_name, c.phone_masked, c.id_hash, c.phone_hash, c.address_hash))
-    if not rows:
+    registrations of its batch, inside its transaction: COPied into a temporary table, then one insert. One
+    already kept, or erased meanwhile (a tombstone), stays as it is."""
+    if not copies:
         return
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO participant_personal (participant_id, wrapped_key, display_name, phone_masked, id_hash,"
-            " phone_hash, address_hash) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows)
+    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_personal"
+                       f" ({', '.join(f'{n} {t}' for n, t in _COPY_COLUMNS)}) ON COMMIT DELETE ROWS")
+    async with conn.cursor() as cur, cur.copy(f"COPY staged_personal ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([t for _, t in _COPY_COLUMNS])
+        await copy_rows(copy, ((pid, c.wrapped_key, c.display_name, c.phone_masked, c.id_hash, c.phone_hash,
+                                c.address_hash) for pid, c in ((pid, _copy.decode(raw)) for pid, raw in copies.items())))
+    await conn.execute(f"INSERT INTO participant_personal ({_COLUMNS}) SELECT {_COLUMNS} FROM staged_personal"
+                       " ON CONFLICT DO NOTHING")
+    await conn.execute("DELETE FROM staged_personal")
 
 
 async def erase(conn: Connection, participant_ids: Sequence[str], at_ms: int) -> None:
