@@ -6,9 +6,6 @@ rewritten; the identity claims of erased participants released once the contest'
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-
 import msgspec
 import structlog
 
@@ -73,18 +70,18 @@ class Erasures:
         if isinstance(outcome, ErasureRefused | KeyReused):
             raise UnknownParticipant("no participant with this id")
         metrics.ERASURES.labels("committee" if outcome.newly else "repeated").inc()
-        await self._erased([participant_id], outcome.at_ms, by, logged=bool(outcome.newly))
+        await self._erased([participant_id], outcome.at_ms, by)
         return outcome.at_ms
 
-    async def _erased(self, participant_ids: Sequence[str], at_ms: int, by: str, *, logged: bool = True) -> None:
+    async def _erased(self, participant_ids: list[str], at_ms: int, by: str) -> None:
         """PostgreSQL at once (the scorer will project the event too: the same idempotent statements), the
-        erasure log, and the AOF rewrite."""
+        erasure log, and the AOF rewrite; also after a repeat, whose first run's reply may have been lost
+        before these steps (each is harmless twice)."""
         async with transaction(self.pool) as conn:
             await personal_queries.erase(conn, participant_ids, at_ms)
-        if logged:
-            if self.log is not None:
-                await asyncio.to_thread(self.log.append, participant_ids, at_ms, by)
-            self.aof.request()
+        if self.log is not None:
+            await self.log.record(participant_ids, at_ms, by)
+        self.aof.request()
 
     async def forget_expired(self, *, by: str) -> Forgotten:
         """Once every period is closed: the identity claims of erased participants go (DESIGN §10 keeps them
@@ -131,5 +128,5 @@ class Erasures:
                     continue
                 erased += outcome.newly
                 metrics.ERASURES.labels("retention").inc(outcome.newly)
-                await self._erased(chunk, at_ms, by, logged=bool(outcome.newly))
+                await self._erased(chunk, at_ms, by)
         return erased

@@ -5,11 +5,15 @@ that no restore of PostgreSQL brings an erased person's data back."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
+import structlog
+
+from runtime import metrics
 
 LOG_NAME = "erasures.log"  # in CCHC_BACKUP_DIR (default DATA_DIR/backups), beside the base backups
 
@@ -46,6 +50,16 @@ class ErasureLog:
                 os.fsync(directory)
             finally:
                 os.close(directory)
+
+    async def record(self, participant_ids: Sequence[str], erased_ms: int, by: str = "") -> None:
+        """append(), off the event loop, after an erasure that is done and recorded in Valkey whatever happens
+        here: a log that cannot be written is the operator's error (logged, counted: RUNBOOK), not the caller's."""
+        try:
+            await asyncio.to_thread(self.append, participant_ids, erased_ms, by)
+        except OSError as e:
+            metrics.ERASURE_LOG_FAILURES.inc()
+            structlog.get_logger().error("erasure_log_failed", path=str(self.path), error=str(e),
+                                         participants=len(participant_ids))
 
     def read(self, *, since_ms: int = 0) -> tuple[list[LoggedErasure], int]:
         """The erasures made at or after `since_ms` (all by default), oldest first, and how many lines could

@@ -401,8 +401,8 @@ async def erase_me(request: web.Request) -> web.Response:
     if isinstance(outcome, ErasureRefused):
         raise _WRONG_KEY
     metrics.ERASURES.labels("participant" if outcome.newly else "repeated").inc()
-    if outcome.newly:
-        await erased_here(ing, [participant_id], outcome.at_ms, "participant")
+    # Also for a repeat: its first run's reply may have been lost before these steps (a line twice is harmless).
+    await erased_here(ing, [participant_id], outcome.at_ms, "participant")
     return json_response(ErasureOut(participant_id, iso_ms(outcome.at_ms, ing.contest.tz)), 202)
 
 
@@ -410,7 +410,7 @@ async def erased_here(ing: Ingest, participant_ids: list[str], at_ms: int, by: s
     """After an erasure this process made: the line in the erasure log beside the backups (so no restore
     brings the data back), and Valkey's AOF rewritten (so its files forget the deleted copies)."""
     if ing.erasure_log is not None:
-        await asyncio.to_thread(ing.erasure_log.append, participant_ids, at_ms, by)
+        await ing.erasure_log.record(participant_ids, at_ms, by)
     if ing.aof is not None:
         ing.aof.request()
 

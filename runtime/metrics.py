@@ -27,6 +27,8 @@ RATE_LIMITED = Counter("cchc_rate_limited_total", "Requests refused with 429 (a 
 ATTEMPTS = Counter("cchc_ingest_attempts_total", "Attempt starts by outcome", ["outcome"])
 ERASURES = Counter("cchc_erasures_total", "Participants whose personal data was erased, by whom (participant, committee,"
                    " retention; repeated: asked again, nothing more to erase)", ["by"])
+ERASURE_LOG_FAILURES = Counter("cchc_erasure_log_failures_total", "Erasures made whose line the erasure log beside the"
+                               " backups could not take (RUNBOOK: erasure requests)")
 
 # -- one clock (DESIGN §3): processes that stamp times read the store's ---------------------------------
 CLOCK_OFFSET = Gauge("cchc_clock_offset_seconds", "This host's wall clock minus the store's TIME, as last read "

@@ -67,6 +67,16 @@ async def erased_among(client: Redis, keys: Keys, participant_ids: list[str]) ->
 
 
 @translated
+async def erasures(client: Redis, keys: Keys) -> dict[str, int]:
+    """Every erasure Valkey recorded: participant id → when (ms)."""
+    out: dict[str, int] = {}
+    for number in range(keys.partitions):
+        async for pid, at in client.hscan_iter(keys.slot(number).erased, count=SCAN_COUNT):
+            out[text(pid)] = int(at)
+    return out
+
+
+@translated
 async def release_identities(client: Redis, keys: Keys) -> int:
     """Drop the CCCD and phone claims (contest slot) that name an erased participant, so the identity can
     register again; returns how many went. DESIGN §10 keeps them until the contest's last close (one person,
