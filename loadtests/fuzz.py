@@ -11,6 +11,7 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -23,6 +24,18 @@ PHASES = "examples,coverage,fuzzing,stateful"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
+async def post(http: aiohttp.ClientSession, url: str, body: Any, **kwargs: Any) -> tuple[int, Any]:
+    """POST as a front-end does: a 503 (overload, a server down, the clock not read yet after a start on a busy
+    machine) is tried again after its Retry-After, a few times."""
+    for _ in range(10):
+        async with http.post(url, json=body, **kwargs) as r:
+            answer = await r.json()
+            if r.status != 503:
+                return r.status, answer
+            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+    return r.status, answer
+
+
 async def front_end(run: Running, people: int) -> list[bytes]:
     """Real participants (register, start, submit); returns the secrets that must be nowhere at rest."""
     secrets: list[bytes] = []
@@ -31,15 +44,15 @@ async def front_end(run: Running, people: int) -> list[bytes]:
             cccd, phone = f"0380{90_000_000 + n:08d}", f"09{70_000_000 + n:08d}"
             body = {"full_name": f"Người Thử Fuzz {spelled(n)}", "id_number": cccd, "phone": f"+84 {phone[1:]}",
                     "birth_date": "1990-04-01", "group": "nhan_dan"}
-            async with http.post(f"{run.ingest_url}/v1/participants", json=body) as r:
-                credentials = await r.json()
-                assert r.status == 201, credentials
-            async with http.post(f"{run.ingest_url}/v1/attempts", json={"participant_id": credentials["participant_id"]},
-                                 headers={"Authorization": f"Bearer {credentials['access_key']}"}) as r:
-                attempt = await r.json()
-            async with http.post(f"{run.ingest_url}/v1/submissions",
-                                 json={"token": attempt["token"], "answers": {}, "prediction": n}) as r:
-                assert r.status == 202
+            status, credentials = await post(http, f"{run.ingest_url}/v1/participants", body)
+            assert status == 201, credentials
+            status, attempt = await post(http, f"{run.ingest_url}/v1/attempts",
+                                         {"participant_id": credentials["participant_id"]},
+                                         headers={"Authorization": f"Bearer {credentials['access_key']}"})
+            assert status == 201, attempt
+            status, receipt = await post(http, f"{run.ingest_url}/v1/submissions",
+                                         {"token": attempt["token"], "answers": {}, "prediction": n})
+            assert status == 202, receipt
             secrets += [cccd.encode(), phone.encode(), phone[1:].encode(), credentials["access_key"].encode()]
     return secrets
 
