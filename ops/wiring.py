@@ -50,7 +50,10 @@ log = structlog.get_logger()
 
 
 def contest_of(settings: Settings) -> Contest:
-    return load_contest(settings.contest_dir, anchor=settings.contest_anchor or datetime.now(UTC))
+    """The contest; in a rehearsal (`cchc up --rehearsal`) its calendar starts at the stack's anchor time."""
+    anchor = settings.contest_anchor or datetime.now(UTC)
+    contest = load_contest(settings.contest_dir, anchor=anchor)
+    return contest.rehearse(int(anchor.timestamp() * 1000)) if settings.rehearsal else contest
 
 
 def keys_of(contest: Contest, settings: Settings) -> Keys:
@@ -115,7 +118,8 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
     writer = StreamWriter(clients.redis, clients.keys, durability=durability)
     return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(*settings.token_secrets()),
                              vault=PiiVault(settings.pii_key_bytes()), clock=clock, ready=clients.redis_ready,
-                             address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies)
+                             address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies,
+                             results_url=settings.public_results_url())
 
 
 @asynccontextmanager
@@ -160,7 +164,7 @@ async def build_ingest_app(contest: Contest, clients: Clients, settings: Setting
     """The ingest app with the committee's admin routes mounted on it (in-process: tests, benchmarks)."""
     ingest, door = await build_ingest_parts(contest, clients, settings, clock)
     app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES, body_timeout_s=settings.body_timeout_s,
-                               fast_path=settings.fast_path)
+                               fast_path=settings.fast_path, allowed_origins=settings.allowed_origins)
     app[admin_routes.ADMIN] = door
     return app, door.committee
 
@@ -221,7 +225,8 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
             yield
 
     app = ingest_app.build_app(None, routes=admin_routes.ROUTES, extra_ctx=[lifecycle],
-                               body_timeout_s=settings.body_timeout_s)
+                               body_timeout_s=settings.body_timeout_s, fast_path=settings.fast_path,
+                               allowed_origins=settings.allowed_origins)
     serve.run(app, settings.host, settings.ingest_port, header_timeout_s=settings.body_timeout_s,
               event_loop=settings.event_loop)
 

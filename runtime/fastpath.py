@@ -3,10 +3,10 @@
 aiohttp's web layer costs a bare app ~35 µs a request here (a protocol on the same C parser answers
 3× the requests: BENCHMARKS.md), as much as all of a submission's own work. A FastRoute is answered
 from `data_received` when nothing about the request needs that layer: HTTP/1.1, the whole body
-already arrived (and within MAX_BODY), no Expect or Upgrade, not asking to close, and the connection
-idle (no earlier request unanswered). Anything else — a slow or chunked body, a pipelined request
-behind another, HTTP/1.0, another method or path — goes through aiohttp as before, to the same
-handler logic registered as an ordinary route (OpenAPI, 405, 408, 413 unchanged). A route's
+already arrived (and within MAX_BODY), no Expect or Upgrade, not asking to close, the connection idle
+(no earlier request unanswered) and no CORS header to add (runtime/cors.py). Anything else — a slow or
+chunked body, a pipelined request behind another, HTTP/1.0, another method or path — goes through aiohttp as before,
+to the same handler logic registered as an ordinary route (OpenAPI, 405, 408, 413 unchanged). A route's
 `begin` does the synchronous work and returns the store's future; its `finish` turns the reply
 into (status, body); ApiError from either is the one error shape. What the middleware does for
 every other request is done here too: the request id (echoed), the overload gate, the metrics."""
@@ -53,6 +53,7 @@ class FastRoute:
     finish: Callable[[Any], Answer]
     app: str  # the metrics' app label
     gate: Gate
+    cors: frozenset[str] = frozenset()  # origins whose requests need CORS headers: those go through aiohttp
 
 
 FAST_ROUTES = web.AppKey("fast_routes", dict[str, FastRoute])  # path → route (POST only)
@@ -135,7 +136,7 @@ class FastPath(RequestHandler):
                 or not payload.is_eof() or payload.total_bytes > MAX_BODY or "Expect" in message.headers):
             return False
         route = self._fast_routes.get(message.path)
-        if route is None:
+        if route is None or (route.cors and message.headers.get("Origin") in route.cors):
             return False
         started = time.monotonic()
         rid = request_id_of(message.headers)
