@@ -80,17 +80,18 @@ def _minutes(seconds: int) -> str:
 
 _HEADING = re.compile(r"^(#{1,3})\s+(.*)$")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
+_CODE = re.compile(r"`([^`]+)`")
 
 
 def notice_html(text: str) -> Markup:
-    """The privacy notice (a contest folder's Markdown file) as HTML: headings, paragraphs, lists and bold —
-    all it needs; everything else is text, escaped."""
+    """The privacy notice (a contest folder's Markdown file) as HTML: headings (its title left to the page),
+    paragraphs, lists, bold and code — all it needs; everything else is text, escaped."""
     out: list[str] = []
     paragraph: list[str] = []
     items: list[str] = []
 
     def inline(s: str) -> str:
-        return _BOLD.sub(r"<strong>\1</strong>", html.escape(s))
+        return _CODE.sub(r"<code>\1</code>", _BOLD.sub(r"<strong>\1</strong>", html.escape(s)))
 
     def flush() -> None:
         if paragraph:
@@ -107,8 +108,9 @@ def notice_html(text: str) -> Markup:
             flush()
         elif heading:
             flush()
-            level = min(len(heading.group(1)) + 2, 4)  # the page's own h1/h2 stay above
-            out.append(f"<h{level}>{inline(heading.group(2))}</h{level}>")
+            if len(heading.group(1)) > 1:  # the notice's title: the page gives it its own heading
+                level = min(len(heading.group(1)) + 1, 4)
+                out.append(f"<h{level}>{inline(heading.group(2))}</h{level}>")
         elif line.startswith(("- ", "* ")):
             if paragraph:
                 flush()

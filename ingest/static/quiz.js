@@ -727,18 +727,6 @@ function attemptView() {
     say(startStatus, START_REFUSALS[error.code] || "Chưa bắt đầu được (mã lỗi " + answer.status + "). Hãy thử lại.");
   }
 
-  async function attemptsLeft() {
-    const line = $("[data-attempts-left]"), period = Number(startSection.dataset.period || "0");
-    if (!line || !period) return;
-    try {
-      const answer = await call("GET", "/v1/participants/me", { key });
-      if (answer.status === 401) return signedOut();
-      const held = (answer.data.periods || []).find((p) => p.number === period);
-      const used = held ? held.attempts_started : 0, total = Number(body.dataset.attempts || "0");
-      say(line, "Bạn đã dùng " + used + "/" + total + " lượt thi của tuần này.");
-    } catch (e) { /* the count is a courtesy */ }
-  }
-
   async function resume() {
     const pending = store.get(names.pending);
     if (pending) return send(pending);  // it never got its answer: send it again (the same entry)
@@ -757,12 +745,12 @@ function attemptView() {
     let answer = null;
     try { answer = await call("GET", "/v1/attempts/current", { key }); } catch (e) { answer = null; }
     if (answer && answer.status === 200) {  // an attempt started on another device (or before a crash)
+      clockOffset = offsetOf(answer);
       const resumed = { ...answer.data, offset: offsetOf(answer), answers: {}, prediction: "" };
       store.set(names.attempt, resumed);
       return open(resumed);
     }
     if (answer && answer.status === 401) return signedOut();
-    attemptsLeft();
   }
 
   $("[data-again]").addEventListener("click", () => location.reload());

@@ -126,8 +126,8 @@ async def test_consent_is_asked_with_the_notice_of_the_contest(contest: Contest,
 
 
 def test_the_notice_is_escaped_text_with_a_few_marks() -> None:
-    assert str(notice_html("## Tiêu đề\nmột <script>\ndòng **đậm**")) == (
-        "<h4>Tiêu đề</h4><p>một &lt;script&gt; dòng <strong>đậm</strong></p>")
+    assert str(notice_html("# Thông báo\n## Tiêu đề\nmột <script>\ndòng **đậm** `[privacy]`")) == (
+        "<h3>Tiêu đề</h3><p>một &lt;script&gt; dòng <strong>đậm</strong> <code>[privacy]</code></p>")
 
 
 async def test_answers_for_one_participant_are_kept_by_no_cache(system: System) -> None:
