@@ -472,7 +472,7 @@ MAX_IN_FLIGHT = 4096  # per process; beyond it requests are refused at once rath
 ROUTES = (
     Route("get", "/v1/contest", contest_summary, "what a front-end shows before sign-in: rules, periods with their"
           " status, groups, units, the privacy notice (cacheable: ETag, revalidated with If-None-Match)", 200,
-          ContestOut, also=(304,)),
+          ContestOut),
     Route("post", "/v1/participants", register, "register a participant: answers its access key, shown once", 201,
           Credentials, Registration, errors=(403, 409, 429), params=(IDEMPOTENCY_KEY,)),
     Route("post", "/v1/participants/access-key", recover_access_key, "a new access key for a participant who lost"
