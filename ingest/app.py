@@ -69,7 +69,7 @@ from runtime import metrics
 from runtime.cached import answer
 from runtime.clock import SETTLE_MS, Clock, ClockOutOfStep
 from runtime.cors import cors_middleware
-from runtime.fastpath import FAST_ROUTES, FastRoute
+from runtime.fastpath import FAST_ROUTES, FastGet, FastRoute
 from runtime.routes import IDEMPOTENCY_KEY, Route, add_routes, common_routes
 from runtime.web import (
     APP_NAME,
@@ -504,10 +504,10 @@ def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ct
     app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     app[APP_NAME] = "ingest"
     app[BODY_TIMEOUT] = body_timeout_s
-    app[FAST_ROUTES] = {"/v1/submissions": FastRoute(
+    fast: dict[str, FastRoute | FastGet] = {"/v1/submissions": FastRoute(
         "/v1/submissions", lambda raw: begin_submission(app[INGEST], raw), submission_answer, app[APP_NAME], gate,
-        cors=origins),
-    } if fast_path else {}
+        cors=origins), **pages.fast_gets(lambda: app[INGEST].site, app[APP_NAME], origins)}
+    app[FAST_ROUTES] = fast if fast_path else {}
     if ingest is not None:
         app[INGEST] = ingest
     site = pages.routes(lambda request: _ingest(request).site)

@@ -27,6 +27,7 @@ from markupsafe import Markup
 from contest.model import Contest
 from ingest.contest_view import ContestView, Statuses, contest_out
 from runtime.cached import Cached, answer
+from runtime.fastpath import FastGet
 from runtime.routes import Param, Route
 
 # Nothing is fetched from anywhere but this app: the browser is told so, and holds the page to it.
@@ -152,6 +153,9 @@ class Pages:
             cached = self._rendered[key] = Cached(self._html(path, statuses).encode())
         return cached
 
+    def render_now(self, path: str) -> Cached:
+        return self.render(path, self.view.statuses_now())
+
     def _html(self, path: str, statuses: Statuses) -> str:
         contest, (template, title) = self.contest, VIEWS[path]
         summary = contest_out(contest, statuses)
@@ -165,6 +169,29 @@ class Pages:
             notice=notice_html(privacy.notice) if privacy else None, privacy=privacy,
             first_day=contest.first_start().date().isoformat(), results_url=self.results_url,
             store=f"cchc:{contest.slug}:")
+
+
+def fast_gets(pages_of: Callable[[], Pages], app: str, cors: frozenset[str]) -> dict[str, FastGet]:
+    """The views, the hashed assets and GET /v1/contest answered straight from the connection (the same
+    answers as their routes below, which serve whatever the fast path leaves: a query string, HTTP/1.0, a
+    CORS request)."""
+    security = tuple(SECURITY_HEADERS.items())
+
+    def view(path: str) -> Callable[[], Cached]:
+        return lambda: pages_of().render_now(path)
+
+    def fixed(cached: Cached) -> Callable[[], Cached]:
+        return lambda: cached
+
+    gets = {path: FastGet(path, view(path), HTML, PAGE_CACHE, app, security) for path in VIEWS}
+    gets["/v1/contest"] = FastGet("/v1/contest", lambda: (v := pages_of().view).answer(v.statuses_now()),
+                                  "application/json", "no-cache", app, cors=cors)
+    for name, asset in ASSETS.items():
+        if name == asset.name:
+            path = f"/static/{name}"
+            gets[path] = FastGet(path, fixed(asset.cached), asset.content_type, ASSET_CACHE, app,
+                                 (("X-Content-Type-Options", "nosniff"),))
+    return gets
 
 
 def routes(pages_of: Callable[[web.Request], Pages]) -> Iterator[Route]:

@@ -45,6 +45,7 @@ RUN = int(os.environ.get("CCHC_LOAD_RUN", "0"))  # which run of the stack this i
 GROUP = os.environ.get("CCHC_LOAD_GROUP", "cbccvc")
 UNIT = os.environ.get("CCHC_LOAD_UNIT", "")
 THINK_S = (1.0, 3.0)  # a short think: the attempt-start rate follows the submission rate at once
+VIA_HOME = 0.30  # journeys that come through the landing page (its HTML and GET /v1/contest) before /thi
 RELOADS = 0.10  # journeys whose page is reloaded mid-attempt (the attempt resumes from the device)
 OTHER_DEVICE = 0.05  # journeys resumed on another device (GET /v1/attempts/current)
 SUBMIT_TRIES = 12  # the page sends again until answered; at 5 s apart this is a minute
@@ -75,6 +76,11 @@ class Arrivals(FastHttpUser):
         self.newcomers = itertools.count()
         self.caches: dict[str, dict[str, str]] = {}  # participant → its browser's ETags (path → ETag)
         self.consent: dict[str, Any] | None = None
+        # Participants registered earlier in the week on their phone: its cache already holds the page, the
+        # contest summary and the assets (fetched here once, as any of them did then).
+        self.warm: dict[str, str] = {}
+        for path in ("/", "/thi"):
+            self._view(self.warm, path, contest=True)
         # The results app is another host: a session of its own, with as many connections as the ingest one
         # (one shared pool would queue the reads behind a handful of connections, on the generator's side).
         self.results = FastHttpSession(RESULTS, self.environment.events.request, self, concurrency=self.concurrency,
@@ -153,22 +159,25 @@ class Arrivals(FastHttpUser):
                 r.failure(f"{r.status_code}")
             return None
 
-    def _view(self, cache: dict[str, str], path: str) -> None:
+    def _view(self, cache: dict[str, str], path: str, *, contest: bool) -> None:
         """A view of the quiz page: the HTML (revalidated), its assets the first time only (their names carry
-        their hash: cached for a year), and GET /v1/contest, which every view's script asks."""
+        their hash: cached for a year), and GET /v1/contest, which the script asks on every view but /thi."""
         first = path not in cache
         page = self._cached_get(cache, path, "page")
         if page is not None and first and page.status_code == 200:
             for asset in ASSET.findall(page.content or b""):
                 if asset.decode() not in cache:
                     self._cached_get(cache, asset.decode(), "asset")
-        contest = self._cached_get(cache, "/v1/contest", "contest")
-        if self.consent is None and contest is not None and contest.status_code == 200:
-            privacy = json.loads(contest.content)["privacy"]
+        summary = self._cached_get(cache, "/v1/contest", "contest") if contest else None
+        if self.consent is None and summary is not None and summary.status_code == 200:
+            privacy = json.loads(summary.content)["privacy"]
             self.consent = {"consent": {"version": privacy["version"]}} if privacy else {}
 
     def _browser(self, person: dict[str, Any]) -> dict[str, str]:
-        return self.caches.setdefault(person["participant_id"], {})
+        cache = self.caches.get(person["participant_id"])
+        if cache is None:
+            cache = self.caches[person["participant_id"]] = dict(self.warm)
+        return cache
 
     # -- journeys -------------------------------------------------------------------------------------
 
@@ -179,7 +188,9 @@ class Arrivals(FastHttpUser):
             return None
         auth = {"Authorization": f"Bearer {person['access_key']}"}
         cache = self._browser(person)
-        self._view(cache, "/thi")
+        if self.rng.random() < VIA_HOME:
+            self._view(cache, "/", contest=True)
+        self._view(cache, "/thi", contest=False)
         self._current(auth)
         key = base64.urlsafe_b64encode(os.urandom(18)).decode()
         attempt = self._post("/v1/attempts", {"participant_id": person["participant_id"]}, "start attempt", 201,
@@ -206,9 +217,9 @@ class Arrivals(FastHttpUser):
         gevent.sleep(self.rng.uniform(*THINK_S))
         chance = self.rng.random()
         if chance < RELOADS:  # a reload: the page again, the attempt from the device
-            self._view(attempt["_cache"], "/thi")
+            self._view(attempt["_cache"], "/thi", contest=False)
         elif chance < RELOADS + OTHER_DEVICE:  # another device: a fresh cache, the attempt from the server
-            self._view({}, "/thi")
+            self._view({}, "/thi", contest=False)
             self._current(attempt["_auth"])
         answers = {q["id"]: self.rng.choice("ABCD") for q in attempt["questions"]}
         body = {"token": attempt["token"], "answers": answers, "prediction": self.rng.randint(0, 100_000)}
@@ -230,7 +241,8 @@ class Arrivals(FastHttpUser):
     def _register(self) -> None:
         """The registration page, then its form: consent and an Idempotency-Key, as the page sends them."""
         n = next(self.newcomers)
-        self._view({}, "/dang-ky")
+        cache: dict[str, str] = {}
+        self._view(cache, "/dang-ky", contest=True)
         # unique across the runs of one `make loadtest` (RUN) and its workers (index)
         body = {"full_name": f"Người Đến Sau {spelled(n)}", "id_number": f"9{RUN % 10}{self.index % 10}{n:09d}",
                 "phone": f"08{RUN % 10}{self.index % 10}{n:06d}", "birth_date": "1990-05-17", "group": GROUP,
@@ -238,6 +250,7 @@ class Arrivals(FastHttpUser):
         key = base64.urlsafe_b64encode(os.urandom(18)).decode()
         created = self._post("/v1/participants", body, "register", 201, {"Idempotency-Key": key})
         if created is not None:
+            self.caches[created["participant_id"]] = cache
             self.people.append(created)
 
     def _standing(self) -> None:

@@ -29,7 +29,7 @@ class Cached:
         return self.etag.strip('"')
 
 
-def _matches(header: str, etag: str) -> bool:
+def matches(header: str, etag: str) -> bool:
     """If-None-Match (weak comparison, RFC 9110 §13.1.2)."""
     return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in header.split(","))
 
@@ -40,7 +40,7 @@ def answer(request: web.Request, cached: Cached, content_type: str, cache_contro
     gz = "gzip" in request.headers.get("Accept-Encoding", "")
     etag = cached.etag_gzip if gz else cached.etag
     out = {**(headers or {}), "Cache-Control": cache_control, "ETag": etag, "Vary": "Accept-Encoding"}
-    if _matches(request.headers.get("If-None-Match", ""), etag):
+    if matches(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=out)
     if gz:
         out["Content-Encoding"] = "gzip"

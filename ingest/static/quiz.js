@@ -837,7 +837,9 @@ function countdowns() {
 
 document.addEventListener("DOMContentLoaded", () => {
   const view = body.dataset.view;
-  contestInfo().then(countdowns, countdowns);
+  // /thi corrects its clock with its own calls (GET /v1/attempts/current, the start): at the peak it asks
+  // nothing more; the other views ask /v1/contest (through the browser's cache) for the server's Date.
+  if (view === "/thi") countdowns(); else contestInfo().then(countdowns, countdowns);
   if (view === "/" && store.get("key")) show($("[data-signed-in]"), true);
   if (view === "/dang-ky") registerView();
   else if (view === "/dang-nhap") signinView();

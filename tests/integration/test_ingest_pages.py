@@ -35,11 +35,12 @@ async def running(contest: Contest, redis: aioredis.Redis, pool: AsyncConnection
         yield s
 
 
-def fresh(s: System) -> None:
+async def fresh(s: System) -> None:
     """The closed set is read again now (it is shared for a second)."""
     app = s.ingest.app
     assert app is not None
     app[INGEST].view.forget()
+    await app[INGEST].view.statuses()
 
 
 def with_privacy(contest: Contest) -> Contest:
@@ -68,10 +69,10 @@ async def test_a_period_shows_closed_once_the_committee_closes_it(system: System
     s = system
     first = await (await s.ingest.get("/v1/contest")).json()
     s.clock.ms = s.contest.periods[0].end_ms + 10  # ended, not yet closed
-    fresh(s)
+    await fresh(s)
     assert [p["status"] for p in (await (await s.ingest.get("/v1/contest")).json())["periods"]] == ["closing", "open"]
     await s.close(1)
-    fresh(s)
+    await fresh(s)
     answer = await s.ingest.get("/v1/contest")
     assert [p["status"] for p in (await answer.json())["periods"]] == ["closed", "open"]
     assert first["periods"][0]["status"] == "open"
@@ -96,6 +97,23 @@ async def test_every_view_is_a_page_from_memory_with_a_strict_policy(system: Sys
     assert "Tôi đồng ý" not in register  # a contest without [privacy] asks no consent
     attempt = await (await s.ingest.get("/thi")).text()
     assert "Bắt đầu làm bài" in attempt and ">Nộp bài</button>" in attempt and 'role="timer"' in attempt
+
+
+async def test_the_fast_path_and_aiohttp_answer_a_page_alike(system: System) -> None:
+    """A view, an asset and the summary are answered from the connection (runtime/fastpath.py FastGet); with a
+    query string they go through aiohttp's routes: the same bytes, the same ETag, the same headers."""
+    s = system
+    for path in ("/thi", f"/static/{ASSETS['quiz.js'].name}", "/v1/contest"):
+        for encoding in ("gzip", "identity"):
+            fast = await s.ingest.get(path, headers={"Accept-Encoding": encoding}, auto_decompress=False)
+            slow = await s.ingest.get(path + "?via=aiohttp", headers={"Accept-Encoding": encoding},
+                                      auto_decompress=False)
+            assert fast.status == slow.status == 200 and await fast.read() == await slow.read(), path
+            for header in ("ETag", "Cache-Control", "Content-Type", "Vary", "Content-Security-Policy"):
+                assert fast.headers.get(header) == slow.headers.get(header), (path, header)
+            assert fast.headers.get("Content-Encoding") == slow.headers.get("Content-Encoding")
+            again = await s.ingest.get(path, headers={"Accept-Encoding": encoding, "If-None-Match": fast.headers["ETag"]})
+            assert again.status == 304 and again.headers["ETag"] == fast.headers["ETag"]
 
 
 async def test_assets_carry_their_hash_and_are_cached_for_a_year(system: System) -> None:
