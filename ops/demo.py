@@ -186,7 +186,7 @@ def run_demo(settings: Settings, *, participants: int, keep: bool = False, clust
         last = contest.periods[-1]
         console.print(f"[bold]quiz page: http://{running.host}:{running.ingest_port}/[/] — register now, then take"
                       f" {last.name} yourself: it opens {max(0, (last.start_ms - SystemClock().now_ms()) // 1000)} s from"
-                      f" now and stays open {(last.end_ms - last.start_ms) // 60_000} minutes (`--open-minutes`)")
+                      f" now and stays open {(last.end_ms - last.start_ms) / 60_000:g} minutes (`--open-minutes`)")
         console.print(f"[bold]results page: {results}/[/] — open it while the demo runs (every view: /periods/N,"
                       f" /final, /participation){'' if keep else '; `cchc demo --keep` keeps it up afterwards'}")
         sim = Simulation(contest, f"http://{running.host}:{running.ingest_port}",
