@@ -95,8 +95,10 @@ class Settings:
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
     def public_results_url(self) -> str:
-        """Where participants find the results page: CCHC_RESULTS_URL, else the results app on this host."""
-        return self.results_url or f"http://{self.host}:{self.results_port}"
+        """Where participants find the results page: CCHC_RESULTS_URL, else the results app on this host (on
+        loopback when it listens on every address: set CCHC_RESULTS_URL to its public address)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return self.results_url or f"http://{host}:{self.results_port}"
 
     def require_servers(self) -> tuple[str, str]:
         if not self.redis_url or not self.database_url:
