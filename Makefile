@@ -61,15 +61,21 @@ loadtest: $(STAMP)
 	$(BIN)/pip install -q -e '.[load]'
 	$(BIN)/python -m loadtests.run
 
-# The results page in headless Chromium (Debian's package, driven by Playwright for Python) against a live
-# stack, phone- and desktop-sized; screenshots of every view in test-output/browser/.
+# The results page and the quiz page in headless Chromium (Debian's package, driven by Playwright for Python)
+# against live stacks, phone- and desktop-sized; screenshots of every view in test-output/browser/. axe-core
+# (npm) audits the quiz page: the test serves it to the page, the app never does.
 CHROMIUM := /usr/bin/chromium
+AXE := .tools/axe/node_modules/axe-core/axe.min.js
 $(CHROMIUM):
 	apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
-browser-test: $(STAMP) $(CHROMIUM)
+$(AXE):
+	command -v npm >/dev/null || (apt-get install -y -qq npm || (apt-get update -qq && apt-get install -y -qq npm))
+	mkdir -p .tools/axe && npm install --silent --no-audit --no-fund --prefix .tools/axe axe-core@4
+
+browser-test: $(STAMP) $(CHROMIUM) $(AXE)
 	$(BIN)/pip install -q -e '.[browser]'
-	CCHC_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q -m browser tests/browser
+	CCHC_CHROMIUM=$(CHROMIUM) CCHC_AXE=$(AXE) $(BIN)/pytest -q -m browser tests/browser
 
 # Steady load at half the capacity for 20 minutes (SOAK_MINUTES=…), a close in the middle, memory sampled.
 SOAK_MINUTES ?= 20

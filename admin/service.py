@@ -41,6 +41,7 @@ class Committee:
         the period's attempt counters (and, after the last close, the receipts) then expire after the
         retention."""
         closed = await self.closer.close(period, by=by)
+        await self.writer.record_closed(period)  # the quiz page's status of the period (ingest reads Redis only)
         revisions = await self.closer.results.latest_revisions()
         await self.writer.expire_closed(period, contest_closed=len(revisions) == len(self.contest.periods),
                                         retention_s=self.retention_s)

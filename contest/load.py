@@ -185,10 +185,16 @@ def _relative_periods(toml: _Toml, schedule: ScheduleTable, anchor: datetime | N
             raise toml.error(("schedule", name), "must be positive")
     if schedule.starts_in_seconds < 0:
         raise toml.error(("schedule", "starts_in_seconds"), "must not be negative")
+    if schedule.last_period_seconds is not None and schedule.last_period_seconds <= 0:
+        raise toml.error(("schedule", "last_period_seconds"), "must be positive")
     first = to_ms(anchor + timedelta(seconds=schedule.starts_in_seconds))
     length = schedule.period_seconds * 1000
-    return tuple(Period(n + 1, f"Tuần {n + 1}", first + n * length, first + (n + 1) * length)
-                 for n in range(schedule.count))
+    periods = [Period(n + 1, f"Tuần {n + 1}", first + n * length, first + (n + 1) * length)
+               for n in range(schedule.count)]
+    if schedule.last_period_seconds is not None:
+        last = periods[-1]
+        periods[-1] = Period(last.number, last.name, last.start_ms, last.start_ms + schedule.last_period_seconds * 1000)
+    return tuple(periods)
 
 
 def _groups(toml: _Toml, tables: list[GroupTable]) -> tuple[Group, ...]:

@@ -113,6 +113,17 @@ class Contest(msgspec.Struct, frozen=True):
     excluded: frozenset[str]
     unit_targets: tuple[UnitTarget, ...] = ()
     privacy: Privacy | None = None  # None: a test contest that asks no consent
+    rehearsal: bool = False  # a rehearsal (thi thử, `cchc up --rehearsal`): its calendar shifted to start now
+
+    def rehearse(self, start_ms: int) -> Contest:
+        """This contest as a rehearsal (DESIGN §8): the calendar shifted so that its first period starts at
+        `start_ms`, durations and gaps kept, marked as such; a slug of its own so its keys never meet the
+        real contest's."""
+        shift = start_ms - self.periods[0].start_ms
+        periods = tuple(msgspec.structs.replace(p, start_ms=p.start_ms + shift, end_ms=p.end_ms + shift)
+                        for p in self.periods)
+        slug = self.slug if self.rehearsal else f"{self.slug}-thi-thu"
+        return msgspec.structs.replace(self, periods=periods, slug=slug, rehearsal=True)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -34,6 +34,7 @@ class ScheduleTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     count: int
     period_seconds: int
     starts_in_seconds: int = 0
+    last_period_seconds: int | None = None  # the last period's length, if not period_seconds (the demo's open week)
 
 
 class GroupTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

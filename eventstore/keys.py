@@ -161,6 +161,12 @@ class Keys:
         return f"{self.prefix}:partitions"
 
     @property
+    def closed(self) -> str:
+        """SET of the numbers of the periods the committee has closed (ingest, which stands on Redis alone,
+        reads it for the periods' status in GET /v1/contest)."""
+        return f"{self.prefix}:closed"
+
+    @property
     def id_hashes(self) -> str:
         """HASH keyed hash of the CCCD → participant_id (one person, one account)."""
         return f"{self.prefix}:idn"

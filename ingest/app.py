@@ -51,11 +51,14 @@ from eventstore.redis_stream.scripts import (
     submit_outcome,
 )
 from eventstore.redis_stream.writer import StreamWriter, WriteId
+from ingest import pages
+from ingest.contest_view import ContestView
 from ingest.schemas import (
     AccessKeyRecovery,
     AttemptRequest,
     AttemptStartedOut,
     ConsentOut,
+    ContestOut,
     Credentials,
     Erasure,
     ErasureOut,
@@ -69,8 +72,10 @@ from ingest.schemas import (
 )
 from ingest.tokens import AttemptClaims, InvalidToken, TokenSigner
 from runtime import metrics
+from runtime.cached import answer
 from runtime.clock import SETTLE_MS, Clock, ClockOutOfStep
-from runtime.fastpath import FAST_ROUTES, FastRoute
+from runtime.cors import cors_middleware
+from runtime.fastpath import FAST_ROUTES, FastGet, FastRoute
 from runtime.routes import IDEMPOTENCY_KEY, Route, add_routes, common_routes
 from runtime.web import (
     APP_NAME,
@@ -112,9 +117,15 @@ class Ingest:
     erasure_log: ErasureLog | None = None  # beside the backups (DESIGN §10): every erasure made here is written
     aof: AofRewriter | None = None  # rewrites Valkey's AOF after an erasure (its files then forget the copies)
     banks: dict[str, list[str]] = field(default_factory=dict)  # group → question ids, filled on creation
+    results_url: str = ""  # the results page's public address (CCHC_RESULTS_URL): the quiz page's receipt links there
+    view: ContestView = field(init=False)  # GET /v1/contest and the quiz page's periods, ready to send
+    site: pages.Pages = field(init=False)  # the quiz page's views, rendered once per change of the periods
 
     def __post_init__(self) -> None:
         self.banks.update({g.code: self.contest.bank(g.code) for g in self.contest.groups})
+        view = ContestView(self.contest, self.clock, self.writer.closed_periods)
+        object.__setattr__(self, "view", view)
+        object.__setattr__(self, "site", pages.Pages(self.contest, view, self.results_url))
 
 
 INGEST = web.AppKey("ingest", Ingest)
@@ -351,7 +362,7 @@ async def current_attempt(request: web.Request) -> web.Response:
             or now > event.started_ms + (rules.time_limit_seconds + rules.grace_seconds) * 1000:
         raise ApiError(404, "no_open_attempt", "no attempt of this participant is open now")
     group, _, unit = found.info.partition("|")
-    return json_response(_attempt_out(ing, event, group, unit or None))
+    return _private(json_response(_attempt_out(ing, event, group, unit or None)))
 
 
 async def participant_me(request: web.Request) -> web.Response:
@@ -376,9 +387,22 @@ async def participant_me(request: web.Request) -> web.Response:
         periods.append(PeriodHeldOut(number, len(held.attempt_ids), [
             ReceiptOut(r.attempt_id, r.submission_id, r.received_at, r.duration_ms) for r in receipts]))
     consent = ConsentOut(profile.consent_version, iso_ms(profile.consent_ms, tz)) if profile.consent_version else None
-    return json_response(ParticipantMe(
+    return _private(json_response(ParticipantMe(
         participant_id, profile.full_name, group, unit_code or None, unit.name if unit else None, profile.phone_masked,
-        profile.birth_date, iso_ms(profile.registered_ms, tz), consent, periods))
+        profile.birth_date, iso_ms(profile.registered_ms, tz), consent, periods)))
+
+
+def _private(response: web.Response) -> web.Response:
+    """An answer for one participant's eyes (an attempt's token, their data): kept by no cache."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def contest_summary(request: web.Request) -> web.Response:
+    """What a front-end shows before sign-in, each period with its status: from memory, with an ETag (a
+    browser revalidates it with a 304 of a few bytes)."""
+    view = _ingest(request).view
+    return answer(request, view.answer(await view.statuses()), "application/json", "no-cache")
 
 
 async def erase_me(request: web.Request) -> web.Response:
@@ -497,6 +521,9 @@ MAX_IN_FLIGHT = 4096  # per process; beyond it requests are refused at once rath
 
 
 ROUTES = (
+    Route("get", "/v1/contest", contest_summary, "what a front-end shows before sign-in: rules, periods with their"
+          " status, groups, units, the privacy notice (cacheable: ETag, revalidated with If-None-Match)", 200,
+          ContestOut),
     Route("post", "/v1/participants", register, "register a participant: answers its access key, shown once", 201,
           Credentials, Registration, errors=(403, 409, 429), params=(IDEMPOTENCY_KEY,)),
     Route("post", "/v1/participants/access-key", recover_access_key, "a new access key for a participant who lost"
@@ -521,20 +548,25 @@ ROUTES = (
 
 def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ctx: list[Any] | None = None,
               max_in_flight: int = MAX_IN_FLIGHT, body_timeout_s: float = 10.0,
-              fast_path: bool = True) -> web.Application:
+              fast_path: bool = True, allowed_origins: tuple[str, ...] = ()) -> web.Application:
     """The app; `ingest` may be None when a startup context in `extra_ctx` provides it. `routes`
-    are mounted beside ingest's own (the wiring adds the committee's admin routes). With `fast_path`,
-    submissions are also a fast route (runtime/fastpath.py) for servers that run it (runtime/serve.py)."""
+    are mounted beside ingest's own (the wiring adds the committee's admin routes), and the quiz page's
+    (ingest/pages.py). With `fast_path`, submissions are also a fast route (runtime/fastpath.py) for servers
+    that run it (runtime/serve.py). `allowed_origins` (CCHC_ALLOWED_ORIGINS) may call the API from a browser."""
     gate = Gate(max_in_flight)
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[api_middleware(gate)])
+    origins = frozenset(allowed_origins)
+    middlewares = [cors_middleware(origins), api_middleware(gate)] if origins else [api_middleware(gate)]
+    app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     app[APP_NAME] = "ingest"
     app[BODY_TIMEOUT] = body_timeout_s
-    app[FAST_ROUTES] = {"/v1/submissions": FastRoute(
-        "/v1/submissions", lambda raw: begin_submission(app[INGEST], raw), submission_answer, app[APP_NAME], gate),
-    } if fast_path else {}
+    fast: dict[str, FastRoute | FastGet] = {"/v1/submissions": FastRoute(
+        "/v1/submissions", lambda raw: begin_submission(app[INGEST], raw), submission_answer, app[APP_NAME], gate,
+        cors=origins), **pages.fast_gets(lambda: app[INGEST].site, app[APP_NAME], origins)}
+    app[FAST_ROUTES] = fast if fast_path else {}
     if ingest is not None:
         app[INGEST] = ingest
-    add_routes(app, [*ROUTES, *routes, *common_routes("cchc-scoring ingest", _ready)])
+    site = pages.routes(lambda request: _ingest(request).site)
+    add_routes(app, [*ROUTES, *routes, *site, *common_routes("cchc-scoring ingest", _ready)])
     for ctx in extra_ctx or []:
         app.cleanup_ctx.append(ctx)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -112,3 +112,62 @@ class Erasure(msgspec.Struct, forbid_unknown_fields=True):
 class ErasureOut(msgspec.Struct):
     participant_id: str
     erased_at: str
+
+
+class RulesOut(msgspec.Struct):
+    questions_per_attempt: int
+    time_limit_seconds: int
+    grace_seconds: int
+    attempts_per_period: int
+    points_per_correct: int
+    min_age: int
+    id_check: str
+    prediction_question: str
+    freeze_minutes: int
+
+
+class PeriodOut(msgspec.Struct):
+    number: int
+    name: str
+    start: str
+    end: str
+    status: Literal["upcoming", "open", "closing", "closed"]
+
+
+class PrizeOut(msgspec.Struct):
+    code: str
+    name: str
+    count: int
+
+
+class GroupOut(msgspec.Struct):
+    code: str
+    name: str
+    needs_unit: bool  # unit_code is required when registering in this group
+    prizes: list[PrizeOut]
+
+
+class UnitOut(msgspec.Struct):
+    code: str
+    name: str
+    parent_code: str | None
+
+
+class PrivacyOut(msgspec.Struct):
+    version: str  # what a registration's consent.version must be
+    controller: str
+    notice: str  # the notice's text
+
+
+class ContestOut(msgspec.Struct):
+    """What a front-end shows before sign-in (GET /v1/contest)."""
+
+    slug: str
+    title: str
+    timezone: str
+    rehearsal: bool
+    rules: RulesOut
+    periods: list[PeriodOut]
+    groups: list[GroupOut]
+    units: list[UnitOut]
+    privacy: PrivacyOut | None

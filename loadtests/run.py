@@ -39,15 +39,15 @@ _runs = itertools.count()  # each locust run of one stack registers newcomers of
 STEPS = (1.1, 1.25, 1.5, 2.0, 3.0, 4.0)  # headroom: multiples of the design peak, until one breaks
 
 
-async def register(ingest: str, count: int, unit: str) -> list[dict[str, str]]:
-    """`count` participants over HTTP, 64 at a time; their ids and access keys."""
+async def register(ingest: str, count: int, unit: str, consent: dict[str, str] | None) -> list[dict[str, str]]:
+    """`count` participants over HTTP, 64 at a time (with the privacy notice's consent); their ids and access keys."""
     people: list[dict[str, str]] = []
     queue = iter(range(count))
 
     async def worker(http: aiohttp.ClientSession) -> None:
         for n in queue:
             body = {"full_name": f"Người Thử Tải {spelled(n)}", "id_number": f"7{n:011d}", "phone": f"07{n:08d}",
-                    "birth_date": "1990-05-17", "group": "cbccvc", "unit_code": unit}
+                    "birth_date": "1990-05-17", "group": "cbccvc", "unit_code": unit, "consent": consent}
             async with http.post(f"{ingest}/v1/participants", json=body) as r:
                 if r.status == 201:
                     answer = await r.json()
@@ -99,7 +99,9 @@ def run_stage(run: Running, load: ContestLoad, rate: float, *, label: str, ramp_
 def pool_file(run: Running, people: int) -> Path:
     """`people` participants registered over HTTP, their credentials one JSON line each."""
     started = time.monotonic()
-    credentials = asyncio.run(register(run.ingest_url, people, next(iter(run.contest.units))))
+    privacy = run.contest.privacy
+    consent = {"version": privacy.version} if privacy else None
+    credentials = asyncio.run(register(run.ingest_url, people, next(iter(run.contest.units)), consent))
     pool = run.workdir / "participants.jsonl"
     pool.write_text("\n".join(json.dumps(p) for p in credentials))
     print(f"registered {len(credentials):,} participants beforehand in {time.monotonic() - started:.0f} s",
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     # Every run's submissions with their attempts, spread so nobody reaches the limit.
     submissions = peak * (args.ramp / 2 + args.hold) + sum(peak * m * (10 + args.step_hold) for m in steps)
     people = int(submissions * (1 + load.abandoned_per_submission) / (ATTEMPTS * 0.8)) + 100
-    with throwaway_stack("loadtest", scorers=args.scorers, attempts_per_period=ATTEMPTS) as run:
+    with throwaway_stack("loadtest", scorers=args.scorers, attempts_per_period=ATTEMPTS, privacy=True) as run:
         print(run.stack.ready_line(), flush=True)
         pool = pool_file(run, people)
         design = run_stage(run, load, peak, label="design-peak", ramp_s=args.ramp, hold_s=args.hold,

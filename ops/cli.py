@@ -35,10 +35,39 @@ def _settings(args: argparse.Namespace) -> Settings:
         partitions=getattr(args, "partitions", None))
 
 
+def _rehearsal(settings: Settings) -> Settings:
+    """`cchc up --rehearsal` (DESIGN §8): the contest's calendar shifted to start now, marked "Thi thử" on every
+    page, in a data directory of its own (`.cchc-thi-thu/<contest>` unless --data-dir says otherwise). Embedded
+    servers only: on the real servers a rehearsal's entries would sit beside the real contest's."""
+    from dataclasses import replace
+
+    if settings.redis_url or settings.database_url:
+        raise SettingsError("--rehearsal runs on embedded servers of its own: unset CCHC_REDIS_URL and CCHC_DATABASE_URL")
+    data_dir = settings.data_dir
+    if data_dir == Path(".cchc"):
+        data_dir = Path(".cchc-thi-thu") / settings.contest_dir.resolve().name
+    return replace(settings, rehearsal=True, data_dir=data_dir)
+
+
+def _check_mode(settings: Settings) -> None:
+    """A data directory holds a rehearsal or a real contest, never one after the other."""
+    marker = settings.data_dir / "rehearsal"
+    if settings.rehearsal:
+        if (settings.data_dir / "secrets.env").exists() and not marker.exists():
+            raise SettingsError(f"{settings.data_dir} holds a real contest: a rehearsal needs a data directory of its own")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text("this data directory holds a rehearsal (cchc up --rehearsal)\n")
+    elif marker.exists():
+        raise SettingsError(f"{settings.data_dir} holds a rehearsal: start it with --rehearsal, or use another"
+                            " data directory")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from ops.stack import Stack
 
-    stack = Stack(_settings(args), scorers=args.scorers, cluster=args.cluster, read_replica=args.read_replica)
+    settings = _rehearsal(_settings(args)) if args.rehearsal else _settings(args)
+    _check_mode(settings)
+    stack = Stack(settings, scorers=args.scorers, cluster=args.cluster, read_replica=args.read_replica)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -65,7 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ops.demo import run_demo
 
     return run_demo(_settings(args), participants=args.participants, keep=args.keep, cluster=args.cluster,
-                    read_replica=args.read_replica)
+                    read_replica=args.read_replica, open_minutes=args.open_minutes)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -444,9 +473,15 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--read-replica", action="store_true",
                          help="the results API reads a streaming replica of the embedded PostgreSQL")
     up.add_argument("--scorers", type=int, default=2)
+    up.add_argument("--rehearsal", action="store_true",
+                    help="a rehearsal (thi thử) of the contest today: its calendar shifted to start now, every page"
+                         " marked 'Thi thử', its data in a directory of its own (default .cchc-thi-thu/CONTEST)")
     up.set_defaults(func=cmd_up)
     demo.add_argument("--participants", type=int, default=150)
     demo.add_argument("--keep", action="store_true", help="keep the stack (and the results page) up after the demo")
+    demo.add_argument("--open-minutes", type=float,
+                      help="how long the last week stays open for you to take the quiz (default: the contest's"
+                           " last_period_seconds, 10 minutes for the demo)")
     demo.set_defaults(func=cmd_demo)
     ingest = sub.add_parser("ingest", help="one ingest process")
     ingest.add_argument("--port", type=int, default=8080)

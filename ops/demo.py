@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import shutil
 import signal
 import tempfile
@@ -23,7 +24,7 @@ from ops.embedded import free_port
 from ops.stack import Stack
 from ops.wiring import contest_of
 from runtime.clock import SystemClock
-from runtime.settings import DEFAULT_CONTEST, Settings
+from runtime.settings import DEFAULT_CONTEST, Settings, SettingsError
 
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô"]
 MIDDLE = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Thanh", "Ngọc", "Quang", "Thu", "Xuân"]
@@ -45,6 +46,8 @@ class Simulation:
         self.rng = random.Random(seed)
         self.key = {q.id: q.answer for q in contest.questions.values()}
         self.tally: Counter[str] = Counter()
+        # what the quiz page sends: the privacy notice's version, accepted (a contest without one asks none)
+        self.consent = {"consent": {"version": contest.privacy.version}} if contest.privacy else {}
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=30)
@@ -70,16 +73,16 @@ class Simulation:
                     "id_number": f"0380{n:08d}", "phone": _phone(n),
                     "birth_date": f"{self.rng.randint(1965, 2004)}-0{self.rng.randint(1, 9)}-1{self.rng.randint(0, 9)}",
                     "group": "nhan_dan" if citizen else "cbccvc",
-                    "unit_code": None if citizen else self.rng.choice(units)}
+                    "unit_code": None if citizen else self.rng.choice(units), **self.consent}
             async with http.post(f"{self.ingest}/v1/participants", json=body) as r:
                 answer = await r.json()
                 if r.status == 201:
                     people.append({"id": answer["participant_id"], "key": answer["access_key"],
                                    "skill": self.rng.uniform(0.3, 0.85)})
         for refused in ({"full_name": "Người Bị Loại Trừ", "id_number": "001099000001", "phone": "0999000001",
-                      "birth_date": "1980-01-01", "group": "nhan_dan"},
+                      "birth_date": "1980-01-01", "group": "nhan_dan", **self.consent},
                      {"full_name": "Trùng Số Điện Thoại", "id_number": "038099999999", "phone": "+84900000000",
-                      "birth_date": "1980-01-01", "group": "nhan_dan"}):
+                      "birth_date": "1980-01-01", "group": "nhan_dan", **self.consent}):
             async with http.post(f"{self.ingest}/v1/participants", json=refused) as r:
                 self.tally["refused_registration"] += r.status in (403, 409)
         return people
@@ -150,12 +153,26 @@ def show_prizes(contest: Contest, prizes: dict[str, Any]) -> None:
         console.print(f"Giải thi tuần (weekly unit prize): [bold]{u['unit_name']}[/] (unit_score {u['unit_score']:.4f})")
 
 
+def with_last_period(contest_dir: Path, dest: Path, seconds: int) -> Path:
+    """A copy of a relative-[schedule] contest whose last period lasts `seconds` (`cchc demo --open-minutes`)."""
+    shutil.copytree(contest_dir, dest)
+    toml = dest / "contest.toml"
+    text = re.sub(r"(?m)^last_period_seconds = .*\n", "", toml.read_text())
+    if "[schedule]\n" not in text:
+        raise SettingsError(f"{contest_dir}: --open-minutes needs a contest with a relative [schedule]")
+    toml.write_text(text.replace("[schedule]\n", f"[schedule]\nlast_period_seconds = {seconds}\n", 1))
+    return dest
+
+
 def run_demo(settings: Settings, *, participants: int, keep: bool = False, cluster: int = 0,
-             read_replica: bool = False) -> int:
+             read_replica: bool = False, open_minutes: float | None = None) -> int:
     temporary = settings.data_dir == Path(".cchc")
     data_dir = Path(tempfile.mkdtemp(prefix="cchc-demo-")) if temporary else settings.data_dir
+    contest_dir = settings.contest_dir or DEFAULT_CONTEST
+    if open_minutes is not None:
+        contest_dir = with_last_period(contest_dir, data_dir / "contest", max(30, round(open_minutes * 60)))
     settings = replace(settings, data_dir=data_dir,
-                       contest_dir=settings.contest_dir or DEFAULT_CONTEST, contest_anchor=None,
+                       contest_dir=contest_dir, contest_anchor=None,
                        ingest_port=free_port() if settings.ingest_port == 8080 else settings.ingest_port,
                        results_port=free_port() if settings.results_port == 8081 else settings.results_port,
                        address_limit=0)  # the simulated front-ends all come from loopback
@@ -165,9 +182,13 @@ def run_demo(settings: Settings, *, participants: int, keep: bool = False, clust
         running = stack.start()
         console.print(stack.ready_line())
         results = f"http://{running.host}:{running.results_port}"
+        contest = contest_of(running)
+        last = contest.periods[-1]
+        console.print(f"[bold]quiz page: http://{running.host}:{running.ingest_port}/[/] — register now, then take"
+                      f" {last.name} yourself: it opens {max(0, (last.start_ms - SystemClock().now_ms()) // 1000)} s from"
+                      f" now and stays open {(last.end_ms - last.start_ms) / 60_000:g} minutes (`--open-minutes`)")
         console.print(f"[bold]results page: {results}/[/] — open it while the demo runs (every view: /periods/N,"
                       f" /final, /participation){'' if keep else '; `cchc demo --keep` keeps it up afterwards'}")
-        contest = contest_of(running)
         sim = Simulation(contest, f"http://{running.host}:{running.ingest_port}",
                          f"http://{running.host}:{running.results_port}", running.admin_token or "", participants)
         asyncio.run(sim.run())

@@ -4,6 +4,7 @@ load and chaos tests, ops-check (a temporary directory, free loopback ports, cle
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,12 +18,16 @@ from runtime.settings import REPO_CONTESTS, Settings
 
 
 def one_long_period(dest: Path, *, slug: str | None = None, seconds: int = 3600,
-                    attempts_per_period: int | None = None, count: int = 1) -> Path:
+                    attempts_per_period: int | None = None, count: int = 1, privacy: bool = False) -> Path:
     """The demo contest with a single period open from the stack's start for `seconds` (or `count` such
-    periods one after the other; and, for load tests, more attempts per participant)."""
+    periods one after the other; and, for load tests, more attempts per participant). Without `privacy` its
+    [privacy] table is left out: the tools that post registrations of their own need send no consent (the
+    load test keeps it, as the quiz page sends it)."""
     shutil.copytree(REPO_CONTESTS / "demo", dest)
     toml = dest / "contest.toml"
     text = toml.read_text()
+    if not privacy:
+        text = re.sub(r"(?ms)^\[privacy\].*?\n\n", "", text)
     text = (text[:text.index("[schedule]")] + f"[schedule]\ncount = {count}\nperiod_seconds = {seconds}\n\n"
             + text[text.index("[[groups]]"):])
     if slug is not None:
@@ -53,14 +58,14 @@ class Running:
 def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | None = None,
                     monitor_interval_s: float = 10.0, attempts_per_period: int | None = None,
                     periods: int = 1, period_seconds: int = 3600, partitions: int = 1,
-                    cluster: int = 0, read_replica: bool = False,
+                    cluster: int = 0, read_replica: bool = False, privacy: bool = False,
                     event_loop: str = Settings.event_loop) -> Iterator[Running]:
     """A whole stack on a one-long-period contest; stopped and deleted on exit, even a failed start."""
     from ops.wiring import contest_of  # the wiring imports every tier: only when a stack is wanted
 
     workdir = Path(tempfile.mkdtemp(prefix=f"cchc-{name}-"))
     contest_dir = one_long_period(workdir / "contest", slug=slug, attempts_per_period=attempts_per_period,
-                                  count=periods, seconds=period_seconds)
+                                  count=periods, seconds=period_seconds, privacy=privacy)
     settings = Settings(contest_dir=contest_dir, data_dir=workdir / "data",
                         ingest_port=free_port(), results_port=free_port(), log_level="warning",
                         monitor_interval_s=monitor_interval_s,

@@ -184,7 +184,8 @@ class Stack:
 
     def ready_line(self) -> str:
         s = self.settings
-        return (f"cchc ready: ingest http://{s.host}:{s.ingest_port}  results http://{s.host}:{s.results_port}"
+        return (f"cchc ready: ingest http://{s.host}:{s.ingest_port} (the quiz page: /)"
+                f"  results http://{s.host}:{s.results_port}{'  REHEARSAL (thi thử)' if s.rehearsal else ''}"
                 f"  scorers {self.scorers}  partitions {s.partitions}"
                 f"  redis {redact(s.redis_url)}{f' (cluster of {self.cluster} masters + replicas)' if self.cluster else ''}"
                 f"  postgres {redact(s.database_url)}"

@@ -53,7 +53,10 @@ log = structlog.get_logger()
 
 
 def contest_of(settings: Settings) -> Contest:
-    return load_contest(settings.contest_dir, anchor=settings.contest_anchor or datetime.now(UTC))
+    """The contest; in a rehearsal (`cchc up --rehearsal`) its calendar starts at the stack's anchor time."""
+    anchor = settings.contest_anchor or datetime.now(UTC)
+    contest = load_contest(settings.contest_dir, anchor=anchor)
+    return contest.rehearse(int(anchor.timestamp() * 1000)) if settings.rehearsal else contest
 
 
 def keys_of(contest: Contest, settings: Settings) -> Keys:
@@ -119,7 +122,8 @@ async def build_ingest(contest: Contest, clients: Clients, settings: Settings, c
     return ingest_app.Ingest(contest=contest, writer=writer, signer=TokenSigner(*settings.token_secrets()),
                              vault=PiiVault(settings.pii_key_bytes()), clock=clock, ready=clients.redis_ready,
                              address_limit=settings.address_limit, trusted_proxies=settings.trusted_proxies,
-                             erasure_log=ErasureLog(settings.backups), aof=AofRewriter(clients.redis))
+                             erasure_log=ErasureLog(settings.backups), aof=AofRewriter(clients.redis),
+                             results_url=settings.public_results_url())
 
 
 @asynccontextmanager
@@ -166,7 +170,7 @@ async def build_ingest_app(contest: Contest, clients: Clients, settings: Setting
     """The ingest app with the committee's admin routes mounted on it (in-process: tests, benchmarks)."""
     ingest, door = await build_ingest_parts(contest, clients, settings, clock)
     app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES, body_timeout_s=settings.body_timeout_s,
-                               fast_path=settings.fast_path)
+                               fast_path=settings.fast_path, allowed_origins=settings.allowed_origins)
     app[admin_routes.ADMIN] = door
     return app, door.committee
 
@@ -227,7 +231,8 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
             yield
 
     app = ingest_app.build_app(None, routes=admin_routes.ROUTES, extra_ctx=[lifecycle],
-                               body_timeout_s=settings.body_timeout_s)
+                               body_timeout_s=settings.body_timeout_s, fast_path=settings.fast_path,
+                               allowed_origins=settings.allowed_origins)
     serve.run(app, settings.host, settings.ingest_port, header_timeout_s=settings.body_timeout_s,
               event_loop=settings.event_loop)
 

@@ -3,13 +3,17 @@
 aiohttp's web layer costs a bare app ~35 µs a request here (a protocol on the same C parser answers
 3× the requests: BENCHMARKS.md), as much as all of a submission's own work. A FastRoute is answered
 from `data_received` when nothing about the request needs that layer: HTTP/1.1, the whole body
-already arrived (and within MAX_BODY), no Expect or Upgrade, not asking to close, and the connection
-idle (no earlier request unanswered). Anything else — a slow or chunked body, a pipelined request
-behind another, HTTP/1.0, another method or path — goes through aiohttp as before, to the same
-handler logic registered as an ordinary route (OpenAPI, 405, 408, 413 unchanged). A route's
+already arrived (and within MAX_BODY), no Expect or Upgrade, not asking to close, the connection idle
+(no earlier request unanswered) and no CORS header to add (runtime/cors.py). Anything else — a slow or
+chunked body, a pipelined request behind another, HTTP/1.0, another method or path — goes through aiohttp as before,
+to the same handler logic registered as an ordinary route (OpenAPI, 405, 408, 413 unchanged). A route's
 `begin` does the synchronous work and returns the store's future; its `finish` turns the reply
 into (status, body); ApiError from either is the one error shape. What the middleware does for
-every other request is done here too: the request id (echoed), the overload gate, the metrics."""
+every other request is done here too: the request id (echoed), the overload gate, the metrics.
+
+A FastGet is a GET answered the same way from what the app holds in memory (the quiz page's views, its
+hashed assets, GET /v1/contest: runtime/cached.py), written at once — 200, gzipped when accepted, or 304;
+a query string, HEAD or anything else goes through aiohttp to the same answer."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo  # aiohttp's own: pinned to 3.14 in pyproject
 
+from runtime.cached import Cached, matches
 from runtime.errors import Unavailable
 from runtime.web import (
     MAX_BODY,
@@ -53,9 +58,43 @@ class FastRoute:
     finish: Callable[[Any], Answer]
     app: str  # the metrics' app label
     gate: Gate
+    cors: frozenset[str] = frozenset()  # origins whose requests need CORS headers: those go through aiohttp
 
 
-FAST_ROUTES = web.AppKey("fast_routes", dict[str, FastRoute])  # path → route (POST only)
+@dataclass(frozen=True)
+class FastGet:
+    """GET `path` answered from the connection with what `current()` holds in memory (runtime/cached.py): a
+    page, an asset, a summary — 200, gzipped when accepted, or 304 when the client holds that version."""
+
+    path: str
+    current: Callable[[], Cached]
+    content_type: str
+    cache_control: str
+    app: str  # the metrics' app label
+    headers: tuple[tuple[str, str], ...] = ()
+    cors: frozenset[str] = frozenset()  # origins whose requests need CORS headers: those go through aiohttp
+
+    def answer(self, request_headers: Any, rid: str) -> tuple[int, bytes]:
+        cached = self.current()
+        gz = "gzip" in request_headers.get("Accept-Encoding", "")
+        etag = cached.etag_gzip if gz else cached.etag
+        head = [b"Cache-Control: ", self.cache_control.encode(), b"\r\nETag: ", etag.encode(),
+                b"\r\nVary: Accept-Encoding\r\nX-Request-Id: ", rid.encode(), b"\r\n"]
+        for name, value in self.headers:
+            head += [name.encode(), b": ", value.encode(), b"\r\n"]
+        if matches(request_headers.get("If-None-Match", ""), etag):
+            status, body = 304, b""
+        else:
+            status, body = 200, cached.gzipped if gz else cached.body
+            head += [b"Content-Type: ", self.content_type.encode(), b"\r\n"]
+            if gz:
+                head.append(b"Content-Encoding: gzip\r\n")
+        return status, b"".join((_STATUS_LINES[status], *head, b"Content-Length: ", str(len(body)).encode(),
+                                 b"\r\nDate: ", _http_date(), b"\r\nServer: ", _SERVER, b"\r\n\r\n", body))
+
+
+# path → route: POST for a FastRoute, GET for a FastGet
+FAST_ROUTES = web.AppKey("fast_routes", dict[str, FastRoute | FastGet])
 
 _SERVER = SERVER_SOFTWARE.encode()
 _date_second = -1
@@ -92,7 +131,7 @@ class FastPath(RequestHandler):
 
     __slots__ = ("_fast_routes", "_pending")
 
-    def __init__(self, *args: Any, fast_routes: dict[str, FastRoute] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fast_routes: dict[str, FastRoute | FastGet] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fast_routes = fast_routes or {}
         self._pending: asyncio.Future[Any] | None = None  # the store's reply a fast request waits for
@@ -130,12 +169,16 @@ class FastPath(RequestHandler):
     def _answer_fast(self, message: RawRequestMessage | _ErrInfo, payload: StreamReader) -> bool:
         """Answer `message` here if it is a FastRoute's and nothing stands in the way (module doc)."""
         if (self._pending is not None or self._messages or self._waiter is None or self._waiter.done()
-                or not isinstance(message, RawRequestMessage) or message.method != "POST"
+                or not isinstance(message, RawRequestMessage) or message.method not in ("POST", "GET")
                 or message.version != HttpVersion11 or message.should_close or message.upgrade
                 or not payload.is_eof() or payload.total_bytes > MAX_BODY or "Expect" in message.headers):
             return False
         route = self._fast_routes.get(message.path)
-        if route is None:
+        if route is None or (route.cors and message.headers.get("Origin") in route.cors):
+            return False
+        if isinstance(route, FastGet):
+            return message.method == "GET" and self._answer_get(route, message)
+        if message.method != "POST":
             return False
         started = time.monotonic()
         rid = request_id_of(message.headers)
@@ -149,6 +192,19 @@ class FastPath(RequestHandler):
             return True
         self._pending = pending
         pending.add_done_callback(lambda done: self._respond(route, rid, started, reply=done))
+        return True
+
+    def _answer_get(self, route: FastGet, message: RawRequestMessage) -> bool:
+        """A FastGet's answer, written at once (nothing to wait for: it is in memory)."""
+        started = time.monotonic()
+        rid = request_id_of(message.headers)
+        try:
+            status, raw = route.answer(message.headers, rid)
+        except Exception:  # not ready (the process is starting): aiohttp's route answers it
+            return False
+        request_latency(route.app, route.path).observe(time.monotonic() - started)
+        requests_counted(route.app, route.path, status).inc()
+        self._send(raw, close=False)
         return True
 
     def _respond(self, route: FastRoute, rid: str, started: float, *, reply: asyncio.Future[Any] | None = None,
@@ -174,6 +230,9 @@ class FastPath(RequestHandler):
         log.debug("request", method="POST", route=route.path, status=status, request_id=rid)
         request_latency(route.app, route.path).observe(time.monotonic() - started)
         requests_counted(route.app, route.path, status).inc()
+        self._send(raw, close=close)
+
+    def _send(self, raw: bytes, *, close: bool) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return  # the client went away: its entry (if accepted) stands, a retry gets the receipt

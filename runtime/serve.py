@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from runtime.fastpath import FAST_ROUTES, FastPath, FastRoute
+from runtime.fastpath import FAST_ROUTES, FastGet, FastPath, FastRoute
 
 
 class Connection(FastPath):
@@ -40,7 +40,7 @@ class Connection(FastPath):
 class Server(web.Server):
     """aiohttp's server whose connections are Connections."""
 
-    def __init__(self, *args: Any, fast_routes: dict[str, FastRoute] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fast_routes: dict[str, FastRoute | FastGet] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fast_routes = fast_routes
 

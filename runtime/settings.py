@@ -53,6 +53,9 @@ class Settings:
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # whose X-Forwarded-For is believed
     event_loop: str = "uvloop"  # the HTTP servers' event loop: uvloop (measured: BENCHMARKS.md) or asyncio
     fast_path: bool = True  # submissions answered from the connection (runtime/fastpath.py); off: all via aiohttp
+    allowed_origins: tuple[str, ...] = ()  # CCHC_ALLOWED_ORIGINS: other origins whose pages may call the ingest API
+    results_url: str | None = None  # CCHC_RESULTS_URL: the results page's public address (default the results app's)
+    rehearsal: bool = False  # CCHC_REHEARSAL: the contest as a rehearsal (thi thử), its calendar starting at the anchor
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -87,6 +90,9 @@ class Settings:
             trusted_proxies=_networks(env.get("CCHC_TRUSTED_PROXIES", "")),
             event_loop=_event_loop(env.get("CCHC_EVENT_LOOP", cls.event_loop)),
             fast_path=_on_off(env.get("CCHC_FAST_PATH", "on"), "CCHC_FAST_PATH"),
+            allowed_origins=_origins(env.get("CCHC_ALLOWED_ORIGINS", "")),
+            results_url=_public_url(env.get("CCHC_RESULTS_URL", "")),
+            rehearsal=_on_off(env.get("CCHC_REHEARSAL", "off"), "CCHC_REHEARSAL"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -94,6 +100,12 @@ class Settings:
     def backups(self) -> Path:
         """Where backups and the erasure log live (DESIGN §10): CCHC_BACKUP_DIR, else DATA_DIR/backups."""
         return self.backup_dir or self.data_dir / "backups"
+
+    def public_results_url(self) -> str:
+        """Where participants find the results page: CCHC_RESULTS_URL, else the results app on this host (on
+        loopback when it listens on every address: set CCHC_RESULTS_URL to its public address)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return self.results_url or f"http://{host}:{self.results_port}"
 
     def require_servers(self) -> tuple[str, str]:
         if not self.redis_url or not self.database_url:
@@ -154,6 +166,8 @@ class Settings:
                   "CCHC_FAST_PATH": "on" if self.fast_path else "off",
                   "CCHC_TRUSTED_PROXIES": ",".join(str(n) for n in self.trusted_proxies),
                   "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
+                  "CCHC_ALLOWED_ORIGINS": ",".join(self.allowed_origins), "CCHC_RESULTS_URL": self.results_url,
+                  "CCHC_REHEARSAL": "on" if self.rehearsal else None,
                   "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}
         return {k: v for k, v in values.items() if v}
 
@@ -229,6 +243,28 @@ def _count(raw: str, name: str) -> int:
     if value < 0:
         raise SettingsError(f"{name} must not be negative (0 turns it off)")
     return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """CCHC_ALLOWED_ORIGINS: `scheme://host[:port]` each, as a browser sends its Origin header."""
+    origins = []
+    for part in (p.strip().rstrip("/") for p in raw.split(",")):
+        if not part:
+            continue
+        parts = urlsplit(part)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise SettingsError(f"CCHC_ALLOWED_ORIGINS: {part!r} is not an origin (scheme://host[:port])")
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _public_url(raw: str) -> str | None:
+    raw = raw.strip().rstrip("/")
+    if not raw:
+        return None
+    if urlsplit(raw).scheme not in ("http", "https"):
+        raise SettingsError(f"CCHC_RESULTS_URL must be an http(s) address, not {raw!r}")
+    return raw
 
 
 def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:

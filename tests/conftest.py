@@ -31,6 +31,8 @@ TABLES = ("events", "consumer_progress", *PROJECTION_TABLES, *KEYRING)
 
 # `make fuzz` runs the fuzz tests long: HYPOTHESIS_PROFILE=fuzz.
 hypothesis_settings.register_profile("fuzz", max_examples=1000, deadline=None)
+# No per-example deadline: a timed assertion fails on a loaded 2-core machine, not on a slow rule.
+hypothesis_settings.register_profile("default", deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 

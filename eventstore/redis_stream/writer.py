@@ -189,6 +189,15 @@ class StreamWriter:
             await pipe.execute()
 
     @translated
+    async def record_closed(self, period: int) -> None:
+        """The period is closed: GET /v1/contest says so from now on (ingest reads no database)."""
+        await self._r.sadd(self.keys.closed, period)
+
+    @translated
+    async def closed_periods(self) -> frozenset[int]:
+        return frozenset(int(n) for n in await self._r.smembers(self.keys.closed))
+
+    @translated
     async def disqualify(self, participant_id: str) -> None:
         await self._r.sadd(self.keys.of(participant_id).disqualified, participant_id)
 

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -94,7 +95,7 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             periods = json.load(answer)["periods"]
         assert len(periods) == 3
         body = json.dumps({"full_name": "Trần Thị Bình", "id_number": "038090001234", "phone": "0912345678",
-                           "birth_date": "1990-01-01", "group": "nhan_dan"}).encode()
+                           "birth_date": "1990-01-01", "group": "nhan_dan", "consent": {"version": "demo-1"}}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{ingest_port}/v1/participants", data=body,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=5) as answer:
@@ -217,16 +218,39 @@ def test_contest_check_names_the_file_line_and_misspelt_key(tmp_path: Path) -> N
     assert f"contest.toml:{number}: unit_prizes.once_per_units: unknown key" in done.stderr
 
 
+def _http(url: str, body: object = None, key: str | None = None) -> tuple[int, Any, str]:
+    """A request as a front-end sends it: again after a 503, as its Retry-After says (a process whose clock is
+    not yet in step with the store's refuses starts and submissions for a moment, DESIGN §3)."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    for _ in range(10):
+        request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                raw = answer.read().decode()
+                kind = answer.headers.get_content_type()
+                return answer.status, json.loads(raw) if kind == "application/json" else {}, raw
+        except urllib.error.HTTPError as e:
+            with e:
+                if e.code != 503:
+                    raise
+                time.sleep(float(e.headers.get("Retry-After") or 1))
+    raise AssertionError(f"{url}: 503 ten times")
+
+
 @pytest.mark.parametrize("preset", ["haiphong-2023", "nghean-2022", "quangbinh-2021-r2", "quangnam-2023"])
-def test_every_seed_preset_runs_under_up(preset: str, tmp_path: Path) -> None:
-    """`cchc up --contest` serves each seed contest: its periods, its unit tree, a registration into it."""
+def test_every_seed_preset_runs_under_up_in_rehearsal(preset: str, tmp_path: Path) -> None:
+    """`cchc up --contest PRESET --rehearsal` (DESIGN §8) serves each seed contest today: its periods shifted so
+    the first is open now, its unit tree, "Thi thử" on every page, and one registration (with the consent of its
+    privacy notice), attempt and submission."""
     from contest.load import load_contest
 
     contest = load_contest(ROOT / "contests" / preset)
+    assert contest.privacy is not None  # every preset has its notice (a template)
     ingest_port, results_port = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "up", "--contest", str(ROOT / "contests" / preset),
-                             "--data-dir", str(tmp_path), "--scorers", "1", "--ingest-port", str(ingest_port),
-                             "--results-port", str(results_port)],
+                             "--rehearsal", "--data-dir", str(tmp_path), "--scorers", "1", "--ingest-port",
+                             str(ingest_port), "--results-port", str(results_port)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env())
     try:
         assert proc.stdout is not None
@@ -235,23 +259,34 @@ def test_every_seed_preset_runs_under_up(preset: str, tmp_path: Path) -> None:
             seen.append(line)
             if line.startswith("cchc ready:"):
                 break
-        assert line.startswith("cchc ready:"), "".join(seen)
-        base = f"http://127.0.0.1:{results_port}"
-        with urllib.request.urlopen(f"{base}/v1/periods", timeout=5) as answer:
-            assert len(json.load(answer)["periods"]) == len(contest.periods)
-        with urllib.request.urlopen(f"{base}/v1/participation", timeout=5) as answer:
-            units = json.load(answer)["units"]
+        assert line.startswith("cchc ready:") and "REHEARSAL" in line, "".join(seen)
+        base, ingest = f"http://127.0.0.1:{results_port}", f"http://127.0.0.1:{ingest_port}"
+        _, periods, _ = _http(f"{base}/v1/periods")
+        assert [p["status"] for p in periods["periods"]][:1] == ["open"]
+        assert len(periods["periods"]) == len(contest.periods)
+        _, report, _ = _http(f"{base}/v1/participation")
+        units = report["units"]
         assert [u["unit_code"] for u in units] == list(contest.units)
         assert {u["kind"] for u in units if u["target"] is not None} == {t.kind for t in contest.unit_targets}
+        _, summary, _ = _http(f"{ingest}/v1/contest")
+        assert summary["rehearsal"] is True and summary["slug"] == f"{contest.slug}-thi-thu"
+        for page in (f"{ingest}/", f"{ingest}/dang-ky", f"{ingest}/thi", f"{base}/", f"{base}/periods/1"):
+            assert "Thi thử" in _http(page)[2], page
         unit = next(u for u in contest.units.values() if u.parent_code is not None)
         born = contest.first_start().year - 30
-        body = json.dumps({"full_name": "Trần Thị Bình", "id_number": f"038{1 if born < 2000 else 3}"
-                           f"{born % 100:02d}001234", "phone": "0912345678", "birth_date": f"{born}-01-01",
-                           "group": contest.groups[0].code, "unit_code": unit.code}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{ingest_port}/v1/participants", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            assert answer.status == 201
+        status, credentials, _ = _http(f"{ingest}/v1/participants", {
+            "full_name": "Trần Thị Bình", "id_number": f"038{1 if born < 2000 else 3}{born % 100:02d}001234",
+            "phone": "0912345678", "birth_date": f"{born}-01-01", "group": contest.groups[0].code,
+            "unit_code": unit.code, "consent": {"version": contest.privacy.version}})
+        assert status == 201
+        pid, key = str(credentials["participant_id"]), str(credentials["access_key"])
+        status, attempt, _ = _http(f"{ingest}/v1/attempts", {"participant_id": pid}, key)
+        assert status == 201 and len(attempt["questions"]) == contest.rules.questions_per_attempt
+        answers = {q["id"]: "A" for q in attempt["questions"]}
+        status, receipt, _ = _http(f"{ingest}/v1/submissions", {"token": attempt["token"], "answers": answers,
+                                                               "prediction": 100})
+        assert status == 202 and receipt["attempt_id"] == attempt["attempt_id"]
+        assert (tmp_path / "rehearsal").exists()  # a data directory of its own, marked
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out

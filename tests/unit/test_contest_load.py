@@ -117,3 +117,21 @@ def test_missing_file_is_named(folder: Path) -> None:
     (folder / "units.csv").unlink()
     with pytest.raises(ContestError, match=r"units\.csv: file not found"):
         load_contest(folder)
+
+
+def test_a_rehearsal_shifts_the_calendar_to_start_now() -> None:
+    real = load_contest(CONTESTS / "nghean-2022")
+    start = int(datetime(2030, 3, 4, 1, 2, 3, tzinfo=UTC).timestamp() * 1000)
+    rehearsal = real.rehearse(start)
+    assert rehearsal.rehearsal and rehearsal.slug == "nghean-2022-thi-thu" and rehearsal.periods[0].start_ms == start
+    shift = start - real.periods[0].start_ms
+    assert [(p.start_ms - shift, p.end_ms - shift) for p in rehearsal.periods] == [
+        (p.start_ms, p.end_ms) for p in real.periods]  # durations and gaps kept
+    assert rehearsal.rehearse(start).slug == rehearsal.slug  # no second suffix
+    assert real.privacy is not None and real.privacy.notice.startswith("# Thông báo")
+
+
+def test_a_schedule_may_make_its_last_period_longer() -> None:
+    demo = load_contest(CONTESTS / "demo", anchor=datetime(2030, 1, 1, tzinfo=UTC))
+    lengths = [p.end_ms - p.start_ms for p in demo.periods]
+    assert lengths == [30_000, 30_000, 600_000]

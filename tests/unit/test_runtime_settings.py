@@ -110,3 +110,16 @@ def test_a_secrets_file_from_before_the_store_passwords_gains_them_and_keeps_the
     assert len(passwords.valkey) >= 32 and len(passwords.postgres) >= 32 and passwords.valkey != passwords.postgres
     again = load_or_create_state(Settings(data_dir=tmp_path), anchor_now=datetime.now(UTC))[2]
     assert again == passwords  # generated once, kept
+
+
+def test_allowed_origins_results_url_and_rehearsal() -> None:
+    s = Settings.from_env({"CCHC_ALLOWED_ORIGINS": " https://Thi.Example.gov.vn/ , http://localhost:3000",
+                           "CCHC_RESULTS_URL": "https://ketqua.example.gov.vn/", "CCHC_REHEARSAL": "on"})
+    assert s.allowed_origins == ("https://thi.example.gov.vn", "http://localhost:3000")
+    assert s.public_results_url() == "https://ketqua.example.gov.vn" and s.rehearsal
+    assert Settings.from_env(s.env()).allowed_origins == s.allowed_origins  # handed to the children as is
+    assert Settings.from_env({"CCHC_HOST": "0.0.0.0"}).public_results_url() == "http://127.0.0.1:8081"
+    for bad in ({"CCHC_ALLOWED_ORIGINS": "thi.example.gov.vn"}, {"CCHC_ALLOWED_ORIGINS": "https://a.vn/path"},
+                {"CCHC_RESULTS_URL": "ketqua.example.gov.vn"}, {"CCHC_REHEARSAL": "yes"}):
+        with pytest.raises(SettingsError):
+            Settings.from_env(bad)
