@@ -137,7 +137,8 @@ async def store_clock(clients: Clients) -> AsyncIterator[SyncedClock]:
 
     with contextlib.suppress(StoreUnavailable):  # down now: the readings go stale, check() refuses until back
         for name, ask in (await references()).items():
-            await clock.measure(name, ask)
+            for _ in range(3):  # the best of three: one slow reading on a busy start does not refuse for a second
+                await clock.measure(name, ask)
     task = asyncio.create_task(keep_in_step(clock, references), name="clock")
     try:
         yield clock

@@ -67,7 +67,7 @@ class ManualClock:
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One reading of a reference's time: `store_ms` was read between `sent` and `received` (monotonic ms);
-    the local wall clock read `wall_ms` half way."""
+    the local wall clock read `wall_ms` half way (kept for the record: offsets are computed from now)."""
 
     sent: float
     received: float
@@ -82,10 +82,6 @@ class Sample:
     def uncertainty_ms(self) -> float:
         return (self.received - self.sent) / 2
 
-    @property
-    def offset_ms(self) -> float:
-        """This host's wall clock minus the reference's time (positive: the host is ahead)."""
-        return self.wall_ms - self.store_ms
 
 
 class SyncedClock:
@@ -128,7 +124,7 @@ class SyncedClock:
         self._best[reference] = min(samples, key=lambda s: s.uncertainty_ms)
         in_step = self._why_not(reference) is None
         self._in_step_until[reference] = sample.received + self.stale_after_ms if in_step else 0.0
-        metrics.CLOCK_OFFSET.labels(reference or "store").set(sample.offset_ms / 1000)
+        metrics.CLOCK_OFFSET.labels(reference or "store").set(self._offset_now(self._best[reference]) / 1000)
         metrics.CLOCK_IN_STEP.labels(reference or "store").set(1 if in_step else 0)
 
     def now_ms(self, reference: str = "") -> int:
@@ -138,22 +134,28 @@ class SyncedClock:
         return int(best.store_ms + self._mono_ms() - best.middle)
 
     def offset_ms(self, reference: str = "") -> float | None:
-        """The latest reading's offset of the wall clock to the reference (None: never read)."""
-        samples = self._samples.get(reference)
-        return samples[-1].offset_ms if samples else None
+        """This host's wall clock minus the reference's time now (None: never read)."""
+        best = self._best.get(reference)
+        return None if best is None else self._offset_now(best)
 
     def _why_not(self, reference: str) -> str | None:
         samples = self._samples.get(reference)
         if not samples or samples[-1].received < self._mono_ms() - self.stale_after_ms:
             return "this server has not read the store's time lately (offset unknown)"
-        latest, best = samples[-1], self._best[reference]
-        if abs(latest.offset_ms) > self.max_offset_ms:
-            way = "ahead of" if latest.offset_ms > 0 else "behind"
-            return (f"this server's clock is {abs(latest.offset_ms):.0f} ms {way} the store's"
-                    f" (at most {self.max_offset_ms:.0f} ms allowed)")
+        best = self._best[reference]
         if best.uncertainty_ms > self.max_offset_ms:
             return f"the store's time is known only within {best.uncertainty_ms:.0f} ms"
+        offset = self._offset_now(best)
+        if abs(offset) > self.max_offset_ms:
+            way = "ahead of" if offset > 0 else "behind"
+            return (f"this server's clock is {abs(offset):.0f} ms {way} the store's"
+                    f" (at most {self.max_offset_ms:.0f} ms allowed)")
         return None
+
+    def _offset_now(self, best: Sample) -> float:
+        """The wall clock now minus the store's time now, as the best reading tells it (as exact as that
+        reading, whatever the latest one's round trip; a step of the wall clock shows at once)."""
+        return self._wall() * 1000 - (best.store_ms + self._mono_ms() - best.middle)
 
     def check(self, reference: str = "") -> None:
         """Raise ClockOutOfStep unless `reference` may be stamped in now; "" on a cluster (no reference of
