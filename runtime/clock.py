@@ -66,13 +66,11 @@ class ManualClock:
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One reading of a reference's time: `store_ms` was read between `sent` and `received` (monotonic ms);
-    the local wall clock read `wall_ms` half way (kept for the record: offsets are computed from now)."""
+    """One reading of a reference's time: `store_ms` was read between `sent` and `received` (monotonic ms)."""
 
     sent: float
     received: float
     store_ms: int
-    wall_ms: float
 
     @property
     def middle(self) -> float:
@@ -108,11 +106,9 @@ class SyncedClock:
     async def measure(self, reference: str, ask: Callable[[], Awaitable[int]]) -> Sample:
         """Read the reference's time once (`ask()` answers it in ms) and remember the reading."""
         sent = self._mono_ms()
-        wall_before = self._wall() * 1000
         store_ms = await ask()
         received = self._mono_ms()
-        wall_ms = (wall_before + self._wall() * 1000) / 2
-        sample = Sample(sent, received, store_ms, wall_ms)
+        sample = Sample(sent, received, store_ms)
         self.record(reference, sample)
         return sample
 
