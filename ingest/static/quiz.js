@@ -813,6 +813,29 @@ async function accountView() {
     for (const name of ["key", "attempt:" + me.participant_id, "receipt:" + me.participant_id]) store.drop(name);
     location.assign("/");
   });
+  const confirmBox = $("#erase-confirm"), eraseStatus = $("[data-erase-status]");
+  $("[data-erase]").addEventListener("click", () => { show(confirmBox, true); focus($("h3", confirmBox)); });
+  $("[data-erase-cancel]").addEventListener("click", () => { show(confirmBox, false); focus($("[data-erase]")); });
+  $("[data-erase-confirm]").addEventListener("click", async (event) => {
+    event.target.disabled = true;
+    const erasing = store.get("erasing:" + me.participant_id) || { key: newIdempotencyKey() };
+    store.set("erasing:" + me.participant_id, erasing);  // a retry after a lost answer is the same erasure
+    const done = await persist("POST", "/v1/participants/me/erasure", { key, body: { confirm: true }, idempotency: erasing.key },
+                               (state, seconds, n) => say(eraseStatus, retrying(state, seconds, n)), 6);
+    event.target.disabled = false;
+    if (!done || done.status !== 202) {
+      say(eraseStatus, done && done.status === 401 ? "Mã truy cập không còn hiệu lực: dữ liệu có thể đã được xoá."
+        : "Chưa xoá được; hãy thử lại sau ít phút.");
+      return;
+    }
+    for (const name of ["key", "erasing:" + me.participant_id, "attempt:" + me.participant_id,
+                        "receipt:" + me.participant_id]) store.drop(name);
+    show($("#account"), false);
+    $("[data-erased-at]").textContent = when(done.data.erased_at);
+    const erased = $("#erased");
+    show(erased, true);
+    focus($("h2", erased));
+  });
 }
 
 // -- every view: countdowns on the server's clock ----------------------------------------------------------

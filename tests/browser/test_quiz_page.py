@@ -569,3 +569,30 @@ def test_the_first_view_weighs_under_100_kb(browser: Any, live: Live) -> None:
     (OUT / "quiz-first-view-bytes.txt").write_text(f"{total:.0f} bytes in {len(loaded)} responses\n")
     assert 0 < total < 100_000, total
     context.close()
+
+
+def test_a_participant_erases_their_personal_data_from_their_account(browser: Any, live: Live) -> None:
+    """/tai-khoan's **Xoá dữ liệu cá nhân**: a confirmation that says what it means, then the erasure; the key
+    stops working."""
+    _, key = _registered(live)
+    context, page, watch = _open(browser, live, PHONE)
+    page.goto(live.url + "/dang-nhap")
+    sign_in(page, live, key)
+    page.goto(live.url + "/tai-khoan")
+    page.get_by_text("Lê Thị Thu Hà").wait_for()
+    page.get_by_role("button", name="Xoá dữ liệu cá nhân").click()
+    page.get_by_role("heading", name="Bạn có chắc muốn xoá dữ liệu cá nhân?").wait_for()
+    assert page.get_by_text("Mã truy cập của bạn ngừng hoạt động ngay", exact=False).is_visible()
+    shot(page, "18-erase-confirm", PHONE)
+    audit(page, live, "erase-confirm")
+    page.get_by_role("button", name="Không xoá").click()
+    assert _api(live, "GET", "/v1/participants/me", key=key)[0] == 200  # nothing erased yet
+    page.get_by_role("button", name="Xoá dữ liệu cá nhân").click()
+    page.get_by_role("button", name="Xác nhận xoá").click()
+    page.get_by_role("heading", name="Đã xoá dữ liệu cá nhân").wait_for()
+    shot(page, "19-erased", PHONE)
+    audit(page, live, "erased")
+    assert _api(live, "GET", "/v1/participants/me", key=key)[0] == 401  # the key stopped working
+    assert not [k for k in page.evaluate("Object.keys(localStorage)") if k.endswith(":key")]  # forgotten here too
+    watch.check()
+    context.close()
