@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from operator import itemgetter
 from typing import Any
@@ -332,3 +333,112 @@ async def xact_lock(conn: Connection, lock: int, *, shared: bool = False) -> Non
     """A transaction-level advisory lock, released at commit or rollback."""
     await conn.execute("SELECT pg_advisory_xact_lock_shared(%s)" if shared else "SELECT pg_advisory_xact_lock(%s)",
                        (lock,))
+
+
+# -- the WAL archive and restores (DESIGN §10; ops/backup.py takes and restores the backups) --------------
+
+ARCHIVE_SLOT = "cchc_archive"  # the physical replication slot the WAL archiver (pg_receivewal) streams through
+
+
+def lsn(text: str) -> int:
+    """A WAL position as PostgreSQL writes it (`16/B374D848`) as a number of bytes."""
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def lsn_text(position: int) -> str:
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+
+@dataclass(frozen=True)
+class ArchiveState:
+    """How far the server's WAL is safe outside its data directory, beside where it is now."""
+
+    position: int  # the server's WAL write position: past the commit of every transaction committed before
+    timeline: int
+    archived: int | None  # the greatest of: the archiver's flush position (its slot), a synchronous standby's,
+    # the end of the last segment archive_command archived (pgBackRest, WAL-G…); None when none is known
+    source: str  # which of them (`slot`, `standby`, `archive_command`, `none`)
+
+    @property
+    def behind(self) -> int:
+        """Bytes of WAL not yet in the archive (all of it when there is none)."""
+        return max(0, self.position - (self.archived or 0))
+
+
+async def archive_state(pool: Pool, slot: str = ARCHIVE_SLOT) -> ArchiveState:
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn()),"
+            " (SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = %s AND slot_type = 'physical'),"
+            " (SELECT max(flush_lsn)::text FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')),"
+            " (SELECT last_archived_wal FROM pg_stat_archiver),"
+            " (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')", (slot,))
+        row = await cur.fetchone()
+    assert row is not None
+    current, walfile, slotted, standby, archived_wal, segment = row
+    known = {"slot": lsn(slotted) if slotted else None, "standby": lsn(standby) if standby else None,
+             "archive_command": segment_end(archived_wal, int(segment)) if archived_wal else None}
+    best = max(((v, k) for k, v in known.items() if v is not None), default=(None, "none"))
+    return ArchiveState(lsn(current), int(walfile[:8], 16), best[0], best[1])
+
+
+def segment_end(name: str, segment_size: int) -> int | None:
+    """The WAL position where the segment file `name` ends (None for a history or backup-label file)."""
+    if len(name) != 24 or not all(c in "0123456789ABCDEF" for c in name):
+        return None
+    return int(name[8:16], 16) * 0x100000000 + (int(name[16:24], 16) + 1) * segment_size
+
+
+async def create_archive_slot(conn: Connection, slot: str = ARCHIVE_SLOT) -> None:
+    """The archiver's slot, reserving WAL from now on (the server keeps every segment until the archiver has it)."""
+    async with translated():
+        cur = await conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+        if await cur.fetchone() is None:
+            await conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What the event table holds of one stream (`part`): how many events and its newest entry id."""
+
+    part: int
+    events: int
+    last_id: str
+
+
+async def event_summary(conn: Connection) -> list[StreamSummary]:
+    """Per stream of the event table: events and the newest entry id (results markers: part 32767)."""
+    async with translated():
+        cur = await conn.execute("SELECT part, count(*), max(ARRAY[stream_ms, stream_seq]) FROM events GROUP BY part"
+                                 " ORDER BY part")
+        return [StreamSummary(part, count, f"{last[0]}-{last[1]}") for part, count, last in await cur.fetchall()]
+
+
+async def archived_entries(conn: Connection, part: int, first: str, last: str) -> set[str]:
+    """The ids of the stream entries of stream `part` between `first` and `last` (inclusive) that the event
+    table holds (an entry's events are archived together, in one transaction)."""
+    (first_ms, first_seq), (last_ms, last_seq) = (tuple(int(x) for x in i.split("-")) for i in (first, last))
+    async with translated():
+        cur = await conn.execute(
+            "SELECT DISTINCT stream_ms, stream_seq FROM events WHERE part = %s"
+            " AND (stream_ms, stream_seq) >= (%s, %s) AND (stream_ms, stream_seq) <= (%s, %s)",
+            (part, first_ms, first_seq, last_ms, last_seq))
+        return {f"{ms}-{seq}" for ms, seq in await cur.fetchall()}
+
+
+async def record_restore(conn: Connection, target: str, base_backup: str) -> None:
+    """A restore of this database: the scorers' start rewinds the consumer groups (ops/restore.py)."""
+    async with translated():
+        await conn.execute("INSERT INTO restores (target, base_backup) VALUES (%s, %s)", (target, base_backup))
+
+
+async def unreconciled_restores(conn: Connection) -> list[str]:
+    async with translated():
+        cur = await conn.execute("SELECT target FROM restores WHERE reconciled_at IS NULL ORDER BY restored_at")
+        return [target for (target,) in await cur.fetchall()]
+
+
+async def mark_reconciled(conn: Connection) -> None:
+    async with translated():
+        await conn.execute("UPDATE restores SET reconciled_at = now() WHERE reconciled_at IS NULL")

@@ -24,3 +24,13 @@ CREATE TABLE IF NOT EXISTS consumer_progress (
     events      bigint      NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Every restore of this database from the backups (`cchc restore`, DESIGN §10). Until a row is reconciled,
+-- a scorer starting rewinds each stream's consumer group to the first entry the restored table lacks, so
+-- what was acknowledged after the restore point is archived again, once (ops/restore.py).
+CREATE TABLE IF NOT EXISTS restores (
+    restored_at   timestamptz PRIMARY KEY DEFAULT clock_timestamp(),
+    target        text        NOT NULL,  -- 'latest' or the time restored to
+    base_backup   text        NOT NULL,
+    reconciled_at timestamptz
+);

@@ -83,6 +83,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             for name in stack.supervise():
                 print(f"cchc: {name} exited; restarted it (see {stack.log_dir / name}.log)", flush=True)
             stack.run_scheduled(time.monotonic())
+            for line in stack.backup_tick():
+                print(line, flush=True)
             time.sleep(0.5)
     finally:
         stack.stop()
@@ -442,6 +444,61 @@ def cmd_flags(args: argparse.Namespace) -> int:
     return _with_clients(Settings.from_env(), work)
 
 
+def _beside(args: argparse.Namespace) -> Settings:
+    """Settings of the backup commands: beside a running `cchc up` of --data-dir (its stack.env names the servers)."""
+    import os
+
+    env = {**os.environ, **({"CCHC_DATA_DIR": args.data_dir} if args.data_dir else {})}
+    return Settings.from_env(env, contest_dir=Path(args.contest) if getattr(args, "contest", None) else None)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A base backup now (pg_basebackup into CCHC_BACKUP_DIR), then the retention."""
+    from ops.backup import BackupError, human, local, prune, take_base_backup
+    from ops.wiring import contest_of
+
+    settings = _beside(args)
+    contest = contest_of(settings)
+    started = time.monotonic()
+    try:
+        taken = take_base_backup(settings, contest_dir=str(settings.contest_dir.resolve()), contest_slug=contest.slug)
+    except BackupError as e:
+        print(f"cchc backup: {e}", file=sys.stderr)
+        return 2
+    print(f"base backup {taken.name}: {human(taken.size_bytes)}, timeline {taken.timeline}, WAL {taken.start_lsn} –"
+          f" {taken.end_lsn}, restorable from {local(taken.finished_at)} ({time.monotonic() - started:.1f} s)")
+    for removed in prune(settings):
+        print(f"retention: removed {removed}")
+    return 0
+
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    from ops.backup import describe
+
+    print("\n".join(describe(_beside(args))))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from ops.backup import BackupError, parse_time
+    from ops.restore import restore
+
+    try:
+        target = None if args.to == "latest" else parse_time(args.to)
+        report = restore(_beside(args), target=target, into=Path(args.into) if args.into else None,
+                         force=args.force, contest_dir=Path(args.contest) if args.contest else None)
+    except BackupError as e:
+        print(f"cchc restore: {e}", file=sys.stderr)
+        return 2
+    return 0 if report.ok else 1
+
+
+def cmd_wal_archiver(args: argparse.Namespace) -> int:
+    from ops.backup import run_archiver
+
+    return run_archiver(_beside(args))
+
+
 def cmd_contest_check(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -568,6 +625,26 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--entries", type=int, default=3_000_000)
     sim.add_argument("--period", type=int, default=1)
     sim.set_defaults(func=cmd_simulate)
+    backup = sub.add_parser("backup", help="take a base backup now (pg_basebackup into CCHC_BACKUP_DIR), then apply"
+                                           " the retention")
+    backups = sub.add_parser("backups", help="the base backups, the WAL archive and the restorable range")
+    restore = sub.add_parser("restore", help="rebuild PostgreSQL from the backups (stop `cchc up` first), check it")
+    archiver = sub.add_parser("wal-archiver", help="stream PostgreSQL's WAL into CCHC_BACKUP_DIR (`cchc up` runs it)")
+    for cmd in (backup, backups, restore, archiver):
+        cmd.add_argument("--data-dir", help="the stack's data directory (default .cchc); backups in DATA_DIR/backups"
+                                            " unless CCHC_BACKUP_DIR says otherwise")
+    for cmd in (backup, restore):
+        cmd.add_argument("--contest", help="contest folder (restore: default the one the base backup recorded)")
+    restore.add_argument("--to", default="latest", metavar="TIME|latest",
+                         help="ISO-8601 with its offset, or latest (the end of the archive; the default)")
+    restore.add_argument("--into", metavar="DIR", help="restore into DIR/postgres instead (a scratch copy to look at;"
+                                                       " the live database untouched)")
+    restore.add_argument("--force", action="store_true",
+                         help="allow a restore of the live database to a time (it forgets what was archived after it)")
+    backup.set_defaults(func=cmd_backup)
+    backups.set_defaults(func=cmd_backups)
+    restore.set_defaults(func=cmd_restore)
+    archiver.set_defaults(func=cmd_wal_archiver)
     replay = sub.add_parser("replay", help="rebuild every projection from the event table")
     replay.add_argument("--batch-size", type=int, default=5000)
     replay.set_defaults(func=cmd_replay)

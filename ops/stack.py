@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,7 +16,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from eventstore.postgres import migrate, open_pool
+from eventstore.postgres import archive_state, migrate, open_pool
+from ops.backup import BackupDir, Schedule
 from ops.embedded import (
     EmbeddedPostgres,
     EmbeddedPostgresReplica,
@@ -24,6 +26,7 @@ from ops.embedded import (
     die_with_parent,
     free_port,
 )
+from ops.restore import Rewound, reconcile
 from runtime.settings import STACK_ENV, Settings, load_or_create_state, redact, without_secrets, write_env_file
 
 
@@ -52,6 +55,9 @@ class Stack:
         self.log_dir = settings.data_dir / "logs"
         self.jobs: dict[str, subprocess.Popen[bytes]] = {}  # scheduled one-shot commands (never restarted)
         self.next_forget = 0.0  # monotonic time of the next `cchc forget --expired`
+        self.backup_schedule: Schedule | None = None  # base backups of the embedded PostgreSQL (ops/backup.py)
+        self.backup_job: subprocess.Popen[bytes] | None = None
+        self.reconciled: list[Rewound] | None = None  # what a restore left to archive again (ops/restore.py)
 
     def start(self) -> Settings:
         """Start everything; returns the settings the children run with (URLs and secrets filled)."""
@@ -75,6 +81,10 @@ class Stack:
         if self.read_replica and self.postgres is not None and not s.database_read_url:
             self.replica = EmbeddedPostgresReplica(self.postgres, s.data_dir / "postgres-replica")
             s = self.settings = replace(s, database_read_url=self.replica.start(s.database_url or ""))
+        if self.postgres is not None:  # its WAL streamed into the archive from now on, a base backup daily
+            self._spawn("wal-archiver", "wal-archiver", metrics=False)
+            self.backup_schedule = Schedule(BackupDir(s.backups), asyncio.run(server_timeline(s)))
+        self.reconciled = asyncio.run(reconcile(s))  # after a restore: before any scorer reads
         for n in range(1, self.ingests + 1):  # several share the port (SO_REUSEPORT)
             self._spawn("ingest" if self.ingests == 1 else f"ingest-{n}", "ingest", "--port", str(s.ingest_port))
         self._spawn("results", "results", "--port", str(s.results_port))
@@ -86,8 +96,8 @@ class Stack:
         self._wait_ready(f"http://{s.host}:{s.results_port}/readyz", "results")
         return s
 
-    def _spawn(self, name: str, *args: str) -> None:
-        if name not in self.metrics_ports:
+    def _spawn(self, name: str, *args: str, metrics: bool = True) -> None:
+        if metrics and name not in self.metrics_ports:
             self.metrics_ports[name] = free_port()
             args = (*args, "--metrics-port", str(self.metrics_ports[name]))
         self.commands[name] = args
@@ -156,12 +166,39 @@ class Stack:
                 env=without_secrets({**os.environ, **self.settings.env()}), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=log, preexec_fn=die_with_parent)
 
+    def backup_tick(self, now: float | None = None) -> list[str]:
+        """Take the base backup that is due (`cchc backup` in a process of its own, logged to logs/backup.log);
+        returns what to tell the operator."""
+        if self.backup_schedule is None:
+            return []
+        now = time.time() if now is None else now
+        if self.backup_job is not None:
+            code = self.backup_job.poll()
+            if code is None:
+                return []
+            self.backup_job = None
+            self.backup_schedule.done(now, ok=code == 0)
+            return ["cchc: base backup taken" if code == 0 else
+                    f"cchc: base backup FAILED ({code}); see {self.log_dir / 'backup.log'} (tried again in 15 min)"]
+        if not self.backup_schedule.due(now):
+            return []
+        env = without_secrets({**os.environ, **self.settings.env()})
+        with (self.log_dir / "backup.log").open("ab") as log:
+            self.backup_job = subprocess.Popen([sys.executable, "-m", "ops.cli", "backup"], env=env,
+                                               stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                               preexec_fn=die_with_parent)
+        return [f"cchc: base backup started into {self.backup_schedule.backups.base}"]
+
     def check_children(self) -> None:
         for name, proc in self.children.items():
             if proc.poll() is not None:
                 raise StackError(f"{name} exited with {proc.returncode}; see {self.log_dir / name}.log")
 
     def stop(self, timeout: float = 15.0) -> None:
+        # The WAL archiver last, after PostgreSQL: it receives the WAL up to the shutdown.
+        archiver = self.children.pop("wal-archiver", None)
+        if self.backup_job is not None and self.backup_job.poll() is None:
+            self.backup_job.terminate()  # an interrupted base backup is removed by the next one
         for proc in [*self.children.values(), *self.jobs.values()]:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -179,6 +216,16 @@ class Stack:
             self.replica.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        if archiver is not None:
+            archiver.terminate()
+            try:
+                archiver.wait(5)
+            except subprocess.TimeoutExpired:
+                archiver.kill()
+                archiver.wait()
+        if self.backup_job is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.backup_job.wait(10)
         if self.valkey is not None:
             self.valkey.stop()
 
@@ -190,7 +237,19 @@ class Stack:
                 f"  redis {redact(s.redis_url)}{f' (cluster of {self.cluster} masters + replicas)' if self.cluster else ''}"
                 f"  postgres {redact(s.database_url)}"
                 + (f" (results read {redact(s.database_read_url)})" if s.database_read_url else "") +
-                f"  secrets {self.secrets_path}  logs {self.log_dir}/  metrics targets {self.targets_path}")
+                f"  secrets {self.secrets_path}  logs {self.log_dir}/  metrics targets {self.targets_path}"
+                + (f"  backups {s.backups} (WAL streamed, a base backup daily)" if self.backup_schedule else ""))
+
+
+async def server_timeline(settings: Settings) -> int:
+    """The PostgreSQL server's current timeline (a restore starts a new one)."""
+    _, database_url = settings.require_servers()
+    pool = open_pool(database_url, max_size=1)
+    await pool.open()
+    try:
+        return (await archive_state(pool)).timeline
+    finally:
+        await pool.close()
 
 
 async def migrate_schema(settings: Settings) -> None:

@@ -21,7 +21,7 @@ from contest.load import load_contest
 from contest.model import Contest
 from eventstore import postgres
 from eventstore.erasure_log import ErasureLog
-from eventstore.errors import StoreUnavailable
+from eventstore.errors import StoreError, StoreUnavailable
 from eventstore.keys import Keys
 from eventstore.pii import PiiVault
 from eventstore.redis_stream import client as redis_client
@@ -34,6 +34,7 @@ from eventstore.redis_stream.writer import StreamWriter
 from ingest import app as ingest_app
 from ingest.tokens import TokenSigner
 from ops.monitor import Monitor
+from ops.restore import rewind_after_restore
 from projections.apply import Projector
 from projections.close import Closer
 from projections.live_queries import LiveQueries
@@ -185,9 +186,10 @@ def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cach
                                fresh_s=0.0 if rank_cache_s is None else RESULTS_MEMO_S)
 
 
-def build_scorer(contest: Contest, clients: Clients, name: str, clock: Clock) -> Scorer:
+def build_scorer(contest: Contest, clients: Clients, name: str, clock: Clock, *, wait_for_archive: bool = True
+                 ) -> Scorer:
     return Scorer(consumer=Consumer(clients.redis, clients.keys, name), leases=Leases(clients.redis, clients.keys, name),
-                  pool=clients.pool, projector=Projector(contest), clock=clock)
+                  pool=clients.pool, projector=Projector(contest), clock=clock, wait_for_archive=wait_for_archive)
 
 
 def build_monitor(contest: Contest, clients: Clients, clock: Clock) -> Monitor:
@@ -268,7 +270,9 @@ def run_scorer(settings: Settings, name: str, *, metrics_port: int | None = None
         clients = await open_clients(settings, contest, pool_size=4)  # three batches in flight, the health check
         runner = await _serve_health(settings, metrics_port, clients) if metrics_port else None
         try:
-            await build_scorer(contest, clients, name, SystemClock()).serve()
+            with contextlib.suppress(StoreError):  # after a restore: the groups rewound first (`cchc up` did it)
+                await rewind_after_restore(clients.redis, clients.pool, clients.keys)
+            await build_scorer(contest, clients, name, SystemClock(), wait_for_archive=settings.archive_check).serve()
         finally:
             if runner is not None:
                 await runner.cleanup()

@@ -50,6 +50,9 @@ SCORER_POISON = Counter("cchc_scorer_poison_entries_total", "Entries parked in t
 SCORER_STREAMS = Gauge("cchc_scorer_streams", "Streams this scorer holds a lease on (reads)", ["consumer"])
 SCORER_ERRORS = Counter("cchc_scorer_errors_total", "Scorer steps that failed (database or Redis errors)",
                         ["consumer", "kind"])
+WAL_ARCHIVE_BEHIND = Gauge("cchc_wal_archive_behind_bytes", "PostgreSQL's WAL not yet in the archive (all of it when "
+                           "no archive is known), as a scorer read it before trimming: the stream keeps every "
+                           "entry whose commit is not in the archive (DESIGN §10)", ["consumer"])
 
 # -- the system, refreshed by the monitor -----------------------------------------------------------
 # Per stream: "contest" (registrations, contest-wide events) or a partition's number.

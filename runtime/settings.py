@@ -56,6 +56,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # CCHC_ALLOWED_ORIGINS: other origins whose pages may call the ingest API
     results_url: str | None = None  # CCHC_RESULTS_URL: the results page's public address (default the results app's)
     rehearsal: bool = False  # CCHC_REHEARSAL: the contest as a rehearsal (thi thử), its calendar starting at the anchor
+    backup_retention_days: int = 35  # base backups kept this long (the newest always), WAL back to the oldest kept
+    archive_check: bool = True  # trim the stream only below what the WAL archive holds (off: what is acknowledged)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -93,6 +95,8 @@ class Settings:
             allowed_origins=_origins(env.get("CCHC_ALLOWED_ORIGINS", "")),
             results_url=_public_url(env.get("CCHC_RESULTS_URL", "")),
             rehearsal=_on_off(env.get("CCHC_REHEARSAL", "off"), "CCHC_REHEARSAL"),
+            backup_retention_days=_count(env.get("CCHC_BACKUP_RETENTION_DAYS", "35"), "CCHC_BACKUP_RETENTION_DAYS"),
+            archive_check=_on_off(env.get("CCHC_ARCHIVE_CHECK", "on"), "CCHC_ARCHIVE_CHECK"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -164,6 +168,8 @@ class Settings:
                   "CCHC_BODY_TIMEOUT": str(self.body_timeout_s), "CCHC_ADDRESS_LIMIT": str(self.address_limit),
                   "CCHC_RETENTION_DAYS": str(self.retention_days), "CCHC_EVENT_LOOP": self.event_loop,
                   "CCHC_FAST_PATH": "on" if self.fast_path else "off",
+                  "CCHC_BACKUP_RETENTION_DAYS": str(self.backup_retention_days),
+                  "CCHC_ARCHIVE_CHECK": "on" if self.archive_check else "off",
                   "CCHC_TRUSTED_PROXIES": ",".join(str(n) for n in self.trusted_proxies),
                   "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
                   "CCHC_ALLOWED_ORIGINS": ",".join(self.allowed_origins), "CCHC_RESULTS_URL": self.results_url,

@@ -13,6 +13,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import msgspec
 import structlog
@@ -20,7 +21,7 @@ import structlog
 from eventstore.barrier import entry_tuple
 from eventstore.errors import StoreError, StoreRejected, StoreUnavailable
 from eventstore.events import AnyEvent, ParticipantRegistered, decode_many
-from eventstore.postgres import Pool, archive, record_progress, transaction
+from eventstore.postgres import Pool, archive, archive_state, record_progress, transaction
 from eventstore.redis_stream.consumer import Consumer, Entry
 from eventstore.redis_stream.leases import Leases
 from eventstore.redis_stream.personal import Copies
@@ -33,6 +34,19 @@ from runtime.inflight import InFlight
 log = structlog.get_logger()
 Entries = list[Entry]
 Decoded = list[tuple[Entry, list[AnyEvent]]]
+
+
+MAX_HELD = 360  # trims waiting for the archive, at most (an hour of them): a newer one supersedes older ones
+
+
+@dataclass(frozen=True)
+class HeldTrim:
+    """A trim waiting for the WAL archive: each stream's acknowledged floor, and the server's WAL position
+    read after them — past the commit of every entry below the floors (each ack follows its commit)."""
+
+    timeline: int
+    position: int
+    floors: dict[int, str]
 
 
 class Refused(StoreUnavailable):
@@ -50,8 +64,8 @@ class Scorer:
     def __init__(self, *, consumer: Consumer, leases: Leases, pool: Pool, projector: Projector, clock: Clock,
                  batch_size: int = 2000, block_ms: int = 500, claim_idle_ms: int = 30_000,
                  max_rejections: int = 10, rejection_spacing_ms: int = 30_000, backoff_s: float = 1.0,
-                 beat_every_s: float = 5.0, trim_every_s: float = 30.0, stop_grace_s: float = 10.0,
-                 in_flight: int = 3) -> None:
+                 beat_every_s: float = 5.0, trim_every_s: float = 10.0, stop_grace_s: float = 10.0,
+                 in_flight: int = 3, wait_for_archive: bool = True) -> None:
         self.consumer = consumer
         self.leases = leases
         self.pool = pool
@@ -67,6 +81,11 @@ class Scorer:
         self.backoff_s = backoff_s  # the pause after a store error before the next try
         self.beat_every_s = beat_every_s
         self.trim_every_s = trim_every_s
+        # Trim only below what the WAL archive holds (DESIGN §10); off (CCHC_ARCHIVE_CHECK=off): below what is
+        # acknowledged, for a deployment whose permanent record is PostgreSQL's data directory alone.
+        self.wait_for_archive = wait_for_archive
+        self._held: list[HeldTrim] = []
+        self._said_no_archive = False
         self.stop_grace_s = stop_grace_s
         # New batches projected at once, each in its own transaction on its own connection: PostgreSQL
         # works on one while this process reads and prepares the next (measured: BENCHMARKS.md).
@@ -282,8 +301,38 @@ class Scorer:
         metrics.SCORER_STREAMS.labels(self.name).set(len(held))
 
     async def _trim(self) -> None:
+        """Trim each stream held below what every group acknowledged, once the WAL archive holds the commits
+        of those entries: an entry leaves Valkey only when a lost PostgreSQL disk can no longer lose it (DESIGN
+        §10). The floors are read first, then the server's WAL position; the trim to those floors waits (this
+        time or a later one) until the archive has reached that position on the same timeline."""
+        if not self.wait_for_archive:
+            for number in self.streams:
+                await self.consumer.trim_acknowledged(number)
+            return
+        floors = {}
         for number in self.streams:
-            await self.consumer.trim_acknowledged(number)
+            if (floor := await self.consumer.acknowledged_floor(number)) is not None:
+                floors[number] = floor
+        state = await archive_state(self.pool)  # after the floors: past the commit of every entry below them
+        metrics.WAL_ARCHIVE_BEHIND.labels(self.name).set(state.behind)
+        held = [h for h in self._held if h.timeline == state.timeline][-(MAX_HELD - 1):]
+        self._held = [*held, HeldTrim(state.timeline, state.position, floors)]
+        if state.archived is None:
+            if not self._said_no_archive:
+                log.warning("stream_trim_waits_for_archive", consumer=self.name,
+                            why="no WAL archive known (no archiver slot, synchronous standby or archive_command):"
+                                " nothing leaves the stream; CCHC_ARCHIVE_CHECK=off trims without one")
+                self._said_no_archive = True
+            return
+        self._said_no_archive = False
+        ready = [h for h in self._held if h.position <= state.archived]
+        if not ready:
+            return
+        trim = ready[-1]
+        self._held = [h for h in self._held if h.position > trim.position]
+        for number, floor in trim.floors.items():
+            if number in self.streams:
+                await self.consumer.trim_below(number, floor)
 
     async def _next_batch(self) -> int:
         """Retry what this consumer holds unacked before taking anything new, so a batch that

@@ -167,10 +167,18 @@ class Consumer:
 
     @translated
     async def trim_acknowledged(self, number: int, *, approximate: bool = True) -> str | None:
-        """Trim stream `number` below the oldest entry its group still needs (never XDEL).
+        """Trim stream `number` below the oldest entry its group still needs (never XDEL); returns the MINID
+        used, or None when nothing can go. Acked means committed (the ack follows the commit), not yet in the
+        WAL archive: the scorer trims through `acknowledged_floor` and `trim_below` (DESIGN §10)."""
+        minid = await self.acknowledged_floor(number)
+        if minid is not None:
+            await self.trim_below(number, minid, approximate=approximate)
+        return minid
 
-        Acked means archived (the ack follows the commit), so only entries every group has
-        acknowledged go; returns the MINID used, or None when nothing can go."""
+    @translated
+    async def acknowledged_floor(self, number: int) -> str | None:
+        """The oldest entry of stream `number` some group still needs: every entry below it is acknowledged
+        by every group. None when there is no stream or group yet."""
         stream = self._stream(number)
         try:
             groups = await self._r.xinfo_groups(stream)
@@ -187,12 +195,16 @@ class Consumer:
                 need = min(need, entry_tuple(text(oldest[0]["message_id"])))
             needs.append(need)
         floor = min(needs)
-        minid = f"{floor[0]}-{floor[1]}"
+        return f"{floor[0]}-{floor[1]}"
+
+    @translated
+    async def trim_below(self, number: int, minid: str, *, approximate: bool = True) -> None:
+        """XTRIM MINID: entries of stream `number` below `minid` go (never XDEL)."""
         # LIMIT 0: an approximate trim otherwise removes at most 100 macro nodes' worth of entries per call
         # (10,000), fewer than a busy half minute appends — the stream would grow without bound (found
         # by `make soak`). Whole nodes go, so the call stays cheap.
-        await self._r.xtrim(stream, minid=minid, approximate=approximate, limit=0 if approximate else None)
-        return minid
+        await self._r.xtrim(self._stream(number), minid=minid, approximate=approximate,
+                            limit=0 if approximate else None)
 
 
 def _entries(raw: list[Any]) -> list[tuple[str, bytes]]:

@@ -173,3 +173,34 @@ class Streams:
                 count += any(isinstance(e, AttemptStarted | SubmissionReceived) and e.period == period
                              for e in events)
         return count
+
+    # -- after a restore of PostgreSQL (ops/restore.py) ----------------------------------------------------
+
+    @translated
+    async def last_delivered(self, number: int) -> str | None:
+        """The consumer group's last delivered id on stream `number` (None: no stream or group yet)."""
+        try:
+            groups = await self._r.xinfo_groups(self._stream(number))
+        except ResponseError:
+            return None
+        group = next((g for g in groups if text(g["name"]) == GROUP), None)
+        return None if group is None else text(group["last-delivered-id"])
+
+    @translated
+    async def entry_ids(self, number: int, after: str | None, count: int) -> list[str]:
+        """Up to `count` ids of stream `number` after `after` (from its first entry when None), in order."""
+        rows: Any = await self._r.xrange(self._stream(number), min="-" if after is None else f"({after}",
+                                         count=count)
+        return [text(entry_id) for entry_id, _ in rows]
+
+    @translated
+    async def parked_ids(self, number: int) -> set[str]:
+        """The stream ids of stream `number`'s entries now parked in its dead-letter stream."""
+        rows: Any = await self._r.xrange(self.keys.slot(number).dead_letters)
+        return {text(fields.get(b"entry_id", b"")) for _, fields in rows}
+
+    @translated
+    async def rewind(self, number: int, last_delivered: str) -> None:
+        """Set the group's last delivered id on stream `number` back to `last_delivered`: every entry after it
+        is delivered again (archiving it twice inserts nothing: the event table's key)."""
+        await self._r.xgroup_setid(self._stream(number), GROUP, last_delivered)
