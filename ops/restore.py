@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -98,10 +98,10 @@ class RestoreReport:
     moved_aside: list[Path]
     restored_to: datetime | None  # the last transaction the recovery replayed
     timeline: int
-    recovery_s: float
     events: int
     mismatches: list[str]
-    seconds: float
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # verify, copy, recovery, checks: seconds each
 
     @property
     def ok(self) -> bool:
@@ -136,28 +136,34 @@ def restore(settings: Settings, *, target: datetime | None, into: Path | None = 
     tools = Tools(user, "", None)
     say(f"cchc restore: base backup {base.name} ({local(base.finished_at)}, timeline {base.timeline}) and the WAL"
         f" archive {'to ' + local(target) if target else 'to its end'} into {dest}")
+    phases = {"verify": time.monotonic()}
     tools.run("pg_verifybackup", str(backups.base / base.name))
+    phases["verify"] = time.monotonic() - phases["verify"]
     say(f"  verified: base backup {base.name} matches its manifest (pg_verifybackup: every file's checksum, its WAL)")
     stamp = utc_name(datetime.now(UTC))
     moved = [] if into is not None else move_aside(settings.data_dir.resolve(), stamp)
     for path in moved:
         say(f"  moved aside (not deleted): {path}")
+    phases["copy"] = time.monotonic()
     lay_down(backups, base, dest, user, target)
+    phases["copy"] = time.monotonic() - phases["copy"]
     secrets = read_env_file(settings.data_dir / "secrets.env")
     if into is not None and (settings.data_dir / "secrets.env").exists():
         shutil.copy2(settings.data_dir / "secrets.env", into.resolve() / "secrets.env")
     contest = _contest_settings(settings, base, contest_dir, secrets)
+    recovery = time.monotonic()
     socket_dir = start_recovery(tools, dest, user)
     url = with_password(f"postgresql://postgres@/postgres?host={socket_dir}", secrets.get("CCHC_POSTGRES_PASSWORD"))
     try:
         report = asyncio.run(_recover_and_check(contest, url, backups, base, dest, target, live=into is None,
-                                                stamp=stamp, say=say))
+                                                stamp=stamp, say=say, recovery=recovery))
     finally:
         with contextlib.suppress(BackupError, subprocess.TimeoutExpired):
             tools.run("pg_ctl", "-D", str(dest), "-m", "fast", "-w", "stop", timeout=120)
     report.moved_aside = moved
     report.seconds = time.monotonic() - started
-    say(f"  restore took {report.seconds:.1f} s (recovery {report.recovery_s:.1f} s)")
+    report.phases = {**phases, **report.phases}
+    say(f"  restore took {report.seconds:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items()))
     if into is None:
         say(f"next: start the stack again (`cchc up --data-dir {settings.data_dir}`): the scorers deliver again from"
             " the stream every entry acknowledged after the restore point, and archive each once")
@@ -260,8 +266,8 @@ def log_tail(dest: Path, lines: int = 25) -> str:
 
 
 async def _recover_and_check(settings: Settings, url: str, backups: BackupDir, base: BaseBackup, dest: Path,
-                             target: datetime | None, *, live: bool, stamp: str,
-                             say: Callable[[str], None]) -> RestoreReport:
+                             target: datetime | None, *, live: bool, stamp: str, say: Callable[[str], None],
+                             recovery: float) -> RestoreReport:
     from ops.wiring import contest_of
     from projections.replay import replay
 
@@ -269,9 +275,8 @@ async def _recover_and_check(settings: Settings, url: str, backups: BackupDir, b
     pool = open_pool(url, min_size=1, max_size=6)
     await pool.open(wait=True, timeout=60)
     try:
-        recovery = time.monotonic()
         restored_to = await wait_promoted(pool, dest, say)
-        recovery_s = time.monotonic() - recovery
+        recovery_s = time.monotonic() - recovery  # from pg_ctl start: the WAL replayed and the promotion
         if live:  # first: the server keeps its WAL from the branch on until the archiver streams it again
             async with connection(pool) as conn:
                 await create_archive_slot(conn)
@@ -280,11 +285,12 @@ async def _recover_and_check(settings: Settings, url: str, backups: BackupDir, b
         state = await archive_state(pool)
         say(f"  recovered: {'to ' + local(target) if target else 'to the end of the archive'}; last transaction"
             f" replayed {local(restored_to) if restored_to else '(none after the base backup)'}; now timeline"
-            f" {state.timeline} ({recovery_s:.1f} s of WAL replay)")
+            f" {state.timeline}")
         if live:
             for line in set_aside_abandoned_wal(backups, dest, state.timeline, stamp):
                 say(f"  {line}")
         erasures = await reapply_erasures(pool, backups, restored_to, say)
+        checks = time.monotonic()
         say(f"  erasures recorded after the restore point: {erasures.recorded_after}, re-applied {erasures.reapplied}")
         async with connection(pool) as conn:
             streams = await event_summary(conn)
@@ -311,7 +317,8 @@ async def _recover_and_check(settings: Settings, url: str, backups: BackupDir, b
             async with connection(pool) as conn:
                 await record_restore(conn, local(target) if target else "latest", base.name)
                 await conn.commit()
-        return RestoreReport(base, dest, [], restored_to, state.timeline, recovery_s, events, checked.mismatches, 0.0)
+        return RestoreReport(base, dest, [], restored_to, state.timeline, events, checked.mismatches,
+                             phases={"recovery": recovery_s, "checks": time.monotonic() - checks})
     finally:
         await pool.close()
 
