@@ -45,8 +45,16 @@ class BackupError(RuntimeError):
 
 def server_user() -> str | None:
     """The system user the embedded server runs as when we are root (it owns the data directory and the
-    backups); None: ours."""
-    return SERVER_USER if os.geteuid() == 0 else None
+    backups); None: ours (not root, or no embedded server ever ran here)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        return None
+    return SERVER_USER
 
 
 def pg_program(name: str) -> Path:
