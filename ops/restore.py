@@ -137,7 +137,11 @@ def restore(settings: Settings, *, target: datetime | None, into: Path | None = 
     say(f"cchc restore: base backup {base.name} ({local(base.finished_at)}, timeline {base.timeline}) and the WAL"
         f" archive {'to ' + local(target) if target else 'to its end'} into {dest}")
     phases = {"verify": time.monotonic()}
-    tools.run("pg_verifybackup", str(backups.base / base.name))
+    try:
+        tools.run("pg_verifybackup", str(backups.base / base.name))
+    except BackupError as e:
+        raise BackupError(f"{e}\nbase backup {base.name} is damaged: move base/{base.name} and its .json out of"
+                          f" {backups.base} and run the restore again (it takes the one before)") from e
     phases["verify"] = time.monotonic() - phases["verify"]
     say(f"  verified: base backup {base.name} matches its manifest (pg_verifybackup: every file's checksum, its WAL)")
     stamp = utc_name(datetime.now(UTC))
@@ -180,7 +184,7 @@ def refuse_if_running(live: Path) -> None:
         return
     with contextlib.suppress(ValueError, IndexError, OSError):
         pid = int(pid_file.read_text().split()[0])
-        if "postgres" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+        if str(live) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
             raise BackupError(f"PostgreSQL still runs from {live} (pid {pid}): stop `cchc up` first")
 
 

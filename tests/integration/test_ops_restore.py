@@ -4,6 +4,7 @@ parked twice; a second start rewinds nothing."""
 
 from __future__ import annotations
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from eventstore.keys import CONTEST_STREAM, EVENT_FIELD
@@ -11,6 +12,12 @@ from eventstore.postgres import record_restore
 from ops.restore import rewind_after_restore
 from projections.replay import replay
 from tests.harness import System
+
+
+@pytest.fixture(autouse=True)
+async def no_restore_yet(pool: AsyncConnectionPool) -> None:
+    async with pool.connection() as conn:
+        await conn.execute("DELETE FROM restores")
 
 
 async def restored_without_the_newest(s: System, pool: AsyncConnectionPool, per_stream: int) -> int:
