@@ -294,8 +294,13 @@ async def _recover_and_check(settings: Settings, url: str, backups: BackupDir, b
             for line in set_aside_abandoned_wal(backups, dest, state.timeline, stamp):
                 say(f"  {line}")
         erasures = await reapply_erasures(pool, backups, restored_to, say)
-        checks = time.monotonic()
         say(f"  erasures recorded after the restore point: {erasures.recorded_after}, re-applied {erasures.reapplied}")
+        checks = time.monotonic()
+        async with connection(pool) as conn:  # the activity counters start again from zero after a recovery, so
+            await conn.set_autocommit(True)   # autovacuum would not analyze soon: the checks' plans need statistics
+            await conn.execute("ANALYZE")
+            await conn.set_autocommit(False)
+        say(f"  analyzed: planner statistics refreshed ({time.monotonic() - checks:.1f} s)")
         async with connection(pool) as conn:
             streams = await event_summary(conn)
             markers = await published(conn)
