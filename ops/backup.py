@@ -121,7 +121,7 @@ class BaseBackup(msgspec.Struct, frozen=True):
 class WalFile:
     name: str
     timeline: int
-    segment: int  # log * 2^32 / segment size + seg, as the name says (the same numbering on every timeline)
+    segment: tuple[int, int]  # (log, seg) as the name says: WAL order, the same on every timeline
     partial: bool
     size: int
     modified: float
@@ -167,7 +167,7 @@ class BackupDir:
             match = WAL_NAME.match(entry.name)
             if match and entry.is_file():
                 stat = entry.stat()
-                segment = int(match[2], 16) * 0x100000000 + int(match[3], 16)
+                segment = (int(match[2], 16), int(match[3], 16))
                 out.append(WalFile(entry.name, int(match[1], 16), segment, bool(match[4]), stat.st_size,
                                    stat.st_mtime))
         return sorted(out, key=lambda w: (w.segment, w.timeline, not w.partial))

@@ -359,7 +359,8 @@ async def published(conn: Connection) -> list[ResultsPublished]:
     return out
 
 
-def set_aside_abandoned_wal(backups: BackupDir, dest: Path, timeline: int, stamp: str) -> list[str]:
+def set_aside_abandoned_wal(backups: BackupDir, dest: Path, timeline: int, stamp: str, size: int | None = None
+                            ) -> list[str]:
     """After a restore to a time, the archive holds WAL of the old timeline past the restore point: the
     archiver would resume there and the new server, which never had it, would refuse it. Those files go to
     wal/abandoned-<time>/ (kept: a restore into that abandoned future can copy them back), and so does the
@@ -372,8 +373,8 @@ def set_aside_abandoned_wal(backups: BackupDir, dest: Path, timeline: int, stamp
     if not lines:
         return []
     parent, switch = int(lines[-1][0]), lsn(lines[-1][1])
-    size = segment_size(dest)
-    branch = switch // size
+    size = size or segment_size(dest)
+    branch = (switch >> 32, (switch & 0xFFFFFFFF) // size)  # the segment file the new timeline branched in
     offset = switch % size
     moved = []
     for wal in backups.wal_files():

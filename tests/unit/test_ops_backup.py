@@ -11,6 +11,7 @@ import pytest
 
 from eventstore.postgres import lsn, lsn_text, segment_end
 from ops.backup import BackupDir, BackupError, BaseBackup, Schedule, base_for, parse_time
+from ops.restore import set_aside_abandoned_wal
 
 MB16 = 16 * 1024 * 1024
 
@@ -38,6 +39,33 @@ def test_the_archive_lists_segments_in_wal_order(tmp_path: Path) -> None:
     assert [w.name for w in files] == ["000000010000000000000002", "000000010000000000000003.partial",
                                        "000000020000000000000003", "000000020000000000000004.partial"]
     assert files[-1].partial and files[-1].segment_name == "000000020000000000000004" and files[-1].timeline == 2
+
+
+def wal_archive(root: Path, names: list[str], history: str, timeline: int = 2) -> tuple[BackupDir, Path]:
+    backups = BackupDir(root / "backups")
+    backups.wal.mkdir(parents=True)
+    for name in names:
+        (backups.wal / name).write_bytes(b"x")
+    (root / "pg_wal").mkdir()
+    (root / "pg_wal" / f"{timeline:08X}.history").write_text(history)
+    return backups, root
+
+
+def test_a_restore_to_the_end_sets_no_wal_aside(tmp_path: Path) -> None:
+    """The archive ends where the new timeline branches off (segment numbers past log 0 included)."""
+    names = [f"0000000100000006{seg:08X}" for seg in range(0xC0, 0xD5)] + ["0000000100000006000000D5.partial"]
+    backups, dest = wal_archive(tmp_path, names, "1\t6/D5E5D730\tno recovery target specified\n")
+    assert set_aside_abandoned_wal(backups, dest, 2, "t", size=MB16) == []
+    assert len(backups.wal_files()) == len(names)
+
+
+def test_a_restore_to_a_time_sets_the_abandoned_future_aside(tmp_path: Path) -> None:
+    names = [f"0000000100000006{seg:08X}" for seg in range(0xC0, 0xD5)] + ["0000000100000006000000D5.partial"]
+    backups, dest = wal_archive(tmp_path, names, "1\t6/C8001000\tbefore 2022-08-29 07:55:00+07\n")
+    said = set_aside_abandoned_wal(backups, dest, 2, "t", size=MB16)
+    kept = [w.name for w in backups.wal_files()]
+    assert kept == names[:8]  # up to C7; C8, where the new timeline branched, is complete: aside too
+    assert said and (backups.wal / "abandoned-t" / names[-1]).exists()
 
 
 def test_a_restore_starts_from_the_newest_base_backup_before_its_target(tmp_path: Path) -> None:
