@@ -7,8 +7,8 @@ DATA_DIR/backups; another disk in production):
     base/<UTC time>/        a base backup, plain format, with its manifest (pg_verifybackup checks it)
     base/<UTC time>.json    what cchc knows of it: when, WAL range, timeline, size, the contest
     wal/                    every WAL segment and history file of every timeline; the newest one `.partial`
-    erasures.log            the participants erased, with the time (kept by the personal-data side; a restore
-                            re-applies those after its restore point: ops/restore.py)
+    erasures.log            every erasure: participant ids and time (eventstore/erasure_log.py); a restore
+                            applies them again (ops/erasure.py, called by ops/restore.py)
 """
 
 from __future__ import annotations
@@ -138,7 +138,6 @@ class BackupDir:
         self.root = root.resolve()
         self.base = self.root / "base"
         self.wal = self.root / "wal"
-        self.erasures = self.root / "erasures.log"
 
     def prepare(self, user: str | None) -> None:
         """The directories, its owner's only (the server's system user when we are root)."""

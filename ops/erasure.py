@@ -1,6 +1,6 @@
 """The seam between erasure and `cchc restore` (DESIGN §10): after PostgreSQL has been recovered from a backup,
 every erasure recorded in the erasure log beside the backups is applied again, so that no restore brings an
-erased person's data back. The backup side (ops/backup.py) calls `reapply_erasures` once recovery is done."""
+erased person's data back. The backup side (ops/restore.py) calls `reapply_erasures` once recovery is done."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from pathlib import Path
 import structlog
 
 from eventstore.barrier import entry_tuple
+from eventstore.erasure_log import LOG_NAME
 from eventstore.events import ResultsPublished
 from eventstore.keys import CONTEST_STREAM, Keys
 from eventstore.postgres import (
@@ -46,47 +47,12 @@ from eventstore.redis_stream.client import Redis
 from eventstore.redis_stream.inspection import Streams
 from ops.backup import BackupDir, BackupError, BaseBackup, Tools, base_for, local, pg_program, server_user, utc_name
 from ops.embedded import with_password
+from ops.erasure import reapply_erasures
 from runtime.settings import Settings, read_env_file
 
 log = structlog.get_logger()
 RECONCILE_LOCK = 7265  # one rewind of the consumer groups at a time (every scorer starting tries it)
 SCAN = 5000  # stream entries compared with the event table per round trip
-
-
-# -- the seam with the personal-data side -----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Erasures:
-    recorded_after: int  # erasures BACKUP_DIR/erasures.log holds after the restore point
-    reapplied: int
-
-
-async def reapply_erasures(pool: Pool, backups: BackupDir, restored_to: datetime | None,
-                           say: Callable[[str], None] = print) -> Erasures:
-    """Re-apply, in the restored database, every erasure recorded after the restore point (DESIGN §10: "no
-    restore brings a person back"). Runs after recovery and before the checks, on the restored database.
-
-    THE SEAM with the personal-data side (issue 24): it will read `backups.erasures` (BACKUP_DIR/erasures.log,
-    one erasure a line, appended and fsynced when the erasure is made, beside the backups so that a lost data
-    disk does not lose it), and for each participant erased after `restored_to` (every line when None: the
-    restore point is unknown) erase them again as `cchc erase` does (destroy their key, replace the name in the
-    projections), then return how many it re-applied. Until it is filled in, it counts the lines it finds
-    after the restore point (the first field of a line is the erasure's ISO-8601 time) and says loudly that
-    they were NOT re-applied."""
-    if not backups.erasures.exists():
-        return Erasures(0, 0)
-    after = 0
-    for line in backups.erasures.read_text().splitlines():
-        fields = line.split()
-        if not fields:
-            continue
-        with contextlib.suppress(ValueError):
-            at = datetime.fromisoformat(fields[0])
-            after += restored_to is None or at.tzinfo is None or at > restored_to
-    if after:
-        say(f"  WARNING: {after} erasure(s) in {backups.erasures} were recorded after the restore point and are"
-            " NOT re-applied (ops/restore.py reapply_erasures is not filled in yet): run `cchc erase` for them")
-    return Erasures(after, 0)
 
 
 # -- restoring --------------------------------------------------------------------------------------------
@@ -293,8 +259,13 @@ async def _recover_and_check(settings: Settings, url: str, backups: BackupDir, b
         if live:
             for line in set_aside_abandoned_wal(backups, dest, state.timeline, stamp):
                 say(f"  {line}")
-        erasures = await reapply_erasures(pool, backups, restored_to, say)
-        say(f"  erasures recorded after the restore point: {erasures.recorded_after}, re-applied {erasures.reapplied}")
+        # The seam with the personal-data side (DESIGN §10: no restore brings an erased person back): every
+        # erasure of the log beside the backups applied again, after the recovery and before the checks. Without
+        # Valkey's record (Valkey is stopped with `cchc up`, and a scratch copy must not touch the live one).
+        erasures = await reapply_erasures(pool, backups.root)
+        say(f"  erasures applied again from {backups.root / LOG_NAME}: {erasures.erasures} logged,"
+            f" {erasures.participants} participant(s)"
+            + (f", {erasures.unreadable} unreadable line(s): look at the log" if erasures.unreadable else ""))
         checks = time.monotonic()
         async with connection(pool) as conn:  # the activity counters start again from zero after a recovery, so
             await conn.set_autocommit(True)   # autovacuum would not analyze soon: the checks' plans need statistics
@@ -418,18 +389,22 @@ class Rewound:
     redelivered_after: str  # the group's new last delivered id
 
 
-async def rewind_after_restore(redis: Redis, pool: Pool, keys: Keys) -> list[Rewound] | None:
+async def rewind_after_restore(redis: Redis, pool: Pool, keys: Keys,
+                               first: Callable[[], Awaitable[object]] | None = None) -> list[Rewound] | None:
     """After `cchc restore` of the live database (a `restores` row not yet reconciled): each stream's consumer
     group is set back to just before the first entry it had delivered that the restored event table lacks
     (parked entries aside: the dead-letter stream holds them), so the scorers deliver it and everything after
     it again. An entry the table holds inserts nothing the second time (its key), so each is counted once.
     Every scorer tries it when it starts (`cchc up` before its scorers), under an advisory lock; the first
-    does it and marks the restore reconciled. None when there is no restore to reconcile."""
+    does it and marks the restore reconciled. None when there is no restore to reconcile. `first` runs before
+    the rewind when there is one (`cchc up`: the erasures applied again, with Valkey's record of them)."""
     streams = Streams(redis, keys)
     async with session_lock(pool, RECONCILE_LOCK) as conn:
         if not await unreconciled_restores(conn):
             await conn.commit()
             return None
+        if first is not None:
+            await first()
         out = []
         for number in keys.numbers:
             rewound = await _rewind(streams, conn, number)
@@ -465,11 +440,20 @@ async def _rewind(streams: Streams, conn: Connection, number: int) -> Rewound | 
 
 
 async def reconcile(settings: Settings) -> list[Rewound] | None:
-    """`rewind_after_restore` with this settings' servers (what `cchc up` runs before its scorers start)."""
+    """`rewind_after_restore` with this settings' servers (what `cchc up` runs before any process starts). Valkey is
+    up now: the erasures are applied again with its record of them as well (an erasure whose log line was lost),
+    which `cchc restore` could not do while `cchc up` was stopped."""
+    from eventstore.redis_stream.client import durability_mode
+    from eventstore.redis_stream.writer import StreamWriter
     from ops.wiring import contest_of, open_clients
 
     clients = await open_clients(settings, contest_of(settings), pool_size=2)
+
+    async def erasures() -> object:
+        writer = StreamWriter(clients.redis, clients.keys, durability=await durability_mode(clients.redis))
+        return await reapply_erasures(clients.pool, settings.backups, writer=writer)
+
     try:
-        return await rewind_after_restore(clients.redis, clients.pool, clients.keys)
+        return await rewind_after_restore(clients.redis, clients.pool, clients.keys, erasures)
     finally:
         await clients.close()

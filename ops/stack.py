@@ -84,7 +84,7 @@ class Stack:
         if self.postgres is not None:  # its WAL streamed into the archive from now on, a base backup daily
             self._spawn("wal-archiver", "wal-archiver", metrics=False)
             self.backup_schedule = Schedule(BackupDir(s.backups), asyncio.run(server_timeline(s)))
-        self.reconciled = asyncio.run(reconcile(s))  # after a restore: before any scorer reads
+        self.reconciled = asyncio.run(reconcile(s))  # after a restore: before any process reads the database
         for n in range(1, self.ingests + 1):  # several share the port (SO_REUSEPORT)
             self._spawn("ingest" if self.ingests == 1 else f"ingest-{n}", "ingest", "--port", str(s.ingest_port))
         self._spawn("results", "results", "--port", str(s.results_port))

@@ -1,6 +1,7 @@
 """Backups as an operator runs them (DESIGN §10): `cchc up` streams the WAL and takes a base backup; the data
 directory is lost while the archive lags; `cchc restore` rebuilds and checks it; the stack started again gets
-every acknowledged entry back from the stream, each once; `cchc restore --to … --into …` shows an older time."""
+every acknowledged entry back from the stream, each once, and an erasure made after the archive's last position
+is applied again from the erasure log; `cchc restore --to … --into …` shows an older time."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 
+from contest.identity import ERASED_NAME
 from loadtests.chaos import wait_drained
 from ops.backup import BackupDir
 from ops.embedded import free_port
@@ -39,6 +41,23 @@ def events(settings: Settings) -> tuple[int, int, int]:
     return row
 
 
+def first_participant(settings: Settings) -> str:
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT participant_id FROM participants ORDER BY participant_id LIMIT 1").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def display_name(settings: Settings, participant_id: str) -> str:
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT display_name FROM participants WHERE participant_id = %s",
+                           (participant_id,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def archiver_pid(data_dir: Path) -> int:
     out = subprocess.run(["pgrep", "-f", f"pg_receivewal .*{data_dir}/backups/wal"], capture_output=True, text=True)
     return int(out.stdout.split()[0])
@@ -62,6 +81,9 @@ def test_a_lost_data_directory_is_restored_and_every_entry_counted_once(tmp_path
         os.kill(archiver := archiver_pid(settings.data_dir), signal.SIGSTOP)  # the archive stops here
         done = cchc(settings.data_dir, "simulate", "--participants", "50", "--entries", "100")
         assert done.returncode == 0, done.stderr
+        erased = first_participant(running)  # an erasure the archive never gets: the restore applies it again
+        done = cchc(settings.data_dir, "erase", erased, "--reason", "the participant asked")
+        assert done.returncode == 0, done.stdout + done.stderr
         assert wait_drained(running, "backup", timeout=60)
         total, entries, doubled = events(running)
         assert stack.postgres is not None
@@ -78,6 +100,7 @@ def test_a_lost_data_directory_is_restored_and_every_entry_counted_once(tmp_path
     done = cchc(settings.data_dir, "restore", "--to", "latest")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verified: base backup" in done.stdout and "checked: the event table holds" in done.stdout
+    assert "1 logged, 1 participant(s)" in done.stdout, done.stdout  # the erasure log, applied again
     restored = int(done.stdout.split("the event table holds ")[1].split()[0].replace(",", ""))
     assert restored < total  # the archive lagged: the newest entries are only in the stream
     again = Stack(settings, scorers=1)
@@ -85,7 +108,8 @@ def test_a_lost_data_directory_is_restored_and_every_entry_counted_once(tmp_path
         running = again.start()
         assert again.reconciled and sum(r.missing for r in again.reconciled) > 0
         assert wait_drained(running, "backup", timeout=60)
-        assert events(running) == (total, entries, doubled) and doubled == 0
+        assert events(running) == (total, entries, doubled) and doubled == 0  # the erasure's event came back too
+        assert display_name(running, erased) == ERASED_NAME
     finally:
         again.stop()
     scratch = tmp_path / "scratch"
