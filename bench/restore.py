@@ -104,10 +104,10 @@ async def close(pool: Pool, contest: Contest, ids: Ids, revision: int) -> str:
     """A close (revision 1) or a recompute at the stream's end, with its marker, as projections/close.py writes."""
     barrier = ids.barrier()
     async with transaction(pool) as conn:
-        digest = await publish(conn, contest, contest.periods[0], revision, barrier)
+        digest, names = await publish(conn, contest, contest.periods[0], revision, barrier)
         key = Barrier.parse(barrier).marker_key(await results_queries.published_count(conn))
         await insert_event(conn, key, ResultsPublished(period=1, revision=revision, barrier=barrier,
-                                                       results_digest=digest, by="bench"))
+                                                       results_digest=digest, by="bench", names=names))
     return digest
 
 
