@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -237,9 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(drill.run())
     except Exception as e:  # the failure is the drill's result: say it, then clean up
+        traceback.print_exc()
         drill.failures.append(f"{type(e).__name__}: {e}")
     finally:
         drill.stack.stop()
+        if drill.failures and (workdir / "data" / "logs").is_dir():  # the processes' own account, kept
+            kept = Path(tempfile.mkdtemp(prefix="cchc-restore-drill-logs-"))
+            shutil.copytree(workdir / "data" / "logs", kept, dirs_exist_ok=True)
+            drill.failures.append(f"the processes' logs are kept in {kept}")
         shutil.rmtree(workdir, ignore_errors=True)
     drill.report()
     console.print(f"drill took {time.monotonic() - started:.0f} s")

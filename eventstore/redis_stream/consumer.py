@@ -82,6 +82,8 @@ class Consumer:
     @translated
     async def own_pending(self, numbers: list[int], count: int) -> list[Entry]:
         """Entries this consumer read but did not ack (a restart under the same name)."""
+        if not numbers:  # no lease yet: XREADGROUP without a stream is a syntax error
+            return []
         if not isinstance(self._r, RedisCluster):
             return await self._read_group(numbers, count, None, "0")
         out: list[Entry] = []
@@ -190,8 +192,9 @@ class Consumer:
         for group in groups:
             name = text(group["name"])
             need = _next_id(text(group["last-delivered-id"]))
-            if int(group["pending"]):
-                oldest = await self._r.xpending_range(stream, name, "-", "+", 1)
+            # Acknowledged meanwhile (another scorer between the two calls): nothing pending below the last
+            # delivered id read above, which is then a floor on the safe side.
+            if int(group["pending"]) and (oldest := await self._r.xpending_range(stream, name, "-", "+", 1)):
                 need = min(need, entry_tuple(text(oldest[0]["message_id"])))
             needs.append(need)
         floor = min(needs)

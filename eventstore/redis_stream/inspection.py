@@ -119,8 +119,7 @@ class Streams:
         after_delivered = "(" + text(group["last-delivered-id"])
         pending = int(group["pending"])
         oldest: list[int] = []
-        if pending:
-            first = await r.xpending_range(stream, GROUP, "-", "+", 1)
+        if pending and (first := await r.xpending_range(stream, GROUP, "-", "+", 1)):  # acked meanwhile: none
             oldest.append(entry_tuple(text(first[0]["message_id"]))[0])
         undelivered = await r.xrange(stream, min=after_delivered, count=1)
         if undelivered:
