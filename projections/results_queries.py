@@ -5,7 +5,7 @@ Written once per close or recompute (frozen), read by the results API, later clo
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -86,6 +86,62 @@ class ResultsQueries:
         return rows[0] if rows else None
 
 
+    async def revisions(self, period: int) -> list[RevisionRow]:
+        """Every published revision of a period, oldest first."""
+        return await self._rows(RevisionRow, "SELECT revision, results_digest, barrier,"
+                                " (extract(epoch FROM created_at) * 1000)::bigint AS created_ms FROM period_results"
+                                " WHERE period = %s ORDER BY revision", (period,))
+
+    async def ranking_sheet(self, period: int, revision: int, group: str, cells: Mapping[str, Any],
+                            timezone: str, *, phone: bool, rows_per_chunk: int = 2000) -> AsyncIterator[tuple[bytes, int]]:
+        """One group's final ranking as spreadsheet rows (admin/xlsx.py: <row> elements of inline strings and
+        numbers), in rank order, in chunks of `rows_per_chunk`: (the chunk's bytes, its rows). Formatted by the
+        database (a period ranks a million: Python formatting them cost more than the 10 s the desk has for the
+        whole file, BENCHMARKS.md). `cells` holds what the contest knows, as XML text: `group` (the group's name),
+        `units` (code → name) and `prizes` (participant → prize name). The columns are admin.export's
+        RANKING_HEADER (without the masked phone unless `phone`)."""
+
+        def text(expression: str) -> str:  # '' and NULL are an empty cell, as admin/xlsx.py writes them
+            return f"coalesce('<c t=\"inlineStr\"><is><t>' || nullif({expression}, '') || '</t></is></c>', '<c/>')"
+
+        def number(expression: str) -> str:
+            return f"coalesce('<c><v>' || ({expression})::text || '</v></c>', '<c/>')"
+
+        escaped = "replace(replace(replace(coalesce(p.display_name, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+        columns = [text("%(group)s"), number("f.rank"), text("pz.name"), text("f.participant_id"), text(escaped),
+                   *([text("p.phone_masked")] if phone else []), text("f.unit_code"), text("u.name"),
+                   number("f.score"), number("f.correct"), number("round(f.duration_ms / 1000.0, 3)"),
+                   number("f.prediction"), number("f.prediction_error"),
+                   text("to_char(timestamptz 'epoch' + f.submitted_ms * interval '1 millisecond',"
+                        " 'YYYY-MM-DD\"T\"HH24:MI:SS.MSTZH:TZM')"), text("f.attempt_id")]
+        units, prizes = dict(cells["units"]), dict(cells["prizes"])
+        async with connection(self.pool) as conn:
+            await conn.execute("SELECT set_config('TimeZone', %s, true)", (timezone,))
+            async with conn.cursor(name="ranking_sheet", binary=True) as cur:
+                await cur.execute(
+                    f"SELECT count(*), convert_to(string_agg('<row>' || {' || '.join(columns)} || '</row>', ''"
+                    " ORDER BY f.rank), 'UTF8') FROM final_ranking f LEFT JOIN participants p USING (participant_id)"
+                    " LEFT JOIN unnest(%(unit_codes)s::text[], %(unit_names)s::text[]) AS u(code, name)"
+                    "  ON u.code = f.unit_code"
+                    " LEFT JOIN unnest(%(prize_ids)s::text[], %(prize_names)s::text[]) AS pz(participant_id, name)"
+                    "  ON pz.participant_id = f.participant_id"
+                    " WHERE f.period = %(period)s AND f.revision = %(revision)s AND f.group_code = %(code)s"
+                    " GROUP BY (f.rank - 1) / %(chunk)s ORDER BY (f.rank - 1) / %(chunk)s",
+                    {"group": cells["group"], "code": group, "period": period, "revision": revision,
+                     "unit_codes": list(units), "unit_names": list(units.values()), "prize_ids": list(prizes),
+                     "prize_names": list(prizes.values()), "chunk": rows_per_chunk})
+                while rows := await cur.fetchmany(16):
+                    for count, data in rows:
+                        yield bytes(data), int(count)
+
+
+class RevisionRow(msgspec.Struct, frozen=True):
+    revision: int
+    results_digest: str
+    barrier: str
+    created_ms: int
+
+
 # -- writes and reads of a close, on its connection (inside its transaction) ---------------------
 
 async def latest_revision(conn: Connection, period: int) -> int:
@@ -106,6 +162,13 @@ async def earlier_results(conn: Connection, period: int) -> list[dict[str, Any]]
         "SELECT DISTINCT ON (period) prizes FROM period_results WHERE period < %s ORDER BY period, revision DESC",
         (period,))
     return [json.loads(row[0]) for row in await cur.fetchall()]
+
+
+async def latest_barriers(conn: Connection) -> dict[int, str]:
+    """closed period → the barrier of its latest revision (the final counts each period's units there)."""
+    cur = await conn.execute("SELECT DISTINCT ON (period) period, barrier FROM period_results"
+                             " ORDER BY period, revision DESC")
+    return {int(p): str(b) for p, b in await cur.fetchall()}
 
 
 async def closed_periods(conn: Connection) -> int:

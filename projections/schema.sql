@@ -36,6 +36,20 @@ CREATE TABLE IF NOT EXISTS answer_key_corrections (
 );
 ALTER TABLE answer_key_corrections ADD COLUMN IF NOT EXISTS ev_part smallint NOT NULL DEFAULT 0;
 
+-- Participants moved to another unit by the committee (DESIGN §3 "Corrections"), keyed by their event: a
+-- participant's unit now is their latest move; a result's, the latest its barrier covers.
+CREATE TABLE IF NOT EXISTS unit_moves (
+    ev_ms          bigint   NOT NULL,
+    ev_seq         bigint   NOT NULL,
+    ev_part        smallint NOT NULL,
+    ev_idx         integer  NOT NULL,
+    participant_id text     NOT NULL,
+    unit_code      text     NOT NULL,
+    at_ms          bigint   NOT NULL,
+    PRIMARY KEY (ev_ms, ev_seq, ev_part, ev_idx)
+);
+CREATE INDEX IF NOT EXISTS unit_moves_participant ON unit_moves (participant_id);
+
 -- Every submitted entry, scored; partitioned by period like the event table (migrate adds them).
 CREATE TABLE IF NOT EXISTS entries (
     attempt_id     text    NOT NULL,

@@ -47,7 +47,7 @@ def openapi_document(title: str, routes: Sequence[Route]) -> dict[str, Any]:
             op["parameters"] = [{"name": p.name, "in": p.where, "required": p.where == "path",
                                  "description": p.description, "schema": p.schema} for p in r.params]
         if r.request is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref_of[r.request]}}}
+            op["requestBody"] = {"required": r.body_required, "content": {"application/json": {"schema": ref_of[r.request]}}}
         if r.bearer:
             op["security"] = [{"bearer": []}]
         paths.setdefault(r.path, {})[r.method] = op

@@ -41,8 +41,8 @@ async def test_flags_name_fast_shared_and_copied_entries(contest: Any, redis: An
             assert {("copied_entry", honest), ("copied_entry", copier)} <= kinds
         assert not any(pid in (honest, fast) for kind, pid in kinds if kind == "shared_address")
         assert all(set(f) == {"kind", "participant_id", "attempt_id", "detail"} for f in body["flags"])
-        assert (await s.ingest.get("/v1/admin/periods/1/flags")).status == 401
-        assert (await s.ingest.get("/v1/admin/periods/9/flags", headers=admin())).status == 404
+        assert (await s.desk.get("/v1/admin/periods/1/flags")).status == 401
+        assert (await s.desk.get("/v1/admin/periods/9/flags", headers=admin())).status == 404
 
 
 async def test_question_statistics_count_real_entries_and_flag_a_wrong_key(system: System, monkeypatch: Any,
@@ -97,7 +97,7 @@ async def test_question_statistics_count_real_entries_and_flag_a_wrong_key(syste
     export_questions(s.contest, stats, 1, tmp_path / "q.xlsx", fmt="xlsx")
     assert (await s.get_admin("/v1/admin/questions?period=7"))[0] == 404
     assert (await s.get("/v1/admin/questions"))[0] in (404, 405)  # not on the public results app
-    status, _ = await s.post("/v1/admin/answer-key", {"question_id": q, "answer": wrong}, headers=admin())
+    status, _ = await s.admin_post("/v1/admin/answer-key", {"question_id": q, "answer": wrong}, headers=admin())
     assert status == 202
     await s.drain()
     after = {x["question_id"]: x for x in (await s.get_admin("/v1/admin/questions?period=1"))[1]["questions"]}

@@ -66,7 +66,7 @@ async def play(s: System, actions: list[tuple[Any, ...]]) -> None:
             if status == 201 and s.clock.ms + action[4] * 1000 < end:
                 await s.submit(body, action[2], prediction=action[3], after=action[4])
         elif kind == "disqualify" and people:
-            await s.post("/v1/admin/disqualifications", {"participant_id": people[action[1] % len(people)],
+            await s.admin_post("/v1/admin/disqualifications", {"participant_id": people[action[1] % len(people)],
                                                          "reason": "x"}, headers=admin())
         elif kind == "erase" and people:  # a winner erased after a close keeps the published name (DESIGN §10)
             pid = people[action[1] % len(people)]
@@ -75,7 +75,7 @@ async def play(s: System, actions: list[tuple[Any, ...]]) -> None:
             else:
                 await s.post("/v1/admin/erasures", {"participant_id": pid, "reason": "x"}, headers=admin())
         elif kind == "correct":
-            await s.post("/v1/admin/answer-key", {"question_id": action[1], "answer": action[2]}, headers=admin())
+            await s.admin_post("/v1/admin/answer-key", {"question_id": action[1], "answer": action[2]}, headers=admin())
         elif kind == "drain":
             await s.drain()
         elif kind == "close" and period <= len(s.contest.periods):
@@ -88,7 +88,7 @@ async def play(s: System, actions: list[tuple[Any, ...]]) -> None:
             s.clock.ms = max(s.clock.ms, freeze or 0)
         elif kind == "recompute" and period > 1:
             await s.drain()
-            status, body = await s.post(f"/v1/admin/periods/{period - 1}/recompute", None, headers=admin())
+            status, body = await s.admin_post(f"/v1/admin/periods/{period - 1}/recompute", None, headers=admin())
             assert status == 200, body
     while period <= len(s.contest.periods):
         await s.close(period)
@@ -125,9 +125,9 @@ async def test_replay_gives_the_frozen_projections_again(system: System) -> None
     s.clock.ms = freeze - 30_000
     attempt = await s.start(people[0])  # received after the freeze began
     s.clock.ms = freeze + 1
-    await s.post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "D"}, headers=admin())
-    await s.post("/v1/admin/answer-key", {"question_id": "Q2", "answer": "C"}, headers=admin())
-    await s.post("/v1/admin/disqualifications", {"participant_id": people[1], "reason": "x"}, headers=admin())
+    await s.admin_post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "D"}, headers=admin())
+    await s.admin_post("/v1/admin/answer-key", {"question_id": "Q2", "answer": "C"}, headers=admin())
+    await s.admin_post("/v1/admin/disqualifications", {"participant_id": people[1], "reason": "x"}, headers=admin())
     await s.submit(attempt, 5, prediction=9)
     for pid in people[2:]:
         await s.entry(pid, 5)
@@ -162,13 +162,13 @@ async def test_concurrent_closes_and_recomputes_replay_to_the_same_digests(syste
 
     async def churn(i: int) -> None:
         pid = await s.register(unit_code="B")  # events landing between the barriers
-        await s.post("/v1/admin/disqualifications", {"participant_id": people[i], "reason": "x"}, headers=admin())
-        await s.post("/v1/admin/answer-key", {"question_id": f"Q{i + 1}", "answer": "ABCD"[i % 4]}, headers=admin())
+        await s.admin_post("/v1/admin/disqualifications", {"participant_id": people[i], "reason": "x"}, headers=admin())
+        await s.admin_post("/v1/admin/answer-key", {"question_id": f"Q{i + 1}", "answer": "ABCD"[i % 4]}, headers=admin())
         await s.drain()
         assert pid
 
     async def recompute(n: int) -> None:
-        status, body = await s.post(f"/v1/admin/periods/{n}/recompute", None, headers=admin())
+        status, body = await s.admin_post(f"/v1/admin/periods/{n}/recompute", None, headers=admin())
         assert status == 200, body
 
     await s.close(2)
