@@ -10,12 +10,11 @@ from typing import Any
 
 import msgspec
 
-from contest.flags import FlagCase, FlagEntry
+from contest.flags import SHARED_ADDRESS_MIN, FlagCase, FlagEntry
 from eventstore.postgres import Pool, connection
 from projections.live_queries import NOT_DISQUALIFIED
 
 EMPTY_ANSWERS = b"\x80"  # msgpack of {}: an empty answer sheet copies nothing
-SHARED_ADDRESS_MIN = 5
 _answers = msgspec.msgpack.Decoder(dict[str, str])
 
 # An entry behind a flag, with its participant's name and whether they are disqualified.

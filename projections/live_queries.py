@@ -311,7 +311,8 @@ class LiveQueries:
             f" FROM entries e WHERE {NOT_DISQUALIFIED.format(t='e')} GROUP BY period, group_code")
 
     async def period_submissions(self, period: int) -> list[Submitted]:
-        """Every entry of the period with what the flags look at (a committee action: reads them all)."""
+        """Every entry of the period with what the flags look at, into Python (the tests' oracle for the flags
+        the database computes: projections.desk_queries.flag_cases)."""
         async with connection(self.pool) as conn:
             cur = await conn.execute("SELECT attempt_id, participant_id, duration_ms, answers, prediction FROM entries"
                                      " WHERE period = %s ORDER BY submitted_ms, attempt_id", (period,))
