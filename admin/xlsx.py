@@ -162,6 +162,7 @@ async def stream_rows(book: Workbook, title: str, header: Sequence[str], chunks:
     with ThreadPoolExecutor(1, thread_name_prefix="xlsx") as pool:
         loop = asyncio.get_running_loop()
         sheet = book.sheet(title, header)
+        in_sheet = 1  # its rows, the header's included (sheet.rows lags: the thread counts as it writes)
         pending: asyncio.Future[None] | None = None
         buffer: list[bytes] = []
         size = count = 0
@@ -175,12 +176,13 @@ async def stream_rows(book: Workbook, title: str, header: Sequence[str], chunks:
             buffer, size, count = [], 0, 0
 
         async for data, n in chunks:
-            if sheet.rows + count + n > MAX_ROWS:  # the chunk would overflow: the rows go on in a new sheet
+            if in_sheet + n > MAX_ROWS:  # the chunk would overflow: the rows go on in a new sheet
                 await flush()
                 assert pending is not None
                 await pending
                 pending = None
-                sheet = book.sheet(title, header)
+                sheet, in_sheet = book.sheet(title, header), 1
+            in_sheet += n
             buffer.append(data)
             size += len(data)
             count += n
