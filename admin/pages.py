@@ -137,7 +137,8 @@ def _render(request: web.Request, template: str, status: int = 200, **context: A
 
 
 def _see_other(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location, **SECURITY_HEADERS})
+    return web.Response(status=303, headers={"Location": location, **SECURITY_HEADERS}, content_type="text/html",
+                        text=f'<!doctype html><html lang="vi"><a href="{location}">Tiếp tục</a></html>')
 
 
 def _refusal_text(e: Refusal) -> str:
@@ -750,15 +751,15 @@ ROUTES = (
     Route("get", "/tham-gia", participation_page, "participation against targets, the units below first", 200,
           errors=_PAGE, content_type=HTML),
     Route("get", "/tham-gia/{unit}/nhac-nho.csv", reminders_page, "a unit's list of whom to remind", 200, errors=_PAGE,
-          params=(_UNIT,), content_type="text/csv"),
+          params=(_UNIT,), content_type="text/csv", errors_as=HTML),
     Route("get", "/xuat", exports, "the files of each closed period and the final", 200, errors=_PAGE,
           content_type=HTML),
     Route("get", "/xuat/{file}", export_file, "Kết quả (Excel) / Kết quả (CSV)", 200, errors=_PAGE,
-          params=(_FILE,), content_type="application/octet-stream"),
+          params=(_FILE,), content_type="application/octet-stream", errors_as=HTML),
     Route("get", "/xuat/ky/{n}/ca-nhan", personal_form, "the winners with personal data: the reason", 200,
           errors=_PAGE, params=(PERIOD,), content_type=HTML),
     Route("post", "/xuat/ky/{n}/ca-nhan", personal_export, "the winners with personal data (recorded)", 200,
-          errors=_CHANGE, params=(PERIOD,), content_type="application/octet-stream"),
+          errors=_CHANGE, params=(PERIOD,), content_type="application/octet-stream", errors_as=HTML),
     Route("get", "/nhat-ky", audit_page, "every committee action, newest first", 200, errors=_PAGE, content_type=HTML),
     Route("get", "/static/{name}", static, "the desk's own assets (no CDN)", 200, errors=(404,), params=(_NAME,),
           content_type="text/css"),

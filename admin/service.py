@@ -50,7 +50,7 @@ from eventstore.redis_stream.writer import StreamWriter
 from projections import desk_queries
 from projections.close import Closer, NotDrained, PeriodClosed, UnknownPeriod
 from projections.desk_queries import EntryRow, Registration, Reminder
-from projections.live_queries import NEVER, LiveQueries, Standing, answer_key
+from projections.live_queries import NEVER, LiveQueries, Standing, answer_key, display_names
 from projections.results_queries import ResultsQueries, RevisionRow
 from runtime.clock import Clock
 from runtime.errors import Conflict, Invalid, NotFound, Refusal, Unavailable
@@ -201,6 +201,7 @@ class AuditLine(msgspec.Struct, frozen=True):
     reason: str
     subject: str  # what it was about: a participant, a question, a period
     detail: str
+    subject_name: str = ""  # the participant's name, when it is about one
 
 
 class Moved(msgspec.Struct, frozen=True):
@@ -492,10 +493,13 @@ class Committee:
     async def participant(self, participant_id: str) -> ParticipantFile:
         """A participant's registration (masked) and every attempt: whether it counted, and if not, why."""
         registration = await desk_queries.registration(self.pool, participant_id)
+        info = await self.desk.info(participant_id)
         if registration is None:
-            if await self.desk.info(participant_id) is not None:  # registered, not projected yet
+            if info is not None:  # registered, not projected yet
                 raise Unavailable("the registration is not scored yet; try again in a moment")
             raise UnknownParticipant("no participant with this id")
+        if info is not None:  # ingest's record has a move at once; the read model once the scorers archive it
+            registration = msgspec.structs.replace(registration, unit_code=info.partition("|")[2] or None)
         periods = [p.number for p in self.contest.periods]
         entries = await desk_queries.entries_of(self.pool, participant_id, periods)
         held = await self.desk.attempts(participant_id, periods)
@@ -533,8 +537,8 @@ class Committee:
         for attempt_id in order:
             e = scored.get(attempt_id)
             if e is not None:
-                why = None if attempt_id == counted else "disqualified" if disqualified else \
-                    "not_in_result" if closed else "not_best"
+                why = None if attempt_id == counted else "not_best" if counted is not None else \
+                    "disqualified" if disqualified else "not_in_result" if closed else "not_best"
                 lines.append(AttemptLine(period, attempt_id, e.submission_id, e.submitted_ms, e.score, e.duration_ms,
                                          attempt_id == counted, why))
             elif receipts.get(attempt_id):
@@ -609,7 +613,10 @@ class Committee:
     async def audit(self, limit: int = 100, before: tuple[int, int, int, int] | None = None) -> list[AuditLine]:
         """Every committee event, newest first (DESIGN §6b "Nhật ký"): who, what, why, when."""
         rows = await committee_events(self.pool, limit, before)
-        return [_audit_line(key, archived_s, event) for key, archived_s, event in rows]
+        lines = [_audit_line(key, archived_s, event) for key, archived_s, event in rows]
+        async with connection(self.pool) as conn:
+            names = await display_names(conn, sorted({line.subject for line in lines if line.subject}))
+        return [msgspec.structs.replace(line, subject_name=names.get(line.subject, "")) for line in lines]
 
     async def record_read(self, what: str, subject: str, *, by: str, reason: str) -> None:
         """Record that personal data was read (an export made by another door)."""

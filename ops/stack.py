@@ -46,8 +46,9 @@ FORGET_EVERY_S = 3600.0  # `cchc forget --expired` (DESIGN §10: the retention e
 
 class Stack:
     def __init__(self, settings: Settings, *, scorers: int = 2, ingests: int = 1, cluster: int = 0,
-                 read_replica: bool = False) -> None:
+                 read_replica: bool = False, secure_desk: bool = False) -> None:
         self.settings = settings
+        self.secure_desk = secure_desk  # the desk's cookie Secure even on loopback (browsers trust http://localhost)
         self.scorers = scorers
         self.ingests = ingests
         self.cluster = cluster  # N > 0: an N-master Valkey Cluster (one replica each) instead of one Valkey
@@ -80,7 +81,7 @@ class Stack:
         if not s.database_url:
             self.postgres = EmbeddedPostgres(s.data_dir / "postgres", password=passwords.postgres)
             s = replace(s, database_url=self.postgres.start())
-        if _loopback(s.host):  # plain HTTP on this machine only: the desk's cookie cannot ask for HTTPS
+        if _loopback(s.host) and not self.secure_desk:  # plain HTTP on this machine only: no HTTPS to ask for
             s = replace(s, desk_insecure=True)
         self.settings = s
         asyncio.run(migrate_schema(s))

@@ -86,13 +86,14 @@ def _in_thread(work: Callable[[], T]) -> T:
 def live() -> Iterator[Live]:
     workdir = Path(tempfile.mkdtemp(prefix="cchc-browser-"))
     settings = Settings(contest_dir=_contest(workdir), data_dir=workdir / "data", ingest_port=free_port(),
-                        results_port=free_port(), log_level="warning", address_limit=0)
+                        results_port=free_port(), desk_port=free_port(), log_level="warning", address_limit=0)
     stack = Stack(settings, scorers=1)
     try:
         running = stack.start()  # on this thread: the children die with the thread that started them
         contest = contest_of(running)
         ingest, results = (f"http://{running.host}:{p}" for p in (running.ingest_port, running.results_port))
-        sim = Simulation(contest, ingest, results, running.admin_token or "", people=40)
+        sim = Simulation(contest, ingest, results, running.admin_token or "", people=40,
+                         desk=f"http://{running.host}:{running.desk_port}")
 
         async def first_week() -> list[dict[str, Any]]:
             import aiohttp
