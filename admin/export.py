@@ -15,6 +15,7 @@ import csv
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -151,11 +152,15 @@ async def _period_book(book: Workbook, live: LiveQueries, published: ResultsQuer
     units = {code: text_xml(u.name) for code, u in contest.units.items()}
     prizes = {pid: text_xml(name) for pid, name in prize_of.items()}
 
+    end = contest.periods[period - 1].end_ms if 0 < period <= len(contest.periods) else 0
+    offset = contest.tz.utcoffset(datetime.fromtimestamp(end / 1000))  # the contest's offset (Vietnam: no DST)
+    offset_ms = int(offset.total_seconds() * 1000) if offset is not None else 0
+
     async def chunks() -> AsyncIterator[tuple[bytes, int]]:
         for group in contest.groups:
             async for chunk in published.ranking_sheet(period, revision, group.code,
                                                        {"group": text_xml(group.name), "units": units, "prizes": prizes},
-                                                       contest.timezone, phone=not public):
+                                                       utc_offset_ms=offset_ms, phone=not public):
                 yield chunk
 
     count = await stream_rows(book, "Xếp hạng", ranking_header, chunks())

@@ -134,9 +134,8 @@ class CloseJob:
         return self.phase not in ("done", "failed")
 
 
-class PeriodCount(msgspec.Struct, frozen=True):
+class GroupCount(msgspec.Struct, frozen=True):
     group: str
-    entries: int
     participants: int
 
 
@@ -147,7 +146,8 @@ class PeriodLine(msgspec.Struct, frozen=True):
     start_ms: int
     end_ms: int
     revision: int | None
-    counts: list[PeriodCount]
+    entries: int  # valid entries, every group
+    participants: list[GroupCount]  # with an entry, per group
 
 
 class StreamLine(msgspec.Struct, frozen=True):
@@ -596,11 +596,11 @@ class Committee:
     async def overview(self) -> Overview:
         now = self.clock.now_ms()
         closed = await self.published.latest_revisions()
-        counts: dict[int, list[PeriodCount]] = {}
-        for row in await self.live.period_counts():
-            counts.setdefault(row.period, []).append(PeriodCount(row.group_code, row.entries, row.participants))
+        entries, people = await desk_queries.period_counts(self.pool)
         periods = [PeriodLine(p.number, p.name, self.contest.status(p, now, p.number in closed), p.start_ms, p.end_ms,
-                              closed.get(p.number), counts.get(p.number, [])) for p in self.contest.periods]
+                              closed.get(p.number), entries.get(p.number, 0),
+                              [GroupCount(g.code, people.get((p.number, g.code), 0)) for g in self.contest.groups])
+                   for p in self.contest.periods]
         streams_view = Streams(self.writer.client, self.writer.keys)
         progress = await streams_view.progress()
         streams = [StreamLine("contest" if g.stream < 0 else str(g.stream), g.lag, g.pending,

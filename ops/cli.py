@@ -256,7 +256,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     urls = {"ingest": args.ingest_url or f"http://{settings.host}:{settings.ingest_port}",
-            "results": args.results_url or f"http://{settings.host}:{settings.results_port}"}
+            "results": args.results_url or f"http://{settings.host}:{settings.results_port}",
+            "desk": args.desk_url or f"http://{settings.host}:{settings.desk_port}"}
 
     async def work(contest: Contest, clients: Clients) -> int:
         checks = await health(clients, urls)
@@ -562,6 +563,7 @@ def parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="health, periods, lag and scorers at a glance (exit 1 if unwell)")
     status.add_argument("--ingest-url", help="default http://127.0.0.1:8080")
     status.add_argument("--results-url", help="default http://127.0.0.1:8081")
+    status.add_argument("--desk-url", help="default http://127.0.0.1:8082")
     status.set_defaults(func=cmd_status)
     dead = sub.add_parser("dead-letters", help="list entries no scorer could take (and --requeue them)")
     dead.add_argument("--requeue", action="store_true", help="put them back on the stream (after a fix)")

@@ -14,7 +14,6 @@ from contest.flags import SHARED_ADDRESS_MIN, FlagCase, FlagEntry
 from eventstore.postgres import Pool, connection
 from projections.live_queries import NOT_DISQUALIFIED
 
-EMPTY_ANSWERS = b"\x80"  # msgpack of {}: an empty answer sheet copies nothing
 _answers = msgspec.msgpack.Decoder(dict[str, str])
 
 # An entry behind a flag, with its participant's name and whether they are disqualified.
@@ -34,7 +33,6 @@ async def flag_cases(pool: Pool, period: int, min_plausible_seconds: int,
     Answer sheets are compared as stored: keyed in question order (live_queries._msgpack)."""
     cases: list[FlagCase] = []
     async with connection(pool) as conn:
-        await conn.execute("SET LOCAL work_mem = '256MB'")  # the copies' grouping stays in memory
         if min_plausible_seconds > 0:
             cur = await conn.execute(
                 f"SELECT {_FLAG_ENTRY} FROM entries e LEFT JOIN participants p USING (participant_id)"
@@ -53,17 +51,20 @@ async def flag_cases(pool: Pool, period: int, min_plausible_seconds: int,
             crowds.setdefault(row[9], (int(row[10]), []))[1].append(_entry(row))
         cases += [FlagCase("shared_address", entries, registrations)
                   for registrations, entries in sorted(crowds.values(), key=lambda c: c[1][0].participant_id)]
+        # Copies: the sheets whose hash more than one entry shares (through entries_sheet, in hash order: no hash
+        # table of millions), then their entries compared exactly, here.
         cur = await conn.execute(
-            "WITH same AS (SELECT prediction, answers FROM entries WHERE period = %(period)s AND answers <> %(empty)s"
-            "  GROUP BY prediction, answers HAVING min(participant_id) <> max(participant_id))"
-            f" SELECT {_FLAG_ENTRY}, md5(e.answers) || ':' || e.prediction FROM same s JOIN entries e"
-            "  ON e.period = %(period)s AND e.prediction = s.prediction AND e.answers = s.answers"
+            "WITH same AS (SELECT sheet FROM entries WHERE period = %(period)s AND sheet IS NOT NULL"
+            "  GROUP BY sheet HAVING count(*) > 1)"
+            f" SELECT {_FLAG_ENTRY}, e.answers FROM same s JOIN entries e ON e.period = %(period)s AND e.sheet = s.sheet"
             " LEFT JOIN participants p ON p.participant_id = e.participant_id"
-            " ORDER BY e.submitted_ms, e.attempt_id", {"period": period, "empty": EMPTY_ANSWERS})
-        sheets: dict[str, list[FlagEntry]] = {}
+            " ORDER BY e.submitted_ms, e.attempt_id", {"period": period})
+        sheets: dict[tuple[bytes, int], list[FlagEntry]] = {}
         for row in await cur.fetchall():
-            sheets.setdefault(row[9], []).append(_entry(row))
-        cases += [FlagCase("copied_entry", entries) for entries in sheets.values()]
+            entry = _entry(row)
+            sheets.setdefault((bytes(row[9]), entry.prediction), []).append(entry)
+        cases += [FlagCase("copied_entry", entries) for entries in sheets.values()
+                  if len({e.participant_id for e in entries}) > 1]
     return cases
 
 
@@ -150,3 +151,18 @@ async def not_taken_part(pool: Pool, units: Sequence[str], groups: Sequence[str]
             " ORDER BY unit, display_name, participant_id",
             {"units": list(units), "groups": list(groups), "period": period})
         return [Reminder(*row) for row in await cur.fetchall()]
+
+
+async def period_counts(pool: Pool) -> tuple[dict[int, int], dict[tuple[int, str], int]]:
+    """Valid entries per period and participants with one per period and group, of participants not
+    disqualified: through the entries' (period, participant) index and the counted entries (one a participant),
+    never a pass over the entries themselves (3 M of them at 1 M participants). The participants are the public
+    projection's: during a freeze, those with an entry before it (DESIGN §3)."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(f"SELECT period, count(*) FROM entries e WHERE {NOT_DISQUALIFIED.format(t='e')}"
+                                 " GROUP BY period")
+        entries = {int(p): int(n) for p, n in await cur.fetchall()}
+        cur = await conn.execute(f"SELECT period, group_code, count(*) FROM counted c"
+                                 f" WHERE {NOT_DISQUALIFIED.format(t='c')} GROUP BY period, group_code")
+        people = {(int(p), str(g)): int(n) for p, g, n in await cur.fetchall()}
+    return entries, people

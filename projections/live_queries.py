@@ -343,11 +343,15 @@ _STAGED_PARTICIPANTS: Staged = (
     ("participant_id", "text"), ("group_code", "text"), ("unit_code", "text"), ("display_name", "text"),
     ("phone_masked", "text"), ("id_hash", "text"), ("phone_hash", "text"), ("pii", "bytea"),
     ("registered_ms", "int8"), ("address_hash", "text"))
+EMPTY_SHEET = b"\x80"  # msgpack of {}: an empty answer sheet, which copies nothing
+# entries.sheet (projections/schema.sql): the answer sheet and prediction hashed, in C, as an entry is stored.
+SHEET_SQL = ("CASE WHEN answers = '\\x80'::bytea THEN NULL"
+             " ELSE hashtextextended(encode(answers, 'base64'), prediction) END")
 _INSERT_ENTRIES = (
-    f"INSERT INTO entries ({', '.join(name for name, _ in _STAGED_ENTRIES)}) SELECT "
+    f"INSERT INTO entries ({', '.join(name for name, _ in _STAGED_ENTRIES)}, sheet) SELECT "
     + ", ".join("string_to_array(question_ids, E'\\x1f')" if name == "question_ids" else name
                 for name, _ in _STAGED_ENTRIES)
-    + " FROM staged_entries ON CONFLICT DO NOTHING")
+    + f", {SHEET_SQL} FROM staged_entries ON CONFLICT DO NOTHING")
 _PARTICIPANT_COLUMNS = ", ".join(name for name, _ in _STAGED_PARTICIPANTS)
 _EVENT_ORDER_DESC = "ev_ms DESC, ev_seq DESC, ev_part DESC, ev_idx DESC"
 # A participant's unit now: their latest move in the event order (DESIGN §3 "Corrections"), else the unit the

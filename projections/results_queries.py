@@ -4,6 +4,7 @@ Written once per close or recompute (frozen), read by the results API, later clo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -92,47 +93,67 @@ class ResultsQueries:
                                 " (extract(epoch FROM created_at) * 1000)::bigint AS created_ms FROM period_results"
                                 " WHERE period = %s ORDER BY revision", (period,))
 
-    async def ranking_sheet(self, period: int, revision: int, group: str, cells: Mapping[str, Any],
-                            timezone: str, *, phone: bool, rows_per_chunk: int = 2000) -> AsyncIterator[tuple[bytes, int]]:
+    async def ranking_sheet(self, period: int, revision: int, group: str, cells: Mapping[str, Any], *,
+                            utc_offset_ms: int, phone: bool, slice_rows: int = 20_000,
+                            workers: int = 3) -> AsyncIterator[tuple[bytes, int]]:
         """One group's final ranking as spreadsheet rows (admin/xlsx.py: <row> elements of inline strings and
-        numbers), in rank order, in chunks of `rows_per_chunk`: (the chunk's bytes, its rows). Formatted by the
-        database (a period ranks a million: Python formatting them cost more than the 10 s the desk has for the
-        whole file, BENCHMARKS.md). `cells` holds what the contest knows, as XML text: `group` (the group's name),
-        `units` (code → name) and `prizes` (participant → prize name). The columns are admin.export's
-        RANKING_HEADER (without the masked phone unless `phone`)."""
+        numbers), in rank order: (a slice's bytes, its rows). Formatted by the database, `workers` slices of
+        `slice_rows` ranks at a time on connections of their own (a period ranks a million: formatting them in
+        Python, or in one statement, took more than the 10 s the desk has for the whole file; BENCHMARKS.md).
+        `cells` holds what the contest knows, as XML text: `group` (the group's name), `units` (code → name),
+        `prizes` (participant → prize name). The columns are admin.export's RANKING_HEADER (without the masked
+        phone unless `phone`); the time submitted is a date-time cell (style 2) in the contest's time
+        (`utc_offset_ms`)."""
+        start, end = '<c t="inlineStr"><is><t>', "</t></is></c>"
 
-        def text(expression: str) -> str:  # '' and NULL are an empty cell, as admin/xlsx.py writes them
-            return f"coalesce('<c t=\"inlineStr\"><is><t>' || nullif({expression}, '') || '</t></is></c>', '<c/>')"
+        def text(expression: str) -> list[str]:  # NULL is an empty cell, as admin/xlsx.py writes it
+            return [f"CASE WHEN {expression} IS NULL THEN '<c/>' ELSE concat('{start}', {expression}, '{end}') END"]
 
-        def number(expression: str) -> str:
-            return f"coalesce('<c><v>' || ({expression})::text || '</v></c>', '<c/>')"
+        def number(expression: str) -> list[str]:
+            return ["'<c><v>'", expression, "'</v></c>'"]
 
-        escaped = "replace(replace(replace(coalesce(p.display_name, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
-        columns = [text("%(group)s"), number("f.rank"), text("pz.name"), text("f.participant_id"), text(escaped),
-                   *([text("p.phone_masked")] if phone else []), text("f.unit_code"), text("u.name"),
-                   number("f.score"), number("f.correct"), number("round(f.duration_ms / 1000.0, 3)"),
-                   number("f.prediction"), number("f.prediction_error"),
-                   text("to_char(timestamptz 'epoch' + f.submitted_ms * interval '1 millisecond',"
-                        " 'YYYY-MM-DD\"T\"HH24:MI:SS.MSTZH:TZM')"), text("f.attempt_id")]
-        units, prizes = dict(cells["units"]), dict(cells["prizes"])
-        async with connection(self.pool) as conn:
-            await conn.execute("SELECT set_config('TimeZone', %s, true)", (timezone,))
-            async with conn.cursor(name="ranking_sheet", binary=True) as cur:
-                await cur.execute(
-                    f"SELECT count(*), convert_to(string_agg('<row>' || {' || '.join(columns)} || '</row>', ''"
-                    " ORDER BY f.rank), 'UTF8') FROM final_ranking f LEFT JOIN participants p USING (participant_id)"
-                    " LEFT JOIN unnest(%(unit_codes)s::text[], %(unit_names)s::text[]) AS u(code, name)"
-                    "  ON u.code = f.unit_code"
-                    " LEFT JOIN unnest(%(prize_ids)s::text[], %(prize_names)s::text[]) AS pz(participant_id, name)"
-                    "  ON pz.participant_id = f.participant_id"
-                    " WHERE f.period = %(period)s AND f.revision = %(revision)s AND f.group_code = %(code)s"
-                    " GROUP BY (f.rank - 1) / %(chunk)s ORDER BY (f.rank - 1) / %(chunk)s",
-                    {"group": cells["group"], "code": group, "period": period, "revision": revision,
-                     "unit_codes": list(units), "unit_names": list(units.values()), "prize_ids": list(prizes),
-                     "prize_names": list(prizes.values()), "chunk": rows_per_chunk})
-                while rows := await cur.fetchmany(16):
-                    for count, data in rows:
-                        yield bytes(data), int(count)
+        name = "replace(replace(p.display_name, '&', '&amp;'), '<', '&lt;')"  # names hold no '<' or '&': to be sure
+        parts = [f"'<row>{start}'", "%(group)s::text", f"'{end}'", *number("f.rank"),
+                 *text("(%(prizes)s::jsonb ->> f.participant_id)"),
+                 f"'{start}'", "f.participant_id", f"'{end}{start}'", f"coalesce({name}, '')", f"'{end}'",
+                 *([f"'{start}'", "p.phone_masked", f"'{end}'"] if phone else []), *text("f.unit_code"),
+                 *text("(%(units)s::jsonb ->> f.unit_code)"), *number("f.score"), *number("f.correct"),
+                 *number("f.duration_ms::float8 / 1000"),
+                 *number("f.prediction"), *number("f.prediction_error"), "'<c s=\"2\"><v>'",
+                 "(f.submitted_ms + %(offset)s::bigint)::float8 / 86400000 + 25569", "'</v></c>'",  # Excel's day count
+                 f"'{start}'", "f.attempt_id", f"'{end}</row>'"]
+        # A slice read in rank order through the key (no sort), each participant found through theirs (a hash
+        # of every participant for each slice costs more), the contest's names looked up in a jsonb object (a join
+        # would be a nested loop over them), its rows appended in rank order.
+        sql = (f"SELECT count(*), convert_to(string_agg(x, ''), 'UTF8') FROM (SELECT concat({', '.join(parts)}) AS x"
+               " FROM final_ranking f LEFT JOIN LATERAL (SELECT display_name, phone_masked FROM participants q"
+               "  WHERE q.participant_id = f.participant_id LIMIT 1) p ON true"
+               " WHERE f.period = %(period)s AND f.revision = %(revision)s AND f.group_code = %(code)s"
+               " AND f.rank > %(after)s AND f.rank <= %(upto)s ORDER BY f.rank) s")
+        params = {"group": cells["group"], "code": group, "period": period, "revision": revision,
+                  "offset": utc_offset_ms, "units": msgspec.json.encode(dict(cells["units"])).decode(),
+                  "prizes": msgspec.json.encode(dict(cells["prizes"])).decode()}
+
+        async def one(after: int, upto: int) -> tuple[bytes, int]:
+            async with connection(self.pool) as conn:
+                await conn.execute("SET LOCAL enable_bitmapscan = off")  # the key's order, not a sort after it
+                cur = await conn.execute(sql, {**params, "after": after, "upto": upto}, binary=True)
+                row = await cur.fetchone()
+            return (bytes(row[1]), int(row[0])) if row and row[0] else (b"", 0)
+
+        total = await self.total(period, revision, group)
+        slices = iter(range(0, total, slice_rows))
+        running: list[asyncio.Task[tuple[bytes, int]]] = []
+        try:
+            while True:
+                while len(running) < workers and (after := next(slices, None)) is not None:
+                    running.append(asyncio.create_task(one(after, after + slice_rows)))
+                if not running:
+                    return
+                yield await running.pop(0)  # in rank order; the next slices are formatted meanwhile
+        finally:
+            for task in running:
+                task.cancel()
 
 
 class RevisionRow(msgspec.Struct, frozen=True):

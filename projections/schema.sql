@@ -10,8 +10,10 @@ CREATE TABLE IF NOT EXISTS participants (
     pii            bytea   NOT NULL,  -- AES-GCM sealed (eventstore.pii; under the participant's data key, in the keyring)
     registered_ms  bigint  NOT NULL
 );
--- Keyed hash of the client address a participant registered from: many from one is a flag.
+-- Keyed hash of the client address a participant registered from: many from one is a flag (counted through the
+-- index, in address order, without a hash table of a million addresses).
 ALTER TABLE participants ADD COLUMN IF NOT EXISTS address_hash text NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS participants_address ON participants (address_hash) WHERE address_hash <> '';
 
 -- Corrections keep the key of their event: a close counts only those at or below its barrier.
 CREATE TABLE IF NOT EXISTS disqualifications (
@@ -77,6 +79,12 @@ CREATE INDEX IF NOT EXISTS entries_period_participant ON entries (period, partic
 -- Correct answers as the public saw them at the period's freeze, where a correction made later changed
 -- them (else NULL): the frozen projections stand still until the close (DESIGN §3).
 ALTER TABLE entries ADD COLUMN IF NOT EXISTS frozen_correct integer;
+-- A 64-bit hash of the answer sheet (answers keyed in question order) and the prediction, NULL for an empty sheet:
+-- the committee's copied-entry flags group by it through its index, not by the sheets themselves (a hash table of
+-- 3 M wide keys took 9 s of the desk's 10; BENCHMARKS.md), then compare the candidates' sheets exactly. Entries
+-- projected before it have none: `cchc replay` gives them one.
+ALTER TABLE entries ADD COLUMN IF NOT EXISTS sheet bigint;
+CREATE INDEX IF NOT EXISTS entries_sheet ON entries (period, sheet) WHERE sheet IS NOT NULL;
 
 -- The live counted entry per participant and period (provisional order, or first/last).
 CREATE TABLE IF NOT EXISTS counted (

@@ -33,6 +33,15 @@ async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(
     assert winners[0][-1] == "Mã lượt thi" and len(winners) == 1 + 4  # 4 cbccvc prizes in the test contest
     ranking = list(book["Xếp hạng"].values)
     assert [r[1] for r in ranking[1:]] == [1, 2, 3, 4, 5] and ranking[1][2] == "Giải Nhất"
+    board = (await s.ok("/v1/periods/1/leaderboard"))["entries"]
+    for row, entry in zip(ranking[1:], board, strict=True):  # formatted by the database as the API says it
+        assert (row[3], row[4], row[6], row[7]) == (entry["participant_id"], entry["display_name"], entry["unit_code"],
+                                                    entry["unit_name"])
+        assert (row[8], row[9], row[10], row[11], row[12]) == (entry["score"], entry["correct"],
+                                                               entry["duration_ms"] / 1000, entry["prediction"],
+                                                               entry["prediction_error"])
+        assert row[13].isoformat(timespec="milliseconds") == entry["submitted_at"][:23]  # a date-time, local
+        assert row[14] == entry["attempt_id"] and row[5].count("*") == 3
     everything = " ".join(str(v) for sheet in book for row in sheet.values for v in row)
     assert "038000000" not in everything  # no plain CCCD without --personal-data
     key = SETTINGS.pii_key_bytes()
