@@ -31,12 +31,12 @@ from runtime.settings import REPO_CONTESTS, Settings
 from tests.paths import ROOT
 
 T = TypeVar("T")
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # the module's stack plays two weeks first
 OUT = ROOT / "test-output" / "browser"
 CHROMIUM = os.environ.get("CCHC_CHROMIUM", "/usr/bin/chromium")
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1366, "height": 900}}
-FIRST_WEEK_S, SECOND_WEEK_S = 25, 100
+FIRST_WEEK_S, SECOND_WEEK_S = 25, 140  # week 2 open through both screens of every view, on a loaded machine too
 
 
 @dataclass
