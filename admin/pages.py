@@ -34,6 +34,7 @@ from admin.sessions import (
     csrf_matches,
 )
 from contest.flags import FlagCase
+from contest.identity import ERASED_NAME
 from contest.model import Period
 from eventstore.redis_stream.desk import Session
 from runtime.errors import Refusal, Unavailable
@@ -61,6 +62,7 @@ WHY_NOT = {"disqualified": "không tính: người dự thi đã bị loại",
            "not_scored_yet": "đã nhận, đang chấm",
            "not_submitted": "đã bắt đầu, chưa nộp (hoặc quá giờ)"}
 AUDIT_NAMES = {"participant_disqualified": "Loại người dự thi", "answer_key_corrected": "Sửa đáp án",
+               "participant_erased": "Xoá dữ liệu cá nhân",
                "results_published": "Chốt / tính lại kết quả", "participant_moved": "Đổi đơn vị",
                "access_key_reset": "Cấp lại mã truy cập", "committee_read": "Đọc dữ liệu cá nhân"}
 READS = {"personal_data_export": "xuất danh sách đoạt giải kèm thông tin cá nhân",
@@ -69,11 +71,14 @@ NOTICES = {"closed": "Đã chốt kết quả.", "recomputed": "Đã tính lại
            "disqualified": "Đã loại người dự thi. Các kỳ chưa chốt tính lại ngay; kỳ đã chốt chỉ đổi khi Tính lại.",
            "corrected": "Đã sửa đáp án. Các kỳ chưa chốt chấm lại ngay; kỳ đã chốt chỉ đổi khi Tính lại.",
            "moved": "Đã đổi đơn vị. Các kỳ chưa chốt tính theo đơn vị mới ngay; kỳ đã chốt chỉ đổi khi Tính lại.",
+           "erased": "Đã xoá dữ liệu cá nhân: không ai đọc được số CCCD, điện thoại, ngày sinh và họ tên nữa; mã truy"
+                     " cập cũ hết hiệu lực; bài thi và giải vẫn giữ nguyên.",
            "signed_out": "Đã đăng xuất."}
 # The service's refusals in the committee's words, by code (its messages are the JSON door's, in English).
 REFUSALS = {"unknown_participant": "Không có người dự thi nào với mã, số CCCD hoặc số điện thoại này.",
             "unknown_unit": "Không có đơn vị này trong cuộc thi.",
             "same_unit": "Người dự thi đã ở đơn vị này.",
+            "participant_erased": "Dữ liệu cá nhân của người dự thi này đã bị xoá: không cấp lại mã được.",
             "unknown_question": "Không có câu hỏi này.",
             "unknown_period": "Không có kỳ thi này.",
             "unknown_revision": "Không có phiên bản này.",
@@ -526,6 +531,7 @@ async def _participant_page(request: web.Request, participant_id: str, status: i
     file = await committee.participant(participant_id)
     return _render(request, "participant.html", status, title=f"Người dự thi {file.registration.display_name}",
                    file=file, errors=errors or {}, units=list(committee.contest.units.values()),
+                   erased=file.registration.display_name == ERASED_NAME,
                    notice=NOTICES.get(request.query.get("thong-bao", "")),
                    closed=await committee.published.latest_revisions(), **extra)
 
@@ -582,6 +588,20 @@ async def reset_key(request: web.Request) -> web.Response:
     issued = await committee.reset_key(participant_id, by=_by(request), reason=reason)
     file = await committee.participant(participant_id)
     return _render(request, "key.html", 201, title="Mã truy cập mới", file=file, key=issued.access_key)
+
+
+@page(changes=True)
+async def erase_page(request: web.Request) -> web.Response:
+    """Xoá dữ liệu cá nhân: the committee acting on a request received by other means (issue 24's service)."""
+    committee = _committee(request)
+    participant_id = request.match_info["id"]
+    form = await _form(request)
+    reason = _field(form, "reason")
+    if not reason.strip():
+        return await _participant_page(request, participant_id, 422, {"erase_reason": "Hãy ghi lý do (số, ngày của"
+                                                                                      " đơn đề nghị)."})
+    await committee.erase(participant_id, reason, by=_by(request))
+    return _see_other(f"/tra-cuu/{quote(participant_id, safe='')}?thong-bao=erased")
 
 
 # -- participation -------------------------------------------------------------------------------------
@@ -748,6 +768,8 @@ ROUTES = (
     Route("post", "/tra-cuu/{id}/don-vi", move, "Đổi đơn vị", 303, errors=_CHANGE, params=(_ID,), content_type=HTML),
     Route("post", "/tra-cuu/{id}/ma", reset_key, "Cấp lại mã (shown once)", 201, errors=_CHANGE, params=(_ID,),
           content_type=HTML),
+    Route("post", "/tra-cuu/{id}/xoa", erase_page, "Xoá dữ liệu cá nhân (cannot be undone)", 303, errors=_CHANGE,
+          params=(_ID,), content_type=HTML),
     Route("get", "/tham-gia", participation_page, "participation against targets, the units below first", 200,
           errors=_PAGE, content_type=HTML),
     Route("get", "/tham-gia/{unit}/nhac-nho.csv", reminders_page, "a unit's list of whom to remind", 200, errors=_PAGE,

@@ -38,6 +38,7 @@ from eventstore.events import (
     AnyEvent,
     CommitteeRead,
     ParticipantDisqualified,
+    ParticipantErased,
     ParticipantMoved,
     encode_many,
 )
@@ -640,6 +641,9 @@ def _audit_line(key: tuple[int, int, int, int], archived_s: float, event: AnyEve
         subject, detail = event.participant_id, f"{event.from_unit or ''}→{event.unit_code}"
     elif isinstance(event, AccessKeyReset):
         subject = event.participant_id
+    elif isinstance(event, ParticipantErased):
+        ids = event.participant_ids
+        subject, detail = (ids[0], "") if len(ids) == 1 else ("", f"{len(ids)} người dự thi")
     elif isinstance(event, CommitteeRead):
         subject, detail = event.subject, event.what
     elif hasattr(event, "period"):

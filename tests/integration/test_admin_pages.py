@@ -171,6 +171,15 @@ async def test_every_page_of_a_closed_period_and_each_action(system: System) -> 
         key_page = await client.post(f"/tra-cuu/{people[0]}/ma", data={"csrf": csrf, "reason": "mất mã"})
         assert key_page.status == 201 and "Mã truy cập mới" in await key_page.text()
         assert key_page.headers["Cache-Control"] == "no-store"
+        # erasure on request (issue 24's service): a reason first, then the page says it is done
+        unsaid = await client.post(f"/tra-cuu/{people[1]}/xoa", data={"csrf": csrf, "reason": ""})
+        assert unsaid.status == 422 and "Hãy ghi lý do" in await unsaid.text()
+        erased = await client.post(f"/tra-cuu/{people[1]}/xoa", data={"csrf": csrf, "reason": "đơn số 12, 3/5"},
+                                   allow_redirects=False)
+        assert erased.status == 303 and erased.headers["Location"].endswith("?thong-bao=erased")
+        await s.drain()
+        gone = await (await client.get(erased.headers["Location"])).text()
+        assert "Đã xoá dữ liệu cá nhân" in gone and "đã bị xoá theo đề nghị" in gone and "Cấp lại mã" not in gone
         for path in ("/cau-hoi", "/cau-hoi?ky=1", "/tra-cuu", "/tham-gia", "/tham-gia?ky=1", "/xuat", "/nhat-ky",
                      "/ky/2", "/ky/1/co/copied_entry", "/xuat/ky/1/ca-nhan"):
             answer = await client.get(path)
@@ -181,7 +190,8 @@ async def test_every_page_of_a_closed_period_and_each_action(system: System) -> 
             assert (await client.get(path)).status == 404, path
         await s.drain()  # the audit reads the event table: what the scorers have archived
         audit = await (await client.get("/nhat-ky")).text()
-        for what in ("Loại người dự thi", "Sửa đáp án", "Chốt / tính lại kết quả", "Đổi đơn vị", "Cấp lại mã truy cập"):
+        for what in ("Loại người dự thi", "Sửa đáp án", "Chốt / tính lại kết quả", "Đổi đơn vị", "Cấp lại mã truy cập",
+                     "Xoá dữ liệu cá nhân"):
             assert what in audit, what
         out = await client.post("/dang-xuat", data={"csrf": csrf}, allow_redirects=False)
         assert out.status == 303
