@@ -9,17 +9,24 @@ PostgreSQL in a temporary directory, a few GB) on the Nghệ An 2022 contest wit
 minute ago and holds the scale data, filled straight into the projection tables by COPY (the scorer's own rate is
 bench.scorer's), with realistic flags (0.2 % of entries too fast, 0.5 % of participants registered from shared
 addresses, 0.1 % copied answer sheets); the second is open and takes wrk's submissions. Needs wrk. Loopback only.
+
+`--control`: ingest's p99 beside one busy loop per core, then beside a process writing to disk with fsync, for
+the same time and nothing of the desk — what such neighbours cost it on this machine, to read the figures beside
+the close against (the data size does not
+matter to it: `--participants 20000 --entries 60000 --control`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -229,7 +236,7 @@ async def measure(args: argparse.Namespace, running: Settings, workdir: Path) ->
     print(f"filled {args.participants:,} participants and {args.entries:,} entries in"
           f" {time.perf_counter() - started:.0f} s")
     bodies = workdir / "bodies.jsonl"
-    mint(bodies, int(args.rate * (args.seconds * 2 + 120)), running.secret or "", contest)
+    mint(bodies, int(args.rate * (args.seconds * (4 if args.control else 2) + 120)), running.secret or "", contest)
     ingest = f"http://{running.host}:{running.ingest_port}"
     token = running.admin_token or ""
     bearer = {"Authorization": f"Bearer {token}"}
@@ -241,6 +248,8 @@ async def measure(args: argparse.Namespace, running: Settings, workdir: Path) ->
         load = paced(ingest, bodies, args.seconds, args.rate)
         alone = parse_wrk(load.communicate(timeout=args.seconds + 60)[0])
         print(alone.line(f"ingest alone, {args.rate:,.0f} req/s offered"))
+        if args.control:
+            control(ingest, bodies, args, workdir)
         load = paced(ingest, bodies, args.seconds + 60, args.rate)
         time.sleep(2)
         seconds, status, _ = await desk.timed("POST", "/v1/admin/periods/1/close", headers=bearer)
@@ -265,6 +274,33 @@ async def measure(args: argparse.Namespace, running: Settings, workdir: Path) ->
         report(alone, beside, during)
 
 
+# A disk writer as heavy as a close's: 64 MB at a time, each made durable, until it is stopped.
+WRITER = """import os, sys
+block = os.urandom(64 << 20)
+with open(sys.argv[1], "wb") as out:
+    while True:
+        out.write(block); out.flush(); os.fsync(out.fileno())
+        if out.tell() > 4 << 30: out.seek(0)
+"""
+
+
+def control(ingest: str, bodies: Path, args: argparse.Namespace, workdir: Path) -> None:
+    """Ingest's p99 beside CPU-bound neighbours (a busy loop per core), then beside a disk writer."""
+    cores = os.cpu_count() or 1
+    for label, neighbours in ((f"{cores} busy loops", [[sys.executable, "-c", "while True: pass"]] * cores),
+                              ("a disk writer (fsync)", [[sys.executable, "-c", WRITER, str(workdir / "io")]])):
+        running = [subprocess.Popen(argv) for argv in neighbours]
+        try:
+            load = paced(ingest, bodies, args.seconds, args.rate)
+            beside = parse_wrk(load.communicate(timeout=args.seconds + 60)[0])
+        finally:
+            for process in running:
+                process.kill()
+                process.wait()
+            (workdir / "io").unlink(missing_ok=True)
+        print(beside.line(f"ingest beside {label} (control)"))
+
+
 def report(alone: WrkResult, beside: WrkResult, during: WrkResult) -> None:
     moved = beside.p99_ms - alone.p99_ms
     print(f"submission p99: {alone.p99_ms:.1f} ms alone, {beside.p99_ms:.1f} ms beside the close ({moved:+.1f} ms),"
@@ -277,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=3_000_000)
     parser.add_argument("--rate", type=float, default=1000.0, help="submissions a second offered beside the desk")
     parser.add_argument("--seconds", type=float, default=20.0, help="of ingest load alone (the baseline)")
+    parser.add_argument("--control", action="store_true", help="ingest's p99 beside a busy loop per core, too")
     run(parser.parse_args(argv))
     return 0
 
