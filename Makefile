@@ -1,4 +1,4 @@
-# Two commands matter: `make run` (the whole stack + a demo contest) and `make test`.
+# Two commands matter: `make run` (the whole stack + a demo contest, then the desk) and `make test`.
 # Each creates the venv and installs what it needs by itself.
 PYTHON ?= python3
 VENV := .venv
@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The demo contest end to end, then the stack stays up with its last week left for you to close at the desk
+# (its address, name and token printed); Ctrl-C stops it.
 run: $(STAMP)
-	$(BIN)/cchc demo
+	$(BIN)/cchc demo --keep
 
 up: $(STAMP)
 	$(BIN)/cchc up

@@ -15,13 +15,12 @@ import csv
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-
 from admin.flags import period_flags
+from admin.xlsx import Workbook, stream_rows, text_xml
 from contest.model import Contest
 from contest.participation import UnitParticipation
 from contest.questions import QuestionStat
@@ -49,6 +48,7 @@ QUESTIONS_HEADER = ["Mã câu hỏi", "Bảng", "Đáp án", "Số lần ra đ�
                     "Nhóm điểm cao: số lần ra đề", "Nhóm điểm cao: số lần đúng", "Nhóm điểm cao: tỷ lệ đúng",
                     "Nhóm điểm cao chọn A", "B", "C", "D", "Bỏ trống", "Nghi đáp án sai", "Đáp án nhóm điểm cao chọn"]
 FLAGS_HEADER = ["Loại cờ", "Mã người dự thi", "Mã lượt thi", "Chi tiết"]
+REMINDERS_HEADER = ["Mã đơn vị", "Đơn vị", "Họ và tên", "Điện thoại (ẩn)", "Mã người dự thi"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
 Row = list[Any]
 
@@ -56,32 +56,6 @@ Row = list[Any]
 def csv_safe(row: Sequence[Any]) -> list[Any]:
     """A CSV row no spreadsheet turns into a formula: a text cell starting like one gets a leading `'`."""
     return [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in row]
-
-
-def text_cells(sheet: Any, row: Sequence[Any]) -> list[Any]:
-    """An xlsx row whose text cells are stored as text, never as formulas (openpyxl would make a
-    string starting with `=` a formula); numbers stay numbers."""
-    cells = []
-    for value in row:
-        if isinstance(value, str):
-            cell = WriteOnlyCell(sheet, value=value)
-            cell.data_type = "s"
-            cells.append(cell)
-        else:
-            cells.append(value)
-    return cells
-
-
-class _Book:
-    """A write-only workbook whose every sheet appends rows through text_cells()."""
-
-    def __init__(self) -> None:
-        self.book = Workbook(write_only=True)
-
-    def sheet(self, title: str, header: Sequence[str]) -> Callable[[Sequence[Any]], None]:
-        sheet = self.book.create_sheet(title)
-        sheet.append(text_cells(sheet, header))
-        return lambda row: sheet.append(text_cells(sheet, row))
 
 
 def _write_csv(out: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -134,48 +108,28 @@ async def export(live: LiveQueries, published: ResultsQueries, contest: Contest,
         async for row in ranking_rows(published, contest, period, result.revision, prize_of):
             yield _without(RANKING_HEADER, row, PHONE) if public else row
 
-    # With personal data, a file its owner only may read, from its creation on.
-    opener = private_file if vault is not None else _plain_file
     if fmt == "csv":
         count = 0
-        with opener(out, "w", encoding="utf-8-sig", newline="") as fh:  # streamed: a period may rank a million
+        with _opener(vault)(out, "w", encoding="utf-8-sig", newline="") as fh:  # streamed: it may rank a million
             writer = csv.writer(fh)
             writer.writerow(ranking_header)
             async for row in ranking():
                 writer.writerow(csv_safe(row))
                 count += 1
         return count
-    book = _Book()
-    personal = await _personal_data(live, vault, list(prize_of)) if vault else {}
-    winners = book.sheet("Giải cá nhân", WINNERS_HEADER + (PERSONAL_HEADER if vault else []))
-    groups = {g.code: g.name for g in contest.groups}
-    for p in document["individual"]:
-        winners([groups.get(p["group"], p["group"]), p["prize_name"], p["rank"], p["participant_id"],
-                 p["display_name"], p["unit_code"], p["score"], p["duration_ms"] / 1000, p["prediction"],
-                 p["prediction_error"], p["attempt_id"]]
-                + (list(personal.get(p["participant_id"], ("", "", ""))) if vault else []))
-    units = book.sheet("Giải tập thể", UNIT_PRIZE_HEADER)
-    for u in document["unit"]:
-        units(["Giải tập thể tuần", u["rank"], u["unit_code"], u["unit_name"], u["unit_score"]])
-    ranking_sheet = book.sheet("Xếp hạng", ranking_header)
-    count = 0
-    async for row in ranking():
-        ranking_sheet(row)
-        count += 1
-    unit_sheet = book.sheet("Đơn vị", UNITS_HEADER)
-    for u in json.loads(result.units):
-        unit_sheet([u["rank"], u["unit_code"], u["unit_name"], u["headcount"], u["participants"], u["entries"],
-                    u["participation_rate"], u["avg_score_ratio"], u["unit_score"]])
-    if not public:
-        flags = book.sheet("Cờ cần xem", FLAGS_HEADER)  # what the committee reviews before publishing
-        for f in await period_flags(live, contest, period):
-            flags([f.kind, f.participant_id, f.attempt_id or "", f.detail])
-    _about(book, contest, [["Tuần / đợt", period], ["Phiên bản (revision)", document["revision"]],
-                           ["Giá trị thực của câu dự đoán", document["actual"]],
-                           ["Mã kiểm tra (results_digest)", result.results_digest]], public, vault is not None)
-    with opener(out, "wb") as fh:
-        book.book.save(fh)
+    with _opener(vault)(out, "wb") as fh:
+        book = Workbook(fh)
+        try:
+            count = await _period_book(book, live, published, contest, period, result.revision, document, result,
+                                       prize_of, ranking_header, vault, public)
+        finally:
+            book.close()
     return count
+
+
+def _opener(vault: PiiVault | None) -> Callable[..., Any]:
+    """With personal data, a file its owner only may read, from its creation on."""
+    return private_file if vault is not None else _plain_file
 
 
 @contextmanager
@@ -184,14 +138,50 @@ def _plain_file(path: Path, mode: str, **options: Any) -> Iterator[IO[Any]]:
         yield file
 
 
-def _about(book: _Book, contest: Contest, lines: list[Row], public: bool, personal: bool) -> None:
-    about = book.sheet("Thông tin", ["Mục", "Giá trị"])
-    about(["Cuộc thi", contest.title])
-    for line in lines:
-        about(line)
-    about(["Bản", "công khai (không có dữ liệu cá nhân)" if public else "của Ban Tổ chức"])
-    about(["Dữ liệu cá nhân", "CCCD, điện thoại, ngày sinh của người đoạt giải (đã giải mã)" if personal
-           else "không" if public else "chỉ số điện thoại đã ẩn"])
+async def _period_book(book: Workbook, live: LiveQueries, published: ResultsQueries, contest: Contest, period: int,
+                       revision: int, document: dict[str, Any], result: Any, prize_of: dict[str, str],
+                       ranking_header: list[str], vault: PiiVault | None, public: bool) -> int:
+    personal = await _personal_data(live, vault, list(prize_of)) if vault else {}
+    groups = {g.code: g.name for g in contest.groups}
+    book.table("Giải cá nhân", WINNERS_HEADER + (PERSONAL_HEADER if vault else []), (
+        [groups.get(p["group"], p["group"]), p["prize_name"], p["rank"], p["participant_id"], p["display_name"],
+         p["unit_code"], p["score"], p["duration_ms"] / 1000, p["prediction"], p["prediction_error"], p["attempt_id"]]
+        + (list(personal.get(p["participant_id"], ("", "", ""))) if vault else []) for p in document["individual"]))
+    book.table("Giải tập thể", UNIT_PRIZE_HEADER, (["Giải tập thể tuần", u["rank"], u["unit_code"], u["unit_name"],
+                                                   u["unit_score"]] for u in document["unit"]))
+    units = {code: text_xml(u.name) for code, u in contest.units.items()}
+    prizes = {pid: text_xml(name) for pid, name in prize_of.items()}
+
+    end = contest.periods[period - 1].end_ms if 0 < period <= len(contest.periods) else 0
+    offset = contest.tz.utcoffset(datetime.fromtimestamp(end / 1000))  # the contest's offset (Vietnam: no DST)
+    offset_ms = int(offset.total_seconds() * 1000) if offset is not None else 0
+
+    async def chunks() -> AsyncIterator[tuple[bytes, int]]:
+        for group in contest.groups:
+            async for chunk in published.ranking_sheet(period, revision, group.code,
+                                                       {"group": text_xml(group.name), "units": units, "prizes": prizes},
+                                                       utc_offset_ms=offset_ms, phone=not public):
+                yield chunk
+
+    count = await stream_rows(book, "Xếp hạng", ranking_header, chunks())
+    book.table("Đơn vị", UNITS_HEADER, ([u["rank"], u["unit_code"], u["unit_name"], u["headcount"], u["participants"],
+                                         u["entries"], u["participation_rate"], u["avg_score_ratio"], u["unit_score"]]
+                                        for u in json.loads(result.units)))
+    if not public:  # what the committee reviews before publishing
+        book.table("Cờ cần xem", FLAGS_HEADER, ([f.kind, f.participant_id, f.attempt_id or "", f.detail]
+                                                for f in await period_flags(live, contest, period)))
+    _about(book, contest, [["Tuần / đợt", period], ["Phiên bản (revision)", document["revision"]],
+                           ["Giá trị thực của câu dự đoán", document["actual"]],
+                           ["Mã kiểm tra (results_digest)", result.results_digest]], public, vault is not None)
+    return count
+
+
+def _about(book: Workbook, contest: Contest, lines: list[Row], public: bool, personal: bool) -> None:
+    book.table("Thông tin", ["Mục", "Giá trị"], [
+        ["Cuộc thi", contest.title], *lines,
+        ["Bản", "công khai (không có dữ liệu cá nhân)" if public else "của Ban Tổ chức"],
+        ["Dữ liệu cá nhân", "CCCD, điện thoại, ngày sinh của người đoạt giải (đã giải mã)" if personal
+         else "không" if public else "chỉ số điện thoại đã ẩn"]])
 
 
 ERASED_CELL = "(đã xoá theo yêu cầu)"  # a winner whose personal data was erased (DESIGN §10): nothing to open
@@ -230,19 +220,12 @@ async def export_final(published: ResultsQueries, contest: Contest, participatio
                 u["participants"], u["entries"]] for u in document["ranking"]]
     if fmt == "csv":
         return _write_csv(out, FINAL_HEADER, ranking)
-    book = _Book()
-    winners = book.sheet("Giải tập thể chung cuộc", FINAL_HEADER)
-    for row in ranking:
-        if row[0]:
-            winners(row)
-    everyone = book.sheet("Xếp hạng đơn vị", FINAL_HEADER)
-    for row in ranking:
-        everyone(row)
-    report = book.sheet("Tham gia", PARTICIPATION_HEADER)
-    for row in participation_rows(participation):
-        report(row)
+    book = Workbook(out)
+    book.table("Giải tập thể chung cuộc", FINAL_HEADER, (row for row in ranking if row[0]))
+    book.table("Xếp hạng đơn vị", FINAL_HEADER, ranking)
+    book.table("Tham gia", PARTICIPATION_HEADER, participation_rows(participation))
     _about(book, contest, [["Số tuần / đợt đã chốt", len(closed)]], True, False)
-    book.book.save(out)
+    book.close()
     return len(ranking)
 
 
@@ -251,12 +234,10 @@ def _single_table(contest: Contest, out: Path, fmt: str, title: str, header: Seq
     """A file of one table: a CSV, or a workbook with that sheet and what the file is."""
     if fmt == "csv":
         return _write_csv(out, header, table)
-    book = _Book()
-    sheet = book.sheet(title, header)
-    for row in table:
-        sheet(row)
+    book = Workbook(out)
+    book.table(title, header, table)
     _about(book, contest, about, public, False)
-    book.book.save(out)
+    book.close()
     return len(table)
 
 

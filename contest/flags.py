@@ -31,17 +31,29 @@ class Flag(msgspec.Struct, frozen=True):
     detail: str
 
 
+def _too_fast_detail(duration_ms: int, min_plausible_seconds: int) -> str:
+    return f"submitted {duration_ms / 1000:.1f} s after the start (plausible: ≥ {min_plausible_seconds} s)"
+
+
+def _shared_detail(registrations: int) -> str:
+    return f"{registrations} registrations from the same client address"
+
+
+def _copied_detail(others: list[str]) -> str:
+    return (f"the same answers and prediction as {', '.join(others[:3])}"
+            + (f" and {len(others) - 3} more" if len(others) > 3 else ""))
+
+
 def too_fast(entries: Iterable[Submitted], min_plausible_seconds: int) -> list[Flag]:
     if min_plausible_seconds <= 0:
         return []
-    return [Flag("too_fast", e.participant_id, e.attempt_id,
-                 f"submitted {e.duration_ms / 1000:.1f} s after the start (plausible: ≥ {min_plausible_seconds} s)")
+    return [Flag("too_fast", e.participant_id, e.attempt_id, _too_fast_detail(e.duration_ms, min_plausible_seconds))
             for e in entries if e.duration_ms < min_plausible_seconds * 1000]
 
 
 def shared_addresses(registrations_per_address: dict[str, int], minimum: int = SHARED_ADDRESS_MIN) -> list[Flag]:
     """Participants (with an entry) registered from an address that `minimum` or more registered from."""
-    return [Flag("shared_address", pid, None, f"{n} registrations from the same client address")
+    return [Flag("shared_address", pid, None, _shared_detail(n))
             for pid, n in sorted(registrations_per_address.items()) if n >= minimum]
 
 
@@ -57,9 +69,7 @@ def copied_entries(entries: Iterable[Submitted]) -> list[Flag]:
         if len({e.participant_id for e in group}) > 1:
             for e in group:
                 others = sorted({o.participant_id for o in group} - {e.participant_id})
-                flags.append(Flag("copied_entry", e.participant_id, e.attempt_id,
-                                  f"the same answers and prediction as {', '.join(others[:3])}"
-                                  + (f" and {len(others) - 3} more" if len(others) > 3 else "")))
+                flags.append(Flag("copied_entry", e.participant_id, e.attempt_id, _copied_detail(others)))
     return flags
 
 
@@ -68,3 +78,46 @@ def review(entries: list[Submitted], registrations_per_address: dict[str, int], 
     """Every flag of a period, in the order the committee reads them."""
     return [*too_fast(entries, min_plausible_seconds), *shared_addresses(registrations_per_address),
             *copied_entries(entries)]
+
+
+# -- the same flags as cases for the desk, each with the entries behind it --------------------------------
+
+class FlagEntry(msgspec.Struct, frozen=True):
+    """An entry behind a flag (for a shared address: the participant's best entry of the period)."""
+
+    participant_id: str
+    display_name: str
+    unit_code: str | None
+    attempt_id: str
+    score: int
+    duration_ms: int
+    submitted_ms: int
+    prediction: int
+    disqualified: bool
+
+
+class FlagCase(msgspec.Struct, frozen=True):
+    """One thing to review: an entry too fast, the participants registered from one address (how many
+    registrations it had), or the entries sharing one answer sheet and prediction."""
+
+    kind: FlagKind
+    entries: list[FlagEntry]
+    registrations: int = 0  # shared_address: registrations from the address
+
+
+def flags_of(cases: Iterable[FlagCase], min_plausible_seconds: int) -> list[Flag]:
+    """The cases as the flags review() gives for the same entries (the JSON route's and the export's list):
+    too fast in the cases' order, shared addresses by participant, copies case by case."""
+    fast, shared, copied = [], [], []
+    for case in cases:
+        if case.kind == "too_fast":
+            fast += [Flag("too_fast", e.participant_id, e.attempt_id,
+                          _too_fast_detail(e.duration_ms, min_plausible_seconds)) for e in case.entries]
+        elif case.kind == "shared_address":
+            shared += [Flag("shared_address", e.participant_id, None, _shared_detail(case.registrations))
+                       for e in case.entries]
+        else:
+            people = {e.participant_id for e in case.entries}
+            copied += [Flag("copied_entry", e.participant_id, e.attempt_id,
+                            _copied_detail(sorted(people - {e.participant_id}))) for e in case.entries]
+    return [*fast, *sorted(shared, key=lambda f: f.participant_id), *copied]

@@ -63,7 +63,8 @@ def load_contest(folder: str | Path, *, anchor: datetime | None = None) -> Conte
         raise toml.error(("contest", "timezone"), f"unknown timezone {head.timezone!r}") from e
     groups = _groups(toml, spec.groups)
     units, unit_lines = _units(root / "units.csv")
-    questions = _questions(root / "questions.csv", {g.code for g in groups})
+    bank_file, bank_rows = _bank(root)
+    questions = _questions(bank_file, bank_rows, {g.code for g in groups})
     contest = Contest(
         slug=_slug(toml, head.slug),
         title=head.title,
@@ -79,7 +80,7 @@ def load_contest(folder: str | Path, *, anchor: datetime | None = None) -> Conte
         privacy=_privacy(toml, spec.privacy, root),
     )
     _check_prize_headcounts(contest, unit_lines)
-    _check_banks(contest)
+    _check_banks(contest, bank_file)
     return contest
 
 
@@ -250,7 +251,10 @@ def _unit_targets(toml: _Toml, targets: list[UnitTarget], units: dict[str, Unit]
     return tuple(targets)
 
 
-def _rows(path: Path, header: list[str], *, required: bool = True) -> list[tuple[int, dict[str, str]]]:
+Rows = list[tuple[int, dict[str, str]]]  # (line, the row by column)
+
+
+def _rows(path: Path, header: list[str], *, required: bool = True) -> Rows:
     if not path.exists():
         if required:
             raise ContestError(path.name, "file not found")
@@ -317,24 +321,77 @@ def _check_prize_headcounts(contest: Contest, lines: dict[str, int]) -> None:
                                line=lines[code], field="headcount")
 
 
-def _questions(path: Path, groups: set[str]) -> dict[str, Question]:
+def _bank(root: Path) -> tuple[str, Rows]:
+    """The question bank's rows: `questions.csv`, or `questions.xlsx` as the committee writes banks in Excel
+    (DESIGN §7: the same columns on the first sheet; both in one folder is an error)."""
+    csv_path, xlsx_path = root / "questions.csv", root / "questions.xlsx"
+    if csv_path.exists() and xlsx_path.exists():
+        raise ContestError("questions.xlsx", "questions.csv is here too: keep one bank, the CSV or the workbook")
+    if xlsx_path.exists():
+        return xlsx_path.name, _sheet_rows(xlsx_path, QUESTIONS_HEADER)
+    return csv_path.name, _rows(csv_path, QUESTIONS_HEADER)
+
+
+def _cell(value: object) -> str:
+    """A spreadsheet cell as the CSV would hold it: a whole number without `.0`, empty for nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _sheet_rows(path: Path, header: list[str]) -> Rows:
+    """The first sheet's rows, numbered as Excel numbers them (the header is row 1); blank rows skipped."""
+    from zipfile import BadZipFile
+
+    from openpyxl import load_workbook  # only for a bank written in Excel
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (BadZipFile, OSError, KeyError, ValueError) as e:
+        raise ContestError(path.name, f"not an Excel workbook (.xlsx): {e}") from e
+    try:
+        sheet = book.worksheets[0]
+        rows: Rows = []
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells = [_cell(v) for v in values]
+            while cells and not cells[-1]:
+                cells.pop()  # trailing empty cells Excel keeps for formatting
+            if number == 1:
+                if cells != header:
+                    raise ContestError(path.name, f"the first sheet's first row must be {','.join(header)}", line=1)
+                continue
+            if not any(cells):
+                continue
+            if len(cells) > len(header):
+                raise ContestError(path.name, f"{len(cells)} columns, the header has {len(header)}", line=number)
+            cells += [""] * (len(header) - len(cells))
+            rows.append((number, dict(zip(header, cells, strict=True))))
+        return rows
+    finally:
+        book.close()
+
+
+def _questions(file: str, rows: Rows, groups: set[str]) -> dict[str, Question]:
     questions: dict[str, Question] = {}
-    for line, row in _rows(path, QUESTIONS_HEADER):
+    for line, row in rows:
         qid = row["id"]
         if not qid or len(qid) > 64 or not qid.isprintable():
-            raise ContestError(path.name, "id is required (at most 64 printable characters)", line=line,
-                               field="id")
+            raise ContestError(file, "id is required (at most 64 printable characters)", line=line, field="id")
         if qid in questions:
-            raise ContestError(path.name, f"duplicate question {qid!r}", line=line, field="id")
+            raise ContestError(file, f"duplicate question {qid!r}", line=line, field="id")
         group = row["group"] or None
         if group is not None and group not in groups:
-            raise ContestError(path.name, f"unknown group {group!r}", line=line, field="group")
+            raise ContestError(file, f"unknown group {group!r}", line=line, field="group")
         answer = row["answer"].upper()
+        if not answer:
+            raise ContestError(file, "missing: one of A, B, C, D", line=line, field="answer")
         if answer not in ("A", "B", "C", "D"):
-            raise ContestError(path.name, "must be one of A, B, C, D", line=line, field="answer")
+            raise ContestError(file, "must be one of A, B, C, D", line=line, field="answer")
         for field in ("text", "A", "B", "C", "D"):
             if not row[field]:
-                raise ContestError(path.name, "must not be empty", line=line, field=field)
+                raise ContestError(file, "must not be empty", line=line, field=field)
         options = {k: row[k] for k in ("A", "B", "C", "D")}
         questions[qid] = Question(qid, group, row["text"], options, answer)  # type: ignore[arg-type]
     return questions
@@ -350,10 +407,10 @@ def _excluded(path: Path) -> frozenset[str]:
     return frozenset(ids)
 
 
-def _check_banks(contest: Contest) -> None:
+def _check_banks(contest: Contest, bank_file: str) -> None:
     need = contest.rules.questions_per_attempt
     for group in contest.groups:
         have = len(contest.bank(group.code))
         if have < need:
-            raise ContestError("questions.csv", f"group {group.code!r} has {have} questions, "
+            raise ContestError(bank_file, f"group {group.code!r} has {have} questions, "
                                f"fewer than questions_per_attempt ({need})", field="group")

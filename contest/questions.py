@@ -85,3 +85,41 @@ def _stat(contest: Contest, key: Mapping[str, str], qid: str, t: _Tally) -> Ques
         qid, contest.questions[qid].group, answer, t.drawn, t.right, t.right / t.drawn if t.drawn else None,
         t.top_drawn, t.top_right, t.top_right / t.top_drawn if t.top_drawn else None, dict(t.top_choices),
         suspect, choice if suspect else None)
+
+
+class CorrectionImpact(msgspec.Struct, frozen=True):
+    """What correcting one question's key would change in one period (DESIGN §6b "Sửa đáp án"): the valid
+    entries whose score goes up or down, and the same of disqualified participants, apart."""
+
+    period: int
+    gain: int  # answered as the new key says: one more correct answer
+    lose: int  # answered as the key says now: one fewer
+    disqualified_gain: int
+    disqualified_lose: int
+
+    @property
+    def changed(self) -> int:
+        return self.gain + self.lose
+
+
+class ImpactTally:
+    """Entries that drew the question, added one at a time: who answered the key now, who the new one."""
+
+    def __init__(self, question_id: str, key_now: str, new_answer: str) -> None:
+        self.question_id = question_id
+        self.key_now = key_now
+        self.new_answer = new_answer
+        self.counts: dict[tuple[int, bool], list[int]] = {}
+
+    def add(self, period: int, answers: Mapping[str, str], disqualified: bool) -> None:
+        given = answers.get(self.question_id)
+        if self.key_now == self.new_answer or given not in (self.key_now, self.new_answer):
+            return  # its score stays as it is
+        tally = self.counts.setdefault((period, disqualified), [0, 0])
+        tally[0 if given == self.new_answer else 1] += 1
+
+    def impact(self, periods: Iterable[int]) -> list[CorrectionImpact]:
+        def of(period: int, disqualified: bool) -> list[int]:
+            return self.counts.get((period, disqualified), [0, 0])
+
+        return [CorrectionImpact(p, *of(p, False), *of(p, True)) for p in periods]

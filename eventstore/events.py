@@ -88,12 +88,46 @@ class ParticipantErased(Event, tag="participant_erased", frozen=True, kw_only=Tr
     reason: str = ""
 
 
+class AccessKeyReset(Event, tag="access_key_reset", frozen=True, kw_only=True):
+    """The committee's hotline gave a participant a new access key (the old one stopped working); the key
+    itself was shown once to the staff member and is nowhere at rest but as a keyed hash."""
+
+    participant_id: str
+    at_ms: int
+    by: str
+    reason: str
+
+
 class AnswerKeyCorrected(Event, tag="answer_key_corrected", frozen=True, kw_only=True):
     question_id: str
     answer: str
     at_ms: int
     by: str = ""
     reason: str = ""
+
+
+class ParticipantMoved(Event, tag="participant_moved", frozen=True, kw_only=True):
+    """The committee moved a participant to another unit (DESIGN §3 "Corrections"): the periods not yet
+    closed count them in `unit_code`, entries already made included; a result counts each participant in
+    the unit they belonged to at its barrier, so a closed period keeps the old one until recomputed."""
+
+    participant_id: str
+    unit_code: str
+    from_unit: str | None  # what the desk showed (the audit's line); the projection never reads it
+    at_ms: int
+    by: str
+    reason: str
+
+
+class CommitteeRead(Event, tag="committee_read", frozen=True, kw_only=True):
+    """Who read what (DESIGN §10): an export with personal data, a hotline look-up by CCCD or phone (never
+    the value looked up). An audit record only: it projects nothing."""
+
+    what: str  # "personal_data_export" | "lookup_id_number" | "lookup_phone"
+    subject: str  # the export's period or "final"; the participant found by a look-up ("" : nobody)
+    at_ms: int
+    by: str
+    reason: str
 
 
 class ResultsPublished(Event, tag="results_published", frozen=True, kw_only=True):
@@ -105,6 +139,7 @@ class ResultsPublished(Event, tag="results_published", frozen=True, kw_only=True
     barrier: str
     results_digest: str
     by: str = ""  # who closed or recomputed
+    reason: str = ""  # why (a recompute's; a close may give one)
     # The display names the published prize list shows (participant id → name), so a replay after an
     # erasure publishes the same list and digest (DESIGN §10: published winners keep their names). None in
     # markers from before: a replay then takes the names from the projection.
@@ -112,7 +147,13 @@ class ResultsPublished(Event, tag="results_published", frozen=True, kw_only=True
 
 
 AnyEvent = ParticipantRegistered | AttemptStarted | SubmissionReceived | ParticipantDisqualified \
-    | AnswerKeyCorrected | ResultsPublished | AccessKeyReissued | ParticipantErased
+    | AnswerKeyCorrected | ResultsPublished | AccessKeyReissued | ParticipantErased | ParticipantMoved \
+    | CommitteeRead | AccessKeyReset
+
+# The committee's actions, as the desk's audit view lists them (DESIGN §6b "Nhật ký"); erasures too, whoever
+# asked for them (the participant, the committee, the retention).
+COMMITTEE_KINDS = (ParticipantDisqualified, AnswerKeyCorrected, ResultsPublished, ParticipantMoved, AccessKeyReset,
+                   CommitteeRead, ParticipantErased)
 
 # Each event type's tag (its `type` on the wire and `kind` in the event table).
 TAGS: dict[type, str] = {kind: kind.__struct_config__.tag for kind in AnyEvent.__args__}

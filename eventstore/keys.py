@@ -189,6 +189,22 @@ class Keys:
         """STRING with a TTL: the scorer that reads stream `number` now (renewed with its heartbeat)."""
         return f"{self.prefix}:lease:{number}"
 
+    # -- the committee's desk (DESIGN §6b): a slot of its own, away from the contest's hot keys -------------
+
+    @property
+    def desk_prefix(self) -> str:
+        return f"cchc:{{{self.slug}:desk}}"
+
+    def desk_session(self, token_hash: str) -> str:
+        """HASH {name, csrf} with a TTL renewed at every use (the idle expiry): one signed-in organiser,
+        named by the keyed hash of their cookie's value (the cookie itself is nowhere at rest)."""
+        return f"{self.desk_prefix}:session:{token_hash}"
+
+    def desk_failures(self, address_hash: str) -> str:
+        """ZSET of failed sign-ins from one client address (keyed hash) → their time in ms: the sliding
+        window of the sign-in limit, with a TTL of the window."""
+        return f"{self.desk_prefix}:failures:{address_hash}"
+
     def rate_prefix(self, address_hash: str) -> str:
         """The keys of one client address (keyed hash): `PREFIX:MINUTE`, a STRING counter with a TTL of its
         requests in one minute. A tag of its own: these counters spread over the cluster instead of loading

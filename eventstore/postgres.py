@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from eventstore.barrier import EventKey
 from eventstore.errors import StoreRejected, StoreUnavailable
-from eventstore.events import TAGS, AnyEvent, AttemptStarted, decode, encode
+from eventstore.events import COMMITTEE_KINDS, TAGS, AnyEvent, AttemptStarted, ResultsPublished, decode, encode
 
 Pool = AsyncConnectionPool
 Connection = psycopg.AsyncConnection[Any]
@@ -314,6 +314,36 @@ async def read_events(conn: Connection, batch_size: int, kinds: Sequence[str] | 
                           " ORDER BY stream_ms, stream_seq, part, idx", {"kinds": None if kinds is None else list(kinds)})
         while rows := await cur.fetchmany(batch_size):
             yield [((ms, seq, part, idx), decode(body)) for ms, seq, part, idx, body in rows]
+
+
+COMMITTEE_TAGS = [TAGS[kind] for kind in COMMITTEE_KINDS]  # as the events_committee index (schema.sql) lists them
+# Written out (not a parameter) so that the planner sees the partial index's own predicate.
+COMMITTEE_ONLY = f"kind IN ({', '.join(repr(tag) for tag in COMMITTEE_TAGS)})"
+
+
+async def committee_events(pool: Pool, limit: int, before: EventKey | None = None
+                           ) -> list[tuple[EventKey, float, AnyEvent]]:
+    """The committee's events, newest first (`before`: older than that key), with when each was archived
+    (epoch seconds): the desk's audit view. Read through the events_committee index."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT stream_ms, stream_seq, part, idx, extract(epoch FROM archived_at), body FROM events"
+            f" WHERE {COMMITTEE_ONLY} AND (%(before)s::bigint[] IS NULL OR (stream_ms, stream_seq, part, idx)"
+            " < ((%(before)s::bigint[])[1], (%(before)s::bigint[])[2], (%(before)s::bigint[])[3]::smallint,"
+            " (%(before)s::bigint[])[4]::int))"
+            " ORDER BY stream_ms DESC, stream_seq DESC, part DESC, idx DESC LIMIT %(limit)s",
+            {"before": None if before is None else list(before), "limit": limit})
+        return [((ms, seq, part, idx), float(at), decode(bytes(body))) for ms, seq, part, idx, at, body
+                in await cur.fetchall()]
+
+
+async def results_markers(pool: Pool, period: int) -> dict[int, ResultsPublished]:
+    """revision → the marker its close or recompute wrote (who, why) for one period."""
+    async with connection(pool) as conn:
+        cur = await conn.execute("SELECT body FROM events WHERE period = %s AND kind = 'results_published'"
+                                 f" AND {COMMITTEE_ONLY}", (period,))
+        markers = [decode(bytes(body)) for body, in await cur.fetchall()]
+    return {m.revision: m for m in markers if isinstance(m, ResultsPublished)}
 
 
 @asynccontextmanager

@@ -17,6 +17,11 @@ CREATE TABLE IF NOT EXISTS events (
 ) PARTITION BY LIST (period);
 CREATE TABLE IF NOT EXISTS events_default PARTITION OF events DEFAULT;
 CREATE INDEX IF NOT EXISTS events_attempt_started ON events (ref) WHERE kind = 'attempt_started';
+-- The committee's actions, newest first (the desk's audit view, DESIGN §6b): a few rows among millions.
+-- The kinds are eventstore.events.COMMITTEE_KINDS' (a test checks they agree).
+CREATE INDEX IF NOT EXISTS events_committee ON events (stream_ms, stream_seq, part, idx)
+    WHERE kind IN ('participant_disqualified', 'answer_key_corrected', 'results_published', 'participant_moved',
+                   'access_key_reset', 'committee_read', 'participant_erased');
 
 CREATE TABLE IF NOT EXISTS consumer_progress (
     consumer    text        PRIMARY KEY,

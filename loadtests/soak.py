@@ -58,7 +58,7 @@ def close_in_the_middle(run: Running, end_ms: int, outcome: dict[str, str]) -> N
     """POST the admin close once period 1 has ended (retrying while it says 503 not_drained)."""
     time.sleep(max(0.0, end_ms / 1000 - time.time()) + 4)
     started = time.monotonic()
-    request = urllib.request.Request(f"{run.ingest_url}/v1/admin/periods/1/close", method="POST",
+    request = urllib.request.Request(f"{run.desk_url}/v1/admin/periods/1/close", method="POST",
                                      headers={"Authorization": f"Bearer {run.settings.admin_token}"})
     for _ in range(60):
         try:

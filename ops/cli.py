@@ -32,7 +32,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         contest_dir=Path(args.contest) if getattr(args, "contest", None) else None,
         data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
         ingest_port=getattr(args, "ingest_port", None), results_port=getattr(args, "results_port", None),
-        partitions=getattr(args, "partitions", None))
+        desk_port=getattr(args, "desk_port", None), partitions=getattr(args, "partitions", None))
 
 
 def _rehearsal(settings: Settings) -> Settings:
@@ -113,6 +113,13 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_desk(args: argparse.Namespace) -> int:
+    from ops.wiring import serve_desk
+
+    serve_desk(Settings.from_env(desk_port=args.port), args.metrics_port)
+    return 0
+
+
 def cmd_scorer(args: argparse.Namespace) -> int:
     import os
     import socket
@@ -155,8 +162,8 @@ def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitab
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
-    """close / recompute / disqualify / correct-answer / erase / forget: the Committee service, as the admin API
-    calls it."""
+    """close / recompute / disqualify / correct-answer / erase / forget / move / reissue-key: the Committee
+    service, as the desk's JSON routes and pages call it."""
     from eventstore.redis_stream.client import durability_mode
     from eventstore.redis_stream.writer import StreamWriter
     from ops.wiring import build_committee, store_clock
@@ -168,7 +175,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
     async def act(committee: Committee) -> str:
         if args.command in ("close", "recompute"):
             act = committee.close if args.command == "close" else committee.recompute
-            done = await act(args.period, by=by)
+            done = await act(args.period, by=by, reason=args.reason or "")
             return (f"period {done.period}: revision {done.revision}, results_digest {done.results_digest}, "
                     f"dead letters {done.dead_letters}" + (" (not counted: see `cchc dead-letters`)" if done.dead_letters
                                                            else ""))
@@ -177,6 +184,12 @@ def cmd_admin(args: argparse.Namespace) -> int:
             return f"{args.participant_id} disqualified"
         if args.command in ("erase", "forget"):
             return await _erasure(committee, args, by)
+        if args.command == "move":
+            moved = await committee.move(args.participant_id, args.unit_code, by=by, reason=args.reason)
+            return f"{moved.participant_id} moved from {moved.from_unit or '(no unit)'} to {moved.unit_code}"
+        if args.command == "reissue-key":
+            issued = await committee.reset_key(args.participant_id, by=by, reason=args.reason)
+            return f"{issued.participant_id}: new access key {issued.access_key} (shown once; the old one stopped working)"
         await committee.correct_answer(args.question_id, args.answer, by=by, reason=args.reason or "")
         return f"answer key: {args.question_id} is now {args.answer}"
 
@@ -245,7 +258,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     urls = {"ingest": args.ingest_url or f"http://{settings.host}:{settings.ingest_port}",
-            "results": args.results_url or f"http://{settings.host}:{settings.results_port}"}
+            "results": args.results_url or f"http://{settings.host}:{settings.results_port}",
+            "desk": args.desk_url or f"http://{settings.host}:{settings.desk_port}"}
 
     async def work(contest: Contest, clients: Clients) -> int:
         checks = await health(clients, urls)
@@ -310,11 +324,9 @@ def _format_of(out: str | None, default: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from admin.export import export, export_final
-    from contest.participation import participation
-    from eventstore.pii import PiiVault
-    from projections.live_queries import LiveQueries
-    from projections.results_queries import ResultsQueries
+    from eventstore.redis_stream.client import durability_mode
+    from eventstore.redis_stream.writer import StreamWriter
+    from ops.wiring import build_committee, store_clock
     from runtime.errors import Refusal
 
     settings = Settings.from_env()
@@ -325,25 +337,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.personal_data and (args.public or final):
         print("cchc export: --personal-data is for the committee's copy of a period", file=sys.stderr)
         return 2
+    if args.personal_data and not (args.reason or "").strip():
+        print("cchc export: --personal-data needs --reason (recorded with your name: DESIGN §10)", file=sys.stderr)
+        return 2
+    if args.personal_data:
+        settings.pii_key_bytes()  # refused here, before anything is recorded, when the key is missing
+    by = args.by or f"cli:{getpass.getuser()}"
 
     async def work(contest: Contest, clients: Clients) -> int:
         copy = "-public" if args.public else ""
         name = "final" if final else f"period-{args.period}"
         out = Path(args.out or f"{contest.slug}-{name}{copy}.{args.format}")
-        live, published = LiveQueries(clients.pool), ResultsQueries(clients.pool)
+        writer = StreamWriter(clients.redis, clients.keys, durability=await durability_mode(clients.redis))
         try:
-            if final:
-                counts = await live.participants_per_unit(None, sorted(contest.counting_groups()))
-                rows = await export_final(published, contest, participation(contest, counts), out, fmt=args.format)
-                print(f"wrote {out} ({rows:,} prize units ranked, with the participation report)")
-                return 0
-            vault = PiiVault(settings.pii_key_bytes()) if args.personal_data else None
-            rows = await export(live, published, contest, int(args.period), out, fmt=args.format,
-                                revision=args.revision, vault=vault, public=args.public)
+            async with store_clock(clients) as clock:
+                committee = build_committee(contest, clients, writer, clock, settings)
+                if final:
+                    rows = await committee.export_final(out, fmt=args.format)
+                    print(f"wrote {out} ({rows:,} prize units ranked, with the participation report)")
+                    return 0
+                rows = await committee.export_period(int(args.period), out, fmt=args.format, by=by,
+                                                     revision=args.revision, public=args.public,
+                                                     personal_reason=args.reason if args.personal_data else None)
         except Refusal as e:
             print(f"cchc export: {e}", file=sys.stderr)
             return 2
-        kind = "public copy" if args.public else "winners with personal data" if vault else "committee's copy"
+        kind = "public copy" if args.public else "winners with personal data" if args.personal_data else "committee's copy"
         print(f"wrote {out} ({rows:,} ranking rows, {kind})")
         return 0
 
@@ -524,6 +543,7 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--data-dir", help="where servers, secrets and logs live (default .cchc)")
         cmd.add_argument("--ingest-port", type=int, default=8080)
         cmd.add_argument("--results-port", type=int, default=8081)
+        cmd.add_argument("--desk-port", type=int, default=8082)
         cmd.add_argument("--partitions", type=int, help="the stream in P partitions (default CCHC_PARTITIONS or 1)")
         cmd.add_argument("--cluster", type=int, default=0, metavar="N",
                          help="an N-master Valkey Cluster (one replica each) on loopback instead of one Valkey")
@@ -548,6 +568,10 @@ def parser() -> argparse.ArgumentParser:
     results.add_argument("--port", type=int, default=8081)
     results.add_argument("--metrics-port", type=int, help=METRICS_PORT_HELP)
     results.set_defaults(func=cmd_results)
+    desk = sub.add_parser("desk", help="the committee's desk: its pages and the admin JSON routes")
+    desk.add_argument("--port", type=int, default=8082)
+    desk.add_argument("--metrics-port", type=int, help=METRICS_PORT_HELP)
+    desk.set_defaults(func=cmd_desk)
     scorer = sub.add_parser("scorer", help="one scorer worker")
     scorer.add_argument("--name", help="consumer name (default host-pid)")
     scorer.add_argument("--metrics-port", type=int, help=METRICS_PORT_HELP)
@@ -578,12 +602,25 @@ def parser() -> argparse.ArgumentParser:
     forget.add_argument("--expired", action="store_true", required=True,
                         help="erase what the retention rule says is due (the only mode; `cchc up` runs it hourly)")
     forget.set_defaults(func=cmd_admin)
-    for action in (close, recompute, dq, fix, erase, forget):
+    for action in (close, recompute):
+        action.add_argument("--reason", help="why (recorded in the results marker)")
+    move = sub.add_parser("move", help="move a participant to another unit (open periods at once; a closed one"
+                                       " when recomputed)")
+    move.add_argument("participant_id")
+    move.add_argument("unit_code")
+    move.add_argument("--reason", required=True)
+    move.set_defaults(func=cmd_admin)
+    reissue = sub.add_parser("reissue-key", help="a new access key for a participant (printed once)")
+    reissue.add_argument("participant_id")
+    reissue.add_argument("--reason", required=True)
+    reissue.set_defaults(func=cmd_admin)
+    for action in (close, recompute, dq, fix, erase, forget, move, reissue):
         action.add_argument("--by", help="your name, recorded in the event (default cli:USER)")
     fix.set_defaults(func=cmd_admin)
     status = sub.add_parser("status", help="health, periods, lag and scorers at a glance (exit 1 if unwell)")
     status.add_argument("--ingest-url", help="default http://127.0.0.1:8080")
     status.add_argument("--results-url", help="default http://127.0.0.1:8081")
+    status.add_argument("--desk-url", help="default http://127.0.0.1:8082")
     status.set_defaults(func=cmd_status)
     dead = sub.add_parser("dead-letters", help="list entries no scorer could take (and --requeue them)")
     dead.add_argument("--requeue", action="store_true", help="put them back on the stream (after a fix)")
@@ -597,7 +634,9 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--public", action="store_true",
                      help="the public copy: no phone column, no flags (the only difference: personal data)")
     exp.add_argument("--personal-data", action="store_true",
-                     help="add winners' CCCD, phone and birth date (decrypted with CCHC_PII_KEY)")
+                     help="add winners' CCCD, phone and birth date (decrypted with CCHC_PII_KEY); needs --reason")
+    exp.add_argument("--reason", help="why the personal data is read (recorded with your name)")
+    exp.add_argument("--by", help="your name, recorded with a personal-data export (default cli:USER)")
     exp.set_defaults(func=cmd_export)
     part = sub.add_parser("participation", help="every unit against its participation target: whom to remind")
     part.add_argument("--period", type=int, help="one period (default the whole contest)")

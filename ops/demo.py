@@ -37,10 +37,11 @@ class Simulation:
     """Participants who register, start attempts, think, and submit — over HTTP like a front-end."""
 
     def __init__(self, contest: Contest, ingest: str, results: str, admin_token: str, people: int,
-                 seed: int = 2022) -> None:
+                 seed: int = 2022, desk: str = "") -> None:
         self.contest = contest
         self.ingest = ingest
         self.results = results
+        self.desk = desk or ingest  # the committee's routes: the desk's port
         self.admin = {"Authorization": f"Bearer {admin_token}"}
         self.people = people
         self.rng = random.Random(seed)
@@ -49,7 +50,8 @@ class Simulation:
         # what the quiz page sends: the privacy notice's version, accepted (a contest without one asks none)
         self.consent = {"consent": {"version": contest.privacy.version}} if contest.privacy else {}
 
-    async def run(self) -> None:
+    async def run(self, *, leave_last: bool = False) -> None:
+        """The whole contest; with `leave_last` the last period is left for the committee to close at the desk."""
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             people = await self.register_all(http)
@@ -60,6 +62,10 @@ class Simulation:
                 console.rule(f"{period.name} open")
                 await asyncio.gather(*(self.play(http, person, period.end_ms) for person in people))
                 await _sleep_until(period.end_ms)
+                if leave_last and period == self.contest.periods[-1]:
+                    console.print(f"entries accepted so far {self.tally['accepted']}; {period.name} has ended and is"
+                                  f" left for you to close at the desk: {self.desk}/ky/{period.number}")
+                    return
                 console.print(f"entries accepted so far {self.tally['accepted']}; closing {period.name}…")
                 await self.close(http, period.number)
             await self.show_final(http)
@@ -107,7 +113,7 @@ class Simulation:
                 self.tally["accepted" if r.status == 202 else (await r.json())["error"]["code"]] += 1
 
     async def close(self, http: aiohttp.ClientSession, number: int) -> None:
-        url = f"{self.ingest}/v1/admin/periods/{number}/close"
+        url = f"{self.desk}/v1/admin/periods/{number}/close"
         for _ in range(60):
             async with http.post(url, headers=self.admin) as r:
                 if r.status == 200:
@@ -175,6 +181,7 @@ def run_demo(settings: Settings, *, participants: int, keep: bool = False, clust
                        contest_dir=contest_dir, contest_anchor=None,
                        ingest_port=free_port() if settings.ingest_port == 8080 else settings.ingest_port,
                        results_port=free_port() if settings.results_port == 8081 else settings.results_port,
+                       desk_port=free_port() if settings.desk_port == 8082 else settings.desk_port,
                        address_limit=0)  # the simulated front-ends all come from loopback
     stack = Stack(settings, scorers=2, cluster=cluster, read_replica=read_replica)
     started = time.monotonic()
@@ -182,6 +189,7 @@ def run_demo(settings: Settings, *, participants: int, keep: bool = False, clust
         running = stack.start()
         console.print(stack.ready_line())
         results = f"http://{running.host}:{running.results_port}"
+        desk = f"http://{running.host}:{running.desk_port}"
         contest = contest_of(running)
         last = contest.periods[-1]
         console.print(f"[bold]quiz page: http://{running.host}:{running.ingest_port}/[/] — register now, then take"
@@ -189,11 +197,15 @@ def run_demo(settings: Settings, *, participants: int, keep: bool = False, clust
                       f" now and stays open {(last.end_ms - last.start_ms) / 60_000:g} minutes (`--open-minutes`)")
         console.print(f"[bold]results page: {results}/[/] — open it while the demo runs (every view: /periods/N,"
                       f" /final, /participation){'' if keep else '; `cchc demo --keep` keeps it up afterwards'}")
+        console.print(f"[bold]the committee's desk: {desk}/[/] — sign in with Tên [bold]admin[/] and Mã"
+                      f" [bold]{running.admin_token}[/] (CCHC_ADMIN_TOKEN, kept in {data_dir / 'secrets.env'})")
         sim = Simulation(contest, f"http://{running.host}:{running.ingest_port}",
-                         f"http://{running.host}:{running.results_port}", running.admin_token or "", participants)
-        asyncio.run(sim.run())
+                         f"http://{running.host}:{running.results_port}", running.admin_token or "", participants,
+                         desk=desk)
+        asyncio.run(sim.run(leave_last=keep))
         if keep:
-            console.print(f"demo done; the stack keeps serving {results}/ — Ctrl-C to stop")
+            console.print(f"demo done; the stack keeps serving the results page {results}/ and the desk {desk}/"
+                          f" (Tên admin, Mã {running.admin_token}) — Ctrl-C to stop")
             _wait_for_interrupt()
     finally:
         stack.stop()

@@ -53,6 +53,10 @@ class Running:
     def results_url(self) -> str:
         return f"http://{self.settings.host}:{self.settings.results_port}"
 
+    @property
+    def desk_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.desk_port}"
+
 
 @contextlib.contextmanager
 def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | None = None,
@@ -67,7 +71,8 @@ def throwaway_stack(name: str, *, scorers: int, ingests: int = 1, slug: str | No
     contest_dir = one_long_period(workdir / "contest", slug=slug, attempts_per_period=attempts_per_period,
                                   count=periods, seconds=period_seconds, privacy=privacy)
     settings = Settings(contest_dir=contest_dir, data_dir=workdir / "data",
-                        ingest_port=free_port(), results_port=free_port(), log_level="warning",
+                        ingest_port=free_port(), results_port=free_port(), desk_port=free_port(),
+                        log_level="warning",
                         monitor_interval_s=monitor_interval_s,
                         address_limit=0,  # every simulated front-end shares one loopback address
                         partitions=partitions, event_loop=event_loop)

@@ -1,4 +1,5 @@
-"""The local stack: embedded servers (unless URLs are set) plus ingest, scorers and results as processes."""
+"""The local stack: embedded servers (unless URLs are set) plus ingest, scorers, results and the committee's
+desk as processes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import replace
 from datetime import UTC, datetime
+from ipaddress import ip_address
 from pathlib import Path
 
 from eventstore.postgres import archive_state, migrate, open_pool
@@ -27,7 +29,15 @@ from ops.embedded import (
     free_port,
 )
 from ops.restore import Rewound, reconcile
-from runtime.settings import STACK_ENV, Settings, load_or_create_state, redact, without_secrets, write_env_file
+from runtime.settings import (
+    SECRETS_OF,
+    STACK_ENV,
+    Settings,
+    load_or_create_state,
+    redact,
+    without_secrets,
+    write_env_file,
+)
 
 
 class StackError(RuntimeError):
@@ -39,8 +49,9 @@ FORGET_EVERY_S = 3600.0  # `cchc forget --expired` (DESIGN §10: the retention e
 
 class Stack:
     def __init__(self, settings: Settings, *, scorers: int = 2, ingests: int = 1, cluster: int = 0,
-                 read_replica: bool = False) -> None:
+                 read_replica: bool = False, secure_desk: bool = False) -> None:
         self.settings = settings
+        self.secure_desk = secure_desk  # the desk's cookie Secure even on loopback (browsers trust http://localhost)
         self.scorers = scorers
         self.ingests = ingests
         self.cluster = cluster  # N > 0: an N-master Valkey Cluster (one replica each) instead of one Valkey
@@ -76,6 +87,8 @@ class Stack:
         if not s.database_url:
             self.postgres = EmbeddedPostgres(s.data_dir / "postgres", password=passwords.postgres)
             s = replace(s, database_url=self.postgres.start())
+        if _loopback(s.host) and not self.secure_desk:  # plain HTTP on this machine only: no HTTPS to ask for
+            s = replace(s, desk_insecure=True)
         self.settings = s
         asyncio.run(migrate_schema(s))
         if self.read_replica and self.postgres is not None and not s.database_read_url:
@@ -88,12 +101,14 @@ class Stack:
         for n in range(1, self.ingests + 1):  # several share the port (SO_REUSEPORT)
             self._spawn("ingest" if self.ingests == 1 else f"ingest-{n}", "ingest", "--port", str(s.ingest_port))
         self._spawn("results", "results", "--port", str(s.results_port))
+        self._spawn("desk", "desk", "--port", str(s.desk_port))
         for n in range(1, self.scorers + 1):
             self._spawn(f"scorer-{n}", "scorer", "--name", f"scorer-{n}")
         self._write_targets()
         write_env_file(self.stack_env, self.settings.env())
         self._wait_ready(f"http://{s.host}:{s.ingest_port}/readyz", "ingest")
         self._wait_ready(f"http://{s.host}:{s.results_port}/readyz", "results")
+        self._wait_ready(f"http://{s.host}:{s.desk_port}/readyz", "desk")
         return s
 
     def _spawn(self, name: str, *args: str, metrics: bool = True) -> None:
@@ -101,9 +116,8 @@ class Stack:
             self.metrics_ports[name] = free_port()
             args = (*args, "--metrics-port", str(self.metrics_ports[name]))
         self.commands[name] = args
-        env = {**os.environ, **self.settings.env()}
-        if args[0] != "ingest":  # only ingest holds secrets: the scorers and the results process get none
-            env = without_secrets(env)
+        # Each process only the secrets it uses: ingest and the desk theirs, the scorers and results none.
+        env = without_secrets({**os.environ, **self.settings.env()}, SECRETS_OF.get(args[0], ()))
         with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own descriptor
             self.children[name] = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], env=env,
                                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -233,6 +247,7 @@ class Stack:
         s = self.settings
         return (f"cchc ready: ingest http://{s.host}:{s.ingest_port} (the quiz page: /)"
                 f"  results http://{s.host}:{s.results_port}{'  REHEARSAL (thi thử)' if s.rehearsal else ''}"
+                f"  desk http://{s.host}:{s.desk_port}/"
                 f"  scorers {self.scorers}  partitions {s.partitions}"
                 f"  redis {redact(s.redis_url)}{f' (cluster of {self.cluster} masters + replicas)' if self.cluster else ''}"
                 f"  postgres {redact(s.database_url)}"
@@ -250,6 +265,13 @@ async def server_timeline(settings: Settings) -> int:
         return (await archive_state(pool)).timeline
     finally:
         await pool.close()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def migrate_schema(settings: Settings) -> None:

@@ -14,9 +14,11 @@ import structlog
 from aiohttp import web
 from prometheus_client import start_http_server
 
-from admin import routes as admin_routes
+from admin import app as desk_app
+from admin import routes as desk_routes
 from admin.erasure import Erasures
 from admin.service import Committee
+from admin.sessions import Sessions
 from contest.load import load_contest
 from contest.model import Contest
 from eventstore import postgres
@@ -27,6 +29,7 @@ from eventstore.pii import PiiVault
 from eventstore.redis_stream import client as redis_client
 from eventstore.redis_stream.client import DURABILITY_SAID, check_layout, clock_references, durability_mode
 from eventstore.redis_stream.consumer import Consumer
+from eventstore.redis_stream.desk import DeskStore
 from eventstore.redis_stream.inspection import Streams
 from eventstore.redis_stream.leases import Leases
 from eventstore.redis_stream.personal import AofRewriter
@@ -154,27 +157,31 @@ def build_committee(contest: Contest, clients: Clients, writer: StreamWriter, cl
     # A close answers once the results API serves it: on the replica it reads, if any (guarantee 9).
     closer = Closer(contest, clients.pool, Streams(clients.redis, clients.keys), clock,
                     read_paths=ReadPaths(clients.pool, replica_url=settings.database_read_url))
+    vault = PiiVault(settings.pii_key_bytes()) if settings.pii_key else None  # the CLI's closes need none
     erasures = Erasures(contest, writer, clients.pool, clock, log=ErasureLog(settings.backups), aof=aof)
-    return Committee(contest, writer, closer, clock, retention_s=max(1, settings.retention_days * 86_400),
-                     erasures=erasures)
+    return Committee(contest, writer, closer, clock, vault=vault, desk=DeskStore(clients.redis, clients.keys),
+                     retention_s=max(1, settings.retention_days * 86_400), erasures=erasures)
 
 
-async def build_ingest_parts(contest: Contest, clients: Clients, settings: Settings, clock: Clock
-                             ) -> tuple[ingest_app.Ingest, admin_routes.AdminDoor]:
-    """Ingest and the committee's door onto its service (mounted on the ingest port)."""
+async def build_ingest_app(contest: Contest, clients: Clients, settings: Settings, clock: Clock) -> web.Application:
+    """The ingest app (in-process: tests, benchmarks); it serves no /v1/admin/ route (the desk does)."""
     ingest = await build_ingest(contest, clients, settings, clock)
-    committee = build_committee(contest, clients, ingest.writer, clock, settings, aof=ingest.aof)
-    return ingest, admin_routes.AdminDoor(committee, settings.admin_token_names())
+    return ingest_app.build_app(ingest, body_timeout_s=settings.body_timeout_s, fast_path=settings.fast_path,
+                                allowed_origins=settings.allowed_origins)
 
 
-async def build_ingest_app(contest: Contest, clients: Clients, settings: Settings, clock: Clock
-                           ) -> tuple[web.Application, Committee]:
-    """The ingest app with the committee's admin routes mounted on it (in-process: tests, benchmarks)."""
-    ingest, door = await build_ingest_parts(contest, clients, settings, clock)
-    app = ingest_app.build_app(ingest, routes=admin_routes.ROUTES, body_timeout_s=settings.body_timeout_s,
-                               fast_path=settings.fast_path, allowed_origins=settings.allowed_origins)
-    app[admin_routes.ADMIN] = door
-    return app, door.committee
+async def build_desk(contest: Contest, clients: Clients, settings: Settings, clock: Clock) -> desk_routes.Door:
+    """The committee's service behind the desk's doors: its JSON routes and its pages."""
+    writer = StreamWriter(clients.redis, clients.keys, durability=await durability_mode(clients.redis))
+    committee = build_committee(contest, clients, writer, clock, settings, aof=AofRewriter(clients.redis))
+    sessions = Sessions(DeskStore(clients.redis, clients.keys), settings.admin_token_names(),
+                        PiiVault(settings.pii_key_bytes()), clock, settings.trusted_proxies,
+                        secure=not settings.desk_insecure)
+    return desk_routes.Door(committee, sessions, settings.data_dir / "desk", clients.ready)
+
+
+def build_desk_app(door: desk_routes.Door, settings: Settings) -> web.Application:
+    return desk_app.build_app(door, body_timeout_s=settings.body_timeout_s)
 
 
 def build_results(contest: Contest, clients: Clients, clock: Clock, *, rank_cache_s: float | None = 5.0
@@ -199,11 +206,13 @@ def build_monitor(contest: Contest, clients: Clients, clock: Clock) -> Monitor:
 
 # -- one process each ---------------------------------------------------------------------------
 
-def _preflight(settings: Settings, *, ingest: bool = False) -> Contest:
-    """Refuse to start, with a clear message, without servers, a valid contest, or (ingest only: no
-    other process holds a secret) the secrets."""
+def _preflight(settings: Settings, *, ingest: bool = False, desk: bool = False) -> Contest:
+    """Refuse to start, with a clear message, without servers, a valid contest, or (ingest and the desk
+    only: no other process holds a secret) the secrets."""
     if ingest:
         settings.require_ingest_secrets()
+    if desk:
+        settings.require_desk_secrets()
     settings.require_servers()
     return contest_of(settings)
 
@@ -223,20 +232,41 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
     serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        # No migration here: the write side starts and takes entries with PostgreSQL down (the admin
-        # routes answer 503 until it is back); `cchc up` / `cchc migrate` create the schema.
-        clients = await open_clients(settings, contest)
+        # No migration here: the write side starts and takes entries with PostgreSQL down; `cchc up` /
+        # `cchc migrate` create the schema. It opens no pool: the committee's work is the desk's.
+        clients = await open_clients(settings, contest, pool_size=1)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(clients.close)
             clock = await stack.enter_async_context(store_clock(clients))
             # e.g. Redis without AOF: refuses to start, leaving no pool connecting behind
-            app[ingest_app.INGEST], app[admin_routes.ADMIN] = await build_ingest_parts(contest, clients, settings, clock)
+            app[ingest_app.INGEST] = await build_ingest(contest, clients, settings, clock)
             yield
 
-    app = ingest_app.build_app(None, routes=admin_routes.ROUTES, extra_ctx=[lifecycle],
-                               body_timeout_s=settings.body_timeout_s, fast_path=settings.fast_path,
-                               allowed_origins=settings.allowed_origins)
+    app = ingest_app.build_app(None, extra_ctx=[lifecycle], body_timeout_s=settings.body_timeout_s,
+                               fast_path=settings.fast_path, allowed_origins=settings.allowed_origins)
     serve.run(app, settings.host, settings.ingest_port, header_timeout_s=settings.body_timeout_s,
+              event_loop=settings.event_loop)
+
+
+def serve_desk(settings: Settings, metrics_port: int | None = None) -> None:
+    """The committee's desk (DESIGN §6b): its JSON routes and pages; closes and exports run here, in a
+    process of its own, with its own clock in the store's time (a close waits on it)."""
+    contest = _preflight(settings, desk=True)
+    serve_metrics(settings, metrics_port)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        clients = await open_clients(settings, contest, pool_size=6)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(clients.close)
+            clock = await stack.enter_async_context(store_clock(clients))
+            app[desk_routes.DOOR] = door = await build_desk(contest, clients, settings, clock)
+            yield
+            for job in door.committee.jobs.values():  # a close still running is abandoned (rolled back)
+                if job.task is not None:
+                    job.task.cancel()
+
+    app = desk_app.build_app(None, extra_ctx=[lifecycle], body_timeout_s=settings.body_timeout_s)
+    serve.run(app, settings.host, settings.desk_port, header_timeout_s=settings.body_timeout_s,
               event_loop=settings.event_loop)
 
 

@@ -12,6 +12,7 @@ from eventstore.events import (
     AnyEvent,
     ParticipantDisqualified,
     ParticipantErased,
+    ParticipantMoved,
     ParticipantRegistered,
     SubmissionReceived,
 )
@@ -19,24 +20,27 @@ from eventstore.postgres import Connection, xact_lock
 from projections import live_queries as q
 from projections import personal_queries
 
-KEY_LOCK = 7264  # advisory lock: batches hold it shared, an answer-key correction exclusively
+KEY_LOCK = 7264  # advisory lock: batches hold it shared, an answer-key correction or a unit move exclusively
 
 
 class Projector:
     """Applies events to the projection tables inside the caller's transaction."""
 
-    # The event types that change a projection; the others (attempt starts, access-key reissues) are
-    # kept by the event table alone.
+    # The event types that change a projection; the others (attempt starts, access-key reissues, the
+    # committee's audit records) are kept by the event table alone.
     PROJECTED = (ParticipantRegistered, SubmissionReceived, ParticipantDisqualified, AnswerKeyCorrected,
-                 ParticipantErased)
+                 ParticipantErased, ParticipantMoved)
+    # Events whose projection rewrites rows other batches write concurrently: their batch runs alone.
+    EXCLUSIVE = (AnswerKeyCorrected, ParticipantMoved)
 
     def __init__(self, contest: Contest) -> None:
         self.contest = contest
         self.counted = q.CountedStatements(contest)
+        self.periods = [p.number for p in contest.periods]
 
     async def apply(self, conn: Connection, events: Sequence[tuple[EventKey, AnyEvent]]) -> None:
-        corrections = any(isinstance(e, AnswerKeyCorrected) for _, e in events)
-        await xact_lock(conn, KEY_LOCK, shared=not corrections)
+        alone = any(isinstance(e, self.EXCLUSIVE) for _, e in events)
+        await xact_lock(conn, KEY_LOCK, shared=not alone)
         # Events apply in key order, but a batch groups them by kind: only a correction's
         # position matters (entries scored before it are rescored by it), so split there.
         start = 0
@@ -57,6 +61,7 @@ class Projector:
         registered = [e for _, e in by_kind.get(ParticipantRegistered, ())]
         submitted = by_kind.get(SubmissionReceived, [])
         disqualified = by_kind.get(ParticipantDisqualified, [])
+        moved = by_kind.get(ParticipantMoved, [])
         if registered:
             await q.add_participants(conn, registered)
         if submitted:
@@ -65,3 +70,5 @@ class Projector:
             await q.add_disqualifications(conn, disqualified)
         for _, erased in by_kind.get(ParticipantErased, ()):  # after the registrations: either order converges
             await personal_queries.erase(conn, erased.participant_ids, erased.at_ms)
+        if moved:  # after the entries: a participant's entries of this batch move with them
+            await q.add_moves(conn, self.periods, moved)

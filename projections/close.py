@@ -8,7 +8,7 @@ right after the barrier's newest entry in the event table, so a replay recompute
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 import structlog
@@ -40,6 +40,17 @@ class PeriodClosed(msgspec.Struct):
     revision: int
     results_digest: str
     dead_letters: int = 0
+
+
+# A close's steps, as its progress reports them (the desk shows each): waiting out the settle margin is
+# NotDrained (the caller retries), then the scorers projecting up to the barrier, the computation, the wait
+# until every read path serves it (guarantee 9).
+Progress = Callable[[str], None]
+DRAINING, COMPUTING, SERVING = "draining", "computing", "serving"
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 class PeriodNotEnded(Conflict):
@@ -105,15 +116,18 @@ async def _refresh_final(conn: Connection, contest: Contest, barrier: str) -> No
     if await results_queries.closed_periods(conn) < len(contest.periods):
         return
     upto = Barrier.parse(barrier)
+    # A moved participant counts, per period, in the unit of that period's (latest) close (DESIGN §3).
+    units = await live_queries.UnitsAt.of(conn, {p: Barrier.parse(b) for p, b in
+                                                 (await results_queries.latest_barriers(conn)).items()})
     if await live_queries.corrected_after(conn, upto):  # rare: rescore as of the barrier, in Python
         entries, counted = [], []
         for period in contest.periods:
-            valid = await live_queries.valid_entries(conn, contest, period.number, upto)
+            valid = await live_queries.valid_entries(conn, contest, period.number, upto, units)
             entries += valid
             counted += counted_entries(valid, contest.rules.attempt_selection, None, contest.rules.prediction_mode)
         aggregates = unit_aggregates(contest, entries, counted)
     else:
-        aggregates = await live_queries.contest_unit_aggregates(conn, contest, upto)
+        aggregates = await live_queries.contest_unit_aggregates(conn, contest, upto, units)
     ranking, winners = final_units(contest, aggregates)
     await results_queries.save_final(conn, canonical_json(final_document(ranking, winners)).decode())
 
@@ -137,7 +151,7 @@ class Closer:
         self.drain_timeout_s = drain_timeout_s
         self.read_paths = read_paths or ReadPaths(pool)
 
-    async def close(self, number: int, *, by: str = "") -> PeriodClosed:
+    async def close(self, number: int, *, by: str = "", reason: str = "", progress: Progress = _quiet) -> PeriodClosed:
         period = self._period(number)
         try:
             self.clock.check()
@@ -148,22 +162,26 @@ class Closer:
             raise PeriodNotEnded(f"period {number} is open until {period.end_ms} ms; it is {now} ms now")
         existing = await self.results.result(number)
         if existing is not None:
-            return await self._served(PeriodClosed(number, existing.revision, existing.results_digest))
+            return await self._served(PeriodClosed(number, existing.revision, existing.results_digest), progress)
         if now < period.end_ms + self.settle_ms:
             raise NotDrained("requests received before the end may still be in flight",
                              retry_after=max(1, (period.end_ms + self.settle_ms - now + 999) // 1000))
-        return await self._served(await self._publish(period, recompute=False, by=by))
+        return await self._served(await self._publish(period, recompute=False, by=by, reason=reason,
+                                                      progress=progress), progress)
 
-    async def recompute(self, number: int, *, by: str = "") -> PeriodClosed:
+    async def recompute(self, number: int, *, by: str = "", reason: str = "",
+                        progress: Progress = _quiet) -> PeriodClosed:
         """A new revision from the events as they stand now; older revisions stay."""
         period = self._period(number)
         if await self.results.result(number) is None:
             raise NotClosed(f"period {number} is not closed")
-        return await self._served(await self._publish(period, recompute=True, by=by))
+        return await self._served(await self._publish(period, recompute=True, by=by, reason=reason,
+                                                      progress=progress), progress)
 
-    async def _served(self, closed: PeriodClosed) -> PeriodClosed:
+    async def _served(self, closed: PeriodClosed, progress: Progress) -> PeriodClosed:
         """Guarantee 9: answered once the results API serves this revision on every read path; guarantee 8:
         naming the entries of the period its barrier covers that were parked for their own fault."""
+        progress(SERVING)
         await self.read_paths.serving(f"period {closed.period} revision {closed.revision}")
         return await self._naming_dead_letters(closed)
 
@@ -181,7 +199,8 @@ class Closer:
             raise UnknownPeriod(f"no period {number} in this contest")
         return period
 
-    async def _publish(self, period: Period, *, recompute: bool, by: str) -> PeriodClosed:
+    async def _publish(self, period: Period, *, recompute: bool, by: str, reason: str,
+                       progress: Progress) -> PeriodClosed:
         async with transaction(self.pool) as conn:
             await xact_lock(conn, RESULTS_LOCK)
             latest = await results_queries.latest_revision(conn, period.number)
@@ -190,11 +209,13 @@ class Closer:
                 return PeriodClosed(period.number, latest, existing)
             # The barrier is taken under the lock: results are published in the order of their
             # barriers whatever the concurrency, which is the order a replay meets their markers in.
+            progress(DRAINING)
             barrier = (await self._drained_barrier()).text()
             revision = latest + 1
+            progress(COMPUTING)
             digest, names = await publish(conn, self.contest, period, revision, barrier)
             await _record_marker(conn, ResultsPublished(period=period.number, revision=revision, barrier=barrier,
-                                                        results_digest=digest, by=by, names=names))
+                                                        results_digest=digest, by=by, reason=reason, names=names))
         return PeriodClosed(period.number, revision, digest)
 
     async def _drained_barrier(self) -> Barrier:

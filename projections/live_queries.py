@@ -21,7 +21,7 @@ from contest.ranking import FINAL_ORDER, PROVISIONAL_ORDER, SELECTION_ORDERS, En
 from contest.scoring import count_correct, score
 from contest.units import UnitAggregate
 from eventstore.barrier import Barrier, EventKey, sql_within
-from eventstore.events import ParticipantDisqualified, ParticipantRegistered, SubmissionReceived
+from eventstore.events import ParticipantDisqualified, ParticipantMoved, ParticipantRegistered, SubmissionReceived
 from eventstore.postgres import Connection, Pool, connection, copy_rows
 
 NOT_DISQUALIFIED = "NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id)"
@@ -30,7 +30,7 @@ NOT_DISQUALIFIED = "NOT EXISTS (SELECT 1 FROM disqualifications d WHERE d.partic
 DISQUALIFIED_BEFORE = ("EXISTS (SELECT 1 FROM disqualifications d WHERE d.participant_id = {t}.participant_id"
                        " AND d.at_ms < {before})")
 NEVER = 2**63 - 1  # a time no event reaches (bigint's maximum): a period without a freeze
-TABLES = ("participants", "disqualifications", "answer_key_corrections", "entries", "counted")
+TABLES = ("participants", "disqualifications", "answer_key_corrections", "unit_moves", "entries", "counted")
 QUESTION_SEPARATOR = "\x1f"  # joins an attempt's question ids into one array element (ids hold no control chars)
 
 
@@ -311,7 +311,8 @@ class LiveQueries:
             f" FROM entries e WHERE {NOT_DISQUALIFIED.format(t='e')} GROUP BY period, group_code")
 
     async def period_submissions(self, period: int) -> list[Submitted]:
-        """Every entry of the period with what the flags look at (a committee action: reads them all)."""
+        """Every entry of the period with what the flags look at, into Python (the tests' oracle for the flags
+        the database computes: projections.desk_queries.flag_cases)."""
         async with connection(self.pool) as conn:
             cur = await conn.execute("SELECT attempt_id, participant_id, duration_ms, answers, prediction FROM entries"
                                      " WHERE period = %s ORDER BY submitted_ms, attempt_id", (period,))
@@ -342,15 +343,29 @@ _STAGED_PARTICIPANTS: Staged = (
     ("participant_id", "text"), ("group_code", "text"), ("unit_code", "text"), ("display_name", "text"),
     ("phone_masked", "text"), ("id_hash", "text"), ("phone_hash", "text"), ("pii", "bytea"),
     ("registered_ms", "int8"), ("address_hash", "text"))
+EMPTY_SHEET = b"\x80"  # msgpack of {}: an empty answer sheet, which copies nothing
+# entries.sheet (projections/schema.sql): the answer sheet and prediction hashed, in C, as an entry is stored.
+SHEET_SQL = ("CASE WHEN answers = '\\x80'::bytea THEN NULL"
+             " ELSE hashtextextended(encode(answers, 'base64'), prediction) END")
 _INSERT_ENTRIES = (
-    f"INSERT INTO entries ({', '.join(name for name, _ in _STAGED_ENTRIES)}) SELECT "
+    f"INSERT INTO entries ({', '.join(name for name, _ in _STAGED_ENTRIES)}, sheet) SELECT "
     + ", ".join("string_to_array(question_ids, E'\\x1f')" if name == "question_ids" else name
                 for name, _ in _STAGED_ENTRIES)
-    + " FROM staged_entries ON CONFLICT DO NOTHING")
+    + f", {SHEET_SQL} FROM staged_entries ON CONFLICT DO NOTHING")
 _PARTICIPANT_COLUMNS = ", ".join(name for name, _ in _STAGED_PARTICIPANTS)
+_EVENT_ORDER_DESC = "ev_ms DESC, ev_seq DESC, ev_part DESC, ev_idx DESC"
+# A participant's unit now: their latest move in the event order (DESIGN §3 "Corrections"), else the unit the
+# event names. Moves are rare: against an empty unit_moves this costs a batch nothing measurable.
+_CURRENT_UNITS = ("SELECT DISTINCT ON (participant_id) participant_id, unit_code FROM unit_moves"
+                  " WHERE participant_id IN ({who}) ORDER BY participant_id, " + _EVENT_ORDER_DESC)
+_RESTAMP_STAGED = ("UPDATE staged_entries s SET unit_code = m.unit_code FROM ("
+                   + _CURRENT_UNITS.format(who="SELECT participant_id FROM staged_entries") + ") m"
+                   " WHERE s.participant_id = m.participant_id")
 _COUNTED_SET = ", ".join(f"{c} = excluded.{c}" for c in ("group_code", "unit_code", "attempt_id", "score", "correct",
                                                           "duration_ms", "prediction", "submitted_ms"))
-_msgpack = msgspec.msgpack.Encoder()
+# An entry's answers keyed in question order, whatever order the client sent them in: two identical answer
+# sheets are identical bytes, which the flags compare in SQL (copied_entries) — 0.4 µs more an entry.
+_msgpack = msgspec.msgpack.Encoder(order="deterministic")
 _answers_decoder = msgspec.msgpack.Decoder(dict[str, str])
 
 
@@ -435,6 +450,45 @@ async def add_disqualifications(conn: Connection, events: Sequence[tuple[EventKe
             [(e.participant_id, e.reason, e.at_ms, *k) for k, e in events])
 
 
+async def add_moves(conn: Connection, periods: Sequence[int], events: Sequence[tuple[EventKey, ParticipantMoved]]
+                    ) -> None:
+    """Record the moves, then put each moved participant's entries and counted entries in their unit now
+    (the latest move in the event order, whatever order scorers apply them in). The caller holds KEY_LOCK
+    exclusively, so a batch of entries projected concurrently either committed before (and is re-stamped
+    here) or starts after (and is stamped by _RESTAMP_STAGED): the read models of the periods not yet
+    closed count them in their new unit; a result keeps the unit of its barrier (units_at)."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO unit_moves (ev_ms, ev_seq, ev_part, ev_idx, participant_id, unit_code, at_ms)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(*k, e.participant_id, e.unit_code, e.at_ms) for k, e in events])
+    who = sorted({e.participant_id for _, e in events})
+    current = _CURRENT_UNITS.format(who="SELECT unnest(%(who)s::text[])")
+    for table in ("entries", "counted"):  # by (period, participant): both are keyed so
+        await conn.execute(f"UPDATE {table} t SET unit_code = m.unit_code FROM ({current}) m"
+                           " WHERE t.period = ANY(%(periods)s) AND t.participant_id = m.participant_id"
+                           " AND t.unit_code IS DISTINCT FROM m.unit_code", {"who": who, "periods": list(periods)})
+
+
+async def units_at(conn: Connection, upto: Barrier) -> dict[str, str | None]:
+    """participant → the unit they belonged to at `upto`, for every participant ever moved (the others are
+    in the unit their entries carry): their latest move covered by the barrier, else their registration's
+    unit. What a result counts them in (DESIGN §3: each period in the unit of its close)."""
+    cur = await conn.execute(
+        "SELECT p.participant_id, coalesce((SELECT m.unit_code FROM unit_moves m WHERE m.participant_id ="
+        f" p.participant_id AND {sql_within('m')} ORDER BY {_EVENT_ORDER_DESC.replace('ev_', 'm.ev_')} LIMIT 1),"
+        " p.unit_code) FROM participants p WHERE p.participant_id IN (SELECT participant_id FROM unit_moves)",
+        upto.sql_params())
+    return dict(await cur.fetchall())
+
+
+async def current_units(conn: Connection, participant_ids: Sequence[str]) -> dict[str, str]:
+    """participant → their unit now, for those of `participant_ids` ever moved."""
+    cur = await conn.execute(_CURRENT_UNITS.format(who="SELECT unnest(%(who)s::text[])"),
+                             {"who": list(participant_ids)})
+    return dict(await cur.fetchall())
+
+
 async def add_entries(conn: Connection, counted: CountedStatements, contest: Contest, keys: AnswerKeys,
                       events: Sequence[tuple[EventKey, SubmissionReceived]]) -> None:
     """Score the submissions with the key as corrected so far and stage them; then entries and counted
@@ -452,7 +506,7 @@ async def add_entries(conn: Connection, counted: CountedStatements, contest: Con
          correct, len(e.question_ids), e.received_ms - e.started_ms, e.prediction, e.received_ms,
          QUESTION_SEPARATOR.join(e.question_ids), _msgpack.encode(e.answers), *ev)
         for ev, e in events for correct in (count_correct(e.question_ids, e.answers, key),)))
-    await conn.execute(_INSERT_ENTRIES)
+    await conn.execute(f"{_RESTAMP_STAGED}; {_INSERT_ENTRIES}")  # a moved participant's entries: their unit now
     if before:
         async with conn.cursor() as cur:
             await cur.executemany("UPDATE entries SET frozen_correct = %s WHERE period = %s AND attempt_id = %s",
@@ -530,8 +584,45 @@ async def rescore(conn: Connection, counted: CountedStatements, contest: Contest
     await conn.execute(counted.recount, (ids, ids))
 
 
-_ENTRY_COLUMNS = ("e.attempt_id, e.participant_id, e.group_code, e.unit_code, e.score, e.correct, e.questions,"
+_ENTRY_COLUMNS = ("e.attempt_id, e.participant_id, e.group_code, {unit}, e.score, e.correct, e.questions,"
                   " e.duration_ms, e.prediction, e.submitted_ms")  # an Entry's fields, in order
+
+
+class UnitsAt(msgspec.Struct, frozen=True):
+    """How a result's queries read an entry's unit: the unit its entry carries (the participant's now),
+    except for the participants moved (units_at): the unit of the result's barrier. `period` keys the
+    overrides by period too (the final counts each period in the unit of that period's close)."""
+
+    units: dict[tuple[int, str], str | None]
+
+    @classmethod
+    async def of(cls, conn: Connection, barriers: dict[int, Barrier]) -> UnitsAt:
+        units: dict[tuple[int, str], str | None] = {}
+        for period, barrier in barriers.items():
+            units.update({(period, pid): unit for pid, unit in (await units_at(conn, barrier)).items()})
+        return cls(units)
+
+    def join(self) -> str:
+        """FROM entries e {join()}: the overrides beside each entry (nothing when nobody was moved)."""
+        if not self.units:
+            return ""
+        return (" LEFT JOIN unnest(%(mv_periods)s::int[], %(mv_pids)s::text[], %(mv_units)s::text[])"
+                " AS mv(period, participant_id, unit_code) ON mv.period = e.period AND mv.participant_id = e.participant_id")
+
+    def unit(self) -> str:
+        """The entry's unit, as a SQL expression over `e` and the join."""
+        return "CASE WHEN mv.participant_id IS NULL THEN e.unit_code ELSE mv.unit_code END" if self.units \
+            else "e.unit_code"
+
+    def params(self) -> dict[str, Any]:
+        keys = list(self.units)
+        return {"mv_periods": [p for p, _ in keys], "mv_pids": [pid for _, pid in keys],
+                "mv_units": [self.units[k] for k in keys]} if self.units else {}
+
+    def entry(self, period: int, e: Entry) -> Entry:
+        """An Entry read without the join, in its unit at the barrier."""
+        key = (period, e.participant_id)
+        return msgspec.structs.replace(e, unit_code=self.units[key]) if key in self.units else e
 _VALID_UPTO = (
     # an entry archived up to the barrier, of a participant not disqualified by then, for an attempt the
     # server started (by then): what a close counts (valid_entries) and what the final units count
@@ -542,13 +633,15 @@ _VALID_UPTO = (
     f"  AND {sql_within('s', 'stream_ms', 'stream_seq', 'part')})")
 
 
-async def valid_entries(conn: Connection, contest: Contest, period: int, upto: Barrier) -> list[Entry]:
+async def valid_entries(conn: Connection, contest: Contest, period: int, upto: Barrier,
+                        units: UnitsAt | None = None) -> list[Entry]:
     """The period's entries archived up to `upto` whose attempt the server started, of participants not
     disqualified by an event up to it, scored with the answer key as corrected up to it: nothing after
-    the barrier leaks in."""
-    cur = await conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries e WHERE period = %(period)s AND {_VALID_UPTO}",
-                             {"period": period, **upto.sql_params()})
-    entries = [Entry(*row) for row in await cur.fetchall()]
+    the barrier leaks in. Each in its unit at `upto` (or as `units` says: the final's per-period units)."""
+    units = units or await UnitsAt.of(conn, {period: upto})
+    cur = await conn.execute(f"SELECT {_ENTRY_COLUMNS.format(unit='e.unit_code')} FROM entries e"
+                             f" WHERE period = %(period)s AND {_VALID_UPTO}", {"period": period, **upto.sql_params()})
+    entries = [units.entry(period, Entry(*row)) for row in await cur.fetchall()]
     if not await corrected_after(conn, upto):
         return entries  # the projected scores are the scores as of `upto`
     key = await answer_key(conn, contest, upto)
@@ -585,15 +678,17 @@ async def period_facts(conn: Connection, contest: Contest, period: int, upto: Ba
     computed by the database: a participant's counted entry chosen there, once the actual value is
     known, so a million participants' three million entries cross as one row each (BENCHMARKS). After
     an answer-key correction later than `upto`, every entry is rescored in Python instead."""
+    units = await UnitsAt.of(conn, {period: upto})  # moved participants: in their unit at the barrier
     if await corrected_after(conn, upto):
-        return closing_facts(contest, await valid_entries(conn, contest, period, upto))
-    params: dict[str, Any] = {"period": period, **upto.sql_params()}
+        return closing_facts(contest, await valid_entries(conn, contest, period, upto, units))
+    params: dict[str, Any] = {"period": period, **upto.sql_params(), **units.params()}
+    unit_sql, source = units.unit(), f"entries e{units.join()}"
     # One pass: per group and unit the valid entries, and over all of them (the grand total's row,
     # GROUPING = 1) their number and the actual value.
     cur = await conn.execute(
-        f"SELECT GROUPING(e.group_code, e.unit_code), e.group_code, e.unit_code, count(*),"
-        f" {_ACTUAL[contest.rules.prediction_target]} FROM entries e WHERE period = %(period)s AND {_VALID_UPTO}"
-        " GROUP BY GROUPING SETS ((e.group_code, e.unit_code), ())", params)
+        f"SELECT GROUPING(e.group_code, {unit_sql}), e.group_code, {unit_sql}, count(*),"
+        f" {_ACTUAL[contest.rules.prediction_target]} FROM {source} WHERE e.period = %(period)s AND {_VALID_UPTO}"
+        f" GROUP BY GROUPING SETS ((e.group_code, {unit_sql}), ())", params)
     counting = contest.counting_groups()
     unit_entries: dict[str, int] = {}
     entries = actual = 0
@@ -603,8 +698,9 @@ async def period_facts(conn: Connection, contest: Contest, period: int, upto: Ba
         elif group in counting and unit:
             unit_entries[unit] = unit_entries.get(unit, 0) + n
     cur = await conn.execute(
-        f"SELECT DISTINCT ON (e.participant_id) {_ENTRY_COLUMNS} FROM entries e WHERE period = %(period)s"
-        f" AND {_VALID_UPTO} ORDER BY e.participant_id, {selection_sql(contest)}", {**params, "actual": actual})
+        f"SELECT DISTINCT ON (e.participant_id) {_ENTRY_COLUMNS.format(unit=unit_sql)} FROM {source}"
+        f" WHERE e.period = %(period)s AND {_VALID_UPTO} ORDER BY e.participant_id, {selection_sql(contest)}",
+        {**params, "actual": actual})
     return PeriodFacts(actual, [Entry(*row) for row in await cur.fetchall()], unit_entries, entries)
 
 
@@ -615,16 +711,19 @@ async def corrected_after(conn: Connection, upto: Barrier) -> bool:
     return await cur.fetchone() is not None
 
 
-async def contest_unit_aggregates(conn: Connection, contest: Contest, upto: Barrier) -> list[UnitAggregate]:
+async def contest_unit_aggregates(conn: Connection, contest: Contest, upto: Barrier,
+                                  units: UnitsAt | None = None) -> list[UnitAggregate]:
     """Over every period's valid entries up to `upto`: per unit, distinct participants, the sum and number
     of their counted scores (one per participant and period) and the valid entries. The projected scores
-    are the scores as of `upto` unless corrected_after(upto)."""
+    are the scores as of `upto` unless corrected_after(upto). `units`: each moved participant's unit per
+    period (the final counts each period in the unit of that period's close)."""
+    units = units or UnitsAt({})
     order = SELECTION_ORDERS[contest.rules.attempt_selection]  # for "best" only the (maximal) score matters
-    params = {"groups": sorted(contest.counting_groups()), **upto.sql_params()}
+    params = {"groups": sorted(contest.counting_groups()), **upto.sql_params(), **units.params()}
     cur = await conn.execute(
-        "WITH valid AS MATERIALIZED (SELECT e.period, e.participant_id, e.unit_code, e.score, e.duration_ms,"
-        "  e.submitted_ms, e.attempt_id FROM entries e"
-        f"  WHERE e.group_code = ANY(%(groups)s) AND e.unit_code IS NOT NULL AND {_VALID_UPTO}),"
+        f"WITH valid AS MATERIALIZED (SELECT * FROM (SELECT e.period, e.participant_id, {units.unit()} AS unit_code,"
+        f"  e.score, e.duration_ms, e.submitted_ms, e.attempt_id FROM entries e{units.join()}"
+        f"  WHERE e.group_code = ANY(%(groups)s) AND {_VALID_UPTO}) v WHERE v.unit_code IS NOT NULL),"
         " counted AS (SELECT DISTINCT ON (period, participant_id) participant_id, unit_code, score FROM valid"
         f"  ORDER BY period, participant_id, {order_by(order)}),"
         " people AS (SELECT unit_code, count(DISTINCT participant_id) AS n, sum(score) AS total, count(*) AS scores"

@@ -4,8 +4,9 @@ Written once per close or recompute (frozen), read by the results API, later clo
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -86,6 +87,82 @@ class ResultsQueries:
         return rows[0] if rows else None
 
 
+    async def revisions(self, period: int) -> list[RevisionRow]:
+        """Every published revision of a period, oldest first."""
+        return await self._rows(RevisionRow, "SELECT revision, results_digest, barrier,"
+                                " (extract(epoch FROM created_at) * 1000)::bigint AS created_ms FROM period_results"
+                                " WHERE period = %s ORDER BY revision", (period,))
+
+    async def ranking_sheet(self, period: int, revision: int, group: str, cells: Mapping[str, Any], *,
+                            utc_offset_ms: int, phone: bool, slice_rows: int = 20_000,
+                            workers: int = 3) -> AsyncIterator[tuple[bytes, int]]:
+        """One group's final ranking as spreadsheet rows (admin/xlsx.py: <row> elements of inline strings and
+        numbers), in rank order: (a slice's bytes, its rows). Formatted by the database, `workers` slices of
+        `slice_rows` ranks at a time on connections of their own (a period ranks a million: formatting them in
+        Python, or in one statement, took more than the 10 s the desk has for the whole file; BENCHMARKS.md).
+        `cells` holds what the contest knows, as XML text: `group` (the group's name), `units` (code → name),
+        `prizes` (participant → prize name). The columns are admin.export's RANKING_HEADER (without the masked
+        phone unless `phone`); the time submitted is a date-time cell (style 2) in the contest's time
+        (`utc_offset_ms`)."""
+        start, end = '<c t="inlineStr"><is><t>', "</t></is></c>"
+
+        def text(expression: str) -> list[str]:  # NULL is an empty cell, as admin/xlsx.py writes it
+            return [f"CASE WHEN {expression} IS NULL THEN '<c/>' ELSE concat('{start}', {expression}, '{end}') END"]
+
+        def number(expression: str) -> list[str]:
+            return ["'<c><v>'", expression, "'</v></c>'"]
+
+        name = "replace(replace(p.display_name, '&', '&amp;'), '<', '&lt;')"  # names hold no '<' or '&': to be sure
+        parts = [f"'<row>{start}'", "%(group)s::text", f"'{end}'", *number("f.rank"),
+                 *text("(%(prizes)s::jsonb ->> f.participant_id)"),
+                 f"'{start}'", "f.participant_id", f"'{end}{start}'", f"coalesce({name}, '')", f"'{end}'",
+                 *([f"'{start}'", "p.phone_masked", f"'{end}'"] if phone else []), *text("f.unit_code"),
+                 *text("(%(units)s::jsonb ->> f.unit_code)"), *number("f.score"), *number("f.correct"),
+                 *number("f.duration_ms::float8 / 1000"),
+                 *number("f.prediction"), *number("f.prediction_error"), "'<c s=\"2\"><v>'",
+                 "(f.submitted_ms + %(offset)s::bigint)::float8 / 86400000 + 25569", "'</v></c>'",  # Excel's day count
+                 f"'{start}'", "f.attempt_id", f"'{end}</row>'"]
+        # A slice read in rank order through the key (no sort), each participant found through theirs (a hash
+        # of every participant for each slice costs more), the contest's names looked up in a jsonb object (a join
+        # would be a nested loop over them), its rows appended in rank order.
+        sql = (f"SELECT count(*), convert_to(string_agg(x, ''), 'UTF8') FROM (SELECT concat({', '.join(parts)}) AS x"
+               " FROM final_ranking f LEFT JOIN LATERAL (SELECT display_name, phone_masked FROM participants q"
+               "  WHERE q.participant_id = f.participant_id LIMIT 1) p ON true"
+               " WHERE f.period = %(period)s AND f.revision = %(revision)s AND f.group_code = %(code)s"
+               " AND f.rank > %(after)s AND f.rank <= %(upto)s ORDER BY f.rank) s")
+        params = {"group": cells["group"], "code": group, "period": period, "revision": revision,
+                  "offset": utc_offset_ms, "units": msgspec.json.encode(dict(cells["units"])).decode(),
+                  "prizes": msgspec.json.encode(dict(cells["prizes"])).decode()}
+
+        async def one(after: int, upto: int) -> tuple[bytes, int]:
+            async with connection(self.pool) as conn:
+                await conn.execute("SET LOCAL enable_bitmapscan = off")  # the key's order, not a sort after it
+                cur = await conn.execute(sql, {**params, "after": after, "upto": upto}, binary=True)
+                row = await cur.fetchone()
+            return (bytes(row[1]), int(row[0])) if row and row[0] else (b"", 0)
+
+        total = await self.total(period, revision, group)
+        slices = iter(range(0, total, slice_rows))
+        running: list[asyncio.Task[tuple[bytes, int]]] = []
+        try:
+            while True:
+                while len(running) < workers and (after := next(slices, None)) is not None:
+                    running.append(asyncio.create_task(one(after, after + slice_rows)))
+                if not running:
+                    return
+                yield await running.pop(0)  # in rank order; the next slices are formatted meanwhile
+        finally:
+            for task in running:
+                task.cancel()
+
+
+class RevisionRow(msgspec.Struct, frozen=True):
+    revision: int
+    results_digest: str
+    barrier: str
+    created_ms: int
+
+
 # -- writes and reads of a close, on its connection (inside its transaction) ---------------------
 
 async def latest_revision(conn: Connection, period: int) -> int:
@@ -106,6 +183,13 @@ async def earlier_results(conn: Connection, period: int) -> list[dict[str, Any]]
         "SELECT DISTINCT ON (period) prizes FROM period_results WHERE period < %s ORDER BY period, revision DESC",
         (period,))
     return [json.loads(row[0]) for row in await cur.fetchall()]
+
+
+async def latest_barriers(conn: Connection) -> dict[int, str]:
+    """closed period → the barrier of its latest revision (the final counts each period's units there)."""
+    cur = await conn.execute("SELECT DISTINCT ON (period) period, barrier FROM period_results"
+                             " ORDER BY period, revision DESC")
+    return {int(p): str(b) for p, b in await cur.fetchall()}
 
 
 async def closed_periods(conn: Connection) -> int:

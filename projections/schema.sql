@@ -10,8 +10,10 @@ CREATE TABLE IF NOT EXISTS participants (
     pii            bytea   NOT NULL,  -- AES-GCM sealed (eventstore.pii; under the participant's data key, in the keyring)
     registered_ms  bigint  NOT NULL
 );
--- Keyed hash of the client address a participant registered from: many from one is a flag.
+-- Keyed hash of the client address a participant registered from: many from one is a flag (counted through the
+-- index, in address order, without a hash table of a million addresses).
 ALTER TABLE participants ADD COLUMN IF NOT EXISTS address_hash text NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS participants_address ON participants (address_hash) WHERE address_hash <> '';
 
 -- Corrections keep the key of their event: a close counts only those at or below its barrier.
 CREATE TABLE IF NOT EXISTS disqualifications (
@@ -35,6 +37,20 @@ CREATE TABLE IF NOT EXISTS answer_key_corrections (
     PRIMARY KEY (ev_ms, ev_seq, ev_part, ev_idx)
 );
 ALTER TABLE answer_key_corrections ADD COLUMN IF NOT EXISTS ev_part smallint NOT NULL DEFAULT 0;
+
+-- Participants moved to another unit by the committee (DESIGN §3 "Corrections"), keyed by their event: a
+-- participant's unit now is their latest move; a result's, the latest its barrier covers.
+CREATE TABLE IF NOT EXISTS unit_moves (
+    ev_ms          bigint   NOT NULL,
+    ev_seq         bigint   NOT NULL,
+    ev_part        smallint NOT NULL,
+    ev_idx         integer  NOT NULL,
+    participant_id text     NOT NULL,
+    unit_code      text     NOT NULL,
+    at_ms          bigint   NOT NULL,
+    PRIMARY KEY (ev_ms, ev_seq, ev_part, ev_idx)
+);
+CREATE INDEX IF NOT EXISTS unit_moves_participant ON unit_moves (participant_id);
 
 -- Every submitted entry, scored; partitioned by period like the event table (migrate adds them).
 CREATE TABLE IF NOT EXISTS entries (
@@ -63,6 +79,12 @@ CREATE INDEX IF NOT EXISTS entries_period_participant ON entries (period, partic
 -- Correct answers as the public saw them at the period's freeze, where a correction made later changed
 -- them (else NULL): the frozen projections stand still until the close (DESIGN §3).
 ALTER TABLE entries ADD COLUMN IF NOT EXISTS frozen_correct integer;
+-- A 64-bit hash of the answer sheet (answers keyed in question order) and the prediction, NULL for an empty sheet:
+-- the committee's copied-entry flags group by it through its index, not by the sheets themselves (a hash table of
+-- 3 M wide keys took 9 s of the desk's 10; BENCHMARKS.md), then compare the candidates' sheets exactly. Entries
+-- projected before it have none: `cchc replay` gives them one.
+ALTER TABLE entries ADD COLUMN IF NOT EXISTS sheet bigint;
+CREATE INDEX IF NOT EXISTS entries_sheet ON entries (period, sheet) WHERE sheet IS NOT NULL;
 
 -- The live counted entry per participant and period (provisional order, or first/last).
 CREATE TABLE IF NOT EXISTS counted (

@@ -40,14 +40,15 @@ def openapi_document(title: str, routes: Sequence[Route]) -> dict[str, Any]:
             success["content"] = {r.content_type: {"schema": {"type": "string"}}}
         else:
             success["content"] = {"application/json": {"schema": {"type": "object"}}}
+        refused = r.errors_as or r.content_type
         op: dict[str, Any] = {"summary": r.summary, "operationId": r.handler.__name__,
                               "responses": {**{str(c): success for c in (r.status, *r.also)},
-                                            **{str(c): _error(c, r.content_type) for c in r.error_statuses()}}}
+                                            **{str(c): _error(c, refused) for c in r.error_statuses()}}}
         if r.params:
             op["parameters"] = [{"name": p.name, "in": p.where, "required": p.where == "path",
                                  "description": p.description, "schema": p.schema} for p in r.params]
         if r.request is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref_of[r.request]}}}
+            op["requestBody"] = {"required": r.body_required, "content": {"application/json": {"schema": ref_of[r.request]}}}
         if r.bearer:
             op["security"] = [{"bearer": []}]
         paths.setdefault(r.path, {})[r.method] = op

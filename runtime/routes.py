@@ -53,6 +53,8 @@ class Route:
     params: tuple[Param, ...] = ()
     bearer: bool = False  # needs Authorization: Bearer <token>
     content_type: str = "application/json"
+    body_required: bool = True  # False: the request body may be left out (its defaults apply)
+    errors_as: str | None = None  # its refusals' content type when not its own (a page's download: HTML pages)
 
     def error_statuses(self) -> list[int]:
         """Every error status the route can answer: its own, a body's (400/413/422), a bearer's

@@ -17,6 +17,10 @@ from runtime.files import narrow_to_owner, private_file
 REPO_CONTESTS = Path(__file__).resolve().parent.parent / "contests"
 DEFAULT_CONTEST = REPO_CONTESTS / "demo"
 SECRET_NAMES = ("CCHC_SECRET", "CCHC_SECRET_PREVIOUS", "CCHC_ADMIN_TOKEN", "CCHC_ADMIN_TOKENS", "CCHC_PII_KEY")
+# The secrets each process uses (DESIGN §6: each gets only those): ingest signs tokens and hashes and seals
+# identities; the desk checks organisers' tokens, looks identities up by their hash and reissues access keys.
+SECRETS_OF = {"ingest": ("CCHC_SECRET", "CCHC_SECRET_PREVIOUS", "CCHC_PII_KEY"),
+              "desk": ("CCHC_ADMIN_TOKEN", "CCHC_ADMIN_TOKENS", "CCHC_PII_KEY")}
 MIN_SECRET_LENGTH = 32
 MAX_PARTITIONS = 1024  # CCHC_PARTITIONS at most (eventstore.keys checks the same bound)
 STACK_ENV = "stack.env"  # written by a running `cchc up`: its URLs, ports and secrets
@@ -45,6 +49,8 @@ class Settings:
     metrics_host: str = "127.0.0.1"  # where each process's --metrics-port listens: never a public address
     ingest_port: int = 8080
     results_port: int = 8081
+    desk_port: int = 8082
+    desk_insecure: bool = False  # CCHC_DESK_INSECURE=1: the desk's cookie without Secure (plain HTTP on loopback)
     log_level: str = "info"
     monitor_interval_s: float = 10.0  # how often the results process refreshes the system gauges
     body_timeout_s: float = 10.0  # a request's body (and a connection's next headers) must arrive within this
@@ -84,6 +90,8 @@ class Settings:
             metrics_host=env.get("CCHC_METRICS_HOST", "127.0.0.1"),
             ingest_port=int(env.get("CCHC_INGEST_PORT", "8080")),
             results_port=int(env.get("CCHC_RESULTS_PORT", "8081")),
+            desk_port=int(env.get("CCHC_DESK_PORT", "8082")),
+            desk_insecure=_flag(env.get("CCHC_DESK_INSECURE", "0"), "CCHC_DESK_INSECURE"),
             log_level=env.get("CCHC_LOG_LEVEL", "info"),
             monitor_interval_s=_positive(env.get("CCHC_MONITOR_INTERVAL", "10"), "CCHC_MONITOR_INTERVAL"),
             body_timeout_s=_positive(env.get("CCHC_BODY_TIMEOUT", "10"), "CCHC_BODY_TIMEOUT"),
@@ -149,8 +157,12 @@ class Settings:
         return named
 
     def require_ingest_secrets(self) -> None:
-        """Ingest signs tokens, hashes and seals identities, and carries the admin door."""
+        """Ingest signs tokens, hashes and seals identities."""
         self.token_secrets()
+        self.pii_key_bytes()
+
+    def require_desk_secrets(self) -> None:
+        """The desk checks organisers' tokens and looks identities up by their keyed hash."""
         self.pii_key_bytes()
         self.admin_token_names()
 
@@ -174,6 +186,7 @@ class Settings:
                   "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
                   "CCHC_ALLOWED_ORIGINS": ",".join(self.allowed_origins), "CCHC_RESULTS_URL": self.results_url,
                   "CCHC_REHEARSAL": "on" if self.rehearsal else None,
+                  "CCHC_DESK_PORT": str(self.desk_port), "CCHC_DESK_INSECURE": "1" if self.desk_insecure else None,
                   "CCHC_CONTEST_ANCHOR": self.contest_anchor.isoformat() if self.contest_anchor else None}
         return {k: v for k, v in values.items() if v}
 
@@ -185,6 +198,12 @@ def _event_loop(raw: str) -> str:
     if raw not in EVENT_LOOPS:
         raise SettingsError(f"CCHC_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {raw!r}")
     return raw
+
+
+def _flag(raw: str, name: str) -> bool:
+    if raw not in ("0", "1"):
+        raise SettingsError(f"{name} must be 1 or 0, not {raw!r}")
+    return raw == "1"
 
 
 def _on_off(raw: str, name: str) -> bool:
@@ -225,9 +244,9 @@ def _secret(name: str, value: str | None) -> str:
     return value
 
 
-def without_secrets(env: dict[str, str]) -> dict[str, str]:
-    """`env` without any CCHC secret: what a process that uses none of them is handed."""
-    return {k: v for k, v in env.items() if k not in SECRET_NAMES}
+def without_secrets(env: dict[str, str], keep: tuple[str, ...] = ()) -> dict[str, str]:
+    """`env` without any CCHC secret but those in `keep`: what a process is handed (SECRETS_OF)."""
+    return {k: v for k, v in env.items() if k not in SECRET_NAMES or k in keep}
 
 
 def redact(url: str | None) -> str:

@@ -23,7 +23,7 @@ from contest.model import Contest
 from eventstore.keys import Keys
 from eventstore.redis_stream.inspection import Streams
 from ops.simulate import spelled
-from ops.wiring import Clients, build_ingest_app, build_results, build_scorer
+from ops.wiring import Clients, build_desk, build_desk_app, build_ingest_app, build_results, build_scorer
 from results import app as results_app
 from runtime.clock import ManualClock
 from runtime.serve import Runner
@@ -51,11 +51,12 @@ class Served(TestServer):
 
 class System:
     def __init__(self, contest: Contest, clock: ManualClock, ingest: TestClient, results: TestClient,
-                 clients: Clients, committee: Committee) -> None:
+                 clients: Clients, committee: Committee, desk: TestClient) -> None:
         self.contest = contest
         self.clock = clock
         self.ingest = ingest
         self.results = results
+        self.desk = desk  # the committee's desk: the admin JSON routes and the pages
         self.clients = clients
         self.committee = committee
         self.scorers = [build_scorer(contest, clients, "test-scorer", clock)]
@@ -78,13 +79,16 @@ class System:
                        settings: Settings) -> AsyncIterator[System]:
         clock = ManualClock(contest.periods[0].start_ms + int(HOUR * 1000))
         clients = Clients(redis, pool, Keys(contest.slug, settings.partitions))
-        app, committee = await build_ingest_app(contest, clients, settings, clock)
+        app = await build_ingest_app(contest, clients, settings, clock)
+        door = await build_desk(contest, clients, settings, clock)
+        committee = door.committee
         committee.closer.settle_ms, committee.closer.drain_timeout_s = 1000, 2.0  # tests move the clock themselves
         res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
         committee.closer.read_paths.memo_s = res.fresh_s  # nothing shared to wait out (guarantee 9)
         async with TestClient(Served(app)) as ingest, \
-                TestClient(TestServer(results_app.build_app(res))) as results:
-            system = cls(contest, clock, ingest, results, clients, committee)
+                TestClient(TestServer(results_app.build_app(res))) as results, \
+                TestClient(TestServer(build_desk_app(door, settings))) as desk:
+            system = cls(contest, clock, ingest, results, clients, committee, desk)
             system.settings = settings
             yield system
 
@@ -100,12 +104,18 @@ class System:
         return body
 
     async def get_admin(self, path: str) -> tuple[int, Any]:
-        """GET an admin route of the ingest port with the admin token."""
-        answer = await self.ingest.get(path, headers=admin())
+        """GET an admin route of the desk with the admin token."""
+        answer = await self.desk.get(path, headers=admin())
         return answer.status, await answer.json()
 
     async def post(self, path: str, body: Any, **kw: Any) -> tuple[int, Any]:
+        """POST to ingest."""
         answer = await self.ingest.post(path, json=body, **kw)
+        return answer.status, await answer.json()
+
+    async def admin_post(self, path: str, body: Any, **kw: Any) -> tuple[int, Any]:
+        """POST an admin route of the desk (pass `headers=admin()` for the admin token)."""
+        answer = await self.desk.post(path, json=body, **kw)
         return answer.status, await answer.json()
 
     async def register(self, **fields: Any) -> str:
@@ -158,7 +168,7 @@ class System:
         assert period is not None
         self.clock.ms = max(self.clock.ms, period.end_ms + 5000)
         await self.drain()
-        status, body = await self.post(f"/v1/admin/periods/{number}/close", None, headers=admin())
+        status, body = await self.admin_post(f"/v1/admin/periods/{number}/close", None, headers=admin())
         assert status == 200, body
         return dict(body)
 

@@ -115,6 +115,29 @@ class ErasureRefused:
     reason: Literal["invalid_credentials", "unknown_participant"]
 
 
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """The participant's unit changed; what it was (`group|unit`)."""
+
+    former_info: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReset:
+    participant_id: str
+    sealed_key: bytes  # the new access key, sealed
+
+
+@dataclass(frozen=True, slots=True)
+class NoSuchParticipant:
+    """The committee named a participant ingest does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedParticipant:
+    """The participant's personal data was erased: no new access key (their old one is a tombstone)."""
+
+
 RegisterOutcome = Registered | IdentityTaken | KeyReused
 StartOutcome = AttemptOpened | AttemptRefused | Late | KeyReused
 SubmitOutcome = SubmissionAccepted | SubmissionRepeated | SubmissionRefused | Late
@@ -171,6 +194,16 @@ def erase_outcome(reply: list[Any]) -> EraseOutcome:
     return ErasureRefused("unknown_participant" if reply[1] == b"unknown_participant" else "invalid_credentials")
 
 
+def move_outcome(reply: list[Any]) -> Moved | NoSuchParticipant:
+    return Moved(reply[1].decode()) if reply[0] == b"moved" else NoSuchParticipant()
+
+
+def reset_outcome(reply: list[Any]) -> KeyReset | NoSuchParticipant | ErasedParticipant:
+    if reply[0] == b"reset":
+        return KeyReset(reply[1].decode(), reply[2])
+    return ErasedParticipant() if reply[1] == b"erased" else NoSuchParticipant()
+
+
 def rate_outcome(reply: list[Any]) -> RateOutcome:
     return Allowed() if reply[0] == b"allowed" else Limited(max(1, int(reply[1])))
 
@@ -201,7 +234,7 @@ class Script:
 
 SCRIPTS = {name: Script(_script(name)) for name in
            ("register_keys", "register", "forget_keys", "start_attempt", "submit", "recover", "reissue", "rate",
-            "append", "erase")}
+            "append", "erase", "move", "reset_key")}
 READS = {name: Script(_lua(name)) for name in ("read_participant", "read_current")}
 LEASES = Script(_lua("renew_lease"))
 PARK = Script(_lua("park"))  # the dead letters (a scorer parks, an operator requeues): rare,

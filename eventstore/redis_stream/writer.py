@@ -15,7 +15,11 @@ from eventstore.redis_stream.client import Durability, Redis, text, translated
 from eventstore.redis_stream.scripts import (
     RECOVERIES_PER_HOUR,
     SCRIPTS,
+    ErasedParticipant,
     EraseOutcome,
+    KeyReset,
+    Moved,
+    NoSuchParticipant,
     RateOutcome,
     RecoverOutcome,
     Registered,
@@ -23,9 +27,11 @@ from eventstore.redis_stream.scripts import (
     StartOutcome,
     erase_outcome,
     found_outcome,
+    move_outcome,
     rate_outcome,
     register_outcome,
     reissue_outcome,
+    reset_outcome,
     start_outcome,
 )
 
@@ -187,6 +193,22 @@ class StreamWriter:
                 if contest_closed:
                     pipe.expire(slot.receipts, retention_s)
             await pipe.execute()
+
+    async def move(self, participant_id: str, unit_code: str, event: bytes) -> Moved | NoSuchParticipant:
+        """The committee's unit move: the unit the participant's attempts carry from now on, and its event,
+        in one script on the participant's slot."""
+        p = self.keys.of(participant_id)
+        return move_outcome(await self.batcher.call(SCRIPTS["move"], [p.participants, p.stream],
+                                                    [*WriteId.fresh().args(p.prefix), participant_id, unit_code, event]))
+
+    async def reset_access_key(self, participant_id: str, access_hash: str, event: bytes,
+                               sealed_key: bytes) -> KeyReset | NoSuchParticipant | ErasedParticipant:
+        """The committee's hotline: a new access key for the participant (the old one stops working) and its
+        event, in one script on the participant's slot."""
+        p = self.keys.of(participant_id)
+        return reset_outcome(await self.batcher.call(
+            SCRIPTS["reset_key"], [p.participants, p.access, p.erased, p.stream],
+            [*WriteId.fresh().args(p.prefix), participant_id, access_hash, event, sealed_key]))
 
     @translated
     async def record_closed(self, period: int) -> None:

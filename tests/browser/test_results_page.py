@@ -31,12 +31,12 @@ from runtime.settings import REPO_CONTESTS, Settings
 from tests.paths import ROOT
 
 T = TypeVar("T")
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # the module's stack plays two weeks first
 OUT = ROOT / "test-output" / "browser"
 CHROMIUM = os.environ.get("CCHC_CHROMIUM", "/usr/bin/chromium")
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1366, "height": 900}}
-FIRST_WEEK_S, SECOND_WEEK_S = 25, 100
+FIRST_WEEK_S, SECOND_WEEK_S = 25, 140  # week 2 open through both screens of every view, on a loaded machine too
 
 
 @dataclass
@@ -86,13 +86,14 @@ def _in_thread(work: Callable[[], T]) -> T:
 def live() -> Iterator[Live]:
     workdir = Path(tempfile.mkdtemp(prefix="cchc-browser-"))
     settings = Settings(contest_dir=_contest(workdir), data_dir=workdir / "data", ingest_port=free_port(),
-                        results_port=free_port(), log_level="warning", address_limit=0)
+                        results_port=free_port(), desk_port=free_port(), log_level="warning", address_limit=0)
     stack = Stack(settings, scorers=1)
     try:
         running = stack.start()  # on this thread: the children die with the thread that started them
         contest = contest_of(running)
         ingest, results = (f"http://{running.host}:{p}" for p in (running.ingest_port, running.results_port))
-        sim = Simulation(contest, ingest, results, running.admin_token or "", people=40)
+        sim = Simulation(contest, ingest, results, running.admin_token or "", people=40,
+                         desk=f"http://{running.host}:{running.desk_port}")
 
         async def first_week() -> list[dict[str, Any]]:
             import aiohttp

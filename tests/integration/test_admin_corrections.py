@@ -9,14 +9,14 @@ from tests.harness import System, admin
 
 
 async def correct(s: System, question_id: str, answer: str) -> None:
-    status, body = await s.post("/v1/admin/answer-key", {"question_id": question_id, "answer": answer},
+    status, body = await s.admin_post("/v1/admin/answer-key", {"question_id": question_id, "answer": answer},
                                 headers=admin())
     assert status == 202, body
     s.key[question_id] = answer  # the harness answers with the key as it stands
 
 
 async def disqualify(s: System, participant_id: str) -> None:
-    status, body = await s.post("/v1/admin/disqualifications", {"participant_id": participant_id, "reason": "x"},
+    status, body = await s.admin_post("/v1/admin/disqualifications", {"participant_id": participant_id, "reason": "x"},
                                 headers=admin())
     assert status == 202, body
 
@@ -65,7 +65,7 @@ async def test_closed_periods_change_only_by_recompute(system: System) -> None:
     rev1 = await s.ok("/v1/periods/1/prizes")
     assert rev1["revision"] == 1 and rev1["individual"][0]["score"] == 25
 
-    status, body = await s.post("/v1/admin/periods/1/recompute", None, headers=admin())
+    status, body = await s.admin_post("/v1/admin/periods/1/recompute", None, headers=admin())
     assert status == 200 and body["revision"] == 2 and body["results_digest"] != closed["results_digest"]
     rev2 = await s.ok("/v1/periods/1/prizes")
     assert rev2["revision"] == 2 and results_digest(rev2) == body["results_digest"]
@@ -81,13 +81,13 @@ async def test_correction_errors(system: System) -> None:
     for body, status, code in (({"question_id": "Q999", "answer": "A"}, 404, "unknown_question"),
                                ({"question_id": "Q1", "answer": "E"}, 422, "invalid"),
                                ({"question_id": "Q1"}, 422, "invalid")):
-        got, answer = await s.post("/v1/admin/answer-key", body, headers=admin())
+        got, answer = await s.admin_post("/v1/admin/answer-key", body, headers=admin())
         assert (got, answer["error"]["code"]) == (status, code)
-    got, answer = await s.post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "A"})
+    got, answer = await s.admin_post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "A"})
     assert got == 401
-    got, answer = await s.post("/v1/admin/periods/1/recompute", None, headers=admin())
+    got, answer = await s.admin_post("/v1/admin/periods/1/recompute", None, headers=admin())
     assert (got, answer["error"]["code"]) == (409, "not_closed")
-    got, answer = await s.post("/v1/admin/periods/1/recompute", None)
+    got, answer = await s.admin_post("/v1/admin/periods/1/recompute", None)
     assert got == 401
     assert await s.stream_length() == 0
 
@@ -159,16 +159,16 @@ async def test_every_admin_event_records_who_and_why(contest: Any, redis: Any, p
         pid = await s.register()
         await s.entry(pid, 5)
         as_lan, as_minh = {"Authorization": f"Bearer {lan}"}, {"Authorization": f"Bearer {minh}"}
-        status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": pid, "reason": "thi hộ"},
+        status, _ = await s.admin_post("/v1/admin/disqualifications", {"participant_id": pid, "reason": "thi hộ"},
                                  headers=as_lan)
         assert status == 202
-        status, _ = await s.post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "B",
+        status, _ = await s.admin_post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "B",
                                                           "reason": "đáp án sai"}, headers=as_minh)
         assert status == 202
-        assert (await s.post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "B"}, headers=admin()))[0] == 401
+        assert (await s.admin_post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "B"}, headers=admin()))[0] == 401
         s.clock.ms = s.contest.periods[0].end_ms + 5000
         await s.drain()
-        assert (await s.post("/v1/admin/periods/1/close", None, headers=as_minh))[0] == 200
+        assert (await s.admin_post("/v1/admin/periods/1/close", None, headers=as_minh))[0] == 200
         async with s.clients.pool.connection() as conn:
             cur = await conn.execute("SELECT body FROM events WHERE kind <> 'participant_registered'"
                                      " AND kind <> 'attempt_started' AND kind <> 'submission_received'")

@@ -44,7 +44,7 @@ async def test_the_committee_erases_with_a_reason_and_the_projection_follows_at_
     pid, other = await s.register(full_name="Đỗ Văn Hỏi"), await s.register()
     await s.entry(pid, 3)
     await s.drain()
-    status, body = await s.post("/v1/admin/erasures", {"participant_id": pid, "reason": "đơn gửi qua bưu điện"},
+    status, body = await s.admin_post("/v1/admin/erasures", {"participant_id": pid, "reason": "đơn gửi qua bưu điện"},
                                 headers=admin())
     assert status == 202 and body["participant_id"] == pid and body["erased_at"].endswith("+07:00")
     # PostgreSQL at once, before any scorer projected the event
@@ -53,16 +53,16 @@ async def test_the_committee_erases_with_a_reason_and_the_projection_follows_at_
     await s.drain()
     [event] = await erased_events(s)
     assert (event.participant_ids, event.by, event.reason) == ([pid], "admin", "đơn gửi qua bưu điện")
-    status, again = await s.post("/v1/admin/erasures", {"participant_id": pid, "reason": "lần hai"}, headers=admin())
+    status, again = await s.admin_post("/v1/admin/erasures", {"participant_id": pid, "reason": "lần hai"}, headers=admin())
     assert (status, again) == (202, body)  # the first erasure's time; nothing appended
     await s.drain()
     assert len(await erased_events(s)) == 1
-    status, missing = await s.post("/v1/admin/erasures", {"participant_id": "nobody", "reason": "x"}, headers=admin())
+    status, missing = await s.admin_post("/v1/admin/erasures", {"participant_id": "nobody", "reason": "x"}, headers=admin())
     assert status == 404 and missing["error"]["code"] == "unknown_participant"
     for bad in ({"participant_id": pid}, {"participant_id": pid, "reason": ""}):
-        status, _ = await s.post("/v1/admin/erasures", bad, headers=admin())
+        status, _ = await s.admin_post("/v1/admin/erasures", bad, headers=admin())
         assert status == 422
-    status, _ = await s.post("/v1/admin/erasures", {"participant_id": other, "reason": "x"})
+    status, _ = await s.admin_post("/v1/admin/erasures", {"participant_id": other, "reason": "x"})
     assert status == 401
     assert {tuple(e.participant_ids) for e in ErasureLog(s.settings.backups).read()[0]} == {(pid,)}
 

@@ -23,7 +23,7 @@ from contest.model import Contest, Period
 from eventstore.keys import Keys
 from eventstore.redis_stream.client import clock_references
 from ingest.app import INGEST
-from ops.wiring import Clients, build_ingest_app, build_scorer
+from ops.wiring import Clients, build_desk, build_ingest_app, build_scorer
 from runtime.clock import SyncedClock
 from tests.harness import SETTINGS, Served, System
 
@@ -42,11 +42,12 @@ def contest_open_now(contest: Contest, ends_in_s: float) -> Contest:
 @asynccontextmanager
 async def ingest_with(contest: Contest, clients: Clients, wall: Callable[[], float]
                       ) -> AsyncIterator[tuple[TestClient, Committee, SyncedClock]]:
-    """An ingest process (its app, its committee) on a host whose wall clock reads `wall()`."""
+    """An ingest process and the committee's desk (its service) on a host whose wall clock reads `wall()`."""
     clock = SyncedClock(wall=wall)
     for name, ask in (await clock_references(clients.redis)).items():
         await clock.measure(name, ask)
-    app, committee = await build_ingest_app(contest, clients, SETTINGS, clock)
+    app = await build_ingest_app(contest, clients, SETTINGS, clock)
+    committee = (await build_desk(contest, clients, SETTINGS, clock)).committee
     async with TestClient(Served(app)) as client:
         yield client, committee, clock
 

@@ -33,7 +33,7 @@ async def test_a_restored_database_gets_every_erasure_again(system: System) -> N
     a, b, c = names
     await s.drain()
     await s.post("/v1/participants/me/erasure", {"confirm": True}, headers=s.auth(a))
-    await s.post("/v1/admin/erasures", {"participant_id": b, "reason": "x"}, headers=admin())
+    await s.admin_post("/v1/admin/erasures", {"participant_id": b, "reason": "x"}, headers=admin())
     await s.drain()
     log = s.settings.backups / LOG_NAME
     kept = [line for line in log.read_text().splitlines() if b not in line]

@@ -220,7 +220,7 @@ async def test_an_erased_participant_can_be_recovered_from_nothing(system: Syste
     # E erases their own data; W, a published winner, is erased by the committee.
     status, _ = await s.post("/v1/participants/me/erasure", {"confirm": True}, headers=s.auth(e))
     assert status == 202
-    status, _ = await s.post("/v1/admin/erasures", {"participant_id": w, "reason": "đơn đề nghị"}, headers=admin())
+    status, _ = await s.admin_post("/v1/admin/erasures", {"participant_id": w, "reason": "đơn đề nghị"}, headers=admin())
     assert status == 202
     await s.drain()
     await rewritten(s)
@@ -298,7 +298,7 @@ async def test_a_registration_projected_after_its_erasure_projects_as_erased(sys
     if by == "participant":
         status, _ = await s.post("/v1/participants/me/erasure", {"confirm": True}, headers=s.auth(pid))
     else:
-        status, _ = await s.post("/v1/admin/erasures", {"participant_id": pid, "reason": "x"}, headers=admin())
+        status, _ = await s.admin_post("/v1/admin/erasures", {"participant_id": pid, "reason": "x"}, headers=admin())
     assert status == 202
     await s.drain()
     async with s.clients.pool.connection() as conn:

@@ -33,15 +33,15 @@ async def test_close_waits_for_the_scorers_then_answers_not_drained(system: Syst
     await s.entry(await s.register(), 5)
     period = s.contest.periods[0]
     s.clock.ms = period.end_ms + 100  # inside the settle window
-    status, body = await s.post("/v1/admin/periods/1/close", None, headers=admin())
+    status, body = await s.admin_post("/v1/admin/periods/1/close", None, headers=admin())
     assert status == 503 and body["error"]["code"] == "not_drained"
     s.clock.ms = period.end_ms + 5000  # settled, but nobody has scored the entry
-    answer = await s.ingest.post("/v1/admin/periods/1/close", headers=admin())
+    answer = await s.desk.post("/v1/admin/periods/1/close", headers=admin())
     assert answer.status == 503 and answer.headers["Retry-After"]
     assert (await answer.json())["error"]["code"] == "not_drained"
     assert await s.count("period_results") == 0
     await s.drain()
-    status, _ = await s.post("/v1/admin/periods/1/close", None, headers=admin())
+    status, _ = await s.admin_post("/v1/admin/periods/1/close", None, headers=admin())
     assert status == 200
 
 
@@ -158,7 +158,7 @@ async def test_disqualified_participants_are_skipped_everywhere(system: System) 
     cheat, honest = await s.register(), await s.register()
     await s.entry(cheat, 5)
     await s.entry(honest, 3)
-    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": cheat, "reason": "x"},
+    status, _ = await s.admin_post("/v1/admin/disqualifications", {"participant_id": cheat, "reason": "x"},
                              headers=admin())
     assert status == 202
     await s.close(1)
@@ -248,7 +248,7 @@ async def test_results_are_published_in_the_order_of_their_barriers(system: Syst
     await s.drain()
     async with s.clients.pool.connection() as holder:
         await holder.execute("SELECT pg_advisory_lock(%s)", (RESULTS_LOCK,))  # another close is publishing
-        closing = asyncio.create_task(s.post("/v1/admin/periods/1/close", None, headers=admin()))
+        closing = asyncio.create_task(s.admin_post("/v1/admin/periods/1/close", None, headers=admin()))
         for _ in range(200):
             cur = await holder.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
             if (await cur.fetchone() or (0,))[0]:
@@ -277,7 +277,7 @@ async def test_final_honours_a_disqualification_made_after_a_week_closed(system:
     await s.entry(cheat, 5)
     await s.entry(honest, 1)
     await s.close(1)
-    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": cheat, "reason": "thi hộ"},
+    status, _ = await s.admin_post("/v1/admin/disqualifications", {"participant_id": cheat, "reason": "thi hộ"},
                              headers=admin())
     assert status == 202
     s.clock.ms = s.contest.periods[1].start_ms + 60_000
@@ -287,7 +287,7 @@ async def test_final_honours_a_disqualification_made_after_a_week_closed(system:
     by_unit = {u["unit_code"]: u for u in final["ranking"]}
     assert by_unit["A"]["participants"] == 0 and by_unit["A"]["entries"] == 0
     assert [u["unit_code"] for u in final["unit"]] == ["B"]
-    status, _ = await s.post("/v1/admin/periods/1/recompute", None, headers=admin())
+    status, _ = await s.admin_post("/v1/admin/periods/1/recompute", None, headers=admin())
     assert status == 200
     assert await s.ok("/v1/final") == final
 
@@ -327,7 +327,7 @@ async def test_each_revision_ranks_in_its_own_partition_with_the_parents_indexes
     s = system
     await s.entry(await s.register(), 5)
     await s.close(1)
-    status, _ = await s.post("/v1/admin/periods/1/recompute", None, headers=admin())
+    status, _ = await s.admin_post("/v1/admin/periods/1/recompute", None, headers=admin())
     assert status == 200
     async with s.clients.pool.connection() as conn:
         cur = await conn.execute(
@@ -353,7 +353,7 @@ async def test_a_close_waits_for_an_answer_key_correction_being_applied(system: 
     await s.drain()
     async with s.clients.pool.connection() as holder:
         await holder.execute("SELECT pg_advisory_lock(%s)", (KEY_LOCK,))  # a scorer applying a correction
-        closing = asyncio.create_task(s.post("/v1/admin/periods/1/close", None, headers=admin()))
+        closing = asyncio.create_task(s.admin_post("/v1/admin/periods/1/close", None, headers=admin()))
         for _ in range(200):
             cur = await holder.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
                                        " AND mode = 'ShareLock'")
@@ -396,6 +396,6 @@ async def test_a_read_right_after_the_close_answers_is_final(system: System) -> 
         closed = await s.close(1)
         assert [(await read(p))["final"] for p in paths] == [True, True, True]
         assert (await read("/v1/periods/1/prizes"))["revision"] == closed["revision"]
-        status, body = await s.post("/v1/admin/periods/1/recompute", {"reason": "x"}, headers=admin())
+        status, body = await s.admin_post("/v1/admin/periods/1/recompute", {"reason": "x"}, headers=admin())
         assert status == 200 and body["revision"] == 2
         assert (await read(f"/v1/periods/1/participants/{pid}"))["final"] is True

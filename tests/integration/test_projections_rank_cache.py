@@ -113,7 +113,7 @@ async def test_during_the_freeze_the_snapshot_ranks_as_at_its_start(system: Syst
     s.clock.ms = freeze
     await s.entry(people[0], 5)  # would rank first
     await s.entry(await s.register(), 5)  # would count
-    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": people[3], "reason": "x"},
+    status, _ = await s.admin_post("/v1/admin/disqualifications", {"participant_id": people[3], "reason": "x"},
                              headers=admin())
     assert status == 202
     await s.drain()

@@ -15,6 +15,7 @@ ACTIONS = st.lists(st.one_of(
     st.tuples(st.just("register"), st.sampled_from(["A", "A1", "B", "C1", None])),
     st.tuples(st.just("entry"), st.integers(0, 20), st.integers(0, 5), st.integers(0, 12), st.integers(5, 1200)),
     st.tuples(st.just("disqualify"), st.integers(0, 20)),
+    st.tuples(st.just("move"), st.integers(0, 20), st.sampled_from(["A", "A1", "B", "C", "C1"])),
     st.tuples(st.just("correct"), st.sampled_from([f"Q{n}" for n in range(1, 11)]), st.sampled_from("ABCD")),
     st.tuples(st.just("drain")),
     st.tuples(st.just("close")),
@@ -41,7 +42,7 @@ async def snapshot(s: System) -> dict[str, Any]:
         for table, columns in (("period_results", "period, revision, results_digest, barrier, prizes, units"),
                                ("final_ranking", "*"), ("final_results", "revision, document"),
                                ("counted", "*"), ("entries", "*"), ("participants", "*"), ("disqualifications", "*"),
-                               ("answer_key_corrections", "*")):
+                               ("answer_key_corrections", "*"), ("unit_moves", "*")):
             cur = await conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1, 2")
             shot[table] = [tuple(row) for row in await cur.fetchall()]
         cur = await conn.execute("SELECT participant_id FROM participants ORDER BY 1")
@@ -66,16 +67,21 @@ async def play(s: System, actions: list[tuple[Any, ...]]) -> None:
             if status == 201 and s.clock.ms + action[4] * 1000 < end:
                 await s.submit(body, action[2], prediction=action[3], after=action[4])
         elif kind == "disqualify" and people:
-            await s.post("/v1/admin/disqualifications", {"participant_id": people[action[1] % len(people)],
+            await s.admin_post("/v1/admin/disqualifications", {"participant_id": people[action[1] % len(people)],
                                                          "reason": "x"}, headers=admin())
         elif kind == "erase" and people:  # a winner erased after a close keeps the published name (DESIGN §10)
             pid = people[action[1] % len(people)]
             if action[2]:
                 await s.post("/v1/participants/me/erasure", {"confirm": True}, headers=s.auth(pid))
             else:
-                await s.post("/v1/admin/erasures", {"participant_id": pid, "reason": "x"}, headers=admin())
+                await s.admin_post("/v1/admin/erasures", {"participant_id": pid, "reason": "x"}, headers=admin())
+        elif kind == "move" and people:
+            status, body = await s.admin_post("/v1/admin/unit-moves", {
+                "participant_id": people[action[1] % len(people)], "unit_code": action[2], "reason": "đăng ký nhầm"},
+                headers=admin())
+            assert status in (202, 409), body  # 409: in that unit already
         elif kind == "correct":
-            await s.post("/v1/admin/answer-key", {"question_id": action[1], "answer": action[2]}, headers=admin())
+            await s.admin_post("/v1/admin/answer-key", {"question_id": action[1], "answer": action[2]}, headers=admin())
         elif kind == "drain":
             await s.drain()
         elif kind == "close" and period <= len(s.contest.periods):
@@ -88,7 +94,7 @@ async def play(s: System, actions: list[tuple[Any, ...]]) -> None:
             s.clock.ms = max(s.clock.ms, freeze or 0)
         elif kind == "recompute" and period > 1:
             await s.drain()
-            status, body = await s.post(f"/v1/admin/periods/{period - 1}/recompute", None, headers=admin())
+            status, body = await s.admin_post(f"/v1/admin/periods/{period - 1}/recompute", None, headers=admin())
             assert status == 200, body
     while period <= len(s.contest.periods):
         await s.close(period)
@@ -104,8 +110,9 @@ async def test_replay_equals_live(variant: Any, actions: list[tuple[Any, ...]]) 
         await s.drain()
         live = await snapshot(s)
         async with s.clients.pool.connection() as conn:  # replay must rebuild, not merely re-apply
-            await conn.execute("DELETE FROM counted; DELETE FROM final_ranking; UPDATE entries SET score = -1;"
-                               " UPDATE period_results SET prizes = '{}'; DELETE FROM disqualifications")
+            await conn.execute("DELETE FROM counted; DELETE FROM final_ranking; UPDATE entries SET score = -1,"
+                               " unit_code = 'X'; UPDATE period_results SET prizes = '{}'; DELETE FROM disqualifications;"
+                               " DELETE FROM unit_moves")
         report = await replay(s.contest, s.clients.pool, batch_size=7)
         assert report.mismatches == []
         assert report.results == len(live["period_results"])  # every published revision recomputed
@@ -125,9 +132,9 @@ async def test_replay_gives_the_frozen_projections_again(system: System) -> None
     s.clock.ms = freeze - 30_000
     attempt = await s.start(people[0])  # received after the freeze began
     s.clock.ms = freeze + 1
-    await s.post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "D"}, headers=admin())
-    await s.post("/v1/admin/answer-key", {"question_id": "Q2", "answer": "C"}, headers=admin())
-    await s.post("/v1/admin/disqualifications", {"participant_id": people[1], "reason": "x"}, headers=admin())
+    await s.admin_post("/v1/admin/answer-key", {"question_id": "Q1", "answer": "D"}, headers=admin())
+    await s.admin_post("/v1/admin/answer-key", {"question_id": "Q2", "answer": "C"}, headers=admin())
+    await s.admin_post("/v1/admin/disqualifications", {"participant_id": people[1], "reason": "x"}, headers=admin())
     await s.submit(attempt, 5, prediction=9)
     for pid in people[2:]:
         await s.entry(pid, 5)
@@ -162,13 +169,13 @@ async def test_concurrent_closes_and_recomputes_replay_to_the_same_digests(syste
 
     async def churn(i: int) -> None:
         pid = await s.register(unit_code="B")  # events landing between the barriers
-        await s.post("/v1/admin/disqualifications", {"participant_id": people[i], "reason": "x"}, headers=admin())
-        await s.post("/v1/admin/answer-key", {"question_id": f"Q{i + 1}", "answer": "ABCD"[i % 4]}, headers=admin())
+        await s.admin_post("/v1/admin/disqualifications", {"participant_id": people[i], "reason": "x"}, headers=admin())
+        await s.admin_post("/v1/admin/answer-key", {"question_id": f"Q{i + 1}", "answer": "ABCD"[i % 4]}, headers=admin())
         await s.drain()
         assert pid
 
     async def recompute(n: int) -> None:
-        status, body = await s.post(f"/v1/admin/periods/{n}/recompute", None, headers=admin())
+        status, body = await s.admin_post(f"/v1/admin/periods/{n}/recompute", None, headers=admin())
         assert status == 200, body
 
     await s.close(2)

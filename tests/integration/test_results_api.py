@@ -145,7 +145,7 @@ async def test_participation_lists_every_unit_against_its_target(system: System)
     citizen = await s.register(group="nhan_dan", unit_code="C1")  # citizens do not count for units here
     for pid in (a, a1, b, gone, citizen):
         await s.entry(pid, 3)
-    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": gone, "reason": "x"},
+    status, _ = await s.admin_post("/v1/admin/disqualifications", {"participant_id": gone, "reason": "x"},
                              headers=admin())  # before week 1's freeze: it shows at once
     assert status == 202
     s.clock.ms = s.contest.periods[1].start_ms + 60_000
@@ -208,11 +208,11 @@ async def test_a_frozen_period_answers_as_it_stood_when_the_freeze_began(system:
     # entry and a better one (answered with the corrected key).
     q = first_of_a["questions"][0]["id"]  # answered right by a
     wrong = "ABCD"[("ABCD".index(s.key[q]) + 1) % 4]
-    status, _ = await s.post("/v1/admin/answer-key", {"question_id": q, "answer": wrong, "reason": "x"},
+    status, _ = await s.admin_post("/v1/admin/answer-key", {"question_id": q, "answer": wrong, "reason": "x"},
                              headers=admin())
     assert status == 202
     s.key[q] = wrong
-    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": d, "reason": "x"}, headers=admin())
+    status, _ = await s.admin_post("/v1/admin/disqualifications", {"participant_id": d, "reason": "x"}, headers=admin())
     assert status == 202
     await s.drain()  # the correction rescores what came before the freeze: the public's scores stay
     await s.entry(late, 5)
@@ -296,7 +296,7 @@ async def test_numbers_of_any_length_are_refused_or_capped_never_a_server_error(
         assert len(body["error"]["message"]) < 200
     assert (await s.ok(f"/v1/periods/1/leaderboard?limit={huge}"))["entries"] == []  # capped at 500
     assert (await s.ok(f"/v1/periods/{'0' * 4301}1/leaderboard"))["period"] == 1
-    got, body = await s.post(f"/v1/admin/periods/{huge}/close", None, headers=admin())
+    got, body = await s.admin_post(f"/v1/admin/periods/{huge}/close", None, headers=admin())
     assert (got, body["error"]["code"]) == (404, "unknown_period")
     await s.close(1)
     got, body = await s.get(f"/v1/periods/1/prizes?revision={huge}")

@@ -94,7 +94,7 @@ async def test_names_are_escaped_and_refusals_are_pages(system: System) -> None:
     await page(s, "/no/such/page", 404)
     await page(s, "/periods/1/participants/%7Bid%7D", 404)  # no route matches braces: still a page
     assert (await s.results.get("/v1/no/such")).headers["Content-Type"].startswith("application/json")
-    status, _ = await s.post("/v1/admin/disqualifications", {"participant_id": pid, "reason": "x"}, headers=admin())
+    status, _ = await s.admin_post("/v1/admin/disqualifications", {"participant_id": pid, "reason": "x"}, headers=admin())
     assert status == 202
 
 

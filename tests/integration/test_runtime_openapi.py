@@ -1,5 +1,5 @@
-"""/openapi.json of both apps: generated from the route tables, loadable by schemathesis, every route,
-path parameter and response declared, and the live answers conforming to it."""
+"""/openapi.json of every app (ingest, results, the desk): generated from the route tables, loadable by
+schemathesis, every route, path parameter and response declared, and the live answers conforming to it."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 def _client(system: System, app: str) -> TestClient:  # type: ignore[type-arg]
-    return system.ingest if app == "ingest" else system.results
+    return {"ingest": system.ingest, "results": system.results, "desk": system.desk}[app]
 
 
 async def _document(client: TestClient) -> dict[str, Any]:  # type: ignore[type-arg]
@@ -33,7 +33,7 @@ async def _document(client: TestClient) -> dict[str, Any]:  # type: ignore[type-
     return dict(await answer.json())
 
 
-@pytest.mark.parametrize("app", ["ingest", "results"])
+@pytest.mark.parametrize("app", ["ingest", "results", "desk"])
 async def test_every_route_parameter_and_response_is_declared(system: System, app: str) -> None:
     client = _client(system, app)
     doc = await _document(client)
@@ -53,7 +53,7 @@ async def test_every_route_parameter_and_response_is_declared(system: System, ap
                 assert {"400", "413", "422"} <= set(op["responses"]), path
 
 
-@pytest.mark.parametrize("app", ["ingest", "results"])
+@pytest.mark.parametrize("app", ["ingest", "results", "desk"])
 async def test_live_answers_conform_to_the_document(system: System, app: str) -> None:
     """schemathesis-generated requests (valid and not) get only declared statuses and bodies."""
     s = system

@@ -39,17 +39,21 @@ SERVERS = {"CCHC_REDIS_URL": "redis://127.0.0.1:1/0", "CCHC_DATABASE_URL": "post
 SECRETS = {"CCHC_SECRET": "s" * 32, "CCHC_ADMIN_TOKEN": "a" * 32, "CCHC_PII_KEY": "eHh4" * 10 + "eHg="}
 
 
-def test_ingest_refuses_to_start_without_its_secrets_or_with_short_ones() -> None:
+def test_ingest_and_the_desk_refuse_to_start_without_their_secrets_or_with_short_ones() -> None:
     done = cchc("ingest", env=SERVERS)
     assert done.returncode == 2 and "CCHC_SECRET not set" in done.stderr
-    done = cchc("ingest", env={**SERVERS, **SECRETS, "CCHC_ADMIN_TOKEN": "short"})
+    done = cchc("ingest", env={**SERVERS, **SECRETS, "CCHC_PII_KEY": ""})
+    assert done.returncode == 2 and "CCHC_PII_KEY not set" in done.stderr
+    done = cchc("desk", env={**SERVERS, **SECRETS, "CCHC_ADMIN_TOKEN": "short"})
     assert done.returncode == 2 and "CCHC_ADMIN_TOKEN is 5 characters" in done.stderr and "short" not in \
         done.stderr.replace("CCHC_ADMIN_TOKEN is 5 characters", "")
-    done = cchc("ingest", env={**SERVERS, **SECRETS, "CCHC_ADMIN_TOKEN": "", "CCHC_ADMIN_TOKENS": "lan:" + "x" * 8})
+    done = cchc("desk", env={**SERVERS, **SECRETS, "CCHC_ADMIN_TOKEN": "", "CCHC_ADMIN_TOKENS": "lan:" + "x" * 8})
     assert done.returncode == 2 and "CCHC_ADMIN_TOKENS (lan)" in done.stderr
+    done = cchc("desk", env={**SERVERS, **SECRETS, "CCHC_PII_KEY": ""})
+    assert done.returncode == 2 and "CCHC_PII_KEY not set" in done.stderr
 
 
-@pytest.mark.parametrize("command", ["ingest", "results", "scorer"])
+@pytest.mark.parametrize("command", ["ingest", "results", "scorer", "desk"])
 def test_processes_refuse_to_start_without_their_servers(command: str) -> None:
     done = cchc(command, env={**SECRETS, "CCHC_CONTEST": SERVERS["CCHC_CONTEST"]})
     assert done.returncode == 2 and "CCHC_REDIS_URL" in done.stderr
@@ -72,15 +76,16 @@ def _children_environ(data_dir: str) -> dict[str, bytes]:
             continue
         if b"ops.cli" in cmdline and f"CCHC_DATA_DIR={data_dir}".encode() in env:
             role = cmdline[cmdline.index(b"ops.cli") + 1].decode()
-            if role in ("ingest", "results", "scorer"):
+            if role in ("ingest", "results", "scorer", "desk"):
                 found[role] = env
     return found
 
 
 def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    ingest_port, results_port = free_port(), free_port()
+    ingest_port, results_port, desk_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "up", "--data-dir", str(tmp_path), "--scorers", "1",
-                             "--ingest-port", str(ingest_port), "--results-port", str(results_port)],
+                             "--ingest-port", str(ingest_port), "--results-port", str(results_port),
+                             "--desk-port", str(desk_port)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env())
     try:
         assert proc.stdout is not None
@@ -91,6 +96,7 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                 break
         assert line.startswith("cchc ready:"), "".join(seen)
         assert f"http://127.0.0.1:{ingest_port}" in line and str(tmp_path / "secrets.env") in line
+        assert f"desk http://127.0.0.1:{desk_port}/" in line
         with urllib.request.urlopen(f"http://127.0.0.1:{results_port}/v1/periods", timeout=5) as answer:
             periods = json.load(answer)["periods"]
         assert len(periods) == 3
@@ -104,15 +110,23 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert (tmp_path / "stack.env").exists() and (tmp_path / "prometheus-targets.json").exists()
         # /metrics on every process's metrics port (loopback), never on a public one (DESIGN §3)
         targets = [t for group in json.loads((tmp_path / "prometheus-targets.json").read_text()) for t in group["targets"]]
-        assert len(targets) == 3 and all(t.startswith("127.0.0.1:") for t in targets)
+        assert len(targets) == 4 and all(t.startswith("127.0.0.1:") for t in targets)
         for target in targets:
             with urllib.request.urlopen(f"http://{target}/metrics", timeout=5) as answer:
                 assert answer.status == 200 and b"cchc_" in answer.read()
-        for port in (ingest_port, results_port):
+        for port in (ingest_port, results_port, desk_port):
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
             refused.value.close()
             assert refused.value.code == 404
+        for path in ("/v1/admin/periods/1/close", "/v1/admin/disqualifications"):  # the desk's, not ingest's
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{ingest_port}{path}", data=b"{}"),
+                                       timeout=5)
+            refused.value.close()
+            assert refused.value.code == 404
+        with urllib.request.urlopen(f"http://127.0.0.1:{desk_port}/readyz", timeout=5) as answer:
+            assert answer.status == 200
         beside = {**_clean_env(), "CCHC_DATA_DIR": str(tmp_path)}  # nothing else: stack.env fills it in
         status = subprocess.run([sys.executable, "-m", "ops.cli", "status"], cwd=ROOT, env=beside,
                                 capture_output=True, text=True, timeout=60)
@@ -121,9 +135,11 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert "CCHC_SECRET=" in secrets and "CCHC_PII_KEY=" in secrets
         assert oct((tmp_path / "secrets.env").stat().st_mode & 0o777) == "0o600"
         _servers_ask_for_their_passwords(tmp_path, line)
-        holders = {role: b"CCHC_SECRET=" in env or b"CCHC_PII_KEY=" in env or b"CCHC_ADMIN_TOKEN=" in env
+        holders = {role: {name for name in ("CCHC_SECRET", "CCHC_PII_KEY", "CCHC_ADMIN_TOKEN")
+                          if f"\0{name}=".encode() in b"\0" + env}
                    for role, env in _children_environ(str(tmp_path)).items()}
-        assert holders == {"ingest": True, "results": False, "scorer": False}  # each only the secrets it uses
+        assert holders == {"ingest": {"CCHC_SECRET", "CCHC_PII_KEY"}, "desk": {"CCHC_ADMIN_TOKEN", "CCHC_PII_KEY"},
+                           "results": set(), "scorer": set()}  # each only the secrets it uses
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0 and "cchc stopped" in out

@@ -83,7 +83,7 @@ async def test_a_close_answers_once_the_replica_serves_it(system: System, replic
         assert (await board(1))["final"] is False  # shared from now on
         await replay("pause")
         try:
-            closing = asyncio.create_task(s.post("/v1/admin/periods/1/close", None, headers=admin()))
+            closing = asyncio.create_task(s.admin_post("/v1/admin/periods/1/close", None, headers=admin()))
             await asyncio.sleep(0.5)
             assert not closing.done()  # committed on the primary, not yet replayed where the results are read
         finally:
@@ -96,7 +96,7 @@ async def test_a_close_answers_once_the_replica_serves_it(system: System, replic
         s.clock.ms = s.contest.periods[1].end_ms + 5000
         await replay("pause")
         try:
-            status, body = await s.post("/v1/admin/periods/2/close", None, headers=admin())
+            status, body = await s.admin_post("/v1/admin/periods/2/close", None, headers=admin())
             assert status == 503 and body["error"]["code"] == "unavailable" and "replica" in body["error"]["message"]
         finally:
             await replay("resume")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,51 @@ def test_a_schedule_may_make_its_last_period_longer() -> None:
     demo = load_contest(CONTESTS / "demo", anchor=datetime(2030, 1, 1, tzinfo=UTC))
     lengths = [p.end_ms - p.start_ms for p in demo.periods]
     assert lengths == [30_000, 30_000, 600_000]
+def _as_xlsx(folder: Path, edit_rows: Any = None) -> Path:
+    """The folder's questions.csv written as questions.xlsx (the first sheet; header on row 1), the CSV gone."""
+    import csv
+
+    from openpyxl import Workbook
+
+    with (folder / "questions.csv").open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if edit_rows is not None:
+        edit_rows(rows)
+    book = Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append([int(v) if v.isdigit() else v for v in row])  # a spreadsheet turns digits into numbers
+    book.save(folder / "questions.xlsx")
+    (folder / "questions.csv").unlink()
+    return folder / "questions.xlsx"
+
+
+def test_a_bank_in_excel_loads_as_its_csv(folder: Path) -> None:
+    before = load_contest(folder).questions
+    _as_xlsx(folder)
+    assert load_contest(folder).questions == before
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda rows: rows[2].__setitem__(7, ""), r"questions.xlsx:3: answer: missing"),
+    (lambda rows: rows[3].__setitem__(7, "E"), r"questions.xlsx:4: answer: must be one of A, B, C, D"),
+    (lambda rows: rows[4].__setitem__(0, rows[1][0]), r"questions.xlsx:5: id: duplicate question"),
+    (lambda rows: rows[2].__setitem__(5, ""), r"questions.xlsx:3: C: must not be empty"),
+    (lambda rows: rows[0].__setitem__(7, "dap_an"), r"questions.xlsx:1: the first sheet's first row must be"),
+])
+def test_a_bad_row_of_an_excel_bank_is_named(folder: Path, change: Any, message: str) -> None:
+    _as_xlsx(folder, change)
+    with pytest.raises(ContestError, match=message):
+        load_contest(folder)
+
+
+def test_a_bank_in_both_forms_is_refused(folder: Path) -> None:
+    shutil.copy(folder / "questions.csv", folder / "keep.csv")
+    _as_xlsx(folder)
+    shutil.copy(folder / "keep.csv", folder / "questions.csv")
+    with pytest.raises(ContestError, match=r"questions\.xlsx: questions\.csv is here too"):
+        load_contest(folder)
+    (folder / "questions.csv").unlink()
+    (folder / "questions.xlsx").write_bytes(b"not a workbook")
+    with pytest.raises(ContestError, match=r"questions\.xlsx: not an Excel workbook"):
+        load_contest(folder)

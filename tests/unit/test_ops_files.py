@@ -74,13 +74,13 @@ def test_metric_names_follow_prometheus_conventions() -> None:
 
 def test_compose_and_prometheus_configs_parse() -> None:
     compose = yaml.safe_load((OPS / "docker-compose.yml").read_text())
-    assert {"valkey", "postgres", "ingest-1", "ingest-2", "scorer-1", "scorer-2", "results", "prometheus",
+    assert {"valkey", "postgres", "ingest-1", "ingest-2", "scorer-1", "scorer-2", "results", "desk", "prometheus",
             "grafana"} <= set(compose["services"])
     assert "--appendfsync" in compose["services"]["valkey"]["command"]
     assert all(p.startswith("127.0.0.1:") for s in compose["services"].values() for p in s.get("ports", []))
     scraped = {t for job in yaml.safe_load((OPS / "prometheus.compose.yml").read_text())["scrape_configs"]
                for c in job["static_configs"] for t in c["targets"]}
-    assert {t.split(":")[0] for t in scraped} == {"ingest-1", "ingest-2", "scorer-1", "scorer-2", "results"}
+    assert {t.split(":")[0] for t in scraped} == {"ingest-1", "ingest-2", "scorer-1", "scorer-2", "results", "desk"}
     # Prometheus scrapes each process's metrics port, never a public one (DESIGN §3), which is not published
     services = compose["services"]
     for target in scraped:
