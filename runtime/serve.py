@@ -58,6 +58,13 @@ class Runner(web.AppRunner):
                       fast_routes=self.app.get(FAST_ROUTES), **made._kwargs)
 
 
+# Connections waiting to be accepted (the kernel caps it at net.core.somaxconn). asyncio's default of 100
+# overflowed when the Monday peak's phones connect in bursts while the loop is busy: the kernel drops the
+# handshake, the phone tries again 1 s, 3 s, 7 s later — seconds on a request the server answers in
+# milliseconds (found under `make loadtest`: TcpExtListenOverflows in `nstat`).
+LISTEN_BACKLOG = 4096
+
+
 async def serve(app: web.Application, host: str, port: int, *, header_timeout_s: float,
                 reuse_port: bool = True) -> None:
     """Serve `app` on host:port until SIGTERM or SIGINT, then shut down as web.run_app does."""
@@ -70,7 +77,7 @@ async def serve(app: web.Application, host: str, port: int, *, header_timeout_s:
     gc.freeze()
     loop = asyncio.get_running_loop()
     assert runner.server is not None
-    listening = await loop.create_server(runner.server, host, port, reuse_port=reuse_port)
+    listening = await loop.create_server(runner.server, host, port, reuse_port=reuse_port, backlog=LISTEN_BACKLOG)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -176,3 +176,30 @@ async def test_batches_in_flight_together_project_each_entry_once_and_ack_all(sy
         await s.clients.redis.xgroup_setid(slot.stream, GROUP, "0")
     await scorer.drain()
     assert await tables(s) == together
+
+
+async def test_after_a_short_batch_the_scorer_lingers_so_entries_gather(system: System,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kafka's linger.ms: a batch short of batch_size is followed by a pause before the next read (fewer,
+    larger transactions at a steady rate); a full one is not (a backlog is read at once)."""
+    s = system
+    scorer = s.scorers[0]
+    await scorer.consumer.ensure_groups()
+    scorer.streams, scorer._behind = list(scorer.consumer.keys.numbers), False
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr("scorer.worker.asyncio.sleep", sleep)
+    await s.register()
+    await scorer._next_batch()
+    await scorer._settle()
+    assert pauses == [scorer.linger_ms / 1000]
+    scorer.batch_size = 1  # one entry is a full batch now
+    await s.register()
+    await scorer._next_batch()
+    await scorer._settle()
+    assert pauses == [scorer.linger_ms / 1000]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,6 +138,10 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             assert refused.value.code == 404
         with urllib.request.urlopen(f"http://127.0.0.1:{desk_port}/readyz", timeout=5) as answer:
             assert answer.status == 200
+        if shutil.which("ss"):  # a burst of connections waits to be accepted instead of being dropped (serve.py)
+            listening = subprocess.run(["ss", "-ltnH", f"sport = :{ingest_port}"], capture_output=True, text=True).stdout
+            backlog = int(listening.split()[2])
+            assert backlog == min(4096, int(Path("/proc/sys/net/core/somaxconn").read_text())), listening
         beside = {**_clean_env(), "CCHC_DATA_DIR": str(tmp_path)}  # nothing else: stack.env fills it in
         status = subprocess.run([sys.executable, "-m", "ops.cli", "status"], cwd=ROOT, env=beside,
                                 capture_output=True, text=True, timeout=60)
