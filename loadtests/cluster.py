@@ -106,20 +106,30 @@ def archived_events(database_url: str) -> list[AnyEvent]:
     return [e for e in (decode(bytes(body)) for (body,) in rows) if not isinstance(e, ResultsPublished)]
 
 
-async def rankings_and_digest(pool: Any, contest: Contest, keys: Keys) -> tuple[list[tuple[Any, ...]], list[str]]:
+Names = list[dict[str, str]]  # per period, the winners' display names as published
+
+
+async def rankings_and_digest(pool: Any, contest: Contest, keys: Keys, names: Names | None = None
+                              ) -> tuple[list[tuple[Any, ...]], list[str], Names]:
     """The counted entries in ranking order, and each period's results digest were it closed now over
-    every event (computed in a transaction rolled back: nothing published)."""
+    every event (computed in a transaction rolled back: nothing published), with the winners' names.
+    Names are personal data, outside the event record (DESIGN §10): a run built from the events alone is
+    given the names the cluster published, as a replay is given those its markers recorded."""
     async with pool.connection() as conn:
         ranking = await (await conn.execute(RANKING)).fetchall()
-    digests = []
+    digests, shown = [], []
     everything = Barrier({n: f"{2**62}-0" for n in keys.numbers}).text()
-    for period in contest.periods:
+    for i, period in enumerate(contest.periods):
         async with pool.connection() as conn, conn.transaction(force_rollback=True):
-            digests.append((await publish(conn, contest, period, 1, everything))[0])
-    return [tuple(r) for r in ranking], digests
+            digest, published = await publish(conn, contest, period, 1, everything,
+                                               None if names is None else names[i])
+            digests.append(digest)
+            shown.append(published)
+    return [tuple(r) for r in ranking], digests, shown
 
 
-async def single_node_run(run: Running, events: list[AnyEvent], workdir: Path) -> tuple[list[tuple[Any, ...]], list[str]]:
+async def single_node_run(run: Running, events: list[AnyEvent], workdir: Path, names: Names
+                          ) -> tuple[list[tuple[Any, ...]], list[str], Names]:
     """The same events through one Valkey (one partition) and a fresh database, scored by one scorer."""
     database = "single_node"
     with psycopg.connect(run.settings.database_url or "", autocommit=True) as admin:
@@ -141,13 +151,13 @@ async def single_node_run(run: Running, events: list[AnyEvent], workdir: Path) -
         scorer = build_scorer(run.contest, Clients(redis, pool, keys), "single", SystemClock())
         await scorer.drain()
         await redis.aclose()
-        return await rankings_and_digest(pool, run.contest, keys)
+        return await rankings_and_digest(pool, run.contest, keys, names)
     finally:
         await pool.close()
         valkey.stop()
 
 
-async def cluster_side(run: Running) -> tuple[list[tuple[Any, ...]], list[str]]:
+async def cluster_side(run: Running) -> tuple[list[tuple[Any, ...]], list[str], Names]:
     pool = open_pool(run.settings.database_url or "", max_size=2)
     await pool.open()
     try:
@@ -188,10 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         table, ok = settled
         console.print(table)
         replica_ok = results_caught_up(run)
-        ranked, digests = asyncio.run(cluster_side(run))
+        ranked, digests, names = asyncio.run(cluster_side(run))
         with tempfile.TemporaryDirectory(prefix="cchc-single-") as tmp:
-            single_ranked, single_digests = asyncio.run(
-                single_node_run(run, archived_events(run.settings.database_url or ""), Path(tmp)))
+            single_ranked, single_digests, _ = asyncio.run(
+                single_node_run(run, archived_events(run.settings.database_url or ""), Path(tmp), names))
     same = ranked == single_ranked and digests == single_digests and replica_ok
     summary = Table(title="cluster vs single node")
     for col in ("counted entries", "same rankings", "results digests (cluster / single)"):
