@@ -24,7 +24,8 @@ def build_app(door: Door | None, *, extra_ctx: list[Any] | None = None, body_tim
               ) -> web.Application:
     """The app; `door` may be None when a startup context in `extra_ctx` provides it."""
     gate = Gate(MAX_IN_FLIGHT)
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[api_middleware(gate), pages.pages_not_found])
+    app = web.Application(client_max_size=MAX_BODY,
+                          middlewares=[api_middleware(gate), pages.pages_not_found, pages.params_first])
     app[APP_NAME] = "desk"
     app[GATE] = gate
     app[BODY_TIMEOUT] = body_timeout_s

@@ -175,7 +175,7 @@ def page(*, changes: bool = False) -> Callable[[Page], Page]:
                 request[SESSION] = session
                 if changes:
                     await read_body(request)  # bounded in time and size, as the JSON door's
-                    form = await request.post()
+                    form = await _form(request)
                     if not csrf_matches(session, _field(form, CSRF_FIELD)):
                         return _error_page(request, 403, "Yêu cầu không hợp lệ",
                                            "Biểu mẫu thiếu mã xác thực (CSRF) hoặc đã cũ, nên không có gì thay đổi."
@@ -202,7 +202,11 @@ def _field(form: Any, name: str) -> str:
 
 
 async def _form(request: web.Request) -> Any:
-    return await request.post()
+    """The posted form; one that cannot be read (a multipart without its boundary, a broken encoding) is 422."""
+    try:
+        return await request.post()
+    except (ValueError, AssertionError, LookupError) as e:
+        raise ApiError(422, "invalid", f"the form could not be read: {type(e).__name__}") from e
 
 
 API_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/static/")
@@ -217,6 +221,31 @@ async def pages_not_found(request: web.Request, handler: Page) -> web.StreamResp
         if request.path.startswith(API_PREFIXES) or request.method != "GET" or DOOR not in request.app:
             raise
         return _render(request, "error.html", 404, title="Không tìm thấy", message="Không có trang nào ở địa chỉ này.")
+
+
+@web.middleware
+async def params_first(request: web.Request, handler: Page) -> web.StreamResponse:
+    """A page's path parameters are checked against their declared schema before its session is: a period
+    0, an id of 65 characters or an unknown kind of flag is 404 to anyone, signed in or not, rather than a
+    redirect to the sign-in that would then lead nowhere."""
+    resource = request.match_info.route.resource
+    params = _PATH_PARAMS.get((request.method, resource.canonical)) if resource is not None else None
+    if params and not all(_fits(p.schema, request.match_info.get(p.name, "")) for p in params):
+        return _render(request, "error.html", 404, title="Không tìm thấy", message="Không có trang nào ở địa chỉ này.")
+    return await handler(request)
+
+
+def _fits(schema: dict[str, Any], raw: str) -> bool:
+    """A path value against the small part of JSON Schema the routes declare (integer bounds, string lengths,
+    enums)."""
+    if schema.get("type") == "integer":
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+            return False
+        value = int(raw)
+        return bool(int(schema.get("minimum", value)) <= value <= int(schema.get("maximum", value)))
+    if "enum" in schema:
+        return raw in schema["enum"]
+    return bool(int(schema.get("minLength", 0)) <= len(raw) <= int(schema.get("maxLength", len(raw))))
 
 
 def _committee(request: web.Request) -> Committee:
@@ -255,7 +284,7 @@ def _next(raw: str) -> str:
 async def signin(request: web.Request) -> web.Response:
     sessions = _door(request).sessions
     await read_body(request)
-    form = await request.post()
+    form = await _form(request)
     pre = request.cookies.get(PRE_COOKIE) or ""
     if not pre or not csrf_matches(Session("", pre), _field(form, CSRF_FIELD)):
         return _error_page(request, 403, "Yêu cầu không hợp lệ", "Biểu mẫu đăng nhập đã cũ; hãy mở lại trang đăng"
@@ -786,3 +815,4 @@ ROUTES = (
     Route("get", "/static/{name}", static, "the desk's own assets (no CDN)", 200, errors=(404,), params=(_NAME,),
           content_type="text/css"),
 )
+_PATH_PARAMS = {(r.method.upper(), r.path): tuple(p for p in r.params if p.where == "path") for r in ROUTES if r.params}

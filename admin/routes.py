@@ -355,8 +355,9 @@ ROUTES = (
           AnswerKeyCorrected, AnswerKeyCorrection, errors=(403, 404), bearer=True),
     Route("post", "/v1/admin/unit-moves", move_participant, "move a participant to another unit", 202, Moved,
           UnitMove, errors=(403, 404, 409), bearer=True),
-    Route("post", "/v1/admin/access-keys", reset_access_key, "a new access key for a participant (shown once)", 201,
-          KeyOut, KeyReset, errors=(403, 404), bearer=True),
+    Route("post", "/v1/admin/access-keys", reset_access_key, "a new access key for a participant (shown once;"
+          " 409 participant_erased once their personal data is erased)", 201, KeyOut, KeyReset, errors=(403, 404, 409),
+          bearer=True),
     Route("post", "/v1/admin/lookups", lookup, "find a participant by id, CCCD or phone (recorded for the last two)",
           200, LookupOut, Lookup, errors=(403, 404), bearer=True),
     Route("get", "/v1/admin/participants/{id}", participant, "a participant's registration (masked) and attempts:"

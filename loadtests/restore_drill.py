@@ -66,6 +66,10 @@ class Drill:
         return f"http://{self.settings.host}:{self.settings.ingest_port}"
 
     @property
+    def desk(self) -> str:  # the committee's routes (DESIGN §6b)
+        return f"http://{self.settings.host}:{self.settings.desk_port}"
+
+    @property
     def results(self) -> str:
         return f"http://{self.settings.host}:{self.settings.results_port}"
 
@@ -102,7 +106,7 @@ class Drill:
         console.print("base backup taken (cchc up takes one at once, then daily)")
 
     async def post(self, http: aiohttp.ClientSession, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
-        async with http.post(f"{self.base}{path}", json=body, headers=self.admin()) as answer:
+        async with http.post(f"{self.desk}{path}", json=body, headers=self.admin()) as answer:
             return answer.status, await answer.json()
 
     async def close_and_recompute(self) -> None:

@@ -198,3 +198,22 @@ async def test_every_page_of_a_closed_period_and_each_action(system: System) -> 
         assert (await client.get("/", allow_redirects=False)).status == 303  # the session ended on the server
     finally:
         await client.close()
+
+
+async def test_malformed_path_values_and_forms_are_refused_before_the_sign_in(system: System) -> None:
+    """A period 0, an id past 64 characters or an unknown kind of flag is 404 to anyone (not a redirect to the
+    sign-in); a form that cannot be read (multipart without its boundary) is 422, never 500 (found by make fuzz)."""
+    s = system
+    client = await desk_client(s)
+    try:
+        for path in ("/ky/0", "/ky/1/co/AAA", "/ky/0/chot", "/tra-cuu/" + "0" * 65, "/cau-hoi/" + "0" * 65,
+                     "/ky/%D9%A1"):  # ١, an Arabic-Indic digit
+            answer = await client.get(path, allow_redirects=False)
+            assert answer.status == 404, path
+        for path in ("/ky/0/chot", "/tra-cuu/" + "0" * 65 + "/ma"):
+            assert (await client.post(path, allow_redirects=False)).status == 404, path
+        assert (await client.get("/ky/1", allow_redirects=False)).status == 303  # a well-formed one: sign in first
+        broken = await client.post("/dang-nhap", data=b"x", headers={"Content-Type": "multipart/form-data"})
+        assert broken.status == 422
+    finally:
+        await client.close()
