@@ -280,10 +280,10 @@ def test_every_seed_preset_runs_under_up_in_rehearsal(preset: str, tmp_path: Pat
 
     contest = load_contest(ROOT / "contests" / preset)
     assert contest.privacy is not None  # every preset has its notice (a template)
-    ingest_port, results_port = free_port(), free_port()
+    ingest_port, results_port, desk_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "up", "--contest", str(ROOT / "contests" / preset),
                              "--rehearsal", "--data-dir", str(tmp_path), "--scorers", "1", "--ingest-port",
-                             str(ingest_port), "--results-port", str(results_port)],
+                             str(ingest_port), "--results-port", str(results_port), "--desk-port", str(desk_port)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env())
     try:
         assert proc.stdout is not None
@@ -303,7 +303,8 @@ def test_every_seed_preset_runs_under_up_in_rehearsal(preset: str, tmp_path: Pat
         assert {u["kind"] for u in units if u["target"] is not None} == {t.kind for t in contest.unit_targets}
         _, summary, _ = _http(f"{ingest}/v1/contest")
         assert summary["rehearsal"] is True and summary["slug"] == f"{contest.slug}-thi-thu"
-        for page in (f"{ingest}/", f"{ingest}/dang-ky", f"{ingest}/thi", f"{base}/", f"{base}/periods/1"):
+        for page in (f"{ingest}/", f"{ingest}/dang-ky", f"{ingest}/thi", f"{base}/", f"{base}/periods/1",
+                     f"http://127.0.0.1:{desk_port}/dang-nhap"):
             assert "Thi thử" in _http(page)[2], page
         unit = next(u for u in contest.units.values() if u.parent_code is not None)
         born = contest.first_start().year - 30
