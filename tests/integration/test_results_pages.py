@@ -88,6 +88,8 @@ async def test_names_are_escaped_and_refusals_are_pages(system: System) -> None:
     await page(s, "/periods/1?page=0", 422)
     await page(s, "/periods/1?group=nobody", 422)
     await page(s, "/periods/1/participants/nobody", 404)
+    await page(s, "/periods/1/participants/a%00b", 404)  # PostgreSQL's text holds no NUL: no such id (make fuzz)
+    assert (await s.results.get("/v1/periods/1/participants/a%00b")).status == 404
     await page(s, "/periods/1/participants?id=", 422)
     await page(s, "/participation?period=x", 422)
     await page(s, "/participation?below=yes", 422)
