@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,7 +54,6 @@ from runtime.web import APP_NAME, api_middleware
 from scorer.worker import Scorer
 
 log = structlog.get_logger()
-DESK_NICENESS = 10  # the desk's CPU priority below the hot path's (serve_desk)
 
 
 def contest_of(settings: Settings) -> Contest:
@@ -253,10 +251,6 @@ def serve_ingest(settings: Settings, metrics_port: int | None = None) -> None:
 def serve_desk(settings: Settings, metrics_port: int | None = None) -> None:
     """The committee's desk (DESIGN §6b): its JSON routes and pages; closes and exports run here, in a
     process of its own, with its own clock in the store's time (a close waits on it)."""
-    # Before any thread starts (Linux keeps the nice value per thread; new ones inherit it): a close's ranking
-    # and an export's compression are seconds of Python that give way to ingest and the scorers on shared cores,
-    # and cost nothing when the cores are free.
-    os.setpriority(os.PRIO_PROCESS, 0, DESK_NICENESS)
     contest = _preflight(settings, desk=True)
     serve_metrics(settings, metrics_port)
 

@@ -53,15 +53,6 @@ def _quiet(_: str) -> None:
     pass
 
 
-# A close is background work beside the hot path (ingest, the scorers, Valkey on the same cores and disk): its
-# queries and index builds in one PostgreSQL process, not three, and the pages it writes (a million ranks, a few
-# hundred MB) flushed as it goes rather than left for the kernel to write out at once, when Valkey's next fsync
-# would wait behind them. Transaction-local: the connection goes back to the pool as it was.
-BACKGROUND_WORK = ("SELECT set_config('max_parallel_workers_per_gather', '0', true),"
-                   " set_config('max_parallel_maintenance_workers', '0', true),"
-                   " set_config('backend_flush_after', '256kB', true)")
-
-
 class PeriodNotEnded(Conflict):
     """Closing was asked for before the period's end."""
 
@@ -212,7 +203,6 @@ class Closer:
                        progress: Progress) -> PeriodClosed:
         async with transaction(self.pool) as conn:
             await xact_lock(conn, RESULTS_LOCK)
-            await conn.execute(BACKGROUND_WORK)
             latest = await results_queries.latest_revision(conn, period.number)
             if latest and not recompute:  # closed meanwhile by another caller: answer what it published
                 existing = await results_queries.latest_digest(conn, period.number)

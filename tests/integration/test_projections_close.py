@@ -399,17 +399,3 @@ async def test_a_read_right_after_the_close_answers_is_final(system: System) -> 
         status, body = await s.admin_post("/v1/admin/periods/1/recompute", {"reason": "x"}, headers=admin())
         assert status == 200 and body["revision"] == 2
         assert (await read(f"/v1/periods/1/participants/{pid}"))["final"] is True
-
-
-async def test_a_close_runs_as_background_work_and_leaves_its_connection_as_it_was(system: System) -> None:
-    """One PostgreSQL process and flushed writes for the close's transaction only (projections.close)."""
-    s = system
-    await s.entry(await s.register(), 5, prediction=5)
-    pool = s.clients.pool
-    async with pool.connection() as conn:
-        before = await (await conn.execute("SHOW max_parallel_workers_per_gather")).fetchone()
-    await s.close(1)
-    for _ in range(pool.get_stats()["pool_size"]):  # every connection the close may have held
-        async with pool.connection() as conn:
-            now = await (await conn.execute("SHOW max_parallel_workers_per_gather")).fetchone()
-            assert now == before and before != ("0",)
