@@ -239,10 +239,8 @@ def _fits(schema: dict[str, Any], raw: str) -> bool:
     """A path value against the small part of JSON Schema the routes declare (integer bounds, string lengths,
     enums)."""
     if schema.get("type") == "integer":
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-            return False
-        value = int(raw)
-        return bool(int(schema.get("minimum", value)) <= value <= int(schema.get("maximum", value)))
+        value = whole_number(raw, 2**31)
+        return value is not None and int(schema.get("minimum", value)) <= value <= int(schema.get("maximum", value))
     if "enum" in schema:
         return raw in schema["enum"]
     return bool(int(schema.get("minLength", 0)) <= len(raw) <= int(schema.get("maxLength", len(raw))))
@@ -606,14 +604,20 @@ async def move(request: web.Request) -> web.Response:
     return _see_other(f"/tra-cuu/{quote(participant_id, safe='')}?thong-bao=moved")
 
 
+async def _reason_for(request: web.Request, field: str, missing: str) -> str | web.Response:
+    """The posted Lý do of one of a participant page's forms, or that page again (422) saying it is missing."""
+    reason = _field(await _form(request), "reason")
+    if reason.strip():
+        return reason
+    return await _participant_page(request, request.match_info["id"], 422, {field: missing})
+
+
 @page(changes=True)
 async def reset_key(request: web.Request) -> web.Response:
-    committee = _committee(request)
-    participant_id = request.match_info["id"]
-    form = await _form(request)
-    reason = _field(form, "reason")
-    if not reason.strip():
-        return await _participant_page(request, participant_id, 422, {"key_reason": "Hãy ghi lý do cấp lại mã."})
+    reason = await _reason_for(request, "key_reason", "Hãy ghi lý do cấp lại mã.")
+    if isinstance(reason, web.Response):
+        return reason
+    committee, participant_id = _committee(request), request.match_info["id"]
     issued = await committee.reset_key(participant_id, by=_by(request), reason=reason)
     file = await committee.participant(participant_id)
     return _render(request, "key.html", 201, title="Mã truy cập mới", file=file, key=issued.access_key)
@@ -622,14 +626,11 @@ async def reset_key(request: web.Request) -> web.Response:
 @page(changes=True)
 async def erase_page(request: web.Request) -> web.Response:
     """Xoá dữ liệu cá nhân: the committee acting on a request received by other means (issue 24's service)."""
-    committee = _committee(request)
+    reason = await _reason_for(request, "erase_reason", "Hãy ghi lý do (số, ngày của đơn đề nghị).")
+    if isinstance(reason, web.Response):
+        return reason
     participant_id = request.match_info["id"]
-    form = await _form(request)
-    reason = _field(form, "reason")
-    if not reason.strip():
-        return await _participant_page(request, participant_id, 422, {"erase_reason": "Hãy ghi lý do (số, ngày của"
-                                                                                      " đơn đề nghị)."})
-    await committee.erase(participant_id, reason, by=_by(request))
+    await _committee(request).erase(participant_id, reason, by=_by(request))
     return _see_other(f"/tra-cuu/{quote(participant_id, safe='')}?thong-bao=erased")
 
 
