@@ -148,6 +148,21 @@ def _json_object(columns: str) -> str:
     return f"json_build_object({', '.join(pairs)})"
 
 
+# A participant, their counted entry and their entries of a period, as three JSON values: the standing read.
+# The entries are sorted in a subquery by what the index entries_participant_sent holds, so the planner walks
+# that index even while the period's partition has no statistics: a plan cached then (every pooled connection
+# prepares this read) had taken the key (period, attempt_id) and read the whole period per standing.
+PERSON_IN_PERIOD = (
+    f"SELECT {_json_object(_PERSON)},"
+    f" (SELECT {_json_object(_STANDING)} FROM counted c"
+    "   WHERE c.period = %(period)s AND c.participant_id = p.participant_id),"
+    f" (SELECT coalesce(json_agg(a ORDER BY submitted_ms, attempt_id), '[]') FROM (SELECT"
+    f"   {_json_object(_ATTEMPT)} AS a, e.submitted_ms, e.attempt_id FROM entries e"
+    "   WHERE e.period = %(period)s AND e.participant_id = p.participant_id AND e.submitted_ms < %(before)s"
+    "   ORDER BY e.submitted_ms, e.attempt_id) sent)"
+    " FROM participants p WHERE p.participant_id = %(pid)s")
+
+
 class LiveQueries:
     """Reads of the live read model; every driver error leaves as a StoreError."""
 
@@ -189,13 +204,7 @@ class LiveQueries:
         (`points` a correct answer); with None (a closed period), every entry as scored now."""
         async with connection(self.pool) as conn:
             cur = await conn.execute(
-                f"SELECT {_json_object(_PERSON)},"
-                f" (SELECT {_json_object(_STANDING)} FROM counted c"
-                "   WHERE c.period = %(period)s AND c.participant_id = p.participant_id),"
-                f" (SELECT coalesce(json_agg({_json_object(_ATTEMPT)} ORDER BY e.submitted_ms, e.attempt_id), '[]')"
-                "   FROM entries e WHERE e.period = %(period)s AND e.participant_id = p.participant_id"
-                "   AND e.submitted_ms < %(before)s)"
-                " FROM participants p WHERE p.participant_id = %(pid)s",
+                PERSON_IN_PERIOD,
                 {"period": period, "pid": participant_id, "before": NEVER if before is None else before,
                  "public": before is not None, "points": points})
             row = await cur.fetchone()
