@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from loadtests.lean_http import Answer, Http, HttpError
 from loadtests.shape import ContestLoad, Stage, peak_run, rate_at
 from ops.simulate import spelled
@@ -130,7 +132,7 @@ class Journeys:
     async def _call(self, http: Http, method: str, path: str, *, headers: dict[str, str] | None = None,
                     body: Any = None) -> tuple[Answer | None, float, str]:
         """The answer (None: no answer at all, and why), its time in ms; reported by the caller."""
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else msgspec.json.encode(body)
         started = time.perf_counter()
         try:
             answer = await http.request(method, path, headers={**JSON, **(headers or {})} if data else headers,
@@ -160,7 +162,7 @@ class Journeys:
         answer, ms, why = await self._call(self.ingest, "POST", path, headers=headers, body=body)
         if self._judged("POST", name, answer, ms, (ok,), why):
             assert answer is not None
-            return json.loads(answer.body)
+            return msgspec.json.decode(answer.body)
         return None
 
     async def _get(self, path: str, name: str) -> None:
@@ -301,7 +303,11 @@ class Journeys:
         for path in ("/", "/thi"):
             await self._view(self.warm, path, contest=True)
         stages, load, workers = self.s.stages, self.s.load, self.s.workers
-        highest = sum(load.mix(max(stage.rate for stage in stages) / workers).arrivals().values())
+        top = max(stage.rate for stage in stages)
+        shares = load.mix(top / workers).arrivals()
+        highest = sum(shares.values())
+        kinds = [getattr(self, f"_{kind}") for kind in shares]
+        cumulative = list(itertools.accumulate(shares.values()))
         t0 = time.monotonic() - (time.time() - self.s.start)  # the run's start on this clock
         next_at = time.monotonic()
         while True:
@@ -310,11 +316,12 @@ class Journeys:
             rate = rate_at(stages, next_at - t0)
             if rate is None:
                 break
-            arrivals = load.mix(rate / workers).arrivals()
-            if self.rng.random() * highest >= sum(arrivals.values()):
+            # The mix is the same at every rate (shape.Mix: each kind a fixed share of the submissions), so a
+            # candidate is kept with probability rate / top and its kind drawn from the shares at the top.
+            if self.rng.random() * top >= rate:
                 continue
-            kind = self.rng.choices(list(arrivals), weights=list(arrivals.values()))[0]
-            task = asyncio.ensure_future(getattr(self, f"_{kind}")())
+            kind = self.rng.choices(kinds, cum_weights=cumulative)[0]
+            task = asyncio.ensure_future(kind())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         if self.tasks:  # the journeys in flight (bounded by their timeouts and the submit's retries)

@@ -167,19 +167,7 @@ class Batcher:
         are (its Retry: see connect()), the connection dropped before each retry: a batch whose reply was
         lost runs again, and every write in it answers its first run's reply (prelude.lua, submit.lua)."""
         assert isinstance(self._r, aioredis.Redis)
-        commands = self._commands(groups, with_source)
-        packed = resp(commands)
-        pool = self._r.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            replies: list[Any] = await conn.retry.call_with_retry(lambda: _exchange(conn, packed, len(commands)),
-                                                                  lambda _: conn.disconnect())
-            return replies
-        except BaseException:  # the last failure, or a cancel mid-reply: the connection is out of step
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
+        return await pipelined(self._r, self._commands(groups, with_source))
 
     @translated
     async def _node_pipeline(self, node: ClusterNode, groups: Groups, with_source: bool) -> list[Any]:
@@ -188,6 +176,73 @@ class Batcher:
         commands = [PipelineCommand(i, *command) for i, command in enumerate(self._commands(groups, with_source))]
         await node.execute_pipeline(commands)
         return [c.result for c in commands]
+
+
+async def pipelined(client: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """`commands` in one write on one pooled connection, their replies read in order (a command's error reply
+    in its place), retried as the client's own commands are, the connection dropped before each retry."""
+    packed = resp(commands)
+    pool = client.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        replies: list[Any] = await conn.retry.call_with_retry(lambda: _exchange(conn, packed, len(commands)),
+                                                              lambda _: conn.disconnect())
+        return replies
+    except BaseException:  # the last failure, or a cancel mid-reply: the connection is out of step
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+
+
+class Reads:
+    """Shares round trips between concurrent read-only scripts on one server: the reads queued while one
+    pipeline is out go together in the next (EVALSHA each; EVAL with the source for those the server lacks).
+    Each read alone cost a pooled connection's round trip through redis-py's generic command path: ~400 µs
+    of ingest a GET /v1/attempts/current at 1,000/s (BENCHMARKS.md). A read run twice is harmless."""
+
+    def __init__(self, client: aioredis.Redis, *, max_batch: int = 256) -> None:
+        self._r = client
+        self._max_batch = max_batch
+        self._queue: list[tuple[Script, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def call(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((script, keys, args, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+        return future
+
+    async def _write(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
+                try:
+                    await self._send(batch)
+                except RedisError as e:
+                    _fail(batch, StoreUnavailable(f"redis: {e}"))
+                except Exception as e:  # a bug, not an outage: fail these reads, never leave them hanging
+                    _fail(batch, e)
+        finally:
+            self._writer = None  # no await since the empty-queue check: a later call starts a writer
+
+    async def _send(self, batch: list[tuple[Script, list[str], list[Any], asyncio.Future[Any]]]) -> None:
+        replies = await pipelined(self._r, [("EVALSHA", script.sha, len(keys), *keys, *args)
+                                            for script, keys, args, _ in batch])
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:  # the server restarted, or its scripts were flushed: those again, with their source
+            again = await pipelined(self._r, [("EVAL", batch[i][0].source, len(batch[i][1]), *batch[i][1],
+                                               *batch[i][2]) for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        for (*_, future), reply in zip(batch, replies, strict=True):
+            if future.done():  # the request went away meanwhile
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(StoreUnavailable(f"redis script failed: {reply}"))
+            else:
+                future.set_result(reply)
 
 
 async def _exchange(conn: aioredis.Connection, packed: bytes, replies: int) -> list[Any]:

@@ -8,9 +8,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from eventstore.keys import Keys
+from eventstore.redis_stream.batching import Reads
 from eventstore.redis_stream.client import Redis, translated
 from eventstore.redis_stream.scripts import READS, Script
 
@@ -20,6 +22,7 @@ ID_LENGTH = 36  # an attempt id (UUIDv7): the period's attempt ids are kept as o
 # connections" (seen under the quiz page's load: every visit to /thi asks GET /v1/attempts/current).
 READS_IN_FLIGHT = 64
 _turns: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None  # one per event loop
+_reads: tuple[asyncio.AbstractEventLoop, aioredis.Redis, Reads] | None = None  # one server's, on this loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +49,15 @@ class Held:
 
 @translated
 async def _read(client: Redis, script: Script, keys: list[str], args: list[Any]) -> Any:
-    """A read-only script: by its SHA1, with the source when the server lacks it (running a read twice is harmless)."""
-    global _turns
+    """A read-only script: by its SHA1, with the source when the server lacks it (running a read twice is
+    harmless); on one server, the reads in flight together share a round trip (batching.Reads)."""
+    global _turns, _reads
     loop = asyncio.get_running_loop()
-    if _turns is None or _turns[0] is not loop:
+    if isinstance(client, aioredis.Redis):
+        if _reads is None or _reads[0] is not loop or _reads[1] is not client:
+            _reads = (loop, client, Reads(client))
+        return await _reads[2].call(script, keys, args)
+    if _turns is None or _turns[0] is not loop:  # a cluster: each read to its slot's master
         _turns = (loop, asyncio.Semaphore(READS_IN_FLIGHT))
     async with _turns[1]:
         try:

@@ -156,3 +156,31 @@ async def test_appends_wait_for_the_fsync_on_the_connection_that_wrote_them(redi
     assert await redis.xlen(writer.keys.contest.stream) == 2 and await redis.xlen(writer.keys.slot(2).stream) == 2500
     assert (await redis.xrevrange(writer.keys.slot(2).stream, count=1))[0][0].decode() == last[2]
     assert writer.batcher.calls == 4  # one script call per piece of at most 1000
+
+
+async def test_concurrent_reads_share_a_round_trip_and_survive_a_script_flush(redis: aioredis.Redis) -> None:
+    """GET /v1/attempts/current and /v1/participants/me read through one pipeline per round trip; a server
+    that lost its scripts (restart, SCRIPT FLUSH) gets the source for those reads, each its own answer."""
+    from eventstore.redis_stream import batching
+    from eventstore.redis_stream.scripts import Script
+
+    echo = Script("return {KEYS[1], ARGV[1]}")
+    reads = batching.Reads(redis)
+    sent: list[int] = []
+    real = batching.pipelined
+
+    async def counted(client: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+        sent.append(len(commands))
+        return await real(client, commands)
+
+    batching.pipelined = counted  # type: ignore[assignment]
+    try:
+        await redis.script_flush()
+        answers = await asyncio.gather(*(reads.call(echo, [f"k{i}"], [i]) for i in range(50)))
+        assert answers == [[f"k{i}".encode(), str(i).encode()] for i in range(50)]
+        assert sent == [50, 50]  # one round trip for the fifty; NOSCRIPT, then one with the source
+        failing = Script("return redis.call('INCR', 'not-a-number-' .. KEYS[1], 'extra')")
+        with pytest.raises(StoreUnavailable):
+            await reads.call(failing, ["x"], [])
+    finally:
+        batching.pipelined = real  # type: ignore[assignment]
