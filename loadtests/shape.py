@@ -45,7 +45,8 @@ class ContestLoad:
             f" on average, the peak minute {self.peak_factor:g}× that",
             f"design peak: {mix.submissions:,.0f} submissions/s + {mix.attempt_starts:,.0f} attempt starts/s"
             f" + {mix.registrations:,.0f} registrations/s + {mix.standings + mix.leaderboards:,.0f} results reads/s"
-            f" = {mix.total:,.0f} requests/s, open model (arrivals at a rate, whatever the answers' speed)",
+            f" = {mix.total:,.0f} requests/s, and the quiz page's own around them (its views, /v1/contest,"
+            " /v1/attempts/current); open model (arrivals at a rate, whatever the answers' speed)",
         ]
 
 

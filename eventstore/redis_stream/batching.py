@@ -1,5 +1,6 @@
 """Shared round trips: concurrent requests' script calls go out together, one pipeline per server,
-followed by what makes their replies durable."""
+followed by what makes their replies durable (Batcher); their read-only scripts the same way, with nothing
+to wait for (Reads)."""
 
 from __future__ import annotations
 
