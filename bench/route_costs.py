@@ -72,11 +72,16 @@ async def fire(make: Make, rate: float, seconds: float) -> tuple[int, dict[int, 
 def kinds(run: Running, people: list[dict[str, str]], attempts: list[dict[str, Any]], etag: str) -> dict[str, Make]:
     ingest, results = run.ingest_url, run.results_url
 
+    half = len(people) // 2  # the first half hold an open attempt each (for the submissions), the others none
+
     def person(i: int) -> dict[str, str]:
         return people[i % len(people)]
 
     def auth(i: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {person(i)['access_key']}"}
+
+    def idle(i: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {people[half + i % (len(people) - half)]['access_key']}"}
 
     def key() -> str:
         return base64.urlsafe_b64encode(os.urandom(18)).decode()
@@ -89,7 +94,7 @@ def kinds(run: Running, people: list[dict[str, str]], attempts: list[dict[str, A
         "ingest: GET /thi revalidated (304)": lambda i: ("GET", f"{ingest}/thi", {"headers": {"If-None-Match": etag}},
                                                          (304,)),
         "ingest: GET /v1/attempts/current (404)": lambda i: ("GET", f"{ingest}/v1/attempts/current",
-                                                             {"headers": auth(i)}, (200, 404)),
+                                                             {"headers": idle(i)}, (404,)),
         "ingest: POST /v1/attempts": lambda i: ("POST", f"{ingest}/v1/attempts", {
             "json": {"participant_id": person(i)["participant_id"]}, "headers": {**auth(i), "Idempotency-Key": key()}},
             (201,)),
@@ -103,9 +108,10 @@ def kinds(run: Running, people: list[dict[str, str]], attempts: list[dict[str, A
 
 
 async def prepare(run: Running, count: int) -> tuple[list[dict[str, str]], list[dict[str, Any]], str]:
-    """`count` participants, an open attempt each (for the submissions), and the quiz page's ETag."""
+    """2 × `count` participants, an open attempt for each of the first `count` (for the submissions), and the
+    quiz page's ETag."""
     privacy = run.contest.privacy
-    people = await register(run.ingest_url, count, next(iter(run.contest.units)),
+    people = await register(run.ingest_url, 2 * count, next(iter(run.contest.units)),
                             {"version": privacy.version} if privacy else None)
     attempts: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as http:
@@ -114,9 +120,11 @@ async def prepare(run: Running, count: int) -> tuple[list[dict[str, str]], list[
         async def start(p: dict[str, str]) -> None:
             async with turns, http.post(f"{run.ingest_url}/v1/attempts", json={"participant_id": p["participant_id"]},
                                         headers={"Authorization": f"Bearer {p['access_key']}"}) as answer:
+                if answer.status != 201:
+                    raise SystemExit(f"starting an attempt for the submissions: {answer.status} {await answer.text()}")
                 attempts.append(await answer.json())
 
-        await asyncio.gather(*(start(p) for p in people))
+        await asyncio.gather(*(start(p) for p in people[:len(people) // 2]))
         async with http.get(f"{run.ingest_url}/thi") as answer:
             etag = answer.headers["ETag"]
     return people, attempts, etag

@@ -131,7 +131,7 @@ RANKING = "final_ranking"  # by (period, revision): each close loads its own par
 
 
 # Each table's index besides its key, by the name the schema gives the partitioned table's.
-_SECONDARY_INDEX = {"events": "events_attempt_started", "entries": "entries_period_participant",
+_SECONDARY_INDEX = {"events": "events_attempt_started", "entries": "entries_participant_sent",
                     RANKING: "final_ranking_participant"}
 
 

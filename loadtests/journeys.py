@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import os
 import random
 import re
+import signal
 import sys
 import time
 import zlib
@@ -38,7 +40,7 @@ from typing import Any
 
 import msgspec
 
-from loadtests.lean_http import Answer, Http, HttpError
+from loadtests.lean_http import Answer, Http
 from loadtests.shape import ContestLoad, Stage, peak_run, rate_at
 from ops.simulate import spelled
 
@@ -137,8 +139,8 @@ class Journeys:
         try:
             answer = await http.request(method, path, headers={**JSON, **(headers or {})} if data else headers,
                                         body=data)
-        except (HttpError, TimeoutError) as e:
-            return None, (time.perf_counter() - started) * 1000, f"0 no answer: {e or type(e).__name__}"
+        except Exception as e:  # HttpError, TimeoutError, and whatever else: a request is never lost unreported
+            return None, (time.perf_counter() - started) * 1000, f"0 no answer: {str(e) or type(e).__name__}"
         return answer, (time.perf_counter() - started) * 1000, ""
 
     def _judged(self, method: str, name: str, answer: Answer | None, ms: float, ok: tuple[int, ...],
@@ -358,4 +360,7 @@ if __name__ == "__main__":
     from runtime.serve import new_event_loop  # the servers' loop: uvloop (libuv), the leanest here
 
     loop = new_event_loop("uvloop")
-    loop.run_until_complete(_main())
+    main = loop.create_task(_main())
+    loop.add_signal_handler(signal.SIGTERM, main.cancel)  # locust's stop: the report flushed, then exit 0
+    with contextlib.suppress(asyncio.CancelledError):
+        loop.run_until_complete(main)

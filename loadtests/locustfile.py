@@ -14,7 +14,10 @@ judges the SLOs from the CSV stats.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -40,7 +43,7 @@ class Arrivals(User):
 
     def on_start(self) -> None:
         runner = self.environment.runner
-        index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+        self.index = index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
         env = {**os.environ, "CCHC_LOAD_HOST": self.host or "", "CCHC_LOAD_INDEX": str(index),
                "CCHC_LOAD_START": str(time.time()),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))}
@@ -49,20 +52,34 @@ class Arrivals(User):
 
     @task
     def relay(self) -> None:
-        """Each line of the journeys' report as locust's request event, until they are done."""
+        """The journeys' report, line by line, until they are done."""
+        self._relay()
+        raise StopUser
+
+    def _relay(self) -> None:
+        """Each line of the journeys' report as locust's request event, to the end of their output."""
         fire = self.environment.events.request.fire
         assert self.journeys.stdout is not None
         for line in self.journeys.stdout:
             kind, name, ms, length, failure = line.decode().rstrip("\n").split("\t")
             fire(request_type=kind, name=name, response_time=float(ms), response_length=int(length),
                  exception=Exception(failure) if failure else None, context={})
-        self.journeys.wait()
-        raise StopUser
 
     def on_stop(self) -> None:
+        """The stages are over: the journeys write what they have not yet and stop; their last lines count too."""
         if self.journeys.poll() is None:
-            self.journeys.terminate()
-            self.journeys.wait(timeout=10)
+            self.journeys.terminate()  # they flush their report and exit (loadtests/journeys.py)
+        with contextlib.suppress(ValueError, OSError):  # the output already read to its end
+            self._relay()
+        try:
+            code = self.journeys.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.journeys.kill()
+            code = self.journeys.wait()
+        # 0, or SIGTERM's own end (a second SIGTERM, from locust stopping its process group, lands after
+        # the report was flushed and the loop's handler gone); anything else is the journeys failing
+        if code not in (0, -signal.SIGTERM):
+            logging.error("the journeys of worker %s exited with %s: their requests stopped early", self.index, code)
 
 
 class OpenModel(LoadTestShape):

@@ -77,8 +77,10 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE TABLE IF NOT EXISTS entries_default PARTITION OF entries DEFAULT;
 -- A participant's entries of a period in the order they were sent: the standing read (live_queries.PERSON_IN_PERIOD)
 -- walks it without a sort, so the planner takes it even while a period's partition has no statistics yet.
-DROP INDEX IF EXISTS entries_period_participant;  -- (period, participant_id): the one below serves its reads
 CREATE INDEX IF NOT EXISTS entries_participant_sent ON entries (period, participant_id, submitted_ms);
+-- (period, participant_id), which the one above replaces: dropped after it is built, so that reads go on
+-- during the build (CREATE INDEX blocks writes only; DROP INDEX locks the table, for an instant).
+DROP INDEX IF EXISTS entries_period_participant;
 -- Correct answers as the public saw them at the period's freeze, where a correction made later changed
 -- them (else NULL): the frozen projections stand still until the close (DESIGN §3).
 ALTER TABLE entries ADD COLUMN IF NOT EXISTS frozen_correct integer;

@@ -17,9 +17,10 @@ from eventstore.redis_stream.client import Redis, translated
 from eventstore.redis_stream.scripts import READS, Script
 
 ID_LENGTH = 36  # an attempt id (UUIDv7): the period's attempt ids are kept as one string of them
-# Reads in flight at once per process: each holds a pooled connection for its round trip, and the pool's
-# 256 are shared with the writers; past this a read waits its turn instead of failing with "Too many
-# connections" (seen under the quiz page's load: every visit to /thi asks GET /v1/attempts/current).
+# On a cluster, reads in flight at once per process: each holds a pooled connection for its round trip, and the
+# pool's 256 are shared with the writers; past this a read waits its turn instead of failing with "Too many
+# connections" (seen under the quiz page's load: every visit to /thi asks GET /v1/attempts/current). On one
+# server the reads share pipelined round trips instead (batching.Reads).
 READS_IN_FLIGHT = 64
 _turns: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None  # one per event loop
 _reads: tuple[asyncio.AbstractEventLoop, aioredis.Redis, Reads] | None = None  # one server's, on this loop

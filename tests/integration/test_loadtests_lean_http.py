@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,7 +15,8 @@ from aiohttp.test_utils import TestServer
 
 from loadtests.lean_http import Http, HttpError
 
-PAGE = b"<html>" + b"x" * 100_000 + b"</html>"  # more than the parser's buffer
+PAGE = b"<html>" + b"x" * 100_000 + b"</html>"  # more than the parser's buffer (gzipped on the wire: much less)
+NOISE = os.urandom(300_000)  # incompressible: 300 KB on the wire
 
 
 async def page(request: web.Request) -> web.Response:
@@ -34,6 +36,27 @@ async def slow(request: web.Request) -> web.Response:
     return web.Response(text="late")
 
 
+async def big(request: web.Request) -> web.StreamResponse:
+    """An uncompressible body far beyond the parser's buffer, written in pieces with pauses between."""
+    response = web.StreamResponse(headers={"Content-Length": str(len(NOISE))})
+    await response.prepare(request)
+    for at in range(0, len(NOISE), 50_000):
+        await response.write(NOISE[at:at + 50_000])
+        await asyncio.sleep(0.01)
+    return response
+
+
+async def cut(request: web.Request) -> web.StreamResponse:
+    """A body promised longer than what comes before the connection closes."""
+    response = web.StreamResponse(headers={"Content-Length": "1000"})
+    await response.prepare(request)
+    await response.write(b"x" * 100)
+    await asyncio.sleep(0.05)
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
 async def closing(request: web.Request) -> web.Response:
     return web.Response(text="bye", headers={"Connection": "close"})
 
@@ -45,6 +68,8 @@ async def server() -> AsyncIterator[TestServer]:
     app.router.add_post("/echo", echo)
     app.router.add_get("/slow", slow)
     app.router.add_get("/closing", closing)
+    app.router.add_get("/big", big)
+    app.router.add_get("/cut", cut)
     async with TestServer(app, host="127.0.0.1") as running:
         yield running
 
@@ -87,3 +112,13 @@ async def test_no_answer_and_too_slow_are_errors(server: TestServer) -> None:
     await server.close()
     with pytest.raises(HttpError):
         await http.request("GET", "/")
+
+
+async def test_a_body_in_pieces_beyond_the_buffer_and_one_cut_short(server: TestServer) -> None:
+    http = Http(str(server.make_url("")).rstrip("/"), timeout_s=5)
+    answer = await http.request("GET", "/big")
+    assert answer.status == 200 and answer.body == NOISE
+    with pytest.raises(HttpError):  # at once, not after the timeout
+        await asyncio.wait_for(http.request("GET", "/cut"), 2)
+    assert (await http.request("GET", "/big")).body == NOISE  # the pool is whole again
+    http.close()
