@@ -97,9 +97,12 @@ def run_stages(rate: float, ramp_s: float, hold_s: float) -> list[Stage]:
 
 
 class Report:
-    """Each request as a line for locust's statistics, written in blocks."""
+    """Each request as a line for locust's statistics, written in blocks to `out` — a transport that never blocks
+    the loop: were locust's worker slow to read, a full pipe would stop every journey (their timeouts all firing at
+    once when it drains, then a burst of late arrivals)."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: asyncio.WriteTransport) -> None:
+        self.out = out
         self.lines: list[str] = []
 
     def add(self, kind: str, name: str, ms: float, length: int, failure: str = "") -> None:
@@ -107,9 +110,14 @@ class Report:
 
     def flush(self) -> None:
         if self.lines:
-            sys.stdout.write("".join(self.lines))
-            sys.stdout.flush()
+            self.out.write("".join(self.lines).encode())
             self.lines.clear()
+
+    async def drained(self, timeout_s: float = 10.0) -> None:
+        """Everything written has left for the reader (or `timeout_s` passed)."""
+        deadline = time.monotonic() + timeout_s
+        while self.out.get_write_buffer_size() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
 
 class Journeys:
@@ -340,7 +348,8 @@ def _plain(answer: Answer) -> bytes:
 
 
 async def _main() -> None:
-    report = Report()
+    out, _ = await asyncio.get_running_loop().connect_write_pipe(asyncio.Protocol, sys.stdout)
+    report = Report(out)
     journeys = Journeys(Settings.from_env(), report)
 
     async def flush() -> None:
@@ -354,6 +363,7 @@ async def _main() -> None:
     finally:
         flusher.cancel()
         report.flush()
+        await asyncio.shield(report.drained())  # also when cancelled (SIGTERM): the last lines go out
 
 
 if __name__ == "__main__":
