@@ -45,7 +45,6 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.answered = False  # the answer's head to the request in flight arrived (a failure now is not staleness)
         self.parser: Any = None
-        self.payload: Any = None  # the body reader of the answer in flight, once its head arrived
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is one without being its subclass
@@ -66,7 +65,6 @@ class _Connection(asyncio.Protocol):
             return
         for message, payload in messages:
             self.answered = True
-            self.payload = payload
             waiter, self.waiter = self.waiter, None
             if waiter is not None and not waiter.done():
                 waiter.set_result((message, payload))
@@ -87,13 +85,9 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def _fail(self, error: Exception) -> None:
-        """The answer in flight fails: its head still awaited, or its body still being read."""
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
-        payload, self.payload = self.payload, None
-        if payload is not None and not payload.is_eof():
-            payload.set_exception(error)
 
     def close(self) -> None:
         self.closed = True
@@ -106,15 +100,9 @@ class _Connection(asyncio.Protocol):
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         message, payload = await self.waiter
-        try:
-            body = await payload.read()
-        except HttpError:
-            raise
-        except Exception as e:  # the reader's own errors (a connection closed under it)
-            raise HttpError(f"answer cut short: {e}") from e
+        body = await payload.read()
         if not payload.is_eof():
             raise HttpError("answer cut short")
-        self.payload = None
         if message.should_close:
             self.close()
         return Answer(message.code, message.headers, body)
