@@ -10,7 +10,7 @@ from aiohttp import web
 
 from admin import pages, routes
 from admin.routes import DOOR, Door
-from runtime.routes import add_routes, common_routes
+from runtime.routes import add_routes, common_routes, path_values_checked
 from runtime.web import APP_NAME, BODY_TIMEOUT, GATE, MAX_BODY, Gate, api_middleware
 
 MAX_IN_FLIGHT = 256  # a handful of organisers and their scripts; beyond it, refused at once (503)
@@ -25,7 +25,7 @@ def build_app(door: Door | None, *, extra_ctx: list[Any] | None = None, body_tim
     """The app; `door` may be None when a startup context in `extra_ctx` provides it."""
     gate = Gate(MAX_IN_FLIGHT)
     app = web.Application(client_max_size=MAX_BODY,
-                          middlewares=[api_middleware(gate), pages.pages_not_found, pages.params_first])
+                          middlewares=[api_middleware(gate), pages.pages_not_found, path_values_checked()])
     app[APP_NAME] = "desk"
     app[GATE] = gate
     app[BODY_TIMEOUT] = body_timeout_s

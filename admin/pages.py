@@ -223,29 +223,6 @@ async def pages_not_found(request: web.Request, handler: Page) -> web.StreamResp
         return _render(request, "error.html", 404, title="Không tìm thấy", message="Không có trang nào ở địa chỉ này.")
 
 
-@web.middleware
-async def params_first(request: web.Request, handler: Page) -> web.StreamResponse:
-    """A page's path parameters are checked against their declared schema before its session is: a period
-    0, an id of 65 characters or an unknown kind of flag is 404 to anyone, signed in or not, rather than a
-    redirect to the sign-in that would then lead nowhere."""
-    resource = request.match_info.route.resource
-    params = _PATH_PARAMS.get((request.method, resource.canonical)) if resource is not None else None
-    if params and not all(_fits(p.schema, request.match_info.get(p.name, "")) for p in params):
-        return _render(request, "error.html", 404, title="Không tìm thấy", message="Không có trang nào ở địa chỉ này.")
-    return await handler(request)
-
-
-def _fits(schema: dict[str, Any], raw: str) -> bool:
-    """A path value against the small part of JSON Schema the routes declare (integer bounds, string lengths,
-    enums)."""
-    if schema.get("type") == "integer":
-        value = whole_number(raw, 2**31)
-        return value is not None and int(schema.get("minimum", value)) <= value <= int(schema.get("maximum", value))
-    if "enum" in schema:
-        return raw in schema["enum"]
-    return bool(int(schema.get("minLength", 0)) <= len(raw) <= int(schema.get("maxLength", len(raw))))
-
-
 def _committee(request: web.Request) -> Committee:
     return _door(request).committee
 
@@ -816,4 +793,3 @@ ROUTES = (
     Route("get", "/static/{name}", static, "the desk's own assets (no CDN)", 200, errors=(404,), params=(_NAME,),
           content_type="text/css"),
 )
-_PATH_PARAMS = {(r.method.upper(), r.path): tuple(p for p in r.params if p.where == "path") for r in ROUTES if r.params}

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from results import api, pages
 from results.api import RESULTS, Results
-from runtime.routes import add_routes, common_routes
+from runtime.routes import add_routes, common_routes, path_values_checked
 from runtime.web import APP_NAME, GATE, Gate, api_middleware
 
 MAX_IN_FLIGHT = 2048  # per process; beyond it requests are refused at once (503) rather than queued
@@ -21,7 +21,7 @@ async def _ready(request: web.Request) -> float | None:
 def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) -> web.Application:
     """The app; `results` may be None when a startup context in `extra_ctx` provides it."""
     gate = Gate(MAX_IN_FLIGHT)  # /v1/ refused by the middleware, the pages by pages.page: one count for both
-    app = web.Application(middlewares=[api_middleware(gate), pages.pages_not_found])
+    app = web.Application(middlewares=[api_middleware(gate), pages.pages_not_found, path_values_checked()])
     app[APP_NAME] = "results"
     app[GATE] = gate
     if results is not None:

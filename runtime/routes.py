@@ -14,7 +14,7 @@ from aiohttp import web
 from runtime import metrics
 from runtime.errors import Unavailable
 from runtime.openapi import openapi_document
-from runtime.web import RETRY_AFTER_SECONDS, ApiError, json_response
+from runtime.web import RETRY_AFTER_SECONDS, ApiError, json_response, whole_number
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -83,6 +83,40 @@ def add_routes(app: web.Application, routes: Sequence[Route]) -> None:
     for r in routes:
         app.router.add_route(r.method.upper(), r.path, r.handler)
     app[APP_ROUTES] = (*app.get(APP_ROUTES, ()), *routes)
+
+
+def path_values_checked() -> Any:
+    """A middleware (one per app, innermost): a page's path values against the schema its route declares
+    (integer bounds, string lengths, enums; the JSON API's handlers answer their own codes, `unknown_period`…),
+    and no path value of any route holding a NUL (no id holds one; PostgreSQL's text cannot), before the handler
+    or a session check runs — 404 to anyone otherwise, a page's HTML 404 where the app renders one."""
+    declared: dict[tuple[str, str], dict[str, dict[str, Any]]] | None = None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal declared
+        if declared is None:  # the app's routes, once they are all added
+            declared = {(r.method.upper(), r.path): {p.name: p.schema for p in r.params if p.where == "path"}
+                        for r in request.app.get(APP_ROUTES, ()) if not r.path.startswith("/v1/")}
+        resource = request.match_info.route.resource
+        schemas = declared.get((request.method, resource.canonical), {}) if resource is not None else {}
+        for name, raw in request.match_info.items():
+            if "\x00" in raw or (name in schemas and not fits(schemas[name], raw)):
+                raise web.HTTPNotFound()
+        return await handler(request)
+
+    return middleware
+
+
+def fits(schema: dict[str, Any], raw: str) -> bool:
+    """A path value against the small part of JSON Schema the routes declare (integer bounds, string lengths,
+    enums)."""
+    if schema.get("type") == "integer":
+        value = whole_number(raw, 2**31)
+        return value is not None and int(schema.get("minimum", value)) <= value <= int(schema.get("maximum", value))
+    if "enum" in schema:
+        return raw in schema["enum"]
+    return bool(int(schema.get("minLength", 0)) <= len(raw) <= int(schema.get("maxLength", len(raw))))
 
 
 def common_routes(title: str, ready: Callable[[web.Request], Awaitable[float | None]], *,

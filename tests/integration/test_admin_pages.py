@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from admin.routes import DOOR
 from ops.wiring import build_desk, build_desk_app
-from tests.harness import ADMIN, SETTINGS, System
+from tests.harness import ADMIN, SETTINGS, System, admin
 
 INSECURE = replace(SETTINGS, desk_insecure=True)  # the test client speaks plain HTTP
 
@@ -213,6 +213,11 @@ async def test_malformed_path_values_and_forms_are_refused_before_the_sign_in(sy
         for path in ("/ky/0/chot", "/tra-cuu/" + "0" * 65 + "/ma"):
             assert (await client.post(path, allow_redirects=False)).status == 404, path
         assert (await client.get("/ky/1", allow_redirects=False)).status == 303  # a well-formed one: sign in first
+        await sign_in(client)
+        for path in ("/tra-cuu/a%00b", "/cau-hoi/a%00b"):  # no id holds a NUL (PostgreSQL's text cannot): 404, not 500
+            answer = await client.get(path, allow_redirects=False)
+            assert answer.status == 404 and answer.headers["Content-Type"].startswith("text/html"), path
+        assert (await client.get("/v1/admin/participants/a%00b", headers=admin())).status == 404
         broken = await client.post("/dang-nhap", data=b"x", headers={"Content-Type": "multipart/form-data"})
         assert broken.status == 422
     finally:
