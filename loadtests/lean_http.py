@@ -109,15 +109,19 @@ class _Connection(asyncio.Protocol):
 
 
 class Http:
-    """Requests to one origin (`http://host:port`) over a pool of keep-alive connections: as many as requests
-    in flight, kept for the next ones."""
+    """Requests to one origin (`http://host:port`) over a pool of keep-alive connections, at most `connections`
+    of them (as locust's pool had its `concurrency`): a request beyond waits its turn, the wait counted in its
+    time. Unbounded, a hiccup of the server became a storm: every late answer left its request's successor to
+    open a connection of its own, thousands at once, and ingest spent itself accepting them (its /healthz did
+    not answer for a minute; BENCHMARKS.md)."""
 
-    def __init__(self, origin: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, origin: str, *, timeout_s: float = 10.0, connections: int = 256) -> None:
         parts = urlsplit(origin)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.host_header = f"{self.host}:{self.port}".encode()
         self.timeout_s = timeout_s
         self._idle: list[_Connection] = []
+        self._turns = asyncio.Semaphore(connections)
 
     async def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                       body: bytes | None = None) -> Answer:
@@ -128,7 +132,7 @@ class Http:
             head.append(b"Content-Length: %d\r\n" % len(body))
         head.append(b"\r\n")
         request = b"".join(head) + (body or b"")
-        async with asyncio.timeout(self.timeout_s):
+        async with asyncio.timeout(self.timeout_s), self._turns:
             try:
                 return await self._exchange(request, reuse=True)
             except _Stale:  # a kept connection the server had closed: again on a new one, as browsers do

@@ -87,11 +87,15 @@ async def test_a_browsers_requests(server: TestServer) -> None:
     http.close()
 
 
-async def test_concurrent_requests_each_get_their_own_connection(server: TestServer) -> None:
+async def test_concurrent_requests_each_get_their_own_connection_up_to_the_cap(server: TestServer) -> None:
     http = Http(str(server.make_url("")).rstrip("/"))
     answers = await asyncio.gather(*(http.request("GET", "/", headers={"If-None-Match": '"v1"'}) for _ in range(20)))
     assert {a.status for a in answers} == {304} and len(http._idle) == 20
     http.close()
+    capped = Http(str(server.make_url("")).rstrip("/"), connections=4)
+    answers = await asyncio.gather(*(capped.request("GET", "/", headers={"If-None-Match": '"v1"'}) for _ in range(20)))
+    assert {a.status for a in answers} == {304} and len(capped._idle) == 4  # the others waited their turn
+    capped.close()
 
 
 async def test_a_closed_connection_is_not_kept_and_a_stale_one_is_replaced(server: TestServer) -> None:
