@@ -43,6 +43,7 @@ import msgspec
 from loadtests.lean_http import Answer, Http
 from loadtests.shape import ContestLoad, Stage, peak_run, rate_at
 from ops.simulate import spelled
+from runtime import collector
 
 THINK_S = (1.0, 3.0)  # a short think: the attempt-start rate follows the submission rate at once
 VIA_HOME = 0.30  # journeys that come through the landing page (its HTML and GET /v1/contest) before /thi
@@ -312,6 +313,7 @@ class Journeys:
         # contest summary and the assets (fetched here once, as any of them did then).
         for path in ("/", "/thi"):
             await self._view(self.warm, path, contest=True)
+        collector.settle()  # the people and their browsers' caches are here: the collector set as the servers'
         stages, load, workers = self.s.stages, self.s.load, self.s.workers
         top = max(stage.rate for stage in stages)
         shares = load.mix(top / workers).arrivals()
