@@ -76,23 +76,24 @@ from runtime import metrics
 from runtime.cached import answer
 from runtime.clock import SETTLE_MS, Clock, ClockOutOfStep
 from runtime.cors import cors_middleware
-from runtime.fastpath import FAST_ROUTES, FastGet, FastRoute
+from runtime.fastpath import FAST_ROUTES, Answer, FastGet, FastRoute
 from runtime.routes import IDEMPOTENCY_KEY, Route, add_routes, common_routes
 from runtime.web import (
     APP_NAME,
     BODY_TIMEOUT,
     MAX_BODY,
     ApiError,
+    Call,
     Gate,
     IPNetwork,
     api_middleware,
     bearer_token,
+    call_of,
     client_address,
     decode_json,
     json_response,
     limited_client,
     read_body,
-    route_name,
 )
 
 
@@ -142,7 +143,7 @@ def _ingest(request: web.Request) -> Ingest:
     return request.app[INGEST]
 
 
-async def _count_address(request: web.Request, ing: Ingest) -> str:
+async def _count_address(request: web.Request | Call, ing: Ingest, route: str) -> str:
     """CCHC_ADDRESS_LIMIT: 429 rate_limited with Retry-After past it, before any other work. Returns the
     client address's keyed hash."""
     address = ing.vault.address_hash(limited_client(client_address(request, ing.trusted_proxies)))
@@ -150,7 +151,7 @@ async def _count_address(request: web.Request, ing: Ingest) -> str:
         return address
     outcome = await ing.writer.count_request(address, ing.clock.now_ms(), ing.address_limit)
     if isinstance(outcome, Limited):
-        metrics.RATE_LIMITED.labels(route_name(request)).inc()
+        metrics.RATE_LIMITED.labels(route).inc()
         raise ApiError(429, "rate_limited", f"too many requests from this address (at most {ing.address_limit} a"
                        " minute); retry later", retry_after=str(outcome.retry_after_s))
     return address
@@ -170,7 +171,7 @@ def _identity(raw_id: str, raw_phone: str, raw_birth: str) -> tuple[str, str, da
 _IDEMPOTENCY_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
-def _write_id(request: web.Request, route: str, credential: str, body: bytes) -> WriteId:
+def _write_id(request: web.Request | Call, route: str, credential: str, body: bytes) -> WriteId:
     """The write's record (DESIGN §5.7): the client's Idempotency-Key bound to the route and credential,
     else a request id of our own. A malformed key is 422 before anything is written."""
     key = request.headers.get("Idempotency-Key")
@@ -211,7 +212,7 @@ def _consent(contest: Contest, body: Registration) -> str:
 
 async def register(request: web.Request) -> web.Response:
     ing = _ingest(request)
-    address = await _count_address(request, ing)
+    address = await _count_address(request, ing, "/v1/participants")
     raw = await read_body(request)
     body = decode_json(raw, Registration)
     contest = ing.contest
@@ -269,7 +270,7 @@ async def register(request: web.Request) -> web.Response:
 async def recover_access_key(request: web.Request) -> web.Response:
     """A lost access key: CCCD, phone and birth date together give a new one; the old one stops working."""
     ing = _ingest(request)
-    await _count_address(request, ing)
+    await _count_address(request, ing, "/v1/participants/access-key")
     raw = await read_body(request)
     body = decode_json(raw, AccessKeyRecovery)
     write = _write_id(request, "/v1/participants/access-key", "", raw)
@@ -310,15 +311,15 @@ def _started(raw_event: bytes) -> AttemptStarted:
     return event
 
 
-async def start_attempt(request: web.Request) -> web.Response:
-    ing = _ingest(request)
-    await _count_address(request, ing)
-    raw = await read_body(request)
+async def start_answer(ing: Ingest, call: Call) -> Answer:
+    """POST /v1/attempts, whichever way it came (start_attempt through aiohttp, or the fast path: build_app)."""
+    await _count_address(call, ing, "/v1/attempts")
+    raw = call.body
     body = decode_json(raw, AttemptRequest)
-    access_key = bearer_token(request)
+    access_key = bearer_token(call)
     if not access_key:
         raise ApiError(401, "invalid_credentials", "starting an attempt needs Authorization: Bearer <access_key>")
-    write = _write_id(request, "/v1/attempts", body.participant_id, raw)
+    write = _write_id(call, "/v1/attempts", body.participant_id, raw)
     contest, rules = ing.contest, ing.contest.rules
     _, now = _stamp(ing, body.participant_id)
     period = contest.period_at(now)
@@ -342,25 +343,31 @@ async def start_attempt(request: web.Request) -> web.Response:
         status, message = _START_ERRORS[outcome.reason]
         raise ApiError(status, outcome.reason, message)
     metrics.ATTEMPTS.labels("started").inc()
-    return json_response(_attempt_out(ing, _started(outcome.event), outcome.group, outcome.unit_code), 201)
+    return 201, msgspec.json.encode(_attempt_out(ing, _started(outcome.event), outcome.group, outcome.unit_code))
 
 
-def _signed_in(request: web.Request) -> tuple[str, str]:
+async def start_attempt(request: web.Request) -> web.Response:
+    """POST /v1/attempts through aiohttp: what the fast path leaves."""
+    return _response(*await start_answer(_ingest(request), await call_of(request)))
+
+
+def _signed_in(ing: Ingest, request: web.Request | Call) -> tuple[str, str]:
     """The participant an access key names and the key's hash; 401 without one."""
     access_key = bearer_token(request)
     participant_id = participant_of(access_key) if access_key else None
     if access_key is None or participant_id is None:
         raise ApiError(401, "invalid_credentials", "this needs Authorization: Bearer <access_key>")
-    return participant_id, _ingest(request).vault.access_hash(access_key)
+    return participant_id, ing.vault.access_hash(access_key)
 
 
 _WRONG_KEY = ApiError(401, "invalid_credentials", "this access key is not valid (a newer one replaced it?)")
+PRIVATE = (("Cache-Control", "no-store"),)  # an answer for one participant's eyes (a token, their data)
 
 
-async def current_attempt(request: web.Request) -> web.Response:
-    """The participant's attempt still open (a resume on another device or after a crash)."""
-    ing = _ingest(request)
-    participant_id, access_hash = _signed_in(request)
+async def current_answer(ing: Ingest, call: Call) -> Answer:
+    """GET /v1/attempts/current: the participant's attempt still open (a resume on another device or after a
+    crash), whichever way it came; its 200 is PRIVATE."""
+    participant_id, access_hash = _signed_in(ing, call)
     found = await participants.current_attempt(ing.writer.client, ing.writer.keys, participant_id, access_hash)
     if isinstance(found, participants.WrongKey):
         raise _WRONG_KEY
@@ -370,13 +377,22 @@ async def current_attempt(request: web.Request) -> web.Response:
             or now > event.started_ms + (rules.time_limit_seconds + rules.grace_seconds) * 1000:
         raise ApiError(404, "no_open_attempt", "no attempt of this participant is open now")
     group, _, unit = found.info.partition("|")
-    return _private(json_response(_attempt_out(ing, event, group, unit or None)))
+    return 200, msgspec.json.encode(_attempt_out(ing, event, group, unit or None))
+
+
+async def current_attempt(request: web.Request) -> web.Response:
+    """GET /v1/attempts/current through aiohttp: what the fast path leaves (HEAD, a query string, CORS)."""
+    return _response(*await current_answer(_ingest(request), Call(request.headers, request.remote)), PRIVATE)
+
+
+def _response(status: int, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json", headers=dict(headers))
 
 
 async def participant_me(request: web.Request) -> web.Response:
     """What the service holds about the participant (the right of access), live, also during a freeze."""
     ing = _ingest(request)
-    participant_id, access_hash = _signed_in(request)
+    participant_id, access_hash = _signed_in(ing, request)
     contest, tz = ing.contest, ing.contest.tz
     found = await participants.held(ing.writer.client, ing.writer.keys, participant_id, access_hash,
                                     [p.number for p in contest.periods])
@@ -401,8 +417,8 @@ async def participant_me(request: web.Request) -> web.Response:
 
 
 def _private(response: web.Response) -> web.Response:
-    """An answer for one participant's eyes (an attempt's token, their data): kept by no cache."""
-    response.headers["Cache-Control"] = "no-store"
+    """An answer for one participant's eyes (their data): kept by no cache."""
+    response.headers.update(PRIVATE)
     return response
 
 
@@ -422,7 +438,7 @@ async def erase_me(request: web.Request) -> web.Response:
     raw = await read_body(request)
     if not decode_json(raw, Erasure).confirm:  # part of the schema step: before the credential
         raise ApiError(422, "invalid", "confirm: must be true (erasing personal data cannot be undone)")
-    participant_id, access_hash = _signed_in(request)
+    participant_id, access_hash = _signed_in(ing, request)
     write = _write_id(request, "/v1/participants/me/erasure", participant_id, raw)
     at_ms = ing.clock.now_ms()
     event = encode([ParticipantErased(participant_ids=[participant_id], at_ms=at_ms, by="participant",
@@ -525,6 +541,10 @@ async def _ready(request: web.Request) -> None:
     await _ingest(request).ready()  # Redis only: no replica staleness to tell
 
 
+def _as_it_is(answer: Answer) -> Answer:
+    return answer
+
+
 MAX_IN_FLIGHT = 4096  # per process; beyond it requests are refused at once rather than queued
 
 
@@ -567,9 +587,16 @@ def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ct
     app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     app[APP_NAME] = "ingest"
     app[BODY_TIMEOUT] = body_timeout_s
-    fast: dict[str, FastRoute | FastGet] = {"/v1/submissions": FastRoute(
-        "/v1/submissions", lambda raw: begin_submission(app[INGEST], raw), submission_answer, app[APP_NAME], gate,
-        cors=origins), **pages.fast_gets(lambda: app[INGEST].site, app[APP_NAME], origins)}
+    name = app[APP_NAME]
+    fast: dict[str, FastRoute | FastGet] = {
+        "/v1/submissions": FastRoute("/v1/submissions", lambda call: begin_submission(app[INGEST], call.body),
+                                     submission_answer, name, gate, origins),
+        "/v1/attempts": FastRoute("/v1/attempts", lambda call: asyncio.ensure_future(start_answer(app[INGEST], call)),
+                                  _as_it_is, name, gate, origins),
+        "/v1/attempts/current": FastRoute(
+            "/v1/attempts/current", lambda call: asyncio.ensure_future(current_answer(app[INGEST], call)), _as_it_is,
+            name, gate, origins, method="GET", headers=PRIVATE),
+        **pages.fast_gets(lambda: app[INGEST].site, name, origins)}
     app[FAST_ROUTES] = fast if fast_path else {}
     if ingest is not None:
         app[INGEST] = ingest

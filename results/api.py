@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,8 +33,18 @@ from results.views import (
     UnitsOut,
 )
 from runtime.clock import Clock
+from runtime.fastpath import Answer, FastGet, FastRoute
 from runtime.routes import PERIOD, PERIOD_QUERY, Param, Route
-from runtime.web import ApiError, json_response, period_in_path, period_in_query, whole_number
+from runtime.web import (
+    ApiError,
+    Call,
+    Gate,
+    json_response,
+    period_in_path,
+    period_in_query,
+    period_named,
+    whole_number,
+)
 
 MAX_LIMIT = 500
 # A live ranking is read with OFFSET, whose cost grows with it: deeper pages of an open period are
@@ -272,6 +283,29 @@ async def participant(request: web.Request) -> web.Response:
     return json_response(await participant_view(res, period, request.match_info["id"]))
 
 
+async def standing_answer(res: Results, call: Call) -> Answer:
+    """GET /v1/periods/{n}/participants/{id} answered from the connection (fast_routes): as `participant`."""
+    number, participant_id = call.params
+    return 200, msgspec.json.encode(await participant_view(res, period_named(number, res.contest), participant_id))
+
+
+STANDING = "/v1/periods/{n}/participants/{id}"
+
+
+def fast_routes(results: Callable[[], Results], gate: Gate) -> dict[str, FastRoute | FastGet]:
+    """The results app's hottest read, a participant's standing (the quiz page's receipt links to it: about one
+    per submission at the peak), answered without aiohttp's web layer (runtime/fastpath.py). Only a plain target
+    is taken — a period number without leading zeros, an id of ASCII letters, digits, '-' and '_'; anything else
+    (percent-encoded, a query string, HEAD) goes through the route below, to the same view."""
+    return {STANDING: FastRoute(
+        STANDING, lambda call: asyncio.ensure_future(standing_answer(results(), call)), _as_it_is, "results", gate,
+        method="GET", pattern=re.compile(r"/v1/periods/([1-9][0-9]{0,8})/participants/([0-9A-Za-z_-]{1,64})"))}
+
+
+def _as_it_is(answer: Answer) -> Answer:
+    return answer
+
+
 async def units(request: web.Request) -> web.Response:
     res = _results(request)
     return json_response(await units_view(res, period_in_path(request, res.contest)))
@@ -308,7 +342,7 @@ ROUTES = (
     Route("get", "/v1/periods", periods, "every period with its status", 200, PeriodsOut),
     Route("get", "/v1/periods/{n}/leaderboard", leaderboard, "a period's ranking of one group", 200, LeaderboardOut,
           errors=(404, 422), params=(PERIOD, _GROUP, _LIMIT, _OFFSET)),
-    Route("get", "/v1/periods/{n}/participants/{id}", participant, "a participant's standing in a period", 200,
+    Route("get", STANDING, participant, "a participant's standing in a period", 200,
           ParticipantOut, errors=(404, 422), params=(PERIOD, _PARTICIPANT)),
     Route("get", "/v1/periods/{n}/units", units, "a period's unit ranking", 200, UnitsOut, errors=(404, 422),
           params=(PERIOD,)),

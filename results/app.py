@@ -8,6 +8,7 @@ from aiohttp import web
 
 from results import api, pages
 from results.api import RESULTS, Results
+from runtime.fastpath import FAST_ROUTES
 from runtime.routes import add_routes, common_routes, path_values_checked
 from runtime.web import APP_NAME, GATE, Gate, api_middleware
 
@@ -24,6 +25,7 @@ def build_app(results: Results | None, *, extra_ctx: list[Any] | None = None) ->
     app = web.Application(middlewares=[api_middleware(gate), pages.pages_not_found, path_values_checked()])
     app[APP_NAME] = "results"
     app[GATE] = gate
+    app[FAST_ROUTES] = api.fast_routes(lambda: app[RESULTS], gate)
     if results is not None:
         app[RESULTS] = results
     add_routes(app, [*api.ROUTES, *pages.ROUTES, *common_routes("cchc-scoring results", _ready)])

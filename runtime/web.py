@@ -9,11 +9,13 @@ import itertools
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
 import structlog
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from contest.model import Contest, Period
 from runtime import metrics
@@ -108,7 +110,24 @@ def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     return any(ip in net for net in networks)
 
 
-def client_address(request: web.Request, trusted_proxies: tuple[IPNetwork, ...]) -> str:
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a route's own logic reads of its request, the same whether aiohttp parsed it (call_of) or the
+    connection answers it itself (runtime/fastpath.py): the headers, the peer's address, the whole body.
+    client_address and bearer_token take it as they take a web.Request."""
+
+    headers: CIMultiDictProxy[str]
+    remote: str | None
+    body: bytes = b""
+    params: tuple[str, ...] = ()  # a patterned fast route's path values, in order
+
+
+async def call_of(request: web.Request) -> Call:
+    """`request` as a Call, its body read (read_body's 408 and 413)."""
+    return Call(request.headers, request.remote, await read_body(request))
+
+
+def client_address(request: web.Request | Call, trusted_proxies: tuple[IPNetwork, ...]) -> str:
     """The peer's address, or, when the peer is one of our proxies, the right-most X-Forwarded-For
     address that is not (DESIGN §6): what a client writes further left is not to be believed."""
     peer = request.remote or ""
@@ -140,7 +159,7 @@ def limited_client(address: str) -> str:
     return str(ip)
 
 
-def bearer_token(request: web.Request) -> str | None:
+def bearer_token(request: web.Request | Call) -> str | None:
     """The token of `Authorization: Bearer <token>`, if the header says so."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
@@ -279,7 +298,11 @@ def _shown(raw: str) -> str:
 
 def period_in_path(request: web.Request, contest: Contest) -> Period:
     """The `{n}` of the path as one of the contest's periods, else 404 unknown_period."""
-    raw = request.match_info["n"]
+    return period_named(request.match_info["n"], contest)
+
+
+def period_named(raw: str, contest: Contest) -> Period:
+    """A path's period number as one of the contest's periods, else 404 unknown_period."""
     number = whole_number(raw, 2**31)
     period = None if number is None else contest.period(number)
     if period is None:

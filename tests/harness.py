@@ -86,7 +86,7 @@ class System:
         res = build_results(contest, clients, clock, rank_cache_s=None)  # exact: tests read right after writes
         committee.closer.read_paths.memo_s = res.fresh_s  # nothing shared to wait out (guarantee 9)
         async with TestClient(Served(app)) as ingest, \
-                TestClient(TestServer(results_app.build_app(res))) as results, \
+                TestClient(Served(results_app.build_app(res))) as results, \
                 TestClient(TestServer(build_desk_app(door, settings))) as desk:
             system = cls(contest, clock, ingest, results, clients, committee, desk)
             system.settings = settings

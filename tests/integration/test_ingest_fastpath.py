@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -16,7 +17,8 @@ from aiohttp.test_utils import TestClient
 from eventstore.errors import StoreUnavailable
 from ingest.app import INGEST, build_app
 from runtime import metrics
-from runtime.fastpath import FAST_ROUTES
+from runtime.fastpath import FAST_ROUTES, FastRoute
+from runtime.web import Call
 from tests.harness import Served, System
 
 Answer = tuple[int, dict[str, str], Any]
@@ -47,6 +49,10 @@ def post(path: str, body: Any, *extra: str, version: str = "1.1") -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + raw
 
 
+def get(path: str, *extra: str) -> bytes:
+    return ("\r\n".join([f"GET {path} HTTP/1.1", "Host: x", *extra]) + "\r\n\r\n").encode()
+
+
 def chunked(path: str, body: Any) -> bytes:
     raw = json.dumps(body).encode()
     return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -68,18 +74,28 @@ async def wire(s: System) -> AsyncIterator[Wire]:
 
 @pytest.fixture
 def fast_calls(system: System) -> Iterator[list[bytes]]:
-    """The bodies the fast path took (the route wrapped in place)."""
-    routes = system.ingest.app[FAST_ROUTES]
-    route = routes["/v1/submissions"]
+    """The submission bodies the fast path took (the route wrapped in place)."""
+    with taken(system, "/v1/submissions") as calls:
+        yield calls
+
+
+@contextmanager
+def taken(s: System, path: str) -> Iterator[list[bytes]]:
+    """The bodies the fast route of `path` takes while inside."""
+    routes = s.ingest.app[FAST_ROUTES]
+    route = routes[path]
+    assert isinstance(route, FastRoute)
     calls: list[bytes] = []
 
-    def begin(raw: bytes) -> asyncio.Future[Any]:
-        calls.append(raw)
-        return route.begin(raw)
+    def begin(call: Call) -> asyncio.Future[Any]:
+        calls.append(call.body)
+        return route.begin(call)
 
-    routes["/v1/submissions"] = replace(route, begin=begin)
-    yield calls
-    routes["/v1/submissions"] = route
+    routes[path] = replace(route, begin=begin)
+    try:
+        yield calls
+    finally:
+        routes[path] = route
 
 
 async def through_aiohttp(s: System, body: Any) -> Answer:
@@ -193,12 +209,12 @@ async def test_the_store_unavailable_is_503_and_a_bug_is_500(system: System) -> 
     route = routes["/v1/submissions"]
     body = await _body(s)
 
-    def unavailable(raw: bytes) -> asyncio.Future[Any]:
+    def unavailable(call: Call) -> asyncio.Future[Any]:
         failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         failed.set_exception(StoreUnavailable("redis: connection refused"))
         return failed
 
-    def broken(raw: bytes) -> asyncio.Future[Any]:
+    def broken(call: Call) -> asyncio.Future[Any]:
         raise RuntimeError("a bug")
 
     try:
@@ -305,3 +321,52 @@ async def test_with_the_fast_path_off_submissions_go_through_aiohttp(system: Sys
         await w.send(post("/v1/submissions", body))
         assert (await w.answer())[0] == 202
         writer.close()
+
+
+async def test_an_attempt_start_is_answered_fast_and_its_key_kept_either_way(system: System) -> None:
+    """POST /v1/attempts from the connection: the same attempt as aiohttp's route answers for the same
+    Idempotency-Key (the key's record is the one write, whichever way the request came)."""
+    s = system
+    pid = await s.register()
+    auth, key = f"Authorization: Bearer {s.access_keys[pid]}", "Idempotency-Key: start-" + "k" * 16
+    with taken(s, "/v1/attempts") as calls:
+        async with wire(s) as w:
+            await w.send(post("/v1/attempts", {"participant_id": pid}, auth, key, "X-Request-Id: start.1"))
+            status, headers, attempt = await w.answer()
+            assert (status, headers["x-request-id"], len(calls)) == (201, "start.1", 1)
+            assert set(attempt) == {"attempt_id", "token", "period", "started_at", "deadline", "questions"}
+            await w.send(post("/v1/attempts?via=aiohttp", {"participant_id": pid}, auth, key))
+            assert await w.answer() == (201, ANY, attempt) and len(calls) == 1  # the kept answer, via aiohttp
+            await w.send(post("/v1/attempts", {"participant_id": pid}, key))  # no access key: the one error shape
+            status, _, error = await w.answer()
+            assert (status, error["error"]["code"], len(calls)) == (401, "invalid_credentials", 2)
+            await w.send(post("/v1/attempts", {"participant_id": pid}, auth, key, version="1.0"))
+            assert (await w.answer())[2] == attempt and len(calls) == 2  # HTTP/1.0: aiohttp, the same
+    answer = await s.ingest.get("/v1/participants/me", headers=s.auth(pid))
+    assert (await answer.json())["periods"][0]["attempts_started"] == 1  # one start, asked three times
+
+
+async def test_the_current_attempt_is_answered_fast_private_and_as_through_aiohttp(system: System) -> None:
+    s = system
+    pid = await s.register()
+    auth = f"Authorization: Bearer {s.access_keys[pid]}"
+    with taken(s, "/v1/attempts/current") as calls:
+        async with wire(s) as w:
+            await w.send(get("/v1/attempts/current", auth))
+            status, headers, error = await w.answer()
+            assert (status, error["error"]["code"], len(calls)) == (404, "no_open_attempt", 1)
+            assert "cache-control" not in headers
+            attempt = await s.start(pid)
+            await w.send(get("/v1/attempts/current", auth))
+            fast = await w.answer()
+            await w.send(get("/v1/attempts/current?via=aiohttp", auth))  # a query string: aiohttp's route
+            slow = await w.answer()
+            assert len(calls) == 2
+            for status, headers, body in (fast, slow):
+                assert (status, headers["cache-control"], body) == (200, "no-store", attempt)
+            await w.send(get("/v1/attempts/current", "Authorization: Bearer " + "x" * 30))
+            status, _, error = await w.answer()
+            assert (status, error["error"]["code"]) == (401, "invalid_credentials")
+            await w.send(post("/v1/attempts/current", {}))  # another method: aiohttp's 405
+            status, headers, _ = await w.answer()
+            assert (status, headers["allow"]) == (405, "GET") and len(calls) == 3

@@ -10,6 +10,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ops.wiring import build_results
 from results import app as results_app
+from results.api import STANDING
+from runtime.fastpath import FAST_ROUTES
+from runtime.web import Call
 from tests.harness import System, admin
 
 
@@ -329,3 +332,39 @@ async def test_heavy_reads_are_shared_between_readers_arriving_together(system: 
             answers = await asyncio.gather(*(results.get(path) for _ in range(8)))
             assert {a.status for a in answers} == {200}, path
     assert asked == {"live_unit_aggregates": 1, "participants_per_unit": 2}  # the whole contest, and week 1
+
+
+async def test_a_standing_answered_from_the_connection_is_the_routes_answer(system: System) -> None:
+    """The standing's fast route (runtime/fastpath.py) takes plain targets only; the rest go through aiohttp's
+    route to the same view, and both answer alike, errors included."""
+    s = system
+    pid = await s.register()
+    await s.entry(pid, 3)
+    await s.drain()
+    routes = s.results.app[FAST_ROUTES]
+    route = routes[STANDING]
+    taken: list[tuple[str, ...]] = []
+
+    def begin(call: Call) -> asyncio.Future[Any]:
+        taken.append(call.params)
+        return route.begin(call)
+
+    routes[STANDING] = dataclasses.replace(route, begin=begin)
+    try:
+        fast = await s.results.get(f"/v1/periods/1/participants/{pid}", headers={"X-Request-Id": "standing.1"})
+        assert taken == [("1", pid)] and fast.headers["X-Request-Id"] == "standing.1"
+        slow = await s.results.get(f"/v1/periods/01/participants/{pid}")  # a leading zero: aiohttp's route
+        assert len(taken) == 1 and (fast.status, await fast.json()) == (slow.status, await slow.json()) == (
+            200, await s.ok(f"/v1/periods/1/participants/{pid}?via=aiohttp"))
+        for path, status, code in (("/v1/periods/9/participants/x", 404, "unknown_period"),
+                                   ("/v1/periods/1/participants/nobody", 404, "unknown_participant")):
+            for target in (path, path + "?via=aiohttp"):
+                got, body = await s.get(target)
+                assert (got, body["error"]["code"]) == (status, code), target
+        assert len(taken) == 3
+        head = await s.results.head(f"/v1/periods/1/participants/{pid}")
+        assert head.status == 405 and len(taken) == 3  # HEAD: aiohttp answers it (the API has no HEAD)
+        literal = await s.results.get("/v1/periods/{n}/participants/{id}")  # the template's own text: no route
+        assert literal.status == 404 and len(taken) == 3
+    finally:
+        routes[STANDING] = route
