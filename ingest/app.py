@@ -312,8 +312,21 @@ def _started(raw_event: bytes) -> AttemptStarted:
 
 
 async def start_answer(ing: Ingest, call: Call) -> Answer:
-    """POST /v1/attempts, whichever way it came (start_attempt through aiohttp, or the fast path: build_app)."""
+    """POST /v1/attempts from the connection (build_app's fast route): counted, then started."""
     await _count_address(call, ing, "/v1/attempts")
+    return await _start(ing, call)
+
+
+async def start_attempt(request: web.Request) -> web.Response:
+    """POST /v1/attempts through aiohttp (what the fast path leaves): counted before its body is read, so that a
+    slow or oversized body from an address past its limit is refused at once, and counted all the same."""
+    ing = _ingest(request)
+    await _count_address(request, ing, "/v1/attempts")
+    return _response(*await _start(ing, await call_of(request)))
+
+
+async def _start(ing: Ingest, call: Call) -> Answer:
+    """An attempt started for the participant the body names, with its access key and Idempotency-Key."""
     raw = call.body
     body = decode_json(raw, AttemptRequest)
     access_key = bearer_token(call)
@@ -344,11 +357,6 @@ async def start_answer(ing: Ingest, call: Call) -> Answer:
         raise ApiError(status, outcome.reason, message)
     metrics.ATTEMPTS.labels("started").inc()
     return 201, msgspec.json.encode(_attempt_out(ing, _started(outcome.event), outcome.group, outcome.unit_code))
-
-
-async def start_attempt(request: web.Request) -> web.Response:
-    """POST /v1/attempts through aiohttp: what the fast path leaves."""
-    return _response(*await start_answer(_ingest(request), await call_of(request)))
 
 
 def _signed_in(ing: Ingest, request: web.Request | Call) -> tuple[str, str]:

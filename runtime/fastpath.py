@@ -97,8 +97,9 @@ class FastGet:
         cached = self.current()
         gz = "gzip" in request_headers.get("Accept-Encoding", "")
         etag = cached.etag_gzip if gz else cached.etag
+        vary = b"Accept-Encoding, Origin" if self.cors and self.path.startswith("/v1/") else b"Accept-Encoding"
         head = [b"Cache-Control: ", self.cache_control.encode(), b"\r\nETag: ", etag.encode(),
-                b"\r\nVary: Accept-Encoding\r\nX-Request-Id: ", rid.encode(), b"\r\n"]
+                b"\r\nVary: ", vary, b"\r\nX-Request-Id: ", rid.encode(), b"\r\n"]
         for name, value in self.headers:
             head += [name.encode(), b": ", value.encode(), b"\r\n"]
         if matches(request_headers.get("If-None-Match", ""), etag):
@@ -127,6 +128,20 @@ def _http_date() -> bytes:
     if now != _date_second:
         _date_second, _date = now, email.utils.formatdate(now, usegmt=True).encode()
     return _date
+
+
+def _error_answer(route: FastRoute, rid: str, failure: Exception) -> tuple[bytes, int, bool]:
+    """The error shape's whole response, its status, and whether the connection closes after it."""
+    with structlog.contextvars.bound_contextvars(request_id=rid):
+        err = api_error(failure, route.path, route.app)
+    raw = response_bytes(err.status, error_body(err), rid, retry_after=err.retry_after, close=err.close,
+                         extra=_vary(route))
+    return raw, err.status, err.close
+
+
+def _vary(route: FastRoute) -> bytes:
+    """An API answer says `Vary: Origin` when origins are allowed (runtime/cors.py), whichever way it went."""
+    return b"Vary: Origin\r\n" if route.cors else b""
 
 
 @functools.cache
@@ -254,25 +269,30 @@ class FastPath(RequestHandler):
 
     def _respond(self, route: FastRoute, rid: str, started: float, *, reply: asyncio.Future[Any] | None = None,
                  exc: Exception | None = None) -> None:
-        """Write the answer (the route's, or the error shape), count it, then let queued requests go."""
+        """Write the answer (the route's, or the error shape), count it, then let queued requests go.
+
+        A failure is taken as it is, never raised again here: raised in this frame, its traceback would hold the
+        frame, the frame the reply, the reply the failure — a cycle keeping each error's request (its body) alive
+        until the collector's next pass, which runtime/collector.py makes rare."""
         if reply is not None:
             self._pending = None
         route.gate.count -= 1
-        close = False
-        try:
-            if exc is not None:
-                raise exc
-            assert reply is not None
-            if reply.cancelled():  # the process is stopping under it
-                raise Unavailable("cancelled while waiting for the store")
-            status, body = route.finish(reply.result())  # the store's failure is raised here
-            extra = _header_lines(route.headers) if route.headers and status < 300 else b""
-            raw = response_bytes(status, body, rid, extra=extra)
-        except Exception as failure:
-            with structlog.contextvars.bound_contextvars(request_id=rid):
-                err = api_error(failure, route.path, route.app)
-            status, close = err.status, err.close
-            raw = response_bytes(status, error_body(err), rid, retry_after=err.retry_after, close=close)
+        failure: BaseException | None = exc
+        if failure is None and reply is not None:
+            failure = Unavailable("cancelled while waiting for the store") if reply.cancelled() else reply.exception()
+        raw, status, close = b"", 0, False
+        if failure is None and reply is not None:
+            try:
+                status, body = route.finish(reply.result())  # a refusal is raised here (submission_answer)
+                extra = _header_lines(route.headers) if route.headers and status < 300 else b""
+                raw = response_bytes(status, body, rid, extra=extra + _vary(route))
+            except Exception as refused:
+                failure = refused
+        if failure is not None:
+            if not isinstance(failure, Exception):  # a BaseException (KeyboardInterrupt…) is not ours to answer
+                raise failure
+            raw, status, close = _error_answer(route, rid, failure)
+        exc = failure = reply = None  # this frame may live on in a refusal's traceback: it holds nothing then
         log.debug("request", method=route.method, route=route.path, status=status, request_id=rid)
         request_latency(route.app, route.path).observe(time.monotonic() - started)
         requests_counted(route.app, route.path, status).inc()

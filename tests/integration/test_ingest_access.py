@@ -86,6 +86,9 @@ async def test_a_client_address_is_limited_per_minute(contest: Contest, redis: a
         assert 0 < int(answer.headers["Retry-After"]) <= 60
         status, _ = await s.attempt(pid)
         assert status == 429
+        # counted before the body is read: an oversized one (it goes through aiohttp, not the fast path) too
+        answer = await s.ingest.post("/v1/attempts", data=b"{" + b" " * 70_000 + b"}", headers=s.auth(pid))
+        assert answer.status == 429 and (await answer.json())["error"]["code"] == "rate_limited"
         s.clock.advance(60)  # a new minute, a new budget
         await s.start(pid)
 

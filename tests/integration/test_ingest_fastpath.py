@@ -4,6 +4,7 @@ order, with the same errors, ids and counts; what the fast path leaves goes thro
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -370,3 +371,34 @@ async def test_the_current_attempt_is_answered_fast_private_and_as_through_aioht
             await w.send(post("/v1/attempts/current", {}))  # another method: aiohttp's 405
             status, headers, _ = await w.answer()
             assert (status, headers["allow"]) == (405, "GET") and len(calls) == 3
+
+
+async def test_error_answers_leave_no_garbage_behind(system: System) -> None:
+    """An error answered from the connection is freed when written, as aiohttp's are: a reference cycle through
+    its traceback would keep each request's body until the collector's next pass, which runtime/collector.py makes
+    rare (a review measured 148 MiB for 2,000 malformed 60 KB submissions)."""
+    s = system
+    pid = await s.register()
+    bad = {"token": "nope", "answers": {}, "prediction": 1}
+    late = await _body(s)
+    s.clock.advance(3600 * 24 * 30)  # past its deadline: refused by the store's reply (finish raises)
+    async with wire(s) as w:
+        for _ in range(3):  # warm: whatever is made once per process
+            await w.send(post("/v1/submissions", bad))
+            await w.answer()
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                await w.send(post("/v1/submissions", bad))  # 401 from begin
+                assert (await w.answer())[0] == 401
+                await w.send(post("/v1/attempts", {"participant_id": pid}))  # 401 from the task
+                assert (await w.answer())[0] == 401
+                await w.send(get("/v1/attempts/current", f"Authorization: Bearer {s.access_keys[pid]}"))  # 404
+                assert (await w.answer())[0] == 404
+                await w.send(post("/v1/submissions", late))
+                assert (await w.answer())[0] in (403, 410)
+            left = gc.collect()
+        finally:
+            gc.enable()
+    assert left < 80, f"{left} objects in reference cycles after 80 error answers"

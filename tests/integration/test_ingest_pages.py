@@ -190,6 +190,14 @@ async def test_cors_for_an_allowed_origin_and_none_for_another(contest: Contest,
         assert "Access-Control-Allow-Origin" not in page.headers  # the pages are not shared, only /v1/
         for answer in (stranger, repeat):
             assert not any(h.startswith("Access-Control-") for h in answer.headers)
+        # Every /v1/ answer says Vary: Origin, also those answered from the connection (runtime/fastpath.py)
+        current = await s.ingest.get("/v1/attempts/current", headers=s.auth(pid))
+        contest = await s.ingest.get("/v1/contest")
+        stranger_start = await s.ingest.post("/v1/attempts", json={"participant_id": pid},
+                                             headers={"Origin": "https://evil.example"})  # 401: no key
+        for answer in (repeat, current, contest, stranger_start):
+            assert "Origin" in answer.headers.get("Vary", ""), answer.url
+        assert "Origin" not in page.headers.get("Vary", "")
 
 
 async def test_without_allowed_origins_nobody_gets_cors_headers(system: System) -> None:
