@@ -214,11 +214,15 @@ API_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/st
 
 @web.middleware
 async def pages_not_found(request: web.Request, handler: Page) -> web.StreamResponse:
-    """A path the router does not know, outside the API, is a page too."""
+    """A path the router does not know, outside the API, is a page too; so is a page's path value it refuses
+    (runtime.routes.path_values_checked), whatever the method: a form posted to /cau-hoi/<65 characters> is
+    answered with the page its route documents."""
     try:
         return await handler(request)
     except web.HTTPNotFound:
-        if request.path.startswith(API_PREFIXES) or request.method != "GET" or DOOR not in request.app:
+        known_page = request.match_info.route.resource is not None
+        if request.path.startswith(API_PREFIXES) or (request.method != "GET" and not known_page) \
+                or DOOR not in request.app:
             raise
         return _render(request, "error.html", 404, title="Không tìm thấy", message="Không có trang nào ở địa chỉ này.")
 
