@@ -65,11 +65,17 @@ class RankCache:
                 | duration << _time_bits(p) | since_start)
 
     async def snapshot(self, period: int, group: str) -> _Snapshot:
-        """The current snapshot; a stale one is served while a fresh one is taken in the background."""
+        """The current snapshot; a stale one is served while a fresh one is taken in the background. The first
+        is taken once for every reader waiting on it: at a results process's start at the peak, hundreds of
+        standings arrive before it is held, and each taking its own meant as many scans of the whole ranking
+        (775 ms each at 800,000 keys) at once."""
         slot = (period, group)
         held = self._snapshots.get(slot)
         if held is None:
-            return await self._refresh(slot)
+            first = self._refreshing.get(slot)
+            if first is None:
+                first = self._refreshing[slot] = asyncio.create_task(self._refresh(slot))
+            return await asyncio.shield(first)
         if self._now() - held.taken > self.max_age_s and slot not in self._refreshing:
             self._refreshing[slot] = asyncio.create_task(self._refresh(slot))
         return held

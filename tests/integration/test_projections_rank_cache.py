@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -47,6 +48,26 @@ async def test_a_stale_snapshot_is_served_while_a_fresh_one_is_taken(system: Sys
     for task in list(cache._refreshing.values()):
         await task
     assert len((await cache.snapshot(1, "cbccvc")).keys) == 1  # …and the fresh one follows
+
+
+async def test_the_first_snapshot_is_taken_once_for_every_reader_waiting(system: System) -> None:
+    """A results process starting at the peak: hundreds of standings before any snapshot is held."""
+    s = system
+    await s.entry(await s.register(), 5)
+    await s.drain()
+    store = LiveQueries(s.clients.pool)
+    scans = 0
+    real = store.packed_keys
+
+    async def counted(*args: Any, **kwargs: Any) -> bytes:
+        nonlocal scans
+        scans += 1
+        return await real(*args, **kwargs)
+
+    store.packed_keys = counted  # type: ignore[method-assign]
+    cache = RankCache(s.contest, store, s.clock, max_age_s=60)
+    totals = await asyncio.gather(*(cache.total(1, "cbccvc") for _ in range(50)))
+    assert totals == [1] * 50 and scans == 1
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
