@@ -76,7 +76,7 @@ from runtime import metrics
 from runtime.cached import answer
 from runtime.clock import SETTLE_MS, Clock, ClockOutOfStep
 from runtime.cors import cors_middleware
-from runtime.fastpath import FAST_ROUTES, Answer, FastGet, FastRoute
+from runtime.fastpath import FAST_ROUTES, Answer, FastGet, FastRoute, coroutine_route
 from runtime.routes import IDEMPOTENCY_KEY, Route, add_routes, common_routes
 from runtime.web import (
     APP_NAME,
@@ -549,10 +549,6 @@ async def _ready(request: web.Request) -> None:
     await _ingest(request).ready()  # Redis only: no replica staleness to tell
 
 
-def _as_it_is(answer: Answer) -> Answer:
-    return answer
-
-
 MAX_IN_FLIGHT = 4096  # per process; beyond it requests are refused at once rather than queued
 
 
@@ -599,11 +595,10 @@ def build_app(ingest: Ingest | None, *, routes: tuple[Route, ...] = (), extra_ct
     fast: dict[str, FastRoute | FastGet] = {
         "/v1/submissions": FastRoute("/v1/submissions", lambda call: begin_submission(app[INGEST], call.body),
                                      submission_answer, name, gate, origins),
-        "/v1/attempts": FastRoute("/v1/attempts", lambda call: asyncio.ensure_future(start_answer(app[INGEST], call)),
-                                  _as_it_is, name, gate, origins),
-        "/v1/attempts/current": FastRoute(
-            "/v1/attempts/current", lambda call: asyncio.ensure_future(current_answer(app[INGEST], call)), _as_it_is,
-            name, gate, origins, method="GET", headers=PRIVATE),
+        "/v1/attempts": coroutine_route("/v1/attempts", lambda call: start_answer(app[INGEST], call), name, gate,
+                                        cors=origins),
+        "/v1/attempts/current": coroutine_route("/v1/attempts/current", lambda call: current_answer(app[INGEST], call),
+                                                name, gate, cors=origins, method="GET", headers=PRIVATE),
         **pages.fast_gets(lambda: app[INGEST].site, name, origins)}
     app[FAST_ROUTES] = fast if fast_path else {}
     if ingest is not None:

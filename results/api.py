@@ -33,7 +33,7 @@ from results.views import (
     UnitsOut,
 )
 from runtime.clock import Clock
-from runtime.fastpath import Answer, FastGet, FastRoute
+from runtime.fastpath import Answer, FastGet, FastRoute, coroutine_route
 from runtime.routes import PERIOD, PERIOD_QUERY, Param, Route
 from runtime.web import (
     ApiError,
@@ -297,13 +297,9 @@ def fast_routes(results: Callable[[], Results], gate: Gate) -> dict[str, FastRou
     per submission at the peak), answered without aiohttp's web layer (runtime/fastpath.py). Only a plain target
     is taken — a period number without leading zeros, an id of ASCII letters, digits, '-' and '_'; anything else
     (percent-encoded, a query string, HEAD) goes through the route below, to the same view."""
-    return {STANDING: FastRoute(
-        STANDING, lambda call: asyncio.ensure_future(standing_answer(results(), call)), _as_it_is, "results", gate,
-        method="GET", pattern=re.compile(r"/v1/periods/([1-9][0-9]{0,8})/participants/([0-9A-Za-z_-]{1,64})"))}
-
-
-def _as_it_is(answer: Answer) -> Answer:
-    return answer
+    return {STANDING: coroutine_route(
+        STANDING, lambda call: standing_answer(results(), call), "results", gate, method="GET",
+        pattern=re.compile(r"/v1/periods/([1-9][0-9]{0,8})/participants/([0-9A-Za-z_-]{1,64})"))}
 
 
 async def units(request: web.Request) -> web.Response:

@@ -26,7 +26,7 @@ import functools
 import http
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,17 @@ class FastRoute:
     # the request targets it takes here, strictly (digits, ASCII ids: anything percent-encoded or odd goes
     # through aiohttp); its groups are the Call's params.
     pattern: re.Pattern[str] | None = None
+
+
+def coroutine_route(path: str, answer: Callable[[Call], Awaitable[Answer]], app: str, gate: Gate,
+                    **options: Any) -> FastRoute:
+    """A FastRoute whose work is one coroutine answering (status, body) — the same one its aiohttp route awaits:
+    run as a task, its answer written as it is."""
+    return FastRoute(path, lambda call: asyncio.ensure_future(answer(call)), _as_it_is, app, gate, **options)
+
+
+def _as_it_is(answer: Answer) -> Answer:
+    return answer
 
 
 Patterns = tuple[tuple[re.Pattern[str], str], ...]  # a patterned route's pattern and its key in FAST_ROUTES
@@ -274,14 +285,14 @@ class FastPath(RequestHandler):
         A failure is taken as it is, never raised again here: raised in this frame, its traceback would hold the
         frame, the frame the reply, the reply the failure — a cycle keeping each error's request (its body) alive
         until the collector's next pass, which runtime/collector.py makes rare."""
+        route.gate.count -= 1
+        failure: BaseException | None = exc  # begin failed (no reply), or the reply's own failure
         if reply is not None:
             self._pending = None
-        route.gate.count -= 1
-        failure: BaseException | None = exc
-        if failure is None and reply is not None:
             failure = Unavailable("cancelled while waiting for the store") if reply.cancelled() else reply.exception()
         raw, status, close = b"", 0, False
-        if failure is None and reply is not None:
+        if failure is None:
+            assert reply is not None
             try:
                 status, body = route.finish(reply.result())  # a refusal is raised here (submission_answer)
                 extra = _header_lines(route.headers) if route.headers and status < 300 else b""
