@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.registration import cpu_seconds
 from loadtests.run import register
 from ops.presets import Running, throwaway_stack
 
@@ -27,19 +28,19 @@ Make = Callable[[int], tuple[str, str, dict[str, Any], tuple[int, ...]]]  # i â†
 KINDS = ("ingest", "results", "scorer", "valkey", "postgres")
 
 
-def cpu_ticks() -> dict[str, int]:
-    """Clock ticks used so far by the stack's processes, by kind."""
-    out: dict[str, int] = {}
+def cpu_by_kind() -> dict[str, float]:
+    """CPU seconds used so far by the stack's processes, by kind (PostgreSQL's backends come and go: every
+    process is looked at)."""
+    out: dict[str, float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            kind = next((k for k in KINDS[:3] if f" {k} " in command and "ops.cli" in command), None)
+            kind = kind or ("valkey" if "valkey-server" in command else "postgres" if "postgres" in command else None)
+            if kind:
+                out[kind] = out.get(kind, 0.0) + cpu_seconds(int(pid))
+        except OSError:  # gone meanwhile
             continue
-        kind = next((k for k in KINDS[:3] if f" {k} " in command and "ops.cli" in command), None)
-        kind = kind or ("valkey" if "valkey-server" in command else "postgres" if "postgres" in command else None)
-        if kind:
-            out[kind] = out.get(kind, 0) + int(fields[11]) + int(fields[12])
     return out
 
 
@@ -136,7 +137,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="how long each kind is offered")
     parser.add_argument("--only", default="", help="only the kinds whose name holds this")
     args = parser.parse_args(argv)
-    hz = os.sysconf("SC_CLK_TCK")
     with throwaway_stack("route-costs", scorers=1, attempts_per_period=1000, privacy=True) as run:
         # one open attempt per submission to come: a submission is accepted once per attempt
         people, attempts, etag = asyncio.run(prepare(run, int(args.rate * args.seconds) + 100))
@@ -145,10 +145,10 @@ def main(argv: list[str] | None = None) -> None:
         for name, make in kinds(run, people, attempts, etag).items():
             if args.only not in name:
                 continue
-            before, started = cpu_ticks(), time.monotonic()
+            before, started = cpu_by_kind(), time.monotonic()
             done, unexpected = asyncio.run(fire(make, args.rate, args.seconds))
-            after, took = cpu_ticks(), time.monotonic() - started
-            costs = "  ".join(f"{k} {(after.get(k, 0) - before.get(k, 0)) / hz / max(done, 1) * 1e6:.0f}"
+            after, took = cpu_by_kind(), time.monotonic() - started
+            costs = "  ".join(f"{k} {(after.get(k, 0) - before.get(k, 0)) / max(done, 1) * 1e6:.0f}"
                               for k in KINDS)
             print(f"{name}: {done / took:,.0f}/s, unexpected {unexpected or 'none'} | {costs}", flush=True)
             time.sleep(2)
