@@ -121,28 +121,63 @@ async def test_an_entry_received_before_the_end_is_in_revision_1_however_late_it
         await asyncio.sleep(max(0, end - 200 - clock.now_ms()) / 1000)  # 200 ms before the end
         real_submit = ingest.writer.submit_soon
         delays = iter([2.0, 4.0])  # the appends land 1.8 s and 3.8 s after the end
+        landed_ms: list[int] = []
 
         def late_submit(*args: Any) -> asyncio.Future[Any]:
             async def later(delay: float) -> Any:
                 await asyncio.sleep(delay)
-                return await real_submit(*args)
+                try:
+                    return await real_submit(*args)
+                finally:
+                    landed_ms.append(clock.now_ms())
             return asyncio.ensure_future(later(next(delays)))
 
+        scorer = build_scorer(shaped, clients, "barrier", clock)
+        asked_ms: list[int] = []
+
+        async def close_from_the_end() -> Any:
+            """The committee closes as soon as it may: asked from the end on, every 100 ms, while the
+            appends are still on their way."""
+            await asyncio.sleep(max(0, end + 50 - clock.now_ms()) / 1000)
+            while True:
+                await scorer.drain()
+                asked_ms.append(clock.now_ms())
+                try:
+                    return await committee.close(1, by="test")
+                except Exception as e:  # NotDrained until the settle margin has passed in the store's time
+                    assert type(e).__name__ == "NotDrained", e
+                    await asyncio.sleep(0.1)
+
         ingest.writer.submit_soon = late_submit  # type: ignore[method-assign]
+        closing = asyncio.ensure_future(close_from_the_end())
         landed, refused = await asyncio.gather(*(post(client, "/v1/submissions", {
             "token": a["token"], "answers": {}, "prediction": 0}) for a in attempts))
         ingest.writer.submit_soon = real_submit  # type: ignore[method-assign]
+        closed = await closing
         assert landed[0] == 202 and landed[1]["received_at"] < refused[1].get("received_at", "~")
         assert refused[0] == 503  # landed past the settle margin: refused, nothing written
-        scorer = build_scorer(shaped, clients, "barrier", clock)
-        for _ in range(100):
-            await scorer.drain()
-            try:
-                closed = await committee.close(1, by="test")
-                break
-            except Exception as e:  # NotDrained until the settle margin has passed in the store's time
-                assert type(e).__name__ == "NotDrained", e
-                await asyncio.sleep(0.1)
+        # The close was asked while the first append was still in flight, and refused until it could be exact.
+        assert asked_ms[0] < min(landed_ms) and len(asked_ms) > 1
         prizes = await committee.closer.results.result(1)
         assert closed.revision == 1 and prizes is not None
         assert msgspec.json.decode(prizes.prizes)["actual"] == 1  # the late one counts, the refused one not
+
+
+async def test_a_start_after_this_hosts_reading_is_refused_and_writes_nothing(
+        contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool) -> None:
+    """A duration is never negative: a submission whose attempt started after this host's reading of the
+    store's time (a clock stepped back since its last measurement) is 503, retried, and nothing is written."""
+    shaped = contest_open_now(contest, ends_in_s=600)
+    clients = Clients(redis, pool, Keys(shaped.slug, SETTINGS.partitions))
+    async with ingest_with(shaped, clients, time.time) as (client, _, _):
+        signer = client.app[INGEST].signer
+        _, attempt = await started(client)
+        claims = signer.verify(attempt["token"])
+        ahead = signer.sign(msgspec.structs.replace(claims, started_ms=claims.started_ms + 60_000))
+        status, answer = await post(client, "/v1/submissions", {"token": ahead, "answers": {}, "prediction": 0})
+        assert status == 503 and answer["error"]["code"] == "unavailable", answer
+        assert answer["error"]["message"] == "this server's clock is behind the attempt's start; retry"
+        # nothing kept: the attempt's own submission is still the first, with a duration of its own
+        status, receipt = await post(client, "/v1/submissions", {"token": attempt["token"], "answers": {},
+                                                                  "prediction": 0})
+        assert status == 202 and 0 <= receipt["duration_ms"] < 60_000, receipt
