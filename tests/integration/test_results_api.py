@@ -221,6 +221,11 @@ async def test_a_frozen_period_answers_as_it_stood_when_the_freeze_began(system:
     await s.entry(late, 5)
     await s.entry(b, 5, prediction=1)
     await s.drain()
+    # Signed in, each sees their own new entry meanwhile (GET /v1/participants/me: ingest's, never frozen).
+    for person, receipts in ((late, 1), (b, 2)):
+        answer = await s.ingest.get("/v1/participants/me", headers=s.auth(person))
+        assert answer.status == 200
+        assert len((await answer.json())["periods"][0]["receipts"]) == receipts, person
     for now in (freeze + 600_000, week1.end_ms + 1000):  # frozen from its start until the close, past the end
         s.clock.ms = now
         frozen = await read()

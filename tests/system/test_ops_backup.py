@@ -1,21 +1,25 @@
 """Backups as an operator runs them (DESIGN §10): `cchc up` streams the WAL and takes a base backup; the data
 directory is lost while the archive lags; `cchc restore` rebuilds and checks it; the stack started again gets
 every acknowledged entry back from the stream, each once, and an erasure made after the archive's last position
-is applied again from the erasure log; `cchc restore --to … --into …` shows an older time."""
+is applied again from the erasure log (their CCCD, phone and birth date neither in plain nor opened by CCHC_PII_KEY
+in the restored database); `cchc restore --to … --into …` shows an older time."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 
 from contest.identity import ERASED_NAME
+from eventstore.pii import PiiVault
 from loadtests.chaos import wait_drained
 from ops.backup import BackupDir
 from ops.embedded import free_port
@@ -23,6 +27,7 @@ from ops.presets import one_long_period
 from ops.stack import Stack
 from runtime.settings import Settings
 from tests.paths import ROOT
+from tests.plain_data import absent, pg_dump, recover, secrets_of
 
 
 def cchc(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -41,14 +46,6 @@ def events(settings: Settings) -> tuple[int, int, int]:
     return row
 
 
-def first_participant(settings: Settings) -> str:
-    assert settings.database_url
-    with psycopg.connect(settings.database_url) as conn:
-        row = conn.execute("SELECT participant_id FROM participants ORDER BY participant_id LIMIT 1").fetchone()
-    assert row is not None
-    return str(row[0])
-
-
 def display_name(settings: Settings, participant_id: str) -> str:
     assert settings.database_url
     with psycopg.connect(settings.database_url) as conn:
@@ -56,6 +53,18 @@ def display_name(settings: Settings, participant_id: str) -> str:
                            (participant_id,)).fetchone()
     assert row is not None
     return str(row[0])
+
+
+PERSON = {"full_name": "Trần Thị Bình", "id_number": "038090001234", "phone": "0912345678",
+          "birth_date": "1990-01-01", "group": "nhan_dan"}
+
+
+def register(settings: Settings, person: dict[str, str]) -> str:
+    request = urllib.request.Request(f"http://127.0.0.1:{settings.ingest_port}/v1/participants",
+                                     data=json.dumps(person).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 201
+        return str(json.load(answer)["participant_id"])
 
 
 def archiver_pid(data_dir: Path) -> int:
@@ -75,13 +84,18 @@ def test_a_lost_data_directory_is_restored_and_every_entry_counted_once(tmp_path
             time.sleep(0.2)
         done = cchc(settings.data_dir, "simulate", "--participants", "150", "--entries", "300")
         assert done.returncode == 0, done.stderr
+        erased = register(running, PERSON)  # archived: in the WAL the restore replays, sealed under their key
         assert wait_drained(running, "backup", timeout=60)
+        assert running.database_url
+        secrets, vault = secrets_of(PERSON), PiiVault(running.pii_key_bytes())
+        _, blobs = pg_dump(running.database_url)
+        assert secrets[0] in recover(blobs, [erased], vault)  # the search finds them while they are there
         before_lag = datetime.now(UTC)
         time.sleep(1.1)
         os.kill(archiver := archiver_pid(settings.data_dir), signal.SIGSTOP)  # the archive stops here
         done = cchc(settings.data_dir, "simulate", "--participants", "50", "--entries", "100")
         assert done.returncode == 0, done.stderr
-        erased = first_participant(running)  # an erasure the archive never gets: the restore applies it again
+        # an erasure the archive never gets: the restore applies it again
         done = cchc(settings.data_dir, "erase", erased, "--reason", "the participant asked")
         assert done.returncode == 0, done.stdout + done.stderr
         assert wait_drained(running, "backup", timeout=60)
@@ -110,6 +124,11 @@ def test_a_lost_data_directory_is_restored_and_every_entry_counted_once(tmp_path
         assert wait_drained(running, "backup", timeout=60)
         assert events(running) == (total, entries, doubled) and doubled == 0  # the erasure's event came back too
         assert display_name(running, erased) == ERASED_NAME
+        # Crypto-shredding through the restore: nothing of theirs in plain, nor anything CCHC_PII_KEY opens.
+        assert running.database_url
+        text, blobs = pg_dump(running.database_url)
+        absent(secrets, text, "the restored database")
+        absent(secrets, recover(blobs, [erased], vault), "what CCHC_PII_KEY opens in the restored database")
     finally:
         again.stop()
     scratch = tmp_path / "scratch"
