@@ -102,7 +102,7 @@ def test_up_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             periods = json.load(answer)["periods"]
         assert len(periods) == 3
         body = json.dumps({"full_name": "Trần Thị Bình", "id_number": "038090001234", "phone": "0912345678",
-                           "birth_date": "1990-01-01", "group": "nhan_dan", "consent": {"version": "demo-1"}}).encode()
+                           "birth_date": "1990-01-01", "group": "nhan_dan", "consent": {"version": "demo-2"}}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{ingest_port}/v1/participants", data=body,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=5) as answer:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from contest.identity import ERASED_NAME
 from contest.load import ContestError, load_contest
 from tests.paths import CONTESTS, TEST_CONTEST
 
@@ -184,3 +185,15 @@ def test_a_bank_in_both_forms_is_refused(folder: Path) -> None:
     (folder / "questions.xlsx").write_bytes(b"not a workbook")
     with pytest.raises(ContestError, match=r"questions\.xlsx: not an Excel workbook"):
         load_contest(folder)
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in CONTESTS.iterdir() if (p / "contest.toml").exists()))
+def test_every_preset_has_a_template_notice_and_a_prediction_question(preset: str) -> None:
+    """DESIGN §7 and §10: a notice in Vietnamese, marked as a template the organiser must review, saying what an
+    erasure does and where plain copies of a name age out; and the tie-breaker's question as the page asks it."""
+    contest = load_contest(CONTESTS / preset, anchor=datetime(2030, 1, 1, tzinfo=UTC))
+    assert contest.privacy is not None and contest.privacy.version and contest.privacy.controller
+    notice = contest.privacy.notice
+    assert "BẢN MẪU" in notice and "Tôi đồng ý với thông báo xử lý dữ liệu cá nhân" in notice
+    assert "## Khi dữ liệu của bạn bị xoá" in notice and ERASED_NAME in notice and "bản sao lưu" in notice
+    assert contest.rules.prediction_question.strip().endswith("?")
