@@ -100,6 +100,14 @@ async def test_erased_identities_come_free_at_the_last_close_and_not_before(cont
         assert (await s.committee.forget_expired(by="test")).released == 0  # nothing more
         await s.drain()
         assert (await names(s))[stays] != ERASED_NAME  # 90 days are not over: the others keep theirs
+        for passed, erased in (("89 days 23 hours", 0), ("90 days", 2)):  # counted in the database's clock
+            async with s.clients.pool.connection() as conn:  # the closes made that long ago
+                await conn.execute("UPDATE events SET archived_at = now() - %s::interval"
+                                   " WHERE kind = 'results_published'", (passed,))
+            done = await s.committee.forget_expired(by="test")
+            assert done.erased == erased, passed  # then: the one who stayed, and the erased person's new account
+        await s.drain()
+        assert set((await names(s)).values()) == {ERASED_NAME}
 
 
 async def test_retention_erases_everyone_and_published_prizes_keep_their_names(
