@@ -31,6 +31,7 @@ from projections.replay import replay
 from projections.results_queries import ResultsQueries
 from tests.conftest import Servers
 from tests.harness import SETTINGS, System, admin
+from tests.integration.test_admin_pages import desk_client, sign_in
 from tests.plain_data import absent, pg_dump, recover, redis_dump, secrets_of
 
 
@@ -157,6 +158,20 @@ async def test_an_erased_participant_can_be_recovered_from_nothing(system: Syste
     assert {x["participant_id"]: x["display_name"] for b in boards for x in b["entries"] if x["participant_id"]
             in (w, e)} == {w: ERASED_NAME, e: ERASED_NAME}  # but the ranking, like every other answer, does not
     assert winner["full_name"].encode() not in msgspec.json.encode(boards)
+    # the committee's desk: its JSON answers and its pages, the hotline's included
+    desk = await desk_client(s)
+    try:
+        assert (await sign_in(desk)).status == 303
+        seen = []
+        for path in (*(f"/v1/admin/participants/{pid}" for pid in (w, e)), *(f"/tra-cuu/{pid}" for pid in (w, e)),
+                     "/ky/1", "/ky/2", "/v1/admin/periods/1/flags"):
+            answer = await desk.get(path, headers=admin() if path.startswith("/v1/") else None)
+            assert answer.status == 200, path
+            seen.append(await answer.read())
+    finally:
+        await desk.close()
+    absent([*gone, gone_name], b"\n".join(seen), "the desk's answers and pages")
+    assert ERASED_NAME.encode() in b"\n".join(seen[:4])
     exported = await export_text(s, tmp_path, "after")
     absent([*gone, gone_name], exported, "the exports")
     assert ERASED_CELL.encode() in exported  # the winner's CCCD, phone and birth date cannot be opened any more

@@ -400,3 +400,4 @@ async def test_a_read_right_after_the_close_answers_is_final(system: System) -> 
         status, body = await s.admin_post("/v1/admin/periods/1/recompute", {"reason": "x"}, headers=admin())
         assert status == 200 and body["revision"] == 2
         assert (await read(f"/v1/periods/1/participants/{pid}"))["final"] is True
+        assert (await read("/v1/periods/1/prizes"))["revision"] == 2  # the new revision, once the recompute answers
