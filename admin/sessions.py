@@ -17,7 +17,7 @@ from aiohttp import web
 from eventstore.pii import PiiVault
 from eventstore.redis_stream.desk import DeskStore, Session
 from runtime.clock import Clock
-from runtime.web import ApiError, IPNetwork, bearer_token, client_address
+from runtime.web import ApiError, IPNetwork, bearer_token, client_address, limited_client
 
 COOKIE = "cchc_desk"
 PRE_COOKIE = "cchc_desk_signin"  # the sign-in form's own CSRF token (no session exists yet)
@@ -57,7 +57,8 @@ class Sessions:
         return next((n for t, n in self.tokens.items() if hmac.compare_digest(given, t.encode())), None)
 
     def _address(self, request: web.Request) -> str:
-        return self.vault.address_hash(client_address(request, self.trusted_proxies))
+        """The client the failed sign-ins are counted against: an IPv6 one by its /64, as ingest's limits."""
+        return self.vault.address_hash(limited_client(client_address(request, self.trusted_proxies)))
 
     async def sign_in(self, request: web.Request, name: str, token: str) -> tuple[str, Session]:
         """A new session for the organiser, or SignInRefused (counted) / TooManyFailures (not counted)."""

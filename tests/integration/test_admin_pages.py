@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from ipaddress import ip_network
 from typing import Any
 from urllib.parse import quote
 
@@ -23,12 +24,14 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-async def sign_in(client: TestClient, name: str = "admin", token: str = ADMIN) -> Any:
-    form = await client.get("/dang-nhap")
+async def sign_in(client: TestClient, name: str = "admin", token: str = ADMIN, *, via: str | None = None) -> Any:
+    """The sign-in form filled and sent (`via`: the client's address, as a trusted proxy forwards it)."""
+    forwarded = {"X-Forwarded-For": via} if via else {}
+    form = await client.get("/dang-nhap", headers=forwarded)
     html = await form.text()
     pre = form.cookies["cchc_desk_signin"].value  # sent back by hand: a Secure cookie would not go over HTTP
     return await client.post("/dang-nhap", data={"csrf": csrf_of(html), "name": name, "token": token, "next": "/"},
-                             headers={"Cookie": f"cchc_desk_signin={pre}"}, allow_redirects=False)
+                             headers={"Cookie": f"cchc_desk_signin={pre}", **forwarded}, allow_redirects=False)
 
 
 async def desk_client(s: System, settings: Any = INSECURE) -> TestClient:
@@ -70,6 +73,17 @@ async def test_five_failures_in_a_minute_then_429_until_the_oldest_is_a_minute_o
         s.clock.advance(61)
         assert (await sign_in(client)).status == 303
         assert (await sign_in(client, name="someone else")).status == 401  # the name must be the token's
+    finally:
+        await client.close()
+
+
+async def test_failed_sign_ins_count_an_ipv6_client_by_its_whole_64_network(system: System) -> None:
+    client = await desk_client(system, replace(INSECURE, trusted_proxies=(ip_network("127.0.0.0/8"),)))
+    try:
+        for n in range(5):
+            assert (await sign_in(client, token="x" * 40, via=f"2001:db8:1:2::{n + 1}")).status == 401
+        assert (await sign_in(client, via="2001:db8:1:2:ffff::9")).status == 429  # the same /64: the same client
+        assert (await sign_in(client, via="2001:db8:1:3::1")).status == 303  # the next /64: another
     finally:
         await client.close()
 
