@@ -1,0 +1,57 @@
+"""`make run` as a person meets it (issue 22): `cchc demo --keep` prints the quiz page's address with a period
+open long enough to take it, the results page's and the desk's with the organiser's name and token, and each
+of them answers; Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.paths import ROOT
+
+
+def _page(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.status == 200, url
+        return str(answer.read().decode())
+
+
+def test_the_demo_prints_the_quiz_page_the_results_page_and_the_desk(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCHC_")}
+    demo = subprocess.Popen([sys.executable, "-m", "ops.cli", "demo", "--keep", "--participants", "20",
+                             "--open-minutes", "2", "--data-dir", str(tmp_path / "data")], cwd=ROOT,
+                            env={**env, "COLUMNS": "400"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said: list[str] = []
+    try:
+        assert demo.stdout is not None
+        deadline = time.monotonic() + 120
+        while not any(line.startswith("the committee's desk:") for line in said):
+            assert time.monotonic() < deadline and demo.poll() is None, "".join(said)
+            said.append(demo.stdout.readline())
+        text = "".join(said)
+        quiz = re.search(r"quiz page: (http://127\.0\.0\.1:\d+/) .*?stays\s+open\s+2\s+minutes", text, re.S)
+        results = re.search(r"results page: (http://127\.0\.0\.1:\d+/)", text)
+        desk = re.search(r"the committee's desk: (http://127\.0\.0\.1:\d+/) .*?Tên\s+admin\s+and\s+Mã\s+(\S+)", text, re.S)
+        assert quiz and results and desk, text
+        landing = _page(quiz.group(1))
+        assert "Đăng ký" in landing and "Đăng nhập" in landing
+        assert "Đăng ký" in _page(quiz.group(1) + "dang-ky")
+        assert _page(results.group(1))
+        assert "Đăng nhập" in _page(desk.group(1) + "dang-nhap")
+        assert len(desk.group(2)) >= 20  # the demo organiser's token, to sign in with
+    finally:
+        demo.send_signal(signal.SIGINT)  # Ctrl-C: the stack stops what it started
+        try:
+            demo.wait(60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            raise
+        finally:
+            if demo.stdout is not None:
+                demo.stdout.close()
