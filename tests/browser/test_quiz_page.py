@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import count
+from itertools import count, pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -168,13 +168,18 @@ def shot(page: Any, name: str, screen: dict[str, Any]) -> None:
     page.screenshot(path=str(OUT / f"quiz-{name}-{_screen_name(screen)}.png"), full_page=True)
 
 
-def audit(page: Any, live: Live, what: str) -> None:
-    """axe-core over the page as it stands: no serious or critical violation. The test serves axe to the page
-    from the page's own origin (so the page's CSP allows it); the app never serves it."""
+def load_axe(page: Any, live: Live) -> None:
+    """axe-core into the page, served by the test from the page's own origin (so the page's CSP allows it; the
+    app never serves it). Done before going offline for a view that is audited offline."""
     source = AXE.read_text()
     page.route(f"{live.url}/__test_axe.js", lambda route: route.fulfill(body=source, content_type="text/javascript"))
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(url=f"{live.url}/__test_axe.js")
+
+
+def audit(page: Any, live: Live, what: str) -> None:
+    """axe-core over the page as it stands: no serious or critical violation."""
+    load_axe(page, live)
     found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
         .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))""")
     bad = [v for v in found if v["impact"] in ("serious", "critical")]
@@ -315,6 +320,7 @@ def test_a_registration_refused_field_by_field(browser: Any, live: Live) -> None
     refused("Số CCCD", "đã được dùng để đăng ký")  # the server's 409, next to its field
     assert page.locator(".field-error").count() == 1
     shot(page, "11-register-duplicate", PHONE)
+    audit(page, live, "register-duplicate")
     watch.check()
     context.close()
 
@@ -354,10 +360,12 @@ def test_offline_before_submitting_then_sent_once_back_online(browser: Any, live
     sign_in(page, live, key)
     answer_all(start(page))
     page.get_by_label("Câu hỏi dự đoán").fill("5")
+    load_axe(page, live)  # offline, the view is audited with what the page already holds
     context.set_offline(True)
     page.get_by_role("button", name="Nộp bài").click()
     page.get_by_text("Mất kết nối mạng").wait_for()
     shot(page, "13-offline", PHONE)
+    audit(page, live, "offline")
     time.sleep(3)
     assert _entries(live, key) == []  # nothing went
     back = time.monotonic()
@@ -375,10 +383,10 @@ def test_a_503_and_a_lost_answer_are_retried_into_one_entry(browser: Any, live: 
     sign_in(page, live, key)
     answer_all(start(page))
     page.get_by_label("Câu hỏi dự đoán").fill("42")
-    tries: list[str] = []
+    tries: list[float] = []
 
     def flaky(route: Any) -> None:
-        tries.append(route.request.method)
+        tries.append(time.monotonic())
         if len(tries) == 1:
             route.fulfill(status=503, headers={"Retry-After": "1", "Content-Type": "application/json"},
                           body='{"error": {"code": "unavailable", "message": "overloaded; retry shortly"}}')
@@ -392,6 +400,9 @@ def test_a_503_and_a_lost_answer_are_retried_into_one_entry(browser: Any, live: 
     page.get_by_role("button", name="Nộp bài").click()
     receipt(page)
     assert len(tries) == 3
+    # again after the 503's Retry-After (1 s), then after the backoff's second step (1 s), each ±20 %
+    gaps = [later - earlier for earlier, later in pairwise(tries)]
+    assert all(0.75 <= gap <= 5.5 for gap in gaps), gaps
     entries = _entries(live, key)
     assert len(entries) == 1 and entries[0]["submission_id"] in page.locator("#receipt").inner_text()
     watch.problems.clear()  # the browser logs the failed loads it was made to meet
@@ -422,6 +433,7 @@ def test_the_deadline_sends_what_is_answered(browser: Any, live: Live) -> None:
     answer_all(groups, upto=2)  # two answered, no prediction: at the deadline it goes with 0
     receipt(page, timeout_ms=(TIME_LIMIT_S + 15) * 1000)
     shot(page, "14-receipt-at-deadline", PHONE)
+    audit(page, live, "receipt-at-deadline")
     entries = _entries(live, key)
     assert len(entries) == 1 and TIME_LIMIT_S * 1000 - 1500 <= entries[0]["duration_ms"] <= (TIME_LIMIT_S + 10) * 1000
     for _ in range(50):  # the scorer projects it within seconds
@@ -454,6 +466,7 @@ def test_a_resume_on_a_second_device_with_only_the_access_key(browser: Any, live
     groups[0].wait_for()
     assert [g.inner_text() for g in groups] == texts  # the same attempt (GET /v1/attempts/current)
     shot(other, "15-resumed-elsewhere", DESKTOP)
+    audit(other, live, "resumed-elsewhere")
     answer_all(groups)
     other.get_by_label("Câu hỏi dự đoán").fill("300")
     other.get_by_role("button", name="Nộp bài").click()
