@@ -36,14 +36,17 @@ async def post(http: aiohttp.ClientSession, url: str, body: Any, **kwargs: Any) 
     return r.status, answer
 
 
-async def front_end(run: Running, people: int) -> list[bytes]:
-    """Real participants (register, start, submit); returns the secrets that must be nowhere at rest."""
+async def front_end(run: Running, people: int) -> tuple[list[bytes], str]:
+    """Real participants (register with consent, start, submit); returns the secrets that must be nowhere at
+    rest, and the last one's access key (the fuzzer's credential on ingest: its own routes answer 200)."""
     secrets: list[bytes] = []
+    privacy = run.contest.privacy
+    consent = {"consent": {"version": privacy.version}} if privacy else {}
     async with aiohttp.ClientSession() as http:
         for n in range(1, people + 1):
             cccd, phone = f"0380{90_000_000 + n:08d}", f"09{70_000_000 + n:08d}"
             body = {"full_name": f"Người Thử Fuzz {spelled(n)}", "id_number": cccd, "phone": f"+84 {phone[1:]}",
-                    "birth_date": "1990-04-01", "group": "nhan_dan"}
+                    "birth_date": "1990-04-01", "group": "nhan_dan", **consent}
             status, credentials = await post(http, f"{run.ingest_url}/v1/participants", body)
             assert status == 201, credentials
             status, attempt = await post(http, f"{run.ingest_url}/v1/attempts",
@@ -54,14 +57,16 @@ async def front_end(run: Running, people: int) -> list[bytes]:
                                          {"token": attempt["token"], "answers": {}, "prediction": n})
             assert status == 202, receipt
             secrets += [cccd.encode(), phone.encode(), phone[1:].encode(), credentials["access_key"].encode()]
-    return secrets
+    return secrets, credentials["access_key"]
 
 
-def schemathesis(url: str, admin_token: str, seconds: int, report: Path) -> int:
+def schemathesis(url: str, credential: str, seconds: int, report: Path) -> int:
+    """One app fuzzed with `credential` as its Bearer token (the admin token on the desk and results, a
+    participant's access key on ingest)."""
     command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG), "run",
                f"{url}/openapi.json",
                "--phases", PHASES, "--checks", CHECKS, "--max-time", str(seconds), "--max-examples", "60",
-               "--header", f"Authorization: Bearer {admin_token}", "--request-timeout", "15",
+               "--header", f"Authorization: Bearer {credential}", "--request-timeout", "15",
                "--report", "junit", "--report-junit-path", str(report), "--no-color", "--warnings", "off"]
     print("$", " ".join(c if "Bearer" not in c else "Authorization: Bearer ***" for c in command), flush=True)
     return subprocess.run(command, timeout=seconds * 3 + 120).returncode
@@ -87,12 +92,13 @@ def main() -> int:
     args = parser.parse_args()
     reports = Path(args.reports)
     reports.mkdir(parents=True, exist_ok=True)
-    with throwaway_stack("fuzz", scorers=1) as run:
+    with throwaway_stack("fuzz", scorers=1, privacy=True) as run:  # with a notice: consent is fuzzed too
         admin = next(iter(run.settings.admin_token_names()))
-        secrets = asyncio.run(front_end(run, args.people))
-        failed = [name for name, url in (("ingest", run.ingest_url), ("results", run.results_url),
-                                         ("desk", run.desk_url))
-                  if schemathesis(url, admin, args.seconds, reports / f"fuzz-{name}.xml") != 0]
+        secrets, participant = asyncio.run(front_end(run, args.people))
+        failed = [name for name, url, credential in (("ingest", run.ingest_url, participant),
+                                                     ("results", run.results_url, admin),
+                                                     ("desk", run.desk_url, admin))
+                  if schemathesis(url, credential, args.seconds, reports / f"fuzz-{name}.xml") != 0]
         run.stack.stop()  # servers flushed and stopped: their files are complete
         leaks = found_at_rest(run.settings.data_dir, secrets)
     for line in leaks:
