@@ -81,6 +81,10 @@ async def redis_dump(client: aioredis.Redis, *, leave_out: bytes = b"") -> tuple
             values.append(list(await client.smembers(key)))
         elif kind == "zset":
             values.append([m for m, _ in await client.zrange(key, 0, -1, withscores=True)])
+        elif kind == "list":
+            values.append(await client.lrange(key, 0, -1))
+        elif kind != "none":  # gone since it was listed (a key that expired)
+            raise AssertionError(f"{key!r} is a {kind}: read it too, or the search misses what it holds")
     blobs = list(nested(values))
     return b"\n".join(blobs), blobs
 

@@ -402,7 +402,7 @@ def test_a_503_and_a_lost_answer_are_retried_into_one_entry(browser: Any, live: 
     assert len(tries) == 3
     # again after the 503's Retry-After (1 s), then after the backoff's second step (1 s), each ±20 %
     gaps = [later - earlier for earlier, later in pairwise(tries)]
-    assert all(0.75 <= gap <= 5.5 for gap in gaps), gaps
+    assert all(0.75 <= gap <= 3.0 for gap in gaps), gaps  # 0.8–1.2 s each, with room for a busy machine
     entries = _entries(live, key)
     assert len(entries) == 1 and entries[0]["submission_id"] in page.locator("#receipt").inner_text()
     watch.problems.clear()  # the browser logs the failed loads it was made to meet

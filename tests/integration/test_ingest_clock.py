@@ -139,14 +139,15 @@ async def test_an_entry_received_before_the_end_is_in_revision_1_however_late_it
             """The committee closes as soon as it may: asked from the end on, every 100 ms, while the
             appends are still on their way."""
             await asyncio.sleep(max(0, end + 50 - clock.now_ms()) / 1000)
-            while True:
-                await scorer.drain()
+            for _ in range(200):
                 asked_ms.append(clock.now_ms())
+                await scorer.drain()
                 try:
                     return await committee.close(1, by="test")
                 except Exception as e:  # NotDrained until the settle margin has passed in the store's time
                     assert type(e).__name__ == "NotDrained", e
                     await asyncio.sleep(0.1)
+            raise AssertionError("the close never answered")
 
         ingest.writer.submit_soon = late_submit  # type: ignore[method-assign]
         closing = asyncio.ensure_future(close_from_the_end())

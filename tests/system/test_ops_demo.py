@@ -4,14 +4,18 @@ of them answers; Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.paths import ROOT
 
@@ -22,10 +26,20 @@ def _page(url: str) -> str:
         return str(answer.read().decode())
 
 
+def _stop_left_postgres(data: Path) -> None:
+    """A demo killed (not interrupted) leaves its PostgreSQL running, which pg_ctl detached: stop it."""
+    pid_file = data / "postgres" / "postmaster.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+
+
+@pytest.mark.timeout(300)
 def test_the_demo_prints_the_quiz_page_the_results_page_and_the_desk(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCHC_")}
+    data = tmp_path / "data"
     demo = subprocess.Popen([sys.executable, "-m", "ops.cli", "demo", "--keep", "--participants", "20",
-                             "--open-minutes", "2", "--data-dir", str(tmp_path / "data")], cwd=ROOT,
+                             "--open-minutes", "2", "--data-dir", str(data)], cwd=ROOT,
                             env={**env, "COLUMNS": "400"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     said: list[str] = []
     try:
@@ -51,7 +65,13 @@ def test_the_demo_prints_the_quiz_page_the_results_page_and_the_desk(tmp_path: P
             demo.wait(60)
         except subprocess.TimeoutExpired:
             demo.kill()
+            _stop_left_postgres(data)
             raise
         finally:
             if demo.stdout is not None:
                 demo.stdout.close()
+    # Ctrl-C stopped what it started: the servers' files are gone and nothing answers on the quiz page's port
+    assert not (data / "stack.env").exists() and not (data / "postgres" / "postmaster.pid").exists()
+    port = int(quiz.group(1).rsplit(":", 1)[1].strip("/"))
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

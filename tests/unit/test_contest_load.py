@@ -11,6 +11,7 @@ import pytest
 
 from contest.identity import ERASED_NAME
 from contest.load import ContestError, load_contest
+from runtime.settings import Settings
 from tests.paths import CONTESTS, TEST_CONTEST
 
 
@@ -196,4 +197,5 @@ def test_every_preset_has_a_template_notice_and_a_prediction_question(preset: st
     notice = contest.privacy.notice
     assert "BẢN MẪU" in notice and "Tôi đồng ý với thông báo xử lý dữ liệu cá nhân" in notice
     assert "## Khi dữ liệu của bạn bị xoá" in notice and ERASED_NAME in notice and "bản sao lưu" in notice
+    assert f"mặc định {Settings().backup_retention_days} ngày" in notice  # the backups' retention, as shipped
     assert contest.rules.prediction_question.strip().endswith("?")
