@@ -36,10 +36,11 @@ async def post(http: aiohttp.ClientSession, url: str, body: Any, **kwargs: Any) 
     return r.status, answer
 
 
-async def front_end(run: Running, people: int) -> tuple[list[bytes], str]:
+async def front_end(run: Running, people: int) -> tuple[list[bytes], list[str]]:
     """Real participants (register with consent, start, submit); returns the secrets that must be nowhere at
-    rest, and the last one's access key (the fuzzer's credential on ingest: its own routes answer 200)."""
+    rest, and their access keys (the fuzzer's credentials on ingest: a participant's own routes answer 200)."""
     secrets: list[bytes] = []
+    keys: list[str] = []
     privacy = run.contest.privacy
     consent = {"consent": {"version": privacy.version}} if privacy else {}
     async with aiohttp.ClientSession() as http:
@@ -57,17 +58,28 @@ async def front_end(run: Running, people: int) -> tuple[list[bytes], str]:
                                          {"token": attempt["token"], "answers": {}, "prediction": n})
             assert status == 202, receipt
             secrets += [cccd.encode(), phone.encode(), phone[1:].encode(), credentials["access_key"].encode()]
-    return secrets, credentials["access_key"]
+            keys.append(credentials["access_key"])
+    return secrets, keys
 
 
-def schemathesis(url: str, credential: str, seconds: int, report: Path) -> int:
+async def still_signed_in(run: Running, key: str) -> bool:
+    """The fuzzer's participant was not erased by the fuzzing: its routes answered 200 all along."""
+    async with aiohttp.ClientSession() as http, http.get(f"{run.ingest_url}/v1/participants/me",
+                                                         headers={"Authorization": f"Bearer {key}"}) as r:
+        return r.status == 200
+
+
+ERASURE = "/v1/participants/me/erasure"  # fuzzed apart, with a participant of its own: it ends its caller's key
+
+
+def schemathesis(url: str, credential: str, seconds: int, report: Path, *only: str) -> int:
     """One app fuzzed with `credential` as its Bearer token (the admin token on the desk and results, a
-    participant's access key on ingest)."""
+    participant's access key on ingest); `only`: more filters (--include-path …)."""
     command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG), "run",
                f"{url}/openapi.json",
                "--phases", PHASES, "--checks", CHECKS, "--max-time", str(seconds), "--max-examples", "60",
                "--header", f"Authorization: Bearer {credential}", "--request-timeout", "15",
-               "--report", "junit", "--report-junit-path", str(report), "--no-color", "--warnings", "off"]
+               "--report", "junit", "--report-junit-path", str(report), "--no-color", "--warnings", "off", *only]
     print("$", " ".join(c if "Bearer" not in c else "Authorization: Bearer ***" for c in command), flush=True)
     return subprocess.run(command, timeout=seconds * 3 + 120).returncode
 
@@ -94,11 +106,14 @@ def main() -> int:
     reports.mkdir(parents=True, exist_ok=True)
     with throwaway_stack("fuzz", scorers=1, privacy=True) as run:  # with a notice: consent is fuzzed too
         admin = next(iter(run.settings.admin_token_names()))
-        secrets, participant = asyncio.run(front_end(run, args.people))
-        failed = [name for name, url, credential in (("ingest", run.ingest_url, participant),
-                                                     ("results", run.results_url, admin),
-                                                     ("desk", run.desk_url, admin))
-                  if schemathesis(url, credential, args.seconds, reports / f"fuzz-{name}.xml") != 0]
+        secrets, keys = asyncio.run(front_end(run, max(2, args.people)))
+        runs = (("ingest", run.ingest_url, keys[-1], args.seconds, ("--exclude-path", ERASURE)),
+                ("ingest-erasure", run.ingest_url, keys[-2], 30, ("--include-path", ERASURE)),
+                ("results", run.results_url, admin, args.seconds, ()), ("desk", run.desk_url, admin, args.seconds, ()))
+        failed = [name for name, url, credential, seconds, only in runs
+                  if schemathesis(url, credential, seconds, reports / f"fuzz-{name}.xml", *only) != 0]
+        if not asyncio.run(still_signed_in(run, keys[-1])):
+            failed.append("ingest (its participant's key stopped working: its routes were not fuzzed signed in)")
         run.stack.stop()  # servers flushed and stopped: their files are complete
         leaks = found_at_rest(run.settings.data_dir, secrets)
     for line in leaks:
