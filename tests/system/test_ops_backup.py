@@ -6,13 +6,11 @@ in the restored database); `cchc restore --to … --into …` shows an older tim
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from ops.embedded import free_port
 from ops.presets import one_long_period
 from ops.stack import Stack
 from runtime.settings import Settings
+from tests.front_end import front_end
 from tests.paths import ROOT
 from tests.plain_data import absent, pg_dump, recover, secrets_of
 
@@ -59,14 +58,6 @@ PERSON = {"full_name": "Trần Thị Bình", "id_number": "038090001234", "phone
           "birth_date": "1990-01-01", "group": "nhan_dan"}
 
 
-def register(settings: Settings, person: dict[str, str]) -> str:
-    request = urllib.request.Request(f"http://127.0.0.1:{settings.ingest_port}/v1/participants",
-                                     data=json.dumps(person).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 201
-        return str(json.load(answer)["participant_id"])
-
-
 def archiver_pid(data_dir: Path) -> int:
     out = subprocess.run(["pgrep", "-f", f"pg_receivewal .*{data_dir}/backups/wal"], capture_output=True, text=True)
     return int(out.stdout.split()[0])
@@ -84,7 +75,8 @@ def test_a_lost_data_directory_is_restored_and_every_entry_counted_once(tmp_path
             time.sleep(0.2)
         done = cchc(settings.data_dir, "simulate", "--participants", "150", "--entries", "300")
         assert done.returncode == 0, done.stderr
-        erased = register(running, PERSON)  # archived: in the WAL the restore replays, sealed under their key
+        _, registered, _ = front_end(f"http://127.0.0.1:{running.ingest_port}/v1/participants", PERSON)
+        erased = str(registered["participant_id"])  # archived: in the WAL the restore replays, sealed under their key
         assert wait_drained(running, "backup", timeout=60)
         assert running.database_url
         secrets, vault = secrets_of(PERSON), PiiVault(running.pii_key_bytes())

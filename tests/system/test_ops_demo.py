@@ -12,18 +12,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.front_end import front_end
 from tests.paths import ROOT
-
-
-def _page(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        assert answer.status == 200, url
-        return str(answer.read().decode())
 
 
 def _stop_left_postgres(data: Path) -> None:
@@ -53,11 +47,11 @@ def test_the_demo_prints_the_quiz_page_the_results_page_and_the_desk(tmp_path: P
         results = re.search(r"results page: (http://127\.0\.0\.1:\d+/)", text)
         desk = re.search(r"the committee's desk: (http://127\.0\.0\.1:\d+/) .*?Tên\s+admin\s+and\s+Mã\s+(\S+)", text, re.S)
         assert quiz and results and desk, text
-        landing = _page(quiz.group(1))
-        assert "Đăng ký" in landing and "Đăng nhập" in landing
-        assert "Đăng ký" in _page(quiz.group(1) + "dang-ky")
-        assert _page(results.group(1))
-        assert "Đăng nhập" in _page(desk.group(1) + "dang-nhap")
+        status, _, landing = front_end(quiz.group(1))
+        assert status == 200 and "Đăng ký" in landing and "Đăng nhập" in landing
+        assert "Đăng ký" in front_end(quiz.group(1) + "dang-ky")[2]
+        assert front_end(results.group(1))[0] == 200
+        assert "Đăng nhập" in front_end(desk.group(1) + "dang-nhap")[2]
         assert len(desk.group(2)) >= 20  # the demo organiser's token, to sign in with
     finally:
         demo.send_signal(signal.SIGINT)  # Ctrl-C: the stack stops what it started

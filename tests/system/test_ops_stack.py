@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -21,6 +20,7 @@ import redis.asyncio as aioredis
 from eventstore.errors import StoreUnavailable
 from eventstore.redis_stream.client import durability_mode
 from ops.embedded import free_port
+from tests.front_end import front_end
 from tests.paths import ROOT
 
 
@@ -239,26 +239,6 @@ def test_contest_check_names_the_file_line_and_misspelt_key(tmp_path: Path) -> N
     assert f"contest.toml:{number}: unit_prizes.once_per_units: unknown key" in done.stderr
 
 
-def _http(url: str, body: object = None, key: str | None = None) -> tuple[int, Any, str]:
-    """A request as a front-end sends it: again after a 503, as its Retry-After says (a process whose clock is
-    not yet in step with the store's refuses starts and submissions for a moment, DESIGN §3)."""
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-    for _ in range(10):
-        request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
-                                         headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                raw = answer.read().decode()
-                kind = answer.headers.get_content_type()
-                return answer.status, json.loads(raw) if kind == "application/json" else {}, raw
-        except urllib.error.HTTPError as e:
-            with e:
-                if e.code != 503:
-                    raise
-                time.sleep(float(e.headers.get("Retry-After") or 1))
-    raise AssertionError(f"{url}: 503 ten times")
-
-
 @pytest.mark.parametrize("preset", ["haiphong-2023", "nghean-2022", "quangbinh-2021-r2", "quangnam-2023"])
 def test_every_seed_preset_runs_under_up_in_rehearsal(preset: str, tmp_path: Path) -> None:
     """`cchc up --contest PRESET --rehearsal` (DESIGN §8) serves each seed contest today: its periods shifted so
@@ -282,30 +262,30 @@ def test_every_seed_preset_runs_under_up_in_rehearsal(preset: str, tmp_path: Pat
                 break
         assert line.startswith("cchc ready:") and "REHEARSAL" in line, "".join(seen)
         base, ingest = f"http://127.0.0.1:{results_port}", f"http://127.0.0.1:{ingest_port}"
-        _, periods, _ = _http(f"{base}/v1/periods")
+        _, periods, _ = front_end(f"{base}/v1/periods")
         assert [p["status"] for p in periods["periods"]][:1] == ["open"]
         assert len(periods["periods"]) == len(contest.periods)
-        _, report, _ = _http(f"{base}/v1/participation")
+        _, report, _ = front_end(f"{base}/v1/participation")
         units = report["units"]
         assert [u["unit_code"] for u in units] == list(contest.units)
         assert {u["kind"] for u in units if u["target"] is not None} == {t.kind for t in contest.unit_targets}
-        _, summary, _ = _http(f"{ingest}/v1/contest")
+        _, summary, _ = front_end(f"{ingest}/v1/contest")
         assert summary["rehearsal"] is True and summary["slug"] == f"{contest.slug}-thi-thu"
         for page in (f"{ingest}/", f"{ingest}/dang-ky", f"{ingest}/thi", f"{base}/", f"{base}/periods/1",
                      f"http://127.0.0.1:{desk_port}/dang-nhap"):
-            assert "Thi thử" in _http(page)[2], page
+            assert "Thi thử" in front_end(page)[2], page
         unit = next(u for u in contest.units.values() if u.parent_code is not None)
         born = contest.first_start().year - 30
-        status, credentials, _ = _http(f"{ingest}/v1/participants", {
+        status, credentials, _ = front_end(f"{ingest}/v1/participants", {
             "full_name": "Trần Thị Bình", "id_number": f"038{1 if born < 2000 else 3}{born % 100:02d}001234",
             "phone": "0912345678", "birth_date": f"{born}-01-01", "group": contest.groups[0].code,
             "unit_code": unit.code, "consent": {"version": contest.privacy.version}})
         assert status == 201
         pid, key = str(credentials["participant_id"]), str(credentials["access_key"])
-        status, attempt, _ = _http(f"{ingest}/v1/attempts", {"participant_id": pid}, key)
+        status, attempt, _ = front_end(f"{ingest}/v1/attempts", {"participant_id": pid}, key)
         assert status == 201 and len(attempt["questions"]) == contest.rules.questions_per_attempt
         answers = {q["id"]: "A" for q in attempt["questions"]}
-        status, receipt, _ = _http(f"{ingest}/v1/submissions", {"token": attempt["token"], "answers": answers,
+        status, receipt, _ = front_end(f"{ingest}/v1/submissions", {"token": attempt["token"], "answers": answers,
                                                                "prediction": 100})
         assert status == 202 and receipt["attempt_id"] == attempt["attempt_id"]
         assert (tmp_path / "rehearsal").exists()  # a data directory of its own, marked
