@@ -5,6 +5,8 @@ with the page's retry rule — and the results reads, each reported for locust's
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
@@ -29,8 +31,8 @@ class Lines:
 
 async def test_the_journeys_make_the_quiz_pages_requests_and_none_fails(system: System, tmp_path: Path) -> None:
     s = system
-    people = [await s.register() for _ in range(6)]
-    await s.drain()  # registered earlier in the week: the results app knows them (the harness's scorer runs on demand)
+    people = [await s.register() for _ in range(20)]  # 3 attempts each: room for every start the arrivals draw
+    await s.drain()  # registered earlier in the week: the results app knows them
     pool = tmp_path / "participants.jsonl"
     pool.write_text("\n".join(json.dumps({"participant_id": p, "access_key": s.access_keys[p]}) for p in people))
     settings = Settings(str(s.ingest.make_url("")).rstrip("/"), str(s.results.make_url("")).rstrip("/"), rate=6.0,
@@ -38,7 +40,19 @@ async def test_the_journeys_make_the_quiz_pages_requests_and_none_fails(system: 
                         start=time.time())
     lines = Lines()
     report = Report(lines)  # type: ignore[arg-type]  # a transport's write and buffer size are all it uses
-    await Journeys(settings, report).run()
+
+    async def scoring() -> None:  # as a stack's scorer does: the harness's runs on demand (a newcomer's standing)
+        while True:
+            await s.drain()
+            await asyncio.sleep(0.05)
+
+    scorer = asyncio.ensure_future(scoring())
+    try:
+        await Journeys(settings, report).run()
+    finally:
+        scorer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await scorer
     report.flush()
     rows = [line.split("\t") for line in lines.data.decode().splitlines()]
     assert rows and all(len(row) == 5 for row in rows)
