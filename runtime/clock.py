@@ -20,6 +20,7 @@ from runtime import metrics
 from runtime.errors import Unavailable
 
 SETTLE_MS = 3000  # an append landing later than this after its stamp is refused; a close waits this long (§3)
+STEP_TOLERANCE_MS = 2  # a reading further than its and the best one's uncertainty from the best's time: a step
 MAX_OFFSET_MS = 50  # a process further than this from its reference, or not knowing, refuses to stamp (§3)
 log = structlog.get_logger()
 
@@ -114,6 +115,15 @@ class SyncedClock:
 
     def record(self, reference: str, sample: Sample) -> None:
         samples = self._samples.setdefault(reference, deque(maxlen=128))
+        best = self._best.get(reference)
+        if best is not None and abs(sample.store_ms - (best.store_ms + sample.middle - best.middle)) \
+                > best.uncertainty_ms + sample.uncertainty_ms + STEP_TOLERANCE_MS:
+            # The reference's time moved otherwise than this host's monotonic time since the best reading: its
+            # clock was stepped (an NTP step on the store's host, a virtual machine resumed from a pause). The
+            # older readings no longer tell its time; kept, they would refuse every stamp for a minute.
+            log.warning("clock_reference_stepped", reference=reference or "store",
+                        step_ms=round(sample.store_ms - (best.store_ms + sample.middle - best.middle)))
+            samples.clear()
         samples.append(sample)
         while samples and samples[0].received < sample.received - self.window_ms:
             samples.popleft()

@@ -72,6 +72,18 @@ def test_an_uncertain_reading_is_not_trusted_and_the_best_one_is_kept() -> None:
     assert clock.now_ms() == 1_700_000_000_201 + 101  # the good reading plus the time since
 
 
+def test_a_step_of_the_stores_clock_is_followed_at_the_next_reading() -> None:
+    host = Host(wall_s=1_700_000_000.000)  # one machine: the store's clock is the host's
+    clock = host.clock()
+    read(clock, host, store_ms=1_700_000_000_001)
+    host.pass_s(5.0)
+    host.wall_s += 0.092  # both step 92 ms forward (a virtual machine resumed from a pause, an NTP step)
+    read(clock, host, store_ms=round(host.wall_s * 1000) + 5, rtt_s=0.010)  # a slower reading than the first
+    clock.check()  # the first reading no longer tells the store's time: its 92 ms "offset" is not held against us
+    assert clock.now_ms() == round(host.wall_s * 1000)
+    assert clock.offset_ms() == pytest.approx(0, abs=2)
+
+
 def test_readings_go_stale() -> None:
     host = Host(wall_s=1_700_000_000.000)
     clock = host.clock()
