@@ -1,19 +1,23 @@
 """The committee's desk at 1 M participants / 3 M entries (DESIGN §9): a period's page, the flags and the Excel
-export each within 10 s, and the close run in the desk's own process while ingest takes a paced load of
-submissions beside it — whose p99 is measured without the close, then during it.
+export each within 10 s, and the close run in the desk's own process, while ingest takes a paced load of
+submissions beside each — whose p99 is measured alone (at the start and again at the end: how far it moves by
+itself is the noise to read the rest against), then beside each piece of the desk's work.
 
     .venv/bin/python -m bench.desk [--participants 1000000] [--entries 3000000] [--rate 1000] [--seconds 20]
+                                   [--reuse DIR] [--control]
 
 A whole local stack (`cchc up`'s: ingest, a scorer, results, the desk as processes; embedded Valkey and
 PostgreSQL in a temporary directory, a few GB) on the Nghệ An 2022 contest with two periods: the first ended a
 minute ago and holds the scale data, filled straight into the projection tables by COPY (the scorer's own rate is
 bench.scorer's), with realistic flags (0.2 % of entries too fast, 0.5 % of participants registered from shared
-addresses, 0.1 % copied answer sheets); the second is open and takes wrk's submissions. Needs wrk. Loopback only.
+addresses, 0.1 % copied answer sheets); the second is open and takes wrk's submissions, each run of wrk new ones.
+Each phase's line says what the machine did meanwhile: the disk's writes, Valkey's slow fsyncs and commands, the
+CPU of the busiest processes. Needs wrk. Loopback only.
 
-`--control`: ingest's p99 beside one busy loop per core, then beside a process writing to disk with fsync, for
-the same time and nothing of the desk — what such neighbours cost it on this machine, to read the figures beside
-the close against (the data size does not
-matter to it: `--participants 20000 --entries 60000 --control`).
+`--reuse DIR`: the filled stack is kept in DIR (13 GB at 1 M: the data and the WAL archive) and the next runs
+start from a copy of it (a minute instead of four). `--control`: at the end, ingest's p99 beside one busy loop per
+core, as many PostgreSQL queries, then a process writing to disk with fsync — what such neighbours cost it on this
+machine (the data size does not matter to it: `--participants 20000 --entries 60000 --control`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -36,11 +41,13 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import psycopg
 
-from bench.ingest import WrkResult, parse_wrk, wrk_command
+from bench.ingest import WrkResult, on_valkey, parse_wrk, wrk_command
 from contest.model import Contest
 from eventstore.ids import uuid7
 from eventstore.postgres import open_pool
+from eventstore.redis_stream.client import latency_events, watch_fsync_stalls
 from ingest.tokens import AttemptClaims, TokenSigner
 from ops.embedded import free_port
 from ops.stack import Stack
@@ -161,8 +168,9 @@ def _correct(sheet: bytes, key: dict[str, str]) -> int:
     return sum(1 for q, a in _decode.decode(sheet).items() if key[q] == a)
 
 
-def mint(path: Path, count: int, secret: str, contest: Contest) -> None:
-    """`count` submissions of the open week, each its own attempt, signed as ingest signs them."""
+def mint(path: Path, count: int, secret: str, contest: Contest, first: int = 0) -> None:
+    """`count` submissions of the open week, each its own attempt of its own participant (`load{first}`…),
+    signed as ingest signs them."""
     signer = TokenSigner(secret.encode())
     period = contest.periods[1]
     now = int(time.time() * 1000)
@@ -170,9 +178,26 @@ def mint(path: Path, count: int, secret: str, contest: Contest) -> None:
     answers = {q: "ABCD"[i % 4] for i, q in enumerate(questions)}
     unit = next(iter(contest.units))
     with path.open("wb") as out:
-        for n in range(count):
+        for n in range(first, first + count):
             claims = AttemptClaims(uuid7(now), f"load{n}", "cbccvc", unit, period.number, now, questions)
             out.write(msgspec.json.encode({"token": signer.sign(claims), "answers": answers, "prediction": n}) + b"\n")
+
+
+class Load:
+    """ingest under wrk paced at `rate`, each run on submissions of its own (wrk reads its file from the top:
+    a run on the same file would send duplicates, which ingest answers without a write)."""
+
+    def __init__(self, url: str, rate: float, secret: str, contest: Contest, workdir: Path) -> None:
+        self.url, self.rate, self.secret, self.contest, self.workdir = url, rate, secret, contest, workdir
+        self.sent = 0
+
+    def start(self, seconds: float) -> subprocess.Popen[str]:
+        count = int(self.rate * (seconds + 5))
+        bodies = self.workdir / f"bodies-{self.sent}.jsonl"
+        mint(bodies, count, self.secret, self.contest, self.sent)
+        self.sent += count
+        argv, env = wrk_command(self.url, bodies, seconds, 32, rate=self.rate)
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
 
 
 class Desk:
@@ -206,72 +231,164 @@ class Desk:
         assert self.http is not None
         started = time.perf_counter()
         async with self.http.request(method, f"{self.url}{path}", **kw) as r:
-            size = len(await r.read())
-            return time.perf_counter() - started, r.status, size
+            body = await r.read()
+            assert r.status == 200, (method, path, r.status, body[:500])
+            return time.perf_counter() - started, r.status, len(body)
 
 
-def paced(url: str, bodies: Path, seconds: float, rate: float) -> subprocess.Popen[str]:
-    argv, env = wrk_command(url, bodies, seconds, 32, rate=rate)
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+class Machine:
+    """What the machine did in a phase: the bytes written to the disk that holds the stack's data
+    (/proc/diskstats: PostgreSQL's, its WAL archive's and Valkey's together), what Valkey's latency monitor saw
+    slower than 5 ms (its AOF fsyncs: an ack waits for its fsync, so a stall of the disk is a submission's
+    latency; a `command`: Valkey kept off the CPU mid-command), and the CPU seconds of the busiest processes."""
+
+    THRESHOLD_MS = 5
+
+    def __init__(self, redis_url: str, data_dir: Path) -> None:
+        self.redis_url = redis_url
+        device = os.stat(data_dir).st_dev
+        self.device = (os.major(device), os.minor(device))
+        self.written = 0
+        self.cpu: dict[str, float] = {}
+
+    def _sectors_written(self) -> int:
+        for line in Path("/proc/diskstats").read_text().splitlines():
+            fields = line.split()
+            if (int(fields[0]), int(fields[1])) == self.device:
+                return int(fields[9])
+        return 0
+
+    async def start(self) -> None:
+        await on_valkey(self.redis_url, watch_fsync_stalls, self.THRESHOLD_MS)
+        self.written = self._sectors_written()
+        self.cpu = _cpu_seconds()
+
+    async def report(self) -> str:
+        """Since start(), for the phase's line."""
+        events = await on_valkey(self.redis_url, latency_events)
+        written_mb = (self._sectors_written() - self.written) * 512 / 1e6
+        used = sorted(((t - self.cpu.get(c, 0), c) for c, t in _cpu_seconds().items()), reverse=True)[:5]
+        valkey = ", ".join(f"{name} {len(ms)}× (≤ {max(ms)} ms)" for name, ms in sorted(events.items())) or "none"
+        return (f"\n    disk {written_mb:,.0f} MB written; Valkey > {self.THRESHOLD_MS} ms: {valkey}"
+                f"\n    CPU s: " + ", ".join(f"{name} {t:.1f}" for t, name in used))
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far by process name (ours by tier: `python -m ops.cli ingest` is `ingest`)."""
+    out: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        if argv[1:3] == [b"-m", b"ops.cli"] and len(argv) > 3:
+            name = argv[3].decode()
+        elif argv[1:3] == [b"-m", b"bench.desk"]:
+            name = "bench (minting)"
+        elif name.startswith("kworker"):  # named by their work of the moment
+            name = "the kernel's workers"
+        fields = text[text.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-desk-"))
-    settings = Settings(contest_dir=make_contest(workdir / "contest"), data_dir=workdir / "data",
-                        ingest_port=free_port(), results_port=free_port(), desk_port=free_port(), log_level="warning",
-                        address_limit=0)
-    stack = Stack(settings, scorers=1)
+    saved: Path | None = args.reuse
+    filled = saved is not None and (saved / "filled").exists()
+    if filled:  # the saved stack, its period 1 not closed yet: copied with its owners and modes (PostgreSQL's)
+        assert saved is not None
+        subprocess.run(["cp", "-a", f"{saved}/.", str(workdir)], check=True)
+        os.sync()  # the copy on disk before anything is measured
+        print(f"the filled stack copied from {saved} (its period 1 ended when it was filled)")
+    else:
+        make_contest(workdir / "contest")
+
+    def stack() -> Stack:
+        return Stack(Settings(contest_dir=workdir / "contest", data_dir=workdir / "data", ingest_port=free_port(),
+                              results_port=free_port(), desk_port=free_port(), log_level="warning", address_limit=0),
+                     scorers=1)
+
+    running = stack()
     try:
-        running = stack.start()  # on this thread, outside any event loop (it runs its own)
-        asyncio.run(measure(args, running, workdir))
+        settings = running.start()  # on this thread, outside any event loop (it runs its own)
+        if not filled:
+            asyncio.run(fill_stack(args, settings))
+            if saved is not None:  # kept for the next runs, as it is before any close
+                running.stop()
+                subprocess.run(["rm", "-rf", str(saved)], check=True)
+                subprocess.run(["cp", "-a", str(workdir), str(saved)], check=True)
+                (saved / "filled").touch()
+                os.sync()
+                running = stack()
+                settings = running.start()
+        asyncio.run(measure(args, settings, workdir))
     finally:
-        stack.stop()
+        running.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def fill_stack(args: argparse.Namespace, running: Settings) -> None:
+    started = time.perf_counter()
+    await fill(running.database_url or "", contest_of(running), args.participants, args.entries)
+    async with await psycopg.AsyncConnection.connect(running.database_url or "", autocommit=True) as conn:
+        await conn.execute("CHECKPOINT")
+    os.sync()
+    print(f"filled {args.participants:,} participants and {args.entries:,} entries in"
+          f" {time.perf_counter() - started:.0f} s")
 
 
 async def measure(args: argparse.Namespace, running: Settings, workdir: Path) -> None:
     contest = contest_of(running)
-    started = time.perf_counter()
-    await fill(running.database_url or "", contest, args.participants, args.entries)
-    print(f"filled {args.participants:,} participants and {args.entries:,} entries in"
-          f" {time.perf_counter() - started:.0f} s")
-    bodies = workdir / "bodies.jsonl"
-    mint(bodies, int(args.rate * (args.seconds * (4 if args.control else 2) + 120)), running.secret or "", contest)
-    ingest = f"http://{running.host}:{running.ingest_port}"
+    ingest = Load(f"http://{running.host}:{running.ingest_port}", args.rate, running.secret or "", contest, workdir)
     token = running.admin_token or ""
     bearer = {"Authorization": f"Bearer {token}"}
+    machine = Machine(running.redis_url or "", running.data_dir)
+    loads: dict[str, WrkResult] = {}
+
+    async def beside(label: str, work: Awaitable[None]) -> None:
+        """The desk's `work` with ingest under the paced load; the load's figures under `label`."""
+        await machine.start()
+        load = ingest.start(90)  # stopped when the work is done
+        time.sleep(2)
+        try:
+            await work
+        finally:
+            load.send_signal(signal.SIGINT)  # wrk prints its summary on SIGINT
+            loads[label] = parse_wrk(load.communicate(timeout=60)[0])
+        print(loads[label].line(f"ingest {label}") + await machine.report())
+
     async with Desk(f"http://{running.host}:{running.desk_port}", token) as desk:
-        for path in ("/ky/1", "/v1/admin/periods/1/flags"):
-            seconds, status, size = await desk.timed("GET", path, headers=bearer if path.startswith("/v1") else {})
+        async def show(method: str, path: str, target: str = "target ≤ 10 s", **kw: Any) -> None:
+            seconds, status, size = await desk.timed(method, path, **kw)
             assert status == 200, (path, status)
-            print(f"GET {path:<34} {seconds:6.1f} s  ({size / 1e6:.1f} MB)   target ≤ 10 s")
-        load = paced(ingest, bodies, args.seconds, args.rate)
-        alone = parse_wrk(load.communicate(timeout=args.seconds + 60)[0])
-        print(alone.line(f"ingest alone, {args.rate:,.0f} req/s offered"))
-        if args.control:
-            control(ingest, bodies, args, workdir)
-        load = paced(ingest, bodies, args.seconds + 60, args.rate)
-        time.sleep(2)
-        seconds, status, _ = await desk.timed("POST", "/v1/admin/periods/1/close", headers=bearer)
-        assert status == 200, status
-        load.send_signal(signal.SIGINT)  # wrk prints its summary on SIGINT
-        beside = parse_wrk(load.communicate(timeout=60)[0])
-        print(f"POST /v1/admin/periods/1/close            {seconds:6.1f} s   (in the desk's process; target ≤ 30 s)")
-        print(beside.line("ingest while the desk closes"))
-        for path in ("/ky/1", "/xuat/ky-1.xlsx"):
-            seconds, status, size = await desk.timed("GET", path)
-            assert status == 200, (path, status)
-            print(f"GET {path:<34} {seconds:6.1f} s  ({size / 1e6:.1f} MB)   target ≤ 10 s")
-        load = paced(ingest, bodies, 600, args.rate)
-        time.sleep(2)
-        seconds, status, size = await desk.timed("POST", "/v1/admin/exports", headers=bearer,
-                                                 json={"period": "1", "format": "xlsx"})
-        load.send_signal(signal.SIGINT)  # wrk prints its summary on SIGINT
-        during = parse_wrk(load.communicate(timeout=60)[0])
-        assert status == 200, status
-        print(f"POST /v1/admin/exports (committee's copy, flags sheet) {seconds:6.1f} s  ({size / 1e6:.1f} MB)")
-        print(during.line("ingest while the desk exports"))
-        report(alone, beside, during)
+            print(f"{method} {path:<38} {seconds:6.1f} s  ({size / 1e6:.1f} MB)   {target}")
+
+        async def reads(*more: str) -> None:
+            await show("GET", "/ky/1")
+            await show("GET", "/v1/admin/periods/1/flags", headers=bearer)
+            for path in more:
+                await show("GET", path)
+
+        async def alone(label: str) -> None:
+            await machine.start()
+            load = ingest.start(args.seconds)
+            loads[label] = parse_wrk(load.communicate(timeout=args.seconds + 60)[0])
+            print(loads[label].line(f"ingest {label}, {args.rate:,.0f} req/s offered") + await machine.report())
+
+        await alone("alone")
+        await beside("beside the open period's page and flags", reads())
+        await beside("beside the close", show("POST", "/v1/admin/periods/1/close",
+                                               "(in the desk's process) target ≤ 30 s", headers=bearer))
+        await beside("beside the closed period's page, flags and Excel", reads("/xuat/ky-1.xlsx"))
+        await beside("beside the committee's copy", show("POST", "/v1/admin/exports", "(with the flags sheet)",
+                                                         headers=bearer, json={"period": "1", "format": "xlsx"}))
+        await alone("alone again")  # the baseline twice: how far it moves by itself is the noise to read against
+        if args.control:  # last: a disk writer's writes go on being flushed after it stops
+            control(ingest, args, workdir, running.database_url or "")
+        report(loads)
 
 
 # A disk writer as heavy as a close's: 64 MB at a time, each made durable, until it is stopped.
@@ -284,14 +401,22 @@ with open(sys.argv[1], "wb") as out:
 """
 
 
-def control(ingest: str, bodies: Path, args: argparse.Namespace, workdir: Path) -> None:
-    """Ingest's p99 beside CPU-bound neighbours (a busy loop per core), then beside a disk writer."""
+# A query of the committee's weight: PostgreSQL's CPU (in its own processes) for as long as it is let run.
+PG_BUSY = """import sys, psycopg
+psycopg.connect(sys.argv[1]).execute("SELECT count(*) FROM generate_series(1, 10000000000)")
+"""
+
+
+def control(ingest: Load, args: argparse.Namespace, workdir: Path, database_url: str) -> None:
+    """Ingest's p99 beside CPU-bound neighbours (a busy loop per core; as many PostgreSQL queries), then beside a
+    disk writer."""
     cores = os.cpu_count() or 1
     for label, neighbours in ((f"{cores} busy loops", [[sys.executable, "-c", "while True: pass"]] * cores),
+                              (f"{cores} PostgreSQL queries", [[sys.executable, "-c", PG_BUSY, database_url]] * cores),
                               ("a disk writer (fsync)", [[sys.executable, "-c", WRITER, str(workdir / "io")]])):
         running = [subprocess.Popen(argv) for argv in neighbours]
         try:
-            load = paced(ingest, bodies, args.seconds, args.rate)
+            load = ingest.start(args.seconds)
             beside = parse_wrk(load.communicate(timeout=args.seconds + 60)[0])
         finally:
             for process in running:
@@ -301,10 +426,13 @@ def control(ingest: str, bodies: Path, args: argparse.Namespace, workdir: Path) 
         print(beside.line(f"ingest beside {label} (control)"))
 
 
-def report(alone: WrkResult, beside: WrkResult, during: WrkResult) -> None:
-    moved = beside.p99_ms - alone.p99_ms
-    print(f"submission p99: {alone.p99_ms:.1f} ms alone, {beside.p99_ms:.1f} ms beside the close ({moved:+.1f} ms),"
-          f" {during.p99_ms:.1f} ms beside the export; non-2xx {alone.non_2xx}/{beside.non_2xx}/{during.non_2xx}")
+def report(loads: dict[str, WrkResult]) -> None:
+    first, again = loads.pop("alone"), loads.pop("alone again")
+    high = max(first.p99_ms, again.p99_ms)
+    print(f"submission p99 alone {first.p99_ms:.1f} ms, again at the end {again.p99_ms:.1f} ms; "
+          + "; ".join(f"{label} {r.p99_ms:.1f} ms ({'within the two' if r.p99_ms <= high else f'+{r.p99_ms - high:.1f}'})"
+                      for label, r in loads.items())
+          + f"; non-2xx {first.non_2xx + again.non_2xx + sum(r.non_2xx for r in loads.values())}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="submissions a second offered beside the desk")
     parser.add_argument("--seconds", type=float, default=20.0, help="of ingest load alone (the baseline)")
     parser.add_argument("--control", action="store_true", help="ingest's p99 beside a busy loop per core, too")
+    parser.add_argument("--reuse", type=Path, metavar="DIR",
+                        help="keep the filled stack in DIR (a few GB) and start from a copy of it next time (the same"
+                             " day: its period 1 ends when it is filled, its period 2 a day later)")
     run(parser.parse_args(argv))
     return 0
 

@@ -166,12 +166,24 @@ async def watch_fsync_stalls(client: Redis, threshold_ms: int) -> None:
 
 
 @translated
+async def latency_events(client: Redis) -> dict[str, list[int]]:
+    """What every server's latency monitor recorded over its threshold since watch_fsync_stalls: each event's
+    name (`aof-fsync-always`, `command`…) → the slowest of each second it happened in, ms (the last 160 s)."""
+    async def one(target: dict[str, Any]) -> list[tuple[str, list[int]]]:
+        names = [text(e[0]) for e in await client.execute_command("LATENCY", "LATEST", **target)]
+        return [(name, [int(s[1]) for s in await client.execute_command("LATENCY", "HISTORY", name, **target)])
+                for name in names]
+    events: dict[str, list[int]] = {}
+    for server in await each_server(client, one):
+        for name, samples in server:
+            events.setdefault(name, []).extend(samples)
+    return events
+
+
 async def slowest_fsync_ms(client: Redis) -> int:
     """The slowest AOF fsync any server recorded since watch_fsync_stalls (0: none over the threshold)."""
-    async def one(target: dict[str, Any]) -> int:
-        latest = await client.execute_command("LATENCY", "LATEST", **target)
-        return max((int(e[3]) for e in latest if text(e[0]).startswith("aof-fsync")), default=0)
-    return max(await each_server(client, one))
+    events = await latency_events(client)
+    return max((ms for name, samples in events.items() if name.startswith("aof-fsync") for ms in samples), default=0)
 
 
 @dataclass(frozen=True)
