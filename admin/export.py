@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from admin.flags import period_flags
-from admin.xlsx import Workbook, stream_rows, text_xml
+from admin.xlsx import Workbook, stream_rows
 from contest.model import Contest
 from contest.participation import UnitParticipation
 from contest.questions import QuestionStat
@@ -149,8 +149,8 @@ async def _period_book(book: Workbook, live: LiveQueries, published: ResultsQuer
         + (list(personal.get(p["participant_id"], ("", "", ""))) if vault else []) for p in document["individual"]))
     book.table("Giải tập thể", UNIT_PRIZE_HEADER, (["Giải tập thể tuần", u["rank"], u["unit_code"], u["unit_name"],
                                                    u["unit_score"]] for u in document["unit"]))
-    units = {code: text_xml(u.name) for code, u in contest.units.items()}
-    prizes = {pid: text_xml(name) for pid, name in prize_of.items()}
+    units = {code: book.shared(code) + book.shared(u.name) for code, u in contest.units.items()}
+    prizes = {pid: book.shared(name) for pid, name in prize_of.items()}
 
     end = contest.periods[period - 1].end_ms if 0 < period <= len(contest.periods) else 0
     offset = contest.tz.utcoffset(datetime.fromtimestamp(end / 1000))  # the contest's offset (Vietnam: no DST)
@@ -159,7 +159,7 @@ async def _period_book(book: Workbook, live: LiveQueries, published: ResultsQuer
     async def chunks() -> AsyncIterator[tuple[bytes, int]]:
         for group in contest.groups:
             async for chunk in published.ranking_sheet(period, revision, group.code,
-                                                       {"group": text_xml(group.name), "units": units, "prizes": prizes},
+                                                       {"group": book.shared(group.name), "units": units, "prizes": prizes},
                                                        utc_offset_ms=offset_ms, phone=not public):
                 yield chunk
 

@@ -1,7 +1,8 @@
 """The committee's spreadsheets, written as a stream: a minimal Office Open XML workbook (one zip of a
 few XML parts) whose sheets are appended row by row and compressed as they come, so a million-row
-ranking never sits in memory. Every text cell is an inline string (never a formula, DESIGN §6), numbers
-are numbers, the header row is bold and stays in view.
+ranking never sits in memory. Every text cell is a string, never a formula (DESIGN §6): inline, or from
+the workbook's shared strings for the texts a ranking repeats on every row (its group, units and prizes:
+a quarter less XML to format and compress); numbers are numbers, the header row is bold and stays in view.
 
 Styles: 0 plain, 1 bold (the header), 2 a date-time with milliseconds (a time submitted).
 
@@ -92,6 +93,12 @@ class Workbook:
         self.zip = zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1)
         self.titles: list[str] = []
         self.sheet_open: Sheet | None = None
+        self.strings: dict[str, int] = {}  # the shared strings (xl/sharedStrings.xml), each text's index
+
+    def shared(self, value: str) -> str:
+        """A text cell from the shared strings (the text stored once, however many rows repeat it)."""
+        index = self.strings.setdefault(value, len(self.strings))
+        return f'<c t="s"><v>{index}</v></c>'
 
     def sheet(self, title: str, header: Sequence[str], widths: Sequence[float] = ()) -> Sheet:
         if self.sheet_open is not None:
@@ -122,6 +129,11 @@ class Workbook:
         rels = "".join(f'<Relationship Id="rId{i}" Type="{_REL}/worksheet" Target="worksheets/sheet{i}.xml"/>'
                        for i in range(1, len(self.titles) + 1))
         styles_id = len(self.titles) + 1
+        if self.strings:
+            rels += f'<Relationship Id="rId{styles_id + 1}" Type="{_REL}/sharedStrings" Target="sharedStrings.xml"/>'
+            items = "".join(f'<si><t xml:space="preserve">{text_xml(t)}</t></si>' for t in self.strings)
+            self.zip.writestr("xl/sharedStrings.xml", f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                              f'<sst xmlns="{_MAIN}" uniqueCount="{len(self.strings)}">{items}</sst>')
         self.zip.writestr("xl/_rels/workbook.xml.rels", f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
                           f'<Relationships xmlns="{_PKG_REL}">{rels}<Relationship Id="rId{styles_id}"'
                           f' Type="{_REL}/styles" Target="styles.xml"/></Relationships>')
@@ -132,6 +144,9 @@ class Workbook:
         overrides = "".join(f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="application/'
                             'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
                             for i in range(1, len(self.titles) + 1))
+        if self.strings:
+            overrides += ('<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                          'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>')
         self.zip.writestr("[Content_Types].xml", '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
                           '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
                           '<Default Extension="rels"'

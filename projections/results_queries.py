@@ -96,29 +96,27 @@ class ResultsQueries:
     async def ranking_sheet(self, period: int, revision: int, group: str, cells: Mapping[str, Any], *,
                             utc_offset_ms: int, phone: bool, slice_rows: int = 20_000,
                             workers: int = 3) -> AsyncIterator[tuple[bytes, int]]:
-        """One group's final ranking as spreadsheet rows (admin/xlsx.py: <row> elements of inline strings and
-        numbers), in rank order: (a slice's bytes, its rows). Formatted by the database, `workers` slices of
-        `slice_rows` ranks at a time on connections of their own (a period ranks a million: formatting them in
+        """One group's final ranking as spreadsheet rows (admin/xlsx.py: <row> elements of strings and numbers),
+        in rank order: (a slice's bytes, its rows). Formatted by the database, `workers` slices of `slice_rows`
+        ranks at a time on connections of their own (a period ranks a million: formatting them in
         Python, or in one statement, took more than the 10 s the desk has for the whole file; BENCHMARKS.md).
-        `cells` holds what the contest knows, as XML text: `group` (the group's name), `units` (code → name),
-        `prizes` (participant → prize name). The columns are admin.export's RANKING_HEADER (without the masked
-        phone unless `phone`); the time submitted is a date-time cell (style 2) in the contest's time
-        (`utc_offset_ms`)."""
+        `cells` holds what the contest knows as spreadsheet cells (a workbook's shared strings): `group` (the
+        group's name), `units` (code → its code's and name's cells), `prizes` (participant → the prize's cell).
+        The columns are admin.export's RANKING_HEADER (without the masked phone unless `phone`); the time
+        submitted is a date-time cell (style 2) in the contest's time (`utc_offset_ms`)."""
         start, end = '<c t="inlineStr"><is><t>', "</t></is></c>"
-
-        def text(expression: str) -> list[str]:  # NULL is an empty cell, as admin/xlsx.py writes it
-            return [f"CASE WHEN {expression} IS NULL THEN '<c/>' ELSE concat('{start}', {expression}, '{end}') END"]
 
         def number(expression: str) -> list[str]:
             return ["'<c><v>'", expression, "'</v></c>'"]
 
         name = "replace(replace(p.display_name, '&', '&amp;'), '<', '&lt;')"  # names hold no '<' or '&': to be sure
-        parts = [f"'<row>{start}'", "%(group)s::text", f"'{end}'", *number("f.rank"),
-                 *text("(%(prizes)s::jsonb ->> f.participant_id)"),
+        unit = (f"CASE WHEN f.unit_code IS NULL THEN '<c/><c/>' ELSE coalesce(%(units)s::jsonb ->> f.unit_code,"
+                f" concat('{start}', f.unit_code, '{end}<c/>')) END")  # a code the contest no longer names
+        parts = ["'<row>'", "%(group)s::text", *number("f.rank"),
+                 "coalesce(%(prizes)s::jsonb ->> f.participant_id, '<c/>')",
                  f"'{start}'", "f.participant_id", f"'{end}{start}'", f"coalesce({name}, '')", f"'{end}'",
-                 *([f"'{start}'", "p.phone_masked", f"'{end}'"] if phone else []), *text("f.unit_code"),
-                 *text("(%(units)s::jsonb ->> f.unit_code)"), *number("f.score"), *number("f.correct"),
-                 *number("f.duration_ms::float8 / 1000"),
+                 *([f"'{start}'", "p.phone_masked", f"'{end}'"] if phone else []), unit,
+                 *number("f.score"), *number("f.correct"), *number("f.duration_ms::float8 / 1000"),
                  *number("f.prediction"), *number("f.prediction_error"), "'<c s=\"2\"><v>'",
                  "(f.submitted_ms + %(offset)s::bigint)::float8 / 86400000 + 25569", "'</v></c>'",  # Excel's day count
                  f"'{start}'", "f.attempt_id", f"'{end}</row>'"]

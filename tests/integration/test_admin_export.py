@@ -33,6 +33,7 @@ async def test_xlsx_has_winners_units_ranking_and_personal_data_only_on_request(
     assert winners[0][-1] == "Mã lượt thi" and len(winners) == 1 + 4  # 4 cbccvc prizes in the test contest
     ranking = list(book["Xếp hạng"].values)
     assert [r[1] for r in ranking[1:]] == [1, 2, 3, 4, 5] and ranking[1][2] == "Giải Nhất"
+    assert {r[0] for r in ranking[1:]} == {winners[1][0]} and ranking[5][2] is None  # the group; no prize: empty
     board = (await s.ok("/v1/periods/1/leaderboard"))["entries"]
     for row, entry in zip(ranking[1:], board, strict=True):  # formatted by the database as the API says it
         assert (row[3], row[4], row[6], row[7]) == (entry["participant_id"], entry["display_name"], entry["unit_code"],
@@ -68,6 +69,11 @@ async def test_csv_and_unclosed_periods(system: System, tmp_path: Path) -> None:
         rows = list(csv.DictReader(fh))
     assert {r["Bảng"] for r in rows} == {"Cán bộ, công chức, viên chức", "Nhân dân"}
     assert all(r["Giải"] == "Giải Nhất" for r in rows)
+    book = tmp_path / "p1.xlsx"  # the same rows, formatted by the database (a citizen has no unit: empty cells)
+    assert await export(*store, s.contest, 1, book, fmt="xlsx") == 2
+    sheet = list(load_workbook(book)["Xếp hạng"].values)[1:]
+    assert [(r[0], r[2], r[6], r[7]) for r in sheet] == [
+        (r["Bảng"], r["Giải"], r["Mã đơn vị"] or None, r["Đơn vị"] or None) for r in rows]
 
 
 async def test_names_never_become_formulas(system: System, tmp_path: Path) -> None:

@@ -49,3 +49,18 @@ def test_a_stream_of_rows_splits_at_the_row_limit(tmp_path: Path, monkeypatch) -
     assert loaded.sheetnames == ["Xếp hạng", "Xếp hạng (2)", "Xếp hạng (3)", "Sau"]
     ranks = [r[0] for name in loaded.sheetnames[:3] for r in list(loaded[name].values)[1:]]
     assert ranks == list(range(10))
+
+
+def test_shared_strings_read_back_as_text(tmp_path: Path) -> None:
+    out = tmp_path / "shared.xlsx"
+    book = Workbook(out)
+    unit, formula = book.shared("Sở Nội vụ & <Ban> "), book.shared("=HYPERLINK(\"x\")")
+    assert book.shared("Sở Nội vụ & <Ban> ") == unit  # stored once
+    sheet = book.sheet("Xếp hạng", ["Đơn vị", "Hạng", "Ghi chú"])
+    for rank in (1, 2):
+        sheet.raw(f"<row>{unit}<c><v>{rank}</v></c>{formula}</row>".encode(), 1)
+    book.close()
+    rows = list(load_workbook(out).worksheets[0].values)
+    assert rows[1:] == [("Sở Nội vụ & <Ban> ", 1, '=HYPERLINK("x")'),
+                        ("Sở Nội vụ & <Ban> ", 2, '=HYPERLINK("x")')]  # text, never a formula (DESIGN §6)
+    assert load_workbook(out).worksheets[0]["C2"].data_type == "s"
