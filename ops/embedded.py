@@ -72,7 +72,7 @@ class EmbeddedValkey:
                 "--protected-mode", "yes", "--logfile", str(self.dir / "valkey.log"),
                 "--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction", *self.extra]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+                                     stderr=subprocess.DEVNULL, preexec_fn=die_with_parent, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

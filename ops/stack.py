@@ -119,9 +119,11 @@ class Stack:
         # Each process only the secrets it uses: ingest and the desk theirs, the scorers and results none.
         env = without_secrets({**os.environ, **self.settings.env()}, SECRETS_OF.get(args[0], ()))
         with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own descriptor
+            # A session of its own: Linux shares the CPU between sessions (autogroup) as systemd shares it between
+            # services, so a desk busy with a close takes its share, not ingest's (BENCHMARKS.md, issue 23).
             self.children[name] = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], env=env,
                                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                                   preexec_fn=die_with_parent)
+                                                   preexec_fn=die_with_parent, start_new_session=True)
 
     def _wait_ready(self, url: str, name: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
