@@ -152,7 +152,7 @@ def _with_clients(settings: Settings, work: Callable[[Contest, Clients], Awaitab
 
     async def main() -> int:
         contest = contest_of(settings)
-        clients = await open_clients(settings, contest)
+        clients = await open_clients(settings, contest, committee=True)
         try:
             return await work(contest, clients)
         finally:

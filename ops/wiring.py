@@ -97,13 +97,14 @@ READ_STATEMENT_TIMEOUT_MS = 5000  # the results API: a read slower than this is 
 
 async def open_clients(settings: Settings, contest: Contest, *, pool_size: int = 8,
                        statement_timeout_ms: int | None = None, autocommit: bool = False,
-                       reader: bool = False) -> Clients:
+                       reader: bool = False, committee: bool = False) -> Clients:
     """Redis (its cluster client when the URL names a cluster node) and a pool on the primary, or with
-    `reader` on CCHC_DATABASE_READ_URL when set; the contest's partition layout checked against Redis."""
+    `reader` on CCHC_DATABASE_READ_URL when set; the contest's partition layout checked against Redis.
+    `committee`: the desk's and the committee's commands' sessions (postgres.COMMITTEE_WORK_MEM)."""
     redis_url, database_url = settings.require_servers()
     url = settings.database_read_url if reader and settings.database_read_url else database_url
     pool = postgres.open_pool(url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms,
-                              autocommit=autocommit)
+                              autocommit=autocommit, work_mem=postgres.COMMITTEE_WORK_MEM if committee else None)
     await pool.open(wait=False)
     redis = await redis_client.open_client(redis_url)
     clients = Clients(redis, pool, keys_of(contest, settings), replica=url != database_url)
@@ -255,7 +256,7 @@ def serve_desk(settings: Settings, metrics_port: int | None = None) -> None:
     serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        clients = await open_clients(settings, contest, pool_size=6)
+        clients = await open_clients(settings, contest, pool_size=6, committee=True)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(clients.close)
             clock = await stack.enter_async_context(store_clock(clients))
