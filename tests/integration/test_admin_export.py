@@ -179,3 +179,25 @@ async def test_a_personal_data_export_is_created_for_its_owner_only(system: Syst
         assert next(iter(book["Giải cá nhân"].values))[-3:] == ("Số CCCD", "Điện thoại", "Ngày sinh")
     finally:
         book.close()
+
+
+async def test_the_ranking_sheet_comes_in_rank_order_whatever_its_slices(system: System) -> None:
+    """Slices formatted side by side on connections of their own, each looked up in participant order: the rows
+    still come in rank order, the same bytes as one slice gives."""
+    s = system
+    for n in range(7):
+        await s.entry(await s.register(), n % 6)
+    await s.close(1)
+    published = ResultsQueries(s.clients.pool)
+    revision = (await published.result(1)).revision  # type: ignore[union-attr]
+    cells = {"group": "<c/>", "units": {}, "prizes": {}}
+
+    async def sheet(slice_rows: int, workers: int) -> list[bytes]:
+        return [data async for data, _ in published.ranking_sheet(1, revision, "cbccvc", cells, utc_offset_ms=0,
+                                                                   phone=False, slice_rows=slice_rows, workers=workers)]
+
+    whole = b"".join(await sheet(1000, 1))
+    sliced = await sheet(2, 3)
+    assert len(sliced) == 4 and b"".join(sliced) == whole
+    ranks = [int(row.split(b"<c><v>", 1)[1].split(b"<", 1)[0]) for row in whole.split(b"<row>")[1:]]
+    assert ranks == sorted(ranks) and len(ranks) == 7
