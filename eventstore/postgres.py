@@ -25,33 +25,30 @@ MIGRATION_LOCK = 7263
 SCHEMAS = ("eventstore", "projections")
 
 
-# Every connection's: what it writes in bulk (a close's ranking, a million rows) is handed to the disk 256 kB at a
-# time as it goes, not left in the page cache for one flush storm that stalls every fsync on the disk meanwhile —
-# Valkey's (appendfsync always), which each submission's ack waits for (PostgreSQL's default: 0, never).
-SESSION_SETTINGS = "-c backend_flush_after=256kB"
-# The committee's sessions (the desk, `cchc close`, `cchc export`): a close sorts and groups a period's millions
-# of entries, the flags group a million registrations; with PostgreSQL's default 4 MB they spill to temporary files
-# on the disk ingest's fsyncs wait on (bench.scale's close figures were always taken with 64 MB).
-COMMITTEE_WORK_MEM = "64MB"
+# The committee's sessions (the desk, `cchc close`, `cchc export`…): a close sorts and groups a period's millions of
+# entries and the flags group a million registrations, which with PostgreSQL's default 4 MB spill to temporary
+# files (bench.scale's close figures were always taken with 64 MB); and what they write in bulk (a close's ranking,
+# a million rows) is handed to the disk 256 kB at a time as it goes (PostgreSQL's default: never), not left in the
+# page cache for one writeback storm that stalls every fsync on the disk meanwhile — Valkey's included, which each
+# submission's ack waits for (appendfsync always).
+COMMITTEE_SETTINGS = "-c work_mem=64MB -c backend_flush_after=256kB"
 
 
 def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cchc",
-              statement_timeout_ms: int | None = None, autocommit: bool = False, work_mem: str | None = None) -> Pool:
+              statement_timeout_ms: int | None = None, autocommit: bool = False, committee: bool = False) -> Pool:
     """A pool that is not opened yet (`await pool.open()`); connections autocommit off unless asked (a
     reader's pool: no ROLLBACK round trip when a connection goes back). With `statement_timeout_ms`, a
-    statement running longer is cancelled (→ StoreUnavailable, 503); with `work_mem`, sorts and hashes may
-    use that much memory before spilling to disk.
+    statement running longer is cancelled (→ StoreUnavailable, 503). `committee`: COMMITTEE_SETTINGS.
 
     `reconnect_timeout` is short on purpose: psycopg_pool backs off exponentially (1, 2, 4, 8… s)
     while PostgreSQL is down, and only a fresh attempt after giving up resets that, so a short one
     keeps recovery within seconds of the server's return instead of half a minute."""
-    settings = [SESSION_SETTINGS]
+    options: dict[str, int | str | bool] = {"connect_timeout": 5, "autocommit": autocommit}
+    settings = [COMMITTEE_SETTINGS] if committee else []
     if statement_timeout_ms:
         settings.append(f"-c statement_timeout={int(statement_timeout_ms)}")
-    if work_mem:
-        settings.append(f"-c work_mem={work_mem}")
-    options: dict[str, int | str | bool] = {"connect_timeout": 5, "autocommit": autocommit,
-                                            "options": " ".join(settings)}
+    if settings:
+        options["options"] = " ".join(settings)
     return AsyncConnectionPool(url, min_size=min_size, max_size=max_size, name=name, open=False,
                                timeout=5.0, reconnect_timeout=3.0, kwargs=options)
 

@@ -100,11 +100,11 @@ async def open_clients(settings: Settings, contest: Contest, *, pool_size: int =
                        reader: bool = False, committee: bool = False) -> Clients:
     """Redis (its cluster client when the URL names a cluster node) and a pool on the primary, or with
     `reader` on CCHC_DATABASE_READ_URL when set; the contest's partition layout checked against Redis.
-    `committee`: the desk's and the committee's commands' sessions (postgres.COMMITTEE_WORK_MEM)."""
+    `committee`: the desk's and the committee's commands' sessions (postgres.COMMITTEE_SETTINGS)."""
     redis_url, database_url = settings.require_servers()
     url = settings.database_read_url if reader and settings.database_read_url else database_url
     pool = postgres.open_pool(url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms,
-                              autocommit=autocommit, work_mem=postgres.COMMITTEE_WORK_MEM if committee else None)
+                              autocommit=autocommit, committee=committee)
     await pool.open(wait=False)
     redis = await redis_client.open_client(redis_url)
     clients = Clients(redis, pool, keys_of(contest, settings), replica=url != database_url)
