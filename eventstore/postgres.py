@@ -27,11 +27,10 @@ SCHEMAS = ("eventstore", "projections")
 
 # The committee's sessions (the desk, `cchc close`, `cchc export`…): a close sorts and groups a period's millions of
 # entries and the flags group a million registrations, which with PostgreSQL's default 4 MB spill to temporary
-# files (bench.scale's close figures were always taken with 64 MB); and what they write in bulk (a close's ranking,
-# a million rows) is handed to the disk 256 kB at a time as it goes (PostgreSQL's default: never), not left in the
-# page cache for one writeback storm that stalls every fsync on the disk meanwhile — Valkey's included, which each
-# submission's ack waits for (appendfsync always).
-COMMITTEE_SETTINGS = "-c work_mem=64MB -c backend_flush_after=256kB"
+# files on the disk ingest's fsyncs wait on (bench.scale's close figures were always taken with 64 MB). Handing
+# their bulk writes to the disk as they go (`backend_flush_after`) was tried too: no faster close, no steadier
+# ingest beside it that this machine could show (BENCHMARKS.md), so not kept.
+COMMITTEE_SETTINGS = "-c work_mem=64MB"
 
 
 def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cchc",
