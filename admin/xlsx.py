@@ -8,8 +8,9 @@ Styles: 0 plain, 1 bold (the header), 2 a date-time with milliseconds (a time su
 
 Why not openpyxl: it builds a Python object per cell — 13 s per 100,000 ranking rows here, two minutes for
 a period of 1 M participants — against a 10-second target for the desk's Excel export (DESIGN §9). The
-ranking's rows come formatted from PostgreSQL (results_queries.ranking_sheet) and only go through zlib
-here, on a thread of their own while the next rows are read.
+ranking's rows come formatted from PostgreSQL (results_queries.ranking_sheet) and are only compressed
+here, on a thread of their own while the next rows are read, by Intel ISA-L's deflate (the isal package):
+the same format as zlib's, a million rows' 434 MB of XML in 0.7 s where zlib's fastest level takes 3 s.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape
+
+from isal import isal_zlib
 
 MAX_ROWS = 1_048_576  # a sheet's rows in Excel, the header's included
 _INVALID = {c: None for c in range(32) if c not in (9, 10, 13)}  # control characters XML 1.0 cannot hold
@@ -108,6 +111,7 @@ class Workbook:
             name = sheet_title(f"{name[:27]} ({len(self.titles) + 1})")
         self.titles.append(name)
         stream = self.zip.open(f"xl/worksheets/sheet{len(self.titles)}.xml", "w", force_zip64=True)
+        _fast_deflate(stream)
         self.sheet_open = Sheet(stream, widths or [max(10.0, min(40.0, len(h) * 1.2)) for h in header])
         self.sheet_open.header(header)
         return self.sheet_open
@@ -157,6 +161,13 @@ class Workbook:
                           '<Override PartName="/xl/styles.xml" ContentType="application/'
                           f'vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>{overrides}</Types>')
         self.zip.close()
+
+
+def _fast_deflate(stream: IO[bytes]) -> None:
+    """The zip entry's deflate by ISA-L instead of zlib: zipfile has no hook for its compressor, so its writer's
+    is replaced (an attribute of zipfile's writer since Python 3.5; left to zlib if it ever goes)."""
+    if hasattr(stream, "_compressor"):
+        stream._compressor = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
 
 
 _STYLES = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
