@@ -12,11 +12,15 @@ from operator import itemgetter
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from eventstore.barrier import EventKey
 from eventstore.errors import StoreRejected, StoreUnavailable
 from eventstore.events import COMMITTEE_KINDS, TAGS, AnyEvent, AttemptStarted, ResultsPublished, decode, encode
+from runtime.cpu import is_local_backend, lower_priority
+
+log = structlog.get_logger()
 
 Pool = AsyncConnectionPool
 Connection = psycopg.AsyncConnection[Any]
@@ -31,6 +35,16 @@ SCHEMAS = ("eventstore", "projections")
 # their bulk writes to the disk as they go (`backend_flush_after`) was tried too: no faster close, no steadier
 # ingest beside it that this machine could show (BENCHMARKS.md), so not kept.
 COMMITTEE_SETTINGS = "-c work_mem=64MB"
+
+
+async def _yield_to_the_write_path(conn: psycopg.AsyncConnection[Any]) -> None:
+    """A committee's backend on this host runs at a lower CPU priority (runtime.cpu), so a close, the flags or
+    an export take the CPU ingest, Valkey and the scorers leave, not theirs: PostgreSQL starts every backend in a
+    session of its own, which Linux's autogroup gives a full share each — the export's three slices would take
+    three shares against ingest's one."""
+    pid = conn.info.backend_pid
+    if is_local_backend(conn.info.host, pid) and not lower_priority(pid):
+        log.info("committee_backend_priority_unchanged", pid=pid)
 
 
 def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cchc",
@@ -48,8 +62,9 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cc
         settings.append(f"-c statement_timeout={int(statement_timeout_ms)}")
     if settings:
         options["options"] = " ".join(settings)
+    configure = _yield_to_the_write_path if committee else None
     return AsyncConnectionPool(url, min_size=min_size, max_size=max_size, name=name, open=False,
-                               timeout=5.0, reconnect_timeout=3.0, kwargs=options)
+                               timeout=5.0, reconnect_timeout=3.0, kwargs=options, configure=configure)
 
 
 @asynccontextmanager

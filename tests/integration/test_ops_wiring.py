@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -10,6 +13,7 @@ from eventstore.keys import Keys
 from eventstore.postgres import open_pool
 from ops.wiring import Clients, build_desk, build_desk_app, build_ingest_app
 from runtime.clock import ManualClock
+from runtime.cpu import is_local_backend
 from tests.conftest import Servers
 from tests.harness import HOUR, SETTINGS, admin
 
@@ -62,9 +66,9 @@ def test_metrics_are_served_on_the_metrics_port_bound_to_loopback() -> None:
         server.server_close()
 
 
-async def test_the_committees_sessions_sort_in_memory(servers: Servers) -> None:
+async def test_the_committees_sessions_sort_in_memory_and_yield_the_cpu(servers: Servers) -> None:
     """The committee's sessions sort and group a period in memory, not in temporary files on the disk ingest's
-    fsyncs wait on; the others keep the server's default."""
+    fsyncs wait on, and their backends run at a lower CPU priority; the others keep the server's defaults."""
     for committee, expected in ((False, ["4MB", "5s"]), (True, ["64MB", "5s"])):
         pool = open_pool(servers[1], max_size=1, committee=committee, statement_timeout_ms=5000)
         await pool.open()
@@ -72,6 +76,15 @@ async def test_the_committees_sessions_sort_in_memory(servers: Servers) -> None:
             async with pool.connection() as conn:
                 shown = [(await (await conn.execute(f"SHOW {name}")).fetchone() or ("",))[0]
                          for name in ("work_mem", "statement_timeout")]
+                backend = conn.info.backend_pid
+                local = is_local_backend(conn.info.host, backend)
+                nice = os.getpriority(os.PRIO_PROCESS, backend) if local else None
+                autogroup = Path(f"/proc/{backend}/autogroup")
+                group_nice = autogroup.read_text().split()[-1] if local and autogroup.exists() else None
         finally:
             await pool.close()
         assert shown == expected
+        # the committee's backends yield the CPU to the write path (this host's server; runtime.cpu)
+        if local:  # a server on another host keeps its own priorities
+            assert nice == (10 if committee else 0)
+            assert group_nice in ((None, "10") if committee else (None, "0"))
