@@ -8,16 +8,19 @@ from pathlib import Path
 import structlog
 
 log = structlog.get_logger()
-# A busy process at nice 10 gets about a tenth of what one at 0 gets when both want the CPU. 0 turns it off: the
-# duty engineer's way back when the committee's work matters more than the write path's tail (README).
-COMMITTEE_NICE = int(os.environ.get("CCHC_COMMITTEE_NICE", "10"))
+# The niceness of the committee's backends: 0, as every other, unless the duty engineer asks (CCHC_COMMITTEE_NICE;
+# at 10 a busy backend gets about a tenth of what one at 0 gets when both want the CPU). Measured at 1 M beside
+# 1,000 submissions/s: 10 halved ingest's p50 rise but made a close 35-46 s and the Excel export 10.6-16 s, over
+# DESIGN §9's 30 s and 10 s (BENCHMARKS.md), so it is off by default.
+COMMITTEE_NICE = int(os.environ.get("CCHC_COMMITTEE_NICE", "0"))
 
 
-def lower_priority(pid: int, nice: int = COMMITTEE_NICE) -> bool:
+def lower_priority(pid: int, nice: int | None = None) -> bool:
     """Run the local process `pid` at `nice`: its own scheduling priority and, where Linux groups the CPU by
     session (autogroup: PostgreSQL starts every backend in a session of its own), its session's. Raising a
     niceness needs no privilege over one's own processes; another user's (a server run as its own user) needs
-    root. Returns whether it was done (nice 0: nothing to do)."""
+    root. `nice`: COMMITTEE_NICE unless given. Returns whether it was done (nice 0: nothing to do)."""
+    nice = COMMITTEE_NICE if nice is None else nice
     if nice <= 0:
         return True
     done = False
