@@ -4,7 +4,7 @@ place where psycopg's errors become ours (`translated`, `connection`, `transacti
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -37,21 +37,24 @@ SCHEMAS = ("eventstore", "projections")
 COMMITTEE_SETTINGS = "-c work_mem=64MB"
 
 
-async def _yield_to_the_write_path(conn: psycopg.AsyncConnection[Any]) -> None:
-    """A committee's backend on this host runs at a lower CPU priority (runtime.cpu), so a close, the flags or
-    an export take the CPU ingest, Valkey and the scorers leave, not theirs: PostgreSQL starts every backend in a
-    session of its own, which Linux's autogroup gives a full share each — the export's three slices would take
-    three shares against ingest's one."""
-    pid = conn.info.backend_pid
-    if is_local_backend(conn.info.host, pid) and not lower_priority(pid):
-        log.info("committee_backend_priority_unchanged", pid=pid)
+def _yielding(nice: int) -> Callable[[Connection], Awaitable[None]]:
+    """A pool's `configure`: each new connection's backend, when it runs on this host, at `nice` (runtime.cpu).
+    PostgreSQL starts every backend in a session of its own, which Linux's autogroup gives a full CPU share:
+    the export's three slices take three shares against ingest's one unless lowered."""
+    async def configure(conn: Connection) -> None:
+        pid = conn.info.backend_pid
+        if is_local_backend(conn.info.host, pid) and not lower_priority(pid, nice):
+            log.info("committee_backend_priority_unchanged", pid=pid, nice=nice)
+    return configure
 
 
 def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cchc",
-              statement_timeout_ms: int | None = None, autocommit: bool = False, committee: bool = False) -> Pool:
+              statement_timeout_ms: int | None = None, autocommit: bool = False, committee: bool = False,
+              nice: int = 0) -> Pool:
     """A pool that is not opened yet (`await pool.open()`); connections autocommit off unless asked (a
     reader's pool: no ROLLBACK round trip when a connection goes back). With `statement_timeout_ms`, a
-    statement running longer is cancelled (→ StoreUnavailable, 503). `committee`: COMMITTEE_SETTINGS.
+    statement running longer is cancelled (→ StoreUnavailable, 503). `committee`: COMMITTEE_SETTINGS. `nice`
+    above 0: each connection's backend, on this host, runs at that niceness (CCHC_COMMITTEE_NICE).
 
     `reconnect_timeout` is short on purpose: psycopg_pool backs off exponentially (1, 2, 4, 8… s)
     while PostgreSQL is down, and only a fresh attempt after giving up resets that, so a short one
@@ -62,7 +65,7 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cc
         settings.append(f"-c statement_timeout={int(statement_timeout_ms)}")
     if settings:
         options["options"] = " ".join(settings)
-    configure = _yield_to_the_write_path if committee else None
+    configure = _yielding(nice) if nice > 0 else None
     return AsyncConnectionPool(url, min_size=min_size, max_size=max_size, name=name, open=False,
                                timeout=5.0, reconnect_timeout=3.0, kwargs=options, configure=configure)
 

@@ -104,7 +104,8 @@ async def open_clients(settings: Settings, contest: Contest, *, pool_size: int =
     redis_url, database_url = settings.require_servers()
     url = settings.database_read_url if reader and settings.database_read_url else database_url
     pool = postgres.open_pool(url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms,
-                              autocommit=autocommit, committee=committee)
+                              autocommit=autocommit, committee=committee,
+                              nice=settings.committee_nice if committee else 0)
     await pool.open(wait=False)
     redis = await redis_client.open_client(redis_url)
     clients = Clients(redis, pool, keys_of(contest, settings), replica=url != database_url)

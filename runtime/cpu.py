@@ -1,37 +1,29 @@
-"""Who yields the CPU: the committee's database work to the write path, on a host they share."""
+"""Who yields the CPU: the committee's database work to the write path, on a host they share.
+
+Off by default (CCHC_COMMITTEE_NICE=0). Measured at 1 M beside 1,000 submissions/s: at 10 ingest's p50 rose
+about 2x beside the desk instead of 2-4x, its p99 no better, while a close took 35-46 s and the Excel export
+10.6-16 s, over DESIGN §9's 30 s and 10 s (BENCHMARKS.md): a knob for a single box whose write path matters
+more than the desk's speed."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import structlog
 
-log = structlog.get_logger()
-# The niceness of the committee's backends: 0, as every other, unless the duty engineer asks (CCHC_COMMITTEE_NICE;
-# at 10 a busy backend gets about a tenth of what one at 0 gets when both want the CPU). Measured at 1 M beside
-# 1,000 submissions/s: 10 halved ingest's p50 rise but made a close 35-46 s and the Excel export 10.6-16 s, over
-# DESIGN §9's 30 s and 10 s (BENCHMARKS.md), so it is off by default.
-COMMITTEE_NICE = int(os.environ.get("CCHC_COMMITTEE_NICE", "0"))
-
-
-def lower_priority(pid: int, nice: int | None = None) -> bool:
+def lower_priority(pid: int, nice: int) -> bool:
     """Run the local process `pid` at `nice`: its own scheduling priority and, where Linux groups the CPU by
     session (autogroup: PostgreSQL starts every backend in a session of its own), its session's. Raising a
     niceness needs no privilege over one's own processes; another user's (a server run as its own user) needs
-    root. `nice`: COMMITTEE_NICE unless given. Returns whether it was done (nice 0: nothing to do)."""
-    nice = COMMITTEE_NICE if nice is None else nice
-    if nice <= 0:
-        return True
+    root. Returns whether either was done."""
     done = False
     try:
         os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
         done = True
     except OSError:
         pass
-    autogroup = Path(f"/proc/{pid}/autogroup")
     try:
-        autogroup.write_text(str(nice))
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
         done = True
     except OSError:  # no autogroup in this kernel, or not ours to change
         pass

@@ -64,6 +64,7 @@ class Settings:
     rehearsal: bool = False  # CCHC_REHEARSAL: the contest as a rehearsal (thi thử), its calendar starting at the anchor
     backup_retention_days: int = 35  # base backups kept this long (the newest always), WAL back to the oldest kept
     archive_check: bool = True  # trim the stream only below what the WAL archive holds (off: what is acknowledged)
+    committee_nice: int = 0  # CCHC_COMMITTEE_NICE: the committee's local PostgreSQL backends' niceness (runtime/cpu.py)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -105,6 +106,7 @@ class Settings:
             rehearsal=_on_off(env.get("CCHC_REHEARSAL", "off"), "CCHC_REHEARSAL"),
             backup_retention_days=_count(env.get("CCHC_BACKUP_RETENTION_DAYS", "35"), "CCHC_BACKUP_RETENTION_DAYS"),
             archive_check=_on_off(env.get("CCHC_ARCHIVE_CHECK", "on"), "CCHC_ARCHIVE_CHECK"),
+            committee_nice=_count(env.get("CCHC_COMMITTEE_NICE", "0"), "CCHC_COMMITTEE_NICE"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -182,6 +184,7 @@ class Settings:
                   "CCHC_FAST_PATH": "on" if self.fast_path else "off",
                   "CCHC_BACKUP_RETENTION_DAYS": str(self.backup_retention_days),
                   "CCHC_ARCHIVE_CHECK": "on" if self.archive_check else "off",
+                  "CCHC_COMMITTEE_NICE": str(self.committee_nice),
                   "CCHC_TRUSTED_PROXIES": ",".join(str(n) for n in self.trusted_proxies),
                   "CCHC_INGEST_PORT": str(self.ingest_port), "CCHC_RESULTS_PORT": str(self.results_port),
                   "CCHC_ALLOWED_ORIGINS": ",".join(self.allowed_origins), "CCHC_RESULTS_URL": self.results_url,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -13,7 +12,6 @@ from contest.model import Contest
 from eventstore.keys import Keys
 from eventstore.postgres import open_pool
 from ops.wiring import Clients, build_desk, build_desk_app, build_ingest_app
-from runtime import cpu
 from runtime.clock import ManualClock
 from runtime.cpu import is_local_backend
 from tests.conftest import Servers
@@ -68,14 +66,13 @@ def test_metrics_are_served_on_the_metrics_port_bound_to_loopback() -> None:
         server.server_close()
 
 
-async def test_the_committees_sessions_sort_in_memory_and_yield_the_cpu_when_asked(
-        servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_committees_sessions_sort_in_memory_and_yield_the_cpu_when_asked(servers: Servers) -> None:
     """The committee's sessions sort and group a period in memory, not in temporary files on the disk ingest's
     fsyncs wait on, and with CCHC_COMMITTEE_NICE their backends run at a lower CPU priority; the others keep the
     server's defaults."""
-    monkeypatch.setattr(cpu, "COMMITTEE_NICE", 10)
     for committee, expected in ((False, ["4MB", "5s"]), (True, ["64MB", "5s"])):
-        pool = open_pool(servers[1], max_size=1, committee=committee, statement_timeout_ms=5000)
+        pool = open_pool(servers[1], max_size=1, committee=committee, statement_timeout_ms=5000,
+                         nice=10 if committee else 0)  # as open_clients passes CCHC_COMMITTEE_NICE=10
         await pool.open()
         try:
             async with pool.connection() as conn:
