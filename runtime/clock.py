@@ -116,13 +116,12 @@ class SyncedClock:
     def record(self, reference: str, sample: Sample) -> None:
         samples = self._samples.setdefault(reference, deque(maxlen=128))
         best = self._best.get(reference)
-        if best is not None and abs(sample.store_ms - (best.store_ms + sample.middle - best.middle)) \
-                > best.uncertainty_ms + sample.uncertainty_ms + STEP_TOLERANCE_MS:
+        step = 0.0 if best is None else sample.store_ms - (best.store_ms + sample.middle - best.middle)
+        if best is not None and abs(step) > best.uncertainty_ms + sample.uncertainty_ms + STEP_TOLERANCE_MS:
             # The reference's time moved otherwise than this host's monotonic time since the best reading: its
             # clock was stepped (an NTP step on the store's host, a virtual machine resumed from a pause). The
             # older readings no longer tell its time; kept, they would refuse every stamp for a minute.
-            log.warning("clock_reference_stepped", reference=reference or "store",
-                        step_ms=round(sample.store_ms - (best.store_ms + sample.middle - best.middle)))
+            log.warning("clock_reference_stepped", reference=reference or "store", step_ms=round(step))
             samples.clear()
         samples.append(sample)
         while samples and samples[0].received < sample.received - self.window_ms:
