@@ -4,7 +4,7 @@ submissions beside each — whose p99 is measured alone (at the start and again 
 itself is the noise to read the rest against), then beside each piece of the desk's work.
 
     .venv/bin/python -m bench.desk [--participants 1000000] [--entries 3000000] [--rate 1000] [--seconds 20]
-                                   [--reuse DIR] [--control]
+                                   [--split-cores] [--rounds N] [--reuse DIR] [--control]
 
 A whole local stack (`cchc up`'s: ingest, a scorer, results, the desk as processes; embedded Valkey and
 PostgreSQL in a temporary directory, a few GB) on the Nghệ An 2022 contest with two periods: the first ended a
@@ -13,6 +13,12 @@ bench.scorer's), with realistic flags (0.2 % of entries too fast, 0.5 % of parti
 addresses, 0.1 % copied answer sheets); the second is open and takes wrk's submissions, each run of wrk new ones.
 Each phase's line says what the machine did meanwhile: the disk's writes, Valkey's slow fsyncs and commands, the
 CPU of the busiest processes. Needs wrk. Loopback only.
+
+`--split-cores`: the write path (ingest, Valkey and wrk) on the first core, everything else (PostgreSQL, the
+scorer, the results tier, the desk and this bench) on the others — the two sides of DESIGN §4 on hosts of their
+own, as in production, on one box: what the desk's work costs ingest's p99 when the CPU is not what they share.
+`--rounds N`: N - 1 more pairs of a baseline and a recompute beside the load after the first close (a recompute
+is a close's work again: a new revision), for a spread rather than one figure a phase.
 
 `--reuse DIR`: the filled stack is kept in DIR (13 GB at 1 M: the data and the WAL archive) and the next runs
 start from a copy of it (a minute instead of four). `--control`: at the end, ingest's p99 beside one busy loop per
@@ -29,6 +35,7 @@ import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -187,8 +194,10 @@ class Load:
     """ingest under wrk paced at `rate`, each run on submissions of its own (wrk reads its file from the top:
     a run on the same file would send duplicates, which ingest answers without a write)."""
 
-    def __init__(self, url: str, rate: float, secret: str, contest: Contest, workdir: Path) -> None:
+    def __init__(self, url: str, rate: float, secret: str, contest: Contest, workdir: Path,
+                 cpus: set[int] | None = None) -> None:
         self.url, self.rate, self.secret, self.contest, self.workdir = url, rate, secret, contest, workdir
+        self.cpus = cpus  # the cores wrk runs on (its threads inherit them); None: any
         self.sent = 0
 
     def start(self, seconds: float) -> subprocess.Popen[str]:
@@ -197,7 +206,9 @@ class Load:
         mint(bodies, count, self.secret, self.contest, self.sent)
         self.sent += count
         argv, env = wrk_command(self.url, bodies, seconds, 32, rate=self.rate)
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        cpus = self.cpus
+        pin = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env, preexec_fn=pin)
 
 
 class Desk:
@@ -294,6 +305,44 @@ def _cpu_seconds() -> dict[str, float]:
     return out
 
 
+def split_cores(data_dir: Path) -> tuple[set[int], set[int]]:
+    """The write path (ingest's processes, Valkey) on the first core, the rest of the stack (PostgreSQL: its
+    postmaster, whose new backends inherit it, and every process it runs now; the scorer, results, the desk) and
+    this bench on the others. Returns (write path's cores, the others')."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("--split-cores needs two cores")
+    write_path, rest = {cores[0]}, set(cores[1:])
+    postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(stat.parent.name)] = int(text[text.rindex(")") + 2:].split()[1])
+    ours = {os.getpid(), postmaster}  # PostgreSQL's server is not our child: pg_ctl starts it detached
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in ours} - ours
+        ours |= more
+        grew = bool(more)
+    sides: dict[bool, list[str]] = {True: [], False: []}
+    for pid in ours:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            writer = comm == "valkey-server" or argv[1:4] == [b"-m", b"ops.cli", b"ingest"]
+            for task in Path(f"/proc/{pid}/task").iterdir():  # every thread: an affinity is a thread's
+                os.sched_setaffinity(int(task.name), write_path if writer else rest)
+        except OSError:  # gone meanwhile
+            continue
+        sides[writer].append(argv[3].decode() if argv[1:3] == [b"-m", b"ops.cli"] and len(argv) > 3 else comm)
+    print(f"cores {sorted(write_path)}: {', '.join(sorted(sides[True]))} and wrk; cores {sorted(rest)}: "
+          + ", ".join(f"{name} ×{sides[False].count(name)}" for name in sorted(set(sides[False]))))
+    return write_path, rest
+
+
 def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="cchc-bench-desk-"))
     saved: Path | None = args.reuse
@@ -324,7 +373,8 @@ def run(args: argparse.Namespace) -> None:
                 os.sync()
                 running = stack()
                 settings = running.start()
-        asyncio.run(measure(args, settings, workdir))
+        write_path = split_cores(settings.data_dir)[0] if args.split_cores else None
+        asyncio.run(measure(args, settings, workdir, write_path))
     finally:
         running.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -340,9 +390,10 @@ async def fill_stack(args: argparse.Namespace, running: Settings) -> None:
           f" {time.perf_counter() - started:.0f} s")
 
 
-async def measure(args: argparse.Namespace, running: Settings, workdir: Path) -> None:
+async def measure(args: argparse.Namespace, running: Settings, workdir: Path, write_path: set[int] | None) -> None:
     contest = contest_of(running)
-    ingest = Load(f"http://{running.host}:{running.ingest_port}", args.rate, running.secret or "", contest, workdir)
+    ingest = Load(f"http://{running.host}:{running.ingest_port}", args.rate, running.secret or "", contest, workdir,
+                  write_path)
     token = running.admin_token or ""
     bearer = {"Authorization": f"Bearer {token}"}
     machine = Machine(running.redis_url or "", running.data_dir)
@@ -381,6 +432,11 @@ async def measure(args: argparse.Namespace, running: Settings, workdir: Path) ->
         await beside("beside the open period's page and flags", reads())
         await beside("beside the close", show("POST", "/v1/admin/periods/1/close",
                                                "(in the desk's process) target ≤ 30 s", headers=bearer))
+        for round_ in range(2, args.rounds + 1):
+            await alone(f"alone, round {round_}")
+            await beside(f"beside a recompute, round {round_}",
+                         show("POST", "/v1/admin/periods/1/recompute", "(a close's work: a new revision)",
+                              headers=bearer, json={"reason": f"bench round {round_}"}))
         await beside("beside the closed period's page, flags and Excel", reads("/xuat/ky-1.xlsx"))
         await beside("beside the committee's copy", show("POST", "/v1/admin/exports", "(with the flags sheet)",
                                                          headers=bearer, json={"period": "1", "format": "xlsx"}))
@@ -426,12 +482,17 @@ def control(ingest: Load, args: argparse.Namespace, workdir: Path, database_url:
 
 
 def report(loads: dict[str, WrkResult]) -> None:
-    first, again = loads.pop("alone"), loads.pop("alone again")
-    high = max(first.p99_ms, again.p99_ms)
-    print(f"submission p99 alone {first.p99_ms:.1f} ms, again at the end {again.p99_ms:.1f} ms; "
-          + "; ".join(f"{label} {r.p99_ms:.1f} ms ({'within the two' if r.p99_ms <= high else f'+{r.p99_ms - high:.1f}'})"
-                      for label, r in loads.items())
-          + f"; non-2xx {first.non_2xx + again.non_2xx + sum(r.non_2xx for r in loads.values())}")
+    """Each phase's p99 against the highest of the baselines (how far the load moves by itself), and the medians
+    of the baselines and of the closes and recomputes."""
+    alone = {label: r for label, r in loads.items() if label.startswith("alone")}
+    high = max(r.p99_ms for r in alone.values())
+    closes = [r.p99_ms for label, r in loads.items() if label == "beside the close" or "recompute" in label]
+    print(f"submission p99 alone {', '.join(f'{r.p99_ms:.1f}' for r in alone.values())} ms; "
+          + "; ".join(f"{label} {r.p99_ms:.1f} ms ({'within them' if r.p99_ms <= high else f'+{r.p99_ms - high:.1f}'})"
+                      for label, r in loads.items() if label not in alone)
+          + f"; non-2xx {sum(r.non_2xx for r in loads.values())}")
+    print(f"median p99: alone {statistics.median(r.p99_ms for r in alone.values()):.1f} ms,"
+          f" beside a close or recompute {statistics.median(closes):.1f} ms ({len(alone)} and {len(closes)} runs)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="submissions a second offered beside the desk")
     parser.add_argument("--seconds", type=float, default=20.0, help="of ingest load alone (the baseline)")
     parser.add_argument("--control", action="store_true", help="ingest's p99 beside a busy loop per core, too")
+    parser.add_argument("--split-cores", action="store_true",
+                        help="the write path (ingest, Valkey, wrk) on the first core, the rest on the others")
+    parser.add_argument("--rounds", type=int, default=1, help="pairs of a baseline and a close or recompute beside the load")
     parser.add_argument("--reuse", type=Path, metavar="DIR",
                         help="keep the filled stack in DIR (13 GB at 1 M) and start from a copy of it next time (the same"
                              " day: its period 1 ends when it is filled, its period 2 a day later)")
