@@ -33,32 +33,39 @@ async def flag_cases(pool: Pool, period: int, min_plausible_seconds: int,
     Answer sheets are compared as stored: keyed in question order (live_queries._msgpack)."""
     cases: list[FlagCase] = []
     async with connection(pool) as conn:
+        # One snapshot for the statements below: each rare key (a crowded address, a shared sheet) is found by one
+        # pass over an index, then its rows fetched by a hashed list of them. In one statement PostgreSQL would build
+        # the hash of a whole pass in each parallel worker, or search the list row by row (BENCHMARKS.md).
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         if min_plausible_seconds > 0:
             cur = await conn.execute(
                 f"SELECT {_FLAG_ENTRY} FROM entries e LEFT JOIN participants p USING (participant_id)"
                 " WHERE e.period = %s AND e.duration_ms < %s ORDER BY e.submitted_ms, e.attempt_id",
                 (period, min_plausible_seconds * 1000))
             cases += [FlagCase("too_fast", [_entry(row)]) for row in await cur.fetchall()]
+        cur = await conn.execute("SELECT address_hash, count(*) FROM participants WHERE address_hash <> ''"
+                                 " GROUP BY address_hash HAVING count(*) >= %s", (shared_min,))
+        crowded = dict(await cur.fetchall())
         cur = await conn.execute(
-            "WITH crowded AS (SELECT address_hash, count(*) AS n FROM participants WHERE address_hash <> ''"
-            "  GROUP BY address_hash HAVING count(*) >= %(min)s)"
-            f" SELECT {_FLAG_ENTRY}, c.address_hash, c.n FROM crowded c JOIN participants p USING (address_hash)"
+            f"SELECT {_FLAG_ENTRY}, p.address_hash FROM participants p"
             " JOIN LATERAL (SELECT * FROM entries x WHERE x.period = %(period)s AND x.participant_id = p.participant_id"
             "  ORDER BY x.score DESC, x.duration_ms, x.submitted_ms, x.attempt_id LIMIT 1) e ON true"
-            " ORDER BY c.address_hash, e.participant_id", {"min": shared_min, "period": period})
+            " WHERE p.address_hash = ANY(%(crowded)s) ORDER BY p.address_hash, e.participant_id",
+            {"crowded": list(crowded), "period": period})
         crowds: dict[str, tuple[int, list[FlagEntry]]] = {}
         for row in await cur.fetchall():
-            crowds.setdefault(row[9], (int(row[10]), []))[1].append(_entry(row))
+            crowds.setdefault(row[9], (int(crowded[row[9]]), []))[1].append(_entry(row))
         cases += [FlagCase("shared_address", entries, registrations)
                   for registrations, entries in sorted(crowds.values(), key=lambda c: c[1][0].participant_id)]
         # Copies: the sheets whose hash more than one entry shares (through entries_sheet, in hash order: no hash
         # table of millions), then their entries compared exactly, here.
+        cur = await conn.execute("SELECT sheet FROM entries WHERE period = %s AND sheet IS NOT NULL"
+                                 " GROUP BY sheet HAVING count(*) > 1", (period,))
+        shared = [sheet for sheet, in await cur.fetchall()]
         cur = await conn.execute(
-            "WITH same AS (SELECT sheet FROM entries WHERE period = %(period)s AND sheet IS NOT NULL"
-            "  GROUP BY sheet HAVING count(*) > 1)"
-            f" SELECT {_FLAG_ENTRY}, e.answers FROM same s JOIN entries e ON e.period = %(period)s AND e.sheet = s.sheet"
-            " LEFT JOIN participants p ON p.participant_id = e.participant_id"
-            " ORDER BY e.submitted_ms, e.attempt_id", {"period": period})
+            f"SELECT {_FLAG_ENTRY}, e.answers FROM entries e LEFT JOIN participants p ON p.participant_id = e.participant_id"
+            " WHERE e.period = %(period)s AND e.sheet = ANY(%(shared)s) ORDER BY e.submitted_ms, e.attempt_id",
+            {"period": period, "shared": shared})
         sheets: dict[tuple[bytes, int], list[FlagEntry]] = {}
         for row in await cur.fetchall():
             entry = _entry(row)
