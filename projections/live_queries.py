@@ -667,17 +667,19 @@ _ACTUAL: dict[PredictionTarget, str] = {  # contest.ranking.actual_value's
     "perfect_participants": "count(DISTINCT e.participant_id) FILTER (WHERE e.correct = e.questions)"}
 
 
-def selection_sql(contest: Contest) -> str:
+def selection_sql(contest: Contest, order: Order | None = None, table: str = "e") -> str:
     """The contest's attempt selection once the actual value is known (%(actual)s), as an ORDER BY list
-    over entries `e`: contest.ranking's order, text compared as Python compares it (COLLATE "C")."""
+    over entries `table`: contest.ranking's order, text compared as Python compares it (COLLATE "C").
+    `order`: another of contest.ranking's orders instead (FINAL_ORDER: the ranking's)."""
     rules = contest.rules
-    order = FINAL_ORDER if rules.attempt_selection == "best" else SELECTION_ORDERS[rules.attempt_selection]
-    computed = {"over": "(e.prediction > %(actual)s)", "prediction_error": "abs(e.prediction - %(actual)s)"}
+    if order is None:
+        order = FINAL_ORDER if rules.attempt_selection == "best" else SELECTION_ORDERS[rules.attempt_selection]
+    computed = {"over": f"({table}.prediction > %(actual)s)", "prediction_error": f"abs({table}.prediction - %(actual)s)"}
     terms = []
     for name, desc in order:
         if name == "over" and rules.prediction_mode != "not_over":
             continue  # always 0 (false) then
-        column = computed.get(name, f"e.{name}") + (_C if name == "attempt_id" else "")
+        column = computed.get(name, f"{table}.{name}") + (_C if name == "attempt_id" else "")
         terms.append(f"{column} DESC" if desc else column)
     return ", ".join(terms)
 
@@ -706,9 +708,12 @@ async def period_facts(conn: Connection, contest: Contest, period: int, upto: Ba
             entries, actual = n, target_count
         elif group in counting and unit:
             unit_entries[unit] = unit_entries.get(unit, 0) + n
+    # In each group's ranking order: contest.ranking.rank's sort, which decides, then only checks it (a sort of
+    # a million keys in Python: 4-5 s of the desk's CPU at a close, BENCHMARKS.md).
     cur = await conn.execute(
-        f"SELECT DISTINCT ON (e.participant_id) {_ENTRY_COLUMNS.format(unit=unit_sql)} FROM {source}"
-        f" WHERE e.period = %(period)s AND {_VALID_UPTO} ORDER BY e.participant_id, {selection_sql(contest)}",
+        f"SELECT * FROM (SELECT DISTINCT ON (e.participant_id) {_ENTRY_COLUMNS.format(unit=unit_sql)} FROM {source}"
+        f" WHERE e.period = %(period)s AND {_VALID_UPTO} ORDER BY e.participant_id, {selection_sql(contest)}) c"
+        f" ORDER BY c.group_code, {selection_sql(contest, FINAL_ORDER, 'c')}",
         {**params, "actual": actual})
     return PeriodFacts(actual, [Entry(*row) for row in await cur.fetchall()], unit_entries, entries)
 
