@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -48,6 +49,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import psutil
 import psycopg
 
 from bench.ingest import WrkResult, on_valkey, parse_wrk, wrk_command
@@ -56,7 +58,7 @@ from eventstore.ids import uuid7
 from eventstore.postgres import open_pool
 from eventstore.redis_stream.client import latency_events, watch_fsync_stalls
 from ingest.tokens import AttemptClaims, TokenSigner
-from ops.embedded import free_port
+from ops.embedded import EmbeddedValkey, free_port
 from ops.stack import Stack
 from ops.wiring import contest_of
 from projections.live_queries import SHEET_SQL
@@ -305,42 +307,30 @@ def _cpu_seconds() -> dict[str, float]:
     return out
 
 
-def split_cores(data_dir: Path) -> tuple[set[int], set[int]]:
-    """The write path (ingest's processes, Valkey) on the first core, the rest of the stack (PostgreSQL: its
-    postmaster, whose new backends inherit it, and every process it runs now; the scorer, results, the desk) and
-    this bench on the others. Returns (write path's cores, the others')."""
+def split_cores(stack: Stack) -> set[int]:
+    """The write path (ingest's processes, Valkey) on the first core, the rest of the stack (PostgreSQL's server
+    with every process it runs now — the backends it forks later inherit its cores —, the scorer, results, the desk)
+    and this bench on the others. Returns the write path's cores (wrk's too)."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         raise SystemExit("--split-cores needs two cores")
     write_path, rest = {cores[0]}, set(cores[1:])
-    postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # gone meanwhile
-            continue
-        parents[int(stat.parent.name)] = int(text[text.rindex(")") + 2:].split()[1])
-    ours = {os.getpid(), postmaster}  # PostgreSQL's server is not our child: pg_ctl starts it detached
-    grew = True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in ours} - ours
-        ours |= more
-        grew = bool(more)
-    sides: dict[bool, list[str]] = {True: [], False: []}
-    for pid in ours:
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
-            writer = comm == "valkey-server" or argv[1:4] == [b"-m", b"ops.cli", b"ingest"]
-            for task in Path(f"/proc/{pid}/task").iterdir():  # every thread: an affinity is a thread's
-                os.sched_setaffinity(int(task.name), write_path if writer else rest)
-        except OSError:  # gone meanwhile
-            continue
-        sides[writer].append(argv[3].decode() if argv[1:3] == [b"-m", b"ops.cli"] and len(argv) > 3 else comm)
-    print(f"cores {sorted(write_path)}: {', '.join(sorted(sides[True]))} and wrk; cores {sorted(rest)}: "
-          + ", ".join(f"{name} ×{sides[False].count(name)}" for name in sorted(set(sides[False]))))
-    return write_path, rest
+    assert isinstance(stack.valkey, EmbeddedValkey) and stack.valkey.proc is not None and stack.postgres is not None
+    roots = {name: child.pid for name, child in stack.children.items()}  # the tiers, by the stack's names
+    roots |= {"valkey-server": stack.valkey.proc.pid, "postgres": stack.postgres.pid() or 0}
+    sides: dict[str, list[str]] = {}
+    for name, pid in roots.items():
+        cpus = write_path if name.startswith(("ingest", "valkey")) else rest
+        root = psutil.Process(pid)
+        for process in (root, *root.children(recursive=True)):
+            with contextlib.suppress(psutil.NoSuchProcess):  # gone meanwhile
+                for thread in process.threads():  # an affinity is a thread's
+                    os.sched_setaffinity(thread.id, cpus)
+                sides.setdefault(str(sorted(cpus)), []).append(name if process is root else process.name())
+    os.sched_setaffinity(0, rest)  # this bench: the committee's browser
+    print("; ".join(f"cores {cpus}: " + ", ".join(f"{name} ×{names.count(name)}" for name in sorted(set(names)))
+                    for cpus, names in sides.items()) + "; wrk with the first, this bench with the others")
+    return write_path
 
 
 def run(args: argparse.Namespace) -> None:
@@ -373,7 +363,7 @@ def run(args: argparse.Namespace) -> None:
                 os.sync()
                 running = stack()
                 settings = running.start()
-        write_path = split_cores(settings.data_dir)[0] if args.split_cores else None
+        write_path = split_cores(running) if args.split_cores else None
         asyncio.run(measure(args, settings, workdir, write_path))
     finally:
         running.stop()
