@@ -54,7 +54,7 @@ async def flag_cases(pool: Pool, period: int, min_plausible_seconds: int,
             {"crowded": list(crowded), "period": period})
         crowds: dict[str, tuple[int, list[FlagEntry]]] = {}
         for row in await cur.fetchall():
-            crowds.setdefault(row[9], (int(crowded[row[9]]), []))[1].append(_entry(row))
+            crowds.setdefault(row[9], (crowded[row[9]], []))[1].append(_entry(row))
         cases += [FlagCase("shared_address", entries, registrations)
                   for registrations, entries in sorted(crowds.values(), key=lambda c: c[1][0].participant_id)]
         # Copies: the sheets whose hash more than one entry shares (through entries_sheet, in hash order: no hash
