@@ -75,6 +75,29 @@ def cutoff_sql(cutoffs: dict[int, int], period: str) -> str:
            f" ELSE {NEVER} END"
 
 
+def units_before(table: str, cutoffs: dict[int, int]) -> tuple[str, str]:
+    """For a frozen count (DESIGN §3): a join beside `table` (its `period` and `participant_id`), and the unit to
+    count its rows in — a participant moved at or after their period's cutoff counted in the unit they were in
+    before it (their latest move before it, else their registration's), as a disqualification made during the
+    freeze shows at the close. Moves are rare: the join's side is the few moved in a freeze, usually none."""
+    if not cutoffs:
+        return "", f"{table}.unit_code"
+    frozen = ", ".join(f"({int(n)}, {int(ms)})" for n, ms in sorted(cutoffs.items()))
+    join = (f" LEFT JOIN (SELECT x.period, x.participant_id, {_UNIT_BEFORE_CUTOFF} AS unit_code"
+            "  FROM (SELECT DISTINCT c.period, c.cutoff, m.participant_id"
+            f"   FROM (VALUES {frozen}) AS c (period, cutoff) JOIN unit_moves m ON m.at_ms >= c.cutoff) x) fz"
+            f" ON fz.period = {table}.period AND fz.participant_id = {table}.participant_id")
+    return join, f"CASE WHEN fz.participant_id IS NULL THEN {table}.unit_code ELSE fz.unit_code END"
+
+
+# The unit of participant x.participant_id before time x.cutoff: their latest move made before it, else the unit
+# they registered in (participants.unit_code: a move leaves it).
+_UNIT_BEFORE_CUTOFF = (
+    "coalesce((SELECT m.unit_code FROM unit_moves m WHERE m.participant_id = x.participant_id AND m.at_ms < x.cutoff"
+    " ORDER BY m.ev_ms DESC, m.ev_seq DESC, m.ev_part DESC, m.ev_idx DESC LIMIT 1),"
+    " (SELECT r.unit_code FROM participants r WHERE r.participant_id = x.participant_id))")
+
+
 # -- typed rows ---------------------------------------------------------------------------------
 
 class Standing(msgspec.Struct, frozen=True):
@@ -190,11 +213,26 @@ class LiveQueries:
 
     async def live_leaderboard(self, period: int, group: str, limit: int, offset: int, before: int = NEVER
                                ) -> list[Standing]:
-        return await self._rows(
+        rows: list[Standing] = await self._rows(
             Standing, f"SELECT {_STANDING} FROM counted c LEFT JOIN participants p USING (participant_id)"
             f" WHERE c.period = %(period)s AND c.group_code = %(group)s AND {_valid_before('c')}"
             f" ORDER BY {order_by(PROVISIONAL_ORDER, 'c.')} LIMIT %(limit)s OFFSET %(offset)s",
             {"period": period, "group": group, "limit": limit, "offset": offset, "before": before})
+        return await self._in_units_before(rows, before)
+
+    async def _in_units_before(self, rows: list[Standing], before: int) -> list[Standing]:
+        """Frozen rows (DESIGN §3) as they stood: a participant moved at or after `before` in the unit they were
+        in before it (a separate read of the few moved meanwhile, so the ranking's own read keeps its index)."""
+        if before == NEVER or not rows:
+            return rows
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(
+                f"SELECT x.participant_id, {_UNIT_BEFORE_CUTOFF} FROM (SELECT DISTINCT participant_id,"
+                " %(before)s::bigint AS cutoff FROM unit_moves WHERE at_ms >= %(before)s"
+                " AND participant_id = ANY(%(ids)s)) x", {"before": before, "ids": [r.participant_id for r in rows]})
+            moved = dict(await cur.fetchall())
+        return [msgspec.structs.replace(r, unit_code=moved[r.participant_id]) if r.participant_id in moved else r
+                for r in rows]
 
     async def person_in_period(self, period: int, participant_id: str, *, before: int | None,
                                points: int) -> PersonInPeriod | None:
@@ -211,8 +249,10 @@ class LiveQueries:
         if row is None:
             return None
         person, counted, attempts = row
-        return PersonInPeriod(msgspec.convert(person, ParticipantRow),
-                              None if counted is None else msgspec.convert(counted, Standing),
+        standing = None if counted is None else msgspec.convert(counted, Standing)
+        if standing is not None and before is not None:
+            standing = (await self._in_units_before([standing], before))[0]
+        return PersonInPeriod(msgspec.convert(person, ParticipantRow), standing,
                               msgspec.convert(attempts, list[AttemptRow]))
 
     async def live_counted(self, period: int, participant_id: str) -> Standing | None:
@@ -259,15 +299,17 @@ class LiveQueries:
     async def live_unit_aggregates(self, period: int, groups: Sequence[str], before: int = NEVER
                                    ) -> list[UnitAggregate]:
         params = {"period": period, "groups": list(groups), "before": before}
+        frozen = {period: before} if before != NEVER else {}
+        (counted_join, counted_unit), (entries_join, entries_unit) = units_before("c", frozen), units_before("e", frozen)
         async with connection(self.pool) as conn:
             counted = await (await conn.execute(
-                "SELECT unit_code, count(*), sum(score) FROM counted c WHERE period = %(period)s"
-                " AND group_code = ANY(%(groups)s) AND unit_code IS NOT NULL"
-                f" AND {_valid_before('c')} GROUP BY unit_code", params)).fetchall()
+                f"SELECT {counted_unit} AS unit, count(*), sum(c.score) FROM counted c{counted_join}"
+                " WHERE c.period = %(period)s AND c.group_code = ANY(%(groups)s)"
+                f" AND {counted_unit} IS NOT NULL AND {_valid_before('c')} GROUP BY 1", params)).fetchall()
             entries = await (await conn.execute(
-                "SELECT unit_code, count(*) FROM entries e WHERE period = %(period)s AND group_code = ANY(%(groups)s)"
-                " AND unit_code IS NOT NULL AND submitted_ms < %(before)s"
-                f" AND {_valid_before('e')} GROUP BY unit_code", params)).fetchall()
+                f"SELECT {entries_unit} AS unit, count(*) FROM entries e{entries_join} WHERE e.period = %(period)s"
+                " AND e.group_code = ANY(%(groups)s) AND e.submitted_ms < %(before)s"
+                f" AND {entries_unit} IS NOT NULL AND {_valid_before('e')} GROUP BY 1", params)).fetchall()
         n_entries = dict(entries)
         found = [UnitAggregate(code, people, int(total), people, n_entries.pop(code, 0)) for code, people, total in counted]
         return found + [UnitAggregate(code, 0, 0, 0, n) for code, n in n_entries.items()]
@@ -279,11 +321,12 @@ class LiveQueries:
         (the public's: period → cutoff, for the periods not closed), an entry counts only when received
         before its period's cutoff, and a disqualification only when made before it (DESIGN §3)."""
         cutoff = cutoff_sql(cutoffs or {}, "e.period")
+        join, unit = units_before("e", cutoffs or {})
         async with connection(self.pool) as conn:
             cur = await conn.execute(
-                "SELECT unit_code, count(DISTINCT participant_id) FROM entries e WHERE group_code = ANY(%(groups)s)"
-                " AND unit_code IS NOT NULL AND (%(period)s::int IS NULL OR period = %(period)s)"
-                f" AND e.submitted_ms < {cutoff} AND {_valid_before('e', cutoff)} GROUP BY unit_code",
+                f"SELECT {unit} AS unit, count(DISTINCT e.participant_id) FROM entries e{join}"
+                " WHERE e.group_code = ANY(%(groups)s) AND (%(period)s::int IS NULL OR e.period = %(period)s)"
+                f" AND e.submitted_ms < {cutoff} AND {_valid_before('e', cutoff)} AND {unit} IS NOT NULL GROUP BY 1",
                 {"groups": list(groups), "period": period})
             return {code: int(n) for code, n in await cur.fetchall()}
 

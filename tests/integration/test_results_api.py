@@ -181,7 +181,8 @@ def without_frozen_at(body: dict[str, Any]) -> dict[str, Any]:
 async def test_a_frozen_period_answers_as_it_stood_when_the_freeze_began(system: System) -> None:
     """DESIGN §3: in a period's last `freeze_minutes` every public ranking and count — the leaderboard and its
     total, ranks, units, participation, the public participant view — stands as at the freeze's start until
-    the close; entries, a disqualification and an answer-key correction made meanwhile show at the close."""
+    the close; entries, a disqualification, a unit move and an answer-key correction made meanwhile show at the
+    close."""
     s = system
     week1 = s.contest.periods[0]
     freeze = s.contest.frozen_at(week1)
@@ -217,6 +218,9 @@ async def test_a_frozen_period_answers_as_it_stood_when_the_freeze_began(system:
     s.key[q] = wrong
     status, _ = await s.admin_post("/v1/admin/disqualifications", {"participant_id": d, "reason": "x"}, headers=admin())
     assert status == 202
+    status, _ = await s.admin_post("/v1/admin/unit-moves", {"participant_id": a, "unit_code": "C1", "reason": "x"},
+                                   headers=admin())  # A's figures stay A's until the close
+    assert status == 202
     await s.drain()  # the correction rescores what came before the freeze: the public's scores stay
     await s.entry(late, 5)
     await s.entry(b, 5, prediction=1)
@@ -244,7 +248,7 @@ async def test_a_frozen_period_answers_as_it_stood_when_the_freeze_began(system:
     assert scores == {b: 25, late: 25, a: 15}  # the correction counts too
     units = await s.ok("/v1/periods/1/units")
     assert units["frozen_at"] is None and {u["unit_code"]: u["participants"] for u in units["entries"]} == \
-        {"A": 1, "B": 1, "C": 1}
+        {"A": 0, "B": 1, "C": 2}  # a moved to C1 during the freeze
     joined = await s.ok("/v1/participation?period=1")
     assert joined["frozen_at"] is None
     assert {u["unit_code"]: u["participants"] for u in joined["units"]}["B"] == 1
