@@ -11,6 +11,7 @@ created readable by its owner only (0600) from its first byte.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -21,6 +22,7 @@ from typing import IO, Any
 
 from admin.flags import period_flags
 from admin.xlsx import Workbook, stream_rows
+from contest.flags import Flag
 from contest.model import Contest
 from contest.participation import UnitParticipation
 from contest.questions import QuestionStat
@@ -141,6 +143,22 @@ def _plain_file(path: Path, mode: str, **options: Any) -> Iterator[IO[Any]]:
 async def _period_book(book: Workbook, live: LiveQueries, published: ResultsQueries, contest: Contest, period: int,
                        revision: int, document: dict[str, Any], result: Any, prize_of: dict[str, str],
                        ranking_header: list[str], vault: PiiVault | None, public: bool) -> int:
+    # The flags are read while the ranking streams (a second of the database's time at 1 M, on its own connection).
+    flags = None if public else asyncio.create_task(period_flags(live, contest, period))
+    try:
+        return await _period_sheets(book, live, published, contest, period, revision, document, result, prize_of,
+                                    ranking_header, vault, public, flags)
+    finally:
+        if flags is not None and not flags.done():
+            flags.cancel()
+        elif flags is not None and not flags.cancelled():
+            flags.exception()  # retrieved: when the ranking failed first, its error is the one that leaves
+
+
+async def _period_sheets(book: Workbook, live: LiveQueries, published: ResultsQueries, contest: Contest, period: int,
+                         revision: int, document: dict[str, Any], result: Any, prize_of: dict[str, str],
+                         ranking_header: list[str], vault: PiiVault | None, public: bool,
+                         flags: asyncio.Task[list[Flag]] | None) -> int:
     personal = await _personal_data(live, vault, list(prize_of)) if vault else {}
     groups = {g.code: g.name for g in contest.groups}
     book.table("Giải cá nhân", WINNERS_HEADER + (PERSONAL_HEADER if vault else []), (
@@ -167,9 +185,9 @@ async def _period_book(book: Workbook, live: LiveQueries, published: ResultsQuer
     book.table("Đơn vị", UNITS_HEADER, ([u["rank"], u["unit_code"], u["unit_name"], u["headcount"], u["participants"],
                                          u["entries"], u["participation_rate"], u["avg_score_ratio"], u["unit_score"]]
                                         for u in json.loads(result.units)))
-    if not public:  # what the committee reviews before publishing
+    if flags is not None:  # what the committee reviews before publishing (not in the public copy)
         book.table("Cờ cần xem", FLAGS_HEADER, ([f.kind, f.participant_id, f.attempt_id or "", f.detail]
-                                                for f in await period_flags(live, contest, period)))
+                                                for f in await flags))
     _about(book, contest, [["Tuần / đợt", period], ["Phiên bản (revision)", document["revision"]],
                            ["Giá trị thực của câu dự đoán", document["actual"]],
                            ["Mã kiểm tra (results_digest)", result.results_digest]], public, vault is not None)
