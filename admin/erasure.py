@@ -17,7 +17,7 @@ from eventstore.redis_stream import personal
 from eventstore.redis_stream.personal import AofRewriter
 from eventstore.redis_stream.scripts import ErasureRefused, KeyReused
 from eventstore.redis_stream.writer import StreamWriter, WriteId
-from projections import personal_queries
+from projections import personal_queries, results_queries
 from projections.personal_queries import PersonalQueries
 from runtime import metrics
 from runtime.clock import Clock
@@ -79,6 +79,7 @@ class Erasures:
         before these steps (each is harmless twice)."""
         async with transaction(self.pool) as conn:
             await personal_queries.erase(conn, participant_ids, at_ms)
+            await results_queries.erase_names(conn, participant_ids)
         if self.log is not None:
             await self.log.record(participant_ids, at_ms, by)
         self.aof.request()

@@ -145,6 +145,7 @@ async def migrate(pool: Pool, periods: Sequence[int] = ()) -> None:
     async with transaction(pool) as conn:
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         unpartitioned = await _unpartitioned(conn)
+        nameless = await _ranking_without_names(conn)
         for script in scripts:
             await conn.execute(script)
         for period in sorted({0, *periods}):
@@ -152,6 +153,8 @@ async def migrate(pool: Pool, periods: Sequence[int] = ()) -> None:
                 await _ensure_partition(conn, table, period)
         if unpartitioned:
             await _move_unpartitioned(conn, unpartitioned)
+        if nameless or RANKING in unpartitioned:
+            await _backfill_names(conn)
         await _backfill_refs(conn)
 
 
@@ -234,6 +237,21 @@ async def _move_unpartitioned(conn: Connection, tables: list[str]) -> None:
             await c.executemany("INSERT INTO events (stream_ms, stream_seq, part, idx, period, kind, body, ref,"
                                 " archived_at) VALUES (%s, %s, 0, %s, %s, %s, %s, %s, %s)", rows)
         await conn.execute("DROP TABLE events_unpartitioned")
+
+
+async def _ranking_without_names(conn: Connection) -> bool:
+    """A final ranking from before it held the names (it read them from participants, row by row)."""
+    cur = await conn.execute("SELECT to_regclass('final_ranking') IS NOT NULL AND NOT EXISTS (SELECT 1"
+                             " FROM pg_attribute WHERE attrelid = to_regclass('final_ranking')"
+                             " AND attname = 'display_name' AND NOT attisdropped)")
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def _backfill_names(conn: Connection) -> None:
+    """Its names and masked phones as the participants' projection shows them now (an erased one's erased)."""
+    await conn.execute(f"UPDATE {RANKING} f SET display_name = p.display_name, phone_masked = p.phone_masked"
+                       " FROM participants p WHERE p.participant_id = f.participant_id AND f.display_name IS NULL")
 
 
 def _period(event: AnyEvent) -> int:

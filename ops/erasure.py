@@ -14,7 +14,7 @@ from eventstore.events import ParticipantErased, encode_many
 from eventstore.postgres import Pool, transaction
 from eventstore.redis_stream import personal
 from eventstore.redis_stream.writer import StreamWriter, WriteId
-from projections import personal_queries
+from projections import personal_queries, results_queries
 
 log = structlog.get_logger()
 CHUNK = 1000  # participants per statement (and per Redis script call)
@@ -70,6 +70,7 @@ async def reapply_erasures(pool: Pool, backup_dir: Path, *, since_ms: int = 0,
         for start in range(0, len(ids), CHUNK):
             async with transaction(pool) as conn:
                 await personal_queries.erase(conn, ids[start:start + CHUNK], at_ms)
+                await results_queries.erase_names(conn, ids[start:start + CHUNK])
     done = Reapplied(len(erasures), len(first), unreadable)
     if writer is not None:
         done.redis_erased = await _in_redis(writer, _by_time({p: at for p, at in logged.items() if p not in in_valkey}))

@@ -18,7 +18,7 @@ from eventstore.events import (
 )
 from eventstore.postgres import Connection, xact_lock
 from projections import live_queries as q
-from projections import personal_queries
+from projections import personal_queries, results_queries
 
 KEY_LOCK = 7264  # advisory lock: batches hold it shared, an answer-key correction or a unit move exclusively
 
@@ -51,6 +51,9 @@ class Projector:
                 await q.rescore(conn, self.counted, self.contest, event.question_id)
                 start = i + 1
         await self._apply_plain(conn, events[start:])
+        # The erased in the published rankings: last, after every other lock (results_queries.NAMES_LOCK).
+        await results_queries.erase_names(conn, [pid for _, e in events if isinstance(e, ParticipantErased)
+                                                 for pid in e.participant_ids])
 
     async def _apply_plain(self, conn: Connection, events: Sequence[tuple[EventKey, AnyEvent]]) -> None:
         """Set-based: one statement per table for the whole batch. Attempt starts project nothing:

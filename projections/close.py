@@ -104,6 +104,7 @@ async def publish(conn: Connection, contest: Contest, period: Period, revision: 
         period.number, revision, digest, barrier, canonical_json(document).decode(),
         canonical_json(unit_rows(outcome.units)).decode()), outcome.rankings)
     await _refresh_final(conn, contest, barrier)
+    await results_queries.erase_names_since(conn, period.number, revision)  # last: see its lock
     log.info("results_published", period=period.number, revision=revision, actual=outcome.actual,
              entries=facts.entries, barrier=barrier, results_digest=digest)
     return digest, {pid: shown.get(pid, "") for pid in winners}

@@ -12,8 +12,17 @@ from typing import Any
 import msgspec
 from psycopg.rows import class_row
 
+from contest.identity import ERASED_NAME
 from contest.ranking import Ranked
-from eventstore.postgres import Connection, Pool, connection, copy_rows, ranking_bounds, ranking_partition
+from eventstore.postgres import (
+    Connection,
+    Pool,
+    connection,
+    copy_rows,
+    ranking_bounds,
+    ranking_partition,
+    xact_lock,
+)
 from projections.live_queries import Standing
 
 TABLES = ("period_results", "final_ranking", "final_results")
@@ -32,7 +41,7 @@ class PeriodResult(msgspec.Struct, frozen=True):
 
 
 _RANKED = ("f.participant_id, f.group_code, f.unit_code, f.attempt_id, f.score, f.correct, f.duration_ms,"
-           " f.prediction, f.submitted_ms, p.display_name, f.rank, f.prediction_error, p.phone_masked")
+           " f.prediction, f.submitted_ms, f.display_name, f.rank, f.prediction_error, f.phone_masked")
 
 
 class ResultsQueries:
@@ -76,13 +85,13 @@ class ResultsQueries:
     async def leaderboard(self, period: int, revision: int, group: str, limit: int, after_rank: int) -> list[Standing]:
         """Ranks after `after_rank` (keyset paging: a deep page costs what the first one does)."""
         return await self._rows(
-            Standing, f"SELECT {_RANKED} FROM final_ranking f LEFT JOIN participants p USING (participant_id)"
+            Standing, f"SELECT {_RANKED} FROM final_ranking f"
             " WHERE f.period = %s AND f.revision = %s AND f.group_code = %s AND f.rank > %s ORDER BY f.rank LIMIT %s",
             (period, revision, group, after_rank, limit))
 
     async def standing(self, period: int, revision: int, participant_id: str) -> Standing | None:
         rows = await self._rows(
-            Standing, f"SELECT {_RANKED} FROM final_ranking f LEFT JOIN participants p USING (participant_id)"
+            Standing, f"SELECT {_RANKED} FROM final_ranking f"
             " WHERE f.period = %s AND f.revision = %s AND f.participant_id = %s", (period, revision, participant_id))
         return rows[0] if rows else None
 
@@ -109,28 +118,24 @@ class ResultsQueries:
         def number(expression: str) -> list[str]:
             return ["'<c><v>'", expression, "'</v></c>'"]
 
-        name = "replace(replace(p.display_name, '&', '&amp;'), '<', '&lt;')"  # names hold no '<' or '&': to be sure
+        name = "replace(replace(f.display_name, '&', '&amp;'), '<', '&lt;')"  # names hold no '<' or '&': to be sure
         unit = (f"CASE WHEN f.unit_code IS NULL THEN '<c/><c/>' ELSE coalesce(%(units)s::jsonb ->> f.unit_code,"
                 f" concat('{start}', f.unit_code, '{end}<c/>')) END")  # a code the contest no longer names
         parts = ["'<row>'", "%(group)s::text", *number("f.rank"),
                  "coalesce(%(prizes)s::jsonb ->> f.participant_id, '<c/>')",
                  f"'{start}'", "f.participant_id", f"'{end}{start}'", f"coalesce({name}, '')", f"'{end}'",
-                 *([f"'{start}'", "p.phone_masked", f"'{end}'"] if phone else []), unit,
+                 *([f"'{start}'", "coalesce(f.phone_masked, '')", f"'{end}'"] if phone else []), unit,
                  *number("f.score"), *number("f.correct"), *number("f.duration_ms::float8 / 1000"),
                  *number("f.prediction"), *number("f.prediction_error"), "'<c s=\"2\"><v>'",
                  "(f.submitted_ms + %(offset)s::bigint)::float8 / 86400000 + 25569", "'</v></c>'",  # Excel's day count
                  f"'{start}'", "f.attempt_id", f"'{end}</row>'"]
-        # Each slice's participants looked up through their key in key order (participant ids are UUIDv7, so that is
-        # the order they were registered and stored in: the lookups walk the index and the table forwards; in rank
-        # order they jumped about, 5 s of a million rows' 9.5), then the rows appended in rank order (the aggregate's
-        # ORDER BY: whatever plan the planner picks). The contest's names are looked up in a jsonb object (a join
-        # would be a nested loop over them).
+        # A slice of ranks read in rank order, with the names the close wrote beside them (a look-up per row in
+        # participants was 40 % of the database's time here). The contest's names are looked up in a jsonb object
+        # (a join would be a nested loop over them).
         sql = (f"SELECT count(*), convert_to(string_agg(x, '' ORDER BY r), 'UTF8') FROM (SELECT f.rank AS r,"
-               f" concat({', '.join(parts)}) AS x FROM (SELECT * FROM final_ranking"
-               "  WHERE period = %(period)s AND revision = %(revision)s AND group_code = %(code)s"
-               "  AND rank > %(after)s AND rank <= %(upto)s ORDER BY participant_id COLLATE \"C\") f"
-               " LEFT JOIN LATERAL (SELECT display_name, phone_masked FROM participants q"
-               "  WHERE q.participant_id = f.participant_id LIMIT 1) p ON true) s")
+               f" concat({', '.join(parts)}) AS x FROM final_ranking f"
+               " WHERE f.period = %(period)s AND f.revision = %(revision)s AND f.group_code = %(code)s"
+               " AND f.rank > %(after)s AND f.rank <= %(upto)s) s")
         params = {"group": cells["group"], "code": group, "period": period, "revision": revision,
                   "offset": utc_offset_ms, "units": msgspec.json.encode(dict(cells["units"])).decode(),
                   "prizes": msgspec.json.encode(dict(cells["prizes"])).decode()}
@@ -201,7 +206,9 @@ async def closed_periods(conn: Connection) -> int:
 async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str, list[Ranked]]) -> None:
     """The revision's row, and its final ranking in a partition of its own: loaded into a bare table,
     indexed after the load, then attached (at 1 M rows 3.5 s against 7-9.5 s of inserts into the indexes
-    of one table holding every revision)."""
+    of one table holding every revision). Each ranked row carries the participant's name and masked phone
+    as the participants' projection shows them now (one hash join here, instead of a look-up per row in
+    every read of the ranking); the caller then applies the erasures made meanwhile (erase_names_since)."""
     await conn.execute("INSERT INTO period_results (period, revision, results_digest, barrier, prizes, units)"
                        " VALUES (%s, %s, %s, %s, %s, %s)", msgspec.structs.astuple(result))
     period, revision = int(result.period), int(result.revision)
@@ -212,19 +219,62 @@ async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str
     # The CHECK lets ATTACH skip its scan: it proves the rows within the partition's bounds.
     await conn.execute(f"CREATE TABLE {part} (LIKE final_ranking INCLUDING DEFAULTS,"
                        f" CHECK (period = {period} AND revision = {revision}))")
-    async with conn.cursor() as cur, cur.copy(
-            f"COPY {part} (period, revision, group_code, rank, participant_id, unit_code, attempt_id,"
-            " score, correct, duration_ms, prediction, prediction_error, submitted_ms) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int4", "int4", "text", "int4", "text", "text", "text", "int4", "int4", "int8", "int8", "int8",
-                        "int8"])
+    await conn.execute(f"CREATE TEMP TABLE staged_ranking ({_STAGED_RANKING})")  # no WAL: a step on the way
+    async with conn.cursor() as cur, cur.copy("COPY staged_ranking FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in _STAGED_COLUMNS])
         await copy_rows(copy, ((result.period, result.revision, group, r.rank, r.entry.participant_id,
                                 r.entry.unit_code, r.entry.attempt_id, r.entry.score, r.entry.correct,
                                 r.entry.duration_ms, r.entry.prediction, r.prediction_error, r.entry.submitted_ms)
                                for group, ranking in rankings.items() for r in ranking))
+    columns = ", ".join(name for name, _ in _STAGED_COLUMNS)
+    await conn.execute(f"INSERT INTO {part} ({columns}, display_name, phone_masked)"
+                       f" SELECT {', '.join(f's.{name}' for name, _ in _STAGED_COLUMNS)}, p.display_name, p.phone_masked"
+                       " FROM staged_ranking s LEFT JOIN participants p ON p.participant_id = s.participant_id")
+    await conn.execute("DROP TABLE staged_ranking")
     # The parent's two indexes (projections/schema.sql), which ATTACH adopts instead of building its own.
     await conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (period, revision, group_code, rank)")
     await conn.execute(f"CREATE INDEX ON {part} (period, revision, participant_id)")
     await conn.execute(f"ALTER TABLE final_ranking ATTACH PARTITION {part} {ranking_bounds(period, revision)}")
+
+
+_STAGED_COLUMNS = (("period", "int4"), ("revision", "int4"), ("group_code", "text"), ("rank", "int4"),
+                   ("participant_id", "text"), ("unit_code", "text"), ("attempt_id", "text"), ("score", "int4"),
+                   ("correct", "int4"), ("duration_ms", "int8"), ("prediction", "int8"), ("prediction_error", "int8"),
+                   ("submitted_ms", "int8"))
+_STAGED_RANKING = ", ".join(f"{name} {kind}" for name, kind in _STAGED_COLUMNS)
+
+
+# Erasures and closes meet on this lock (DESIGN §10: an erasure replaces the name in every ranking at once).
+# An erasure's transaction takes it shared, as its last lock (erase_names); a close exclusively at its end,
+# before it applies the erasures made since its ranking read the names (erase_names_since). So an erasure
+# either commits before that (the close sees it) or updates the rankings after the close's commit (it sees the
+# new one). Last in both, after every other lock either takes: no cycle with the answer-key lock.
+NAMES_LOCK = 4243
+
+
+async def erase_names(conn: Connection, participant_ids: Sequence[str]) -> None:
+    """An erasure in every published ranking: the participants' names ERASED_NAME, their masked phones empty.
+    Call it last in the erasure's transaction (NAMES_LOCK)."""
+    ids = list(participant_ids)
+    if not ids:
+        return
+    await xact_lock(conn, NAMES_LOCK, shared=True)
+    cur = await conn.execute("SELECT period, revision FROM period_results ORDER BY period, revision")
+    for period, revision in await cur.fetchall():  # one index read per revision (its partition's)
+        await conn.execute("UPDATE final_ranking SET display_name = %s, phone_masked = '' WHERE period = %s"
+                           " AND revision = %s AND participant_id = ANY(%s) AND display_name IS DISTINCT FROM %s",
+                           (ERASED_NAME, period, revision, ids, ERASED_NAME))
+
+
+async def erase_names_since(conn: Connection, period: int, revision: int) -> None:
+    """At the end of a close: the erasures committed since its ranking read the names, applied to it; those
+    still to commit wait for the close (NAMES_LOCK), then find its ranking."""
+    await xact_lock(conn, NAMES_LOCK)
+    await conn.execute(
+        "UPDATE final_ranking f SET display_name = %s, phone_masked = '' FROM participant_personal k"
+        " WHERE f.period = %s AND f.revision = %s AND k.participant_id = f.participant_id"
+        " AND k.erased_ms IS NOT NULL AND f.display_name IS DISTINCT FROM %s",
+        (ERASED_NAME, period, revision, ERASED_NAME))
 
 
 async def save_final(conn: Connection, document: str) -> None:

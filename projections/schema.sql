@@ -136,9 +136,13 @@ CREATE TABLE IF NOT EXISTS final_ranking (
     prediction       bigint  NOT NULL,
     prediction_error bigint  NOT NULL,
     submitted_ms     bigint  NOT NULL,
+    display_name     text,   -- as the participants' projection showed them at the close; an erasure rewrites them
+    phone_masked     text,   -- (results_queries.erase_names): read with the rank, no look-up per row
     PRIMARY KEY (period, revision, group_code, rank)
 ) PARTITION BY RANGE (period, revision);
 CREATE INDEX IF NOT EXISTS final_ranking_participant ON final_ranking (period, revision, participant_id);
+ALTER TABLE final_ranking ADD COLUMN IF NOT EXISTS display_name text;  -- eventstore.postgres.migrate fills them
+ALTER TABLE final_ranking ADD COLUMN IF NOT EXISTS phone_masked text;
 
 CREATE TABLE IF NOT EXISTS final_results (
     revision   integer     PRIMARY KEY,
@@ -162,3 +166,6 @@ CREATE TABLE IF NOT EXISTS participant_personal (
     address_hash   text,
     erased_ms      bigint  -- NULL while not erased
 );
+-- The erased, for a close that publishes a ranking while they are erased (results_queries.erase_names_since).
+CREATE INDEX IF NOT EXISTS participant_personal_erased ON participant_personal (participant_id)
+    WHERE erased_ms IS NOT NULL;

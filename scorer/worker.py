@@ -25,7 +25,7 @@ from eventstore.postgres import Pool, archive, archive_state, record_progress, t
 from eventstore.redis_stream.consumer import Consumer, Entry
 from eventstore.redis_stream.leases import Leases
 from eventstore.redis_stream.personal import Copies
-from projections import personal_queries
+from projections import personal_queries, results_queries
 from projections.apply import Projector
 from runtime import metrics
 from runtime.clock import Clock
@@ -179,6 +179,8 @@ class Scorer:
                     for pid, at_ms in copies.erased.items():  # erased before its registration projects
                         await personal_queries.erase(conn, [pid], at_ms)
                 await self.projector.apply(conn, fresh)
+                if copies is not None:  # last: after every lock the projection took (results_queries.NAMES_LOCK)
+                    await results_queries.erase_names(conn, list(copies.erased))
                 number, entry_id, _ = decoded[-1][0]
                 await record_progress(conn, self.name, f"{number}:{entry_id}", len(fresh))
         except StoreError:

@@ -149,3 +149,55 @@ async def test_migrate_gives_a_final_ranking_from_before_partitions_one_partitio
         plan = conn.execute("EXPLAIN SELECT rank FROM final_ranking WHERE period = 1 AND revision = 2"
                             " AND participant_id = 'b'").fetchall()
         assert "final_ranking_p1_r2" in str(plan) and "final_ranking_p1_r1" not in str(plan)
+
+
+def _ranked(conn: psycopg.Connection[Any], period: int, revision: int, pid: str, name: str | None) -> None:
+    conn.execute(f"CREATE TABLE IF NOT EXISTS final_ranking_p{period}_r{revision} PARTITION OF final_ranking"
+                 f" FOR VALUES FROM ({period}, {revision}) TO ({period}, {revision + 1})")
+    conn.execute("INSERT INTO final_ranking (period, revision, group_code, rank, participant_id, attempt_id, score,"
+                 " correct, duration_ms, prediction, prediction_error, submitted_ms, display_name, phone_masked)"
+                 " VALUES (%s, %s, 'g', 1, %s, 'x', 5, 1, 9, 3, 0, 7, %s, %s)",
+                 (period, revision, pid, name, None if name is None else "0912***678"))
+
+
+async def test_a_ranking_from_before_its_names_gets_them_and_erasures_reach_every_revision(
+        scratch_database: str) -> None:
+    """The published rankings hold each ranked participant's name and masked phone (read with the rank, no look-up
+    per row): migrate fills those of rankings published before; an erasure rewrites every revision's, and a close
+    applies those committed while it ran (DESIGN §10: the name replaced at once in every answer)."""
+    from contest.identity import ERASED_NAME
+    from projections.results_queries import erase_names, erase_names_since
+
+    pool = open_pool(scratch_database, max_size=1)
+    await pool.open()
+    try:
+        await migrate(pool, [1])
+        with psycopg.connect(scratch_database, autocommit=True) as conn:
+            for pid, name in (("a", "Nguyễn Văn A"), ("b", "Trần Thị B")):
+                conn.execute("INSERT INTO participants (participant_id, group_code, unit_code, display_name,"
+                             " phone_masked, id_hash, phone_hash, pii, registered_ms)"
+                             " VALUES (%s, 'g', NULL, %s, '0912***678', 'i', 'p', '', 1)", (pid, name))
+            _ranked(conn, 1, 1, "a", None)
+            conn.execute("ALTER TABLE final_ranking DROP COLUMN display_name, DROP COLUMN phone_masked")
+        await migrate(pool, [1])  # a database from before: the columns come, and their values
+        with psycopg.connect(scratch_database, autocommit=True) as conn:
+            assert conn.execute("SELECT display_name, phone_masked FROM final_ranking").fetchall() == \
+                [("Nguyễn Văn A", "0912***678")]
+            _ranked(conn, 1, 2, "a", "Nguyễn Văn A")
+            _ranked(conn, 1, 3, "b", "Trần Thị B")
+            conn.execute("INSERT INTO period_results (period, revision, results_digest, barrier, prizes, units)"
+                         " SELECT 1, r, 'd', '0-0', '{}', '[]' FROM generate_series(1, 3) r")
+        async with pool.connection() as conn:
+            await erase_names(conn, ["a"])
+        with psycopg.connect(scratch_database, autocommit=True) as conn:
+            assert conn.execute("SELECT revision, display_name, phone_masked FROM final_ranking ORDER BY 1").fetchall() \
+                == [(1, ERASED_NAME, ""), (2, ERASED_NAME, ""), (3, "Trần Thị B", "0912***678")]
+            # b erased while a close of revision 3 ran, after its ranking had read the names: the close applies it
+            conn.execute("INSERT INTO participant_personal (participant_id, erased_ms) VALUES ('b', 5)")
+        async with pool.connection() as conn:
+            await erase_names_since(conn, 1, 3)
+        with psycopg.connect(scratch_database, autocommit=True) as conn:
+            assert conn.execute("SELECT display_name, phone_masked FROM final_ranking WHERE revision = 3").fetchall() \
+                == [(ERASED_NAME, "")]
+    finally:
+        await pool.close()
