@@ -149,10 +149,10 @@ async def _period_book(book: Workbook, live: LiveQueries, published: ResultsQuer
         return await _period_sheets(book, live, published, contest, period, revision, document, result, prize_of,
                                     ranking_header, vault, public, flags)
     finally:
-        if flags is not None and not flags.done():
+        if flags is not None and not flags.done():  # the ranking failed first: its error is the one that leaves
             flags.cancel()
-        elif flags is not None and not flags.cancelled():
-            flags.exception()  # retrieved: when the ranking failed first, its error is the one that leaves
+        if flags is not None:
+            await asyncio.gather(flags, return_exceptions=True)  # its connection back in the pool first
 
 
 async def _period_sheets(book: Workbook, live: LiveQueries, published: ResultsQueries, contest: Contest, period: int,

@@ -37,6 +37,7 @@ from eventstore.postgres import (
     event_summary,
     lsn,
     mark_reconciled,
+    migrate,
     open_pool,
     read_events,
     record_restore,
@@ -262,6 +263,7 @@ async def _recover_and_check(settings: Settings, url: str, backups: BackupDir, b
         # The seam with the personal-data side (DESIGN §10: no restore brings an erased person back): every
         # erasure of the log beside the backups applied again, after the recovery and before the checks. Without
         # Valkey's record (Valkey is stopped with `cchc up`, and a scratch copy must not touch the live one).
+        await migrate(pool)  # a backup from before an upgrade: the schema the erasures write to (and the checks read)
         erasures = await reapply_erasures(pool, backups.root)
         say(f"  erasures applied again from {backups.root / LOG_NAME}: {erasures.erasures} logged,"
             f" {erasures.participants} participant(s)"

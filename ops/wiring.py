@@ -257,7 +257,8 @@ def serve_desk(settings: Settings, metrics_port: int | None = None) -> None:
     serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        clients = await open_clients(settings, contest, pool_size=6, committee=True)
+        # An export takes four connections at once (three slices of the ranking, the flags): two beside a page.
+        clients = await open_clients(settings, contest, pool_size=10, committee=True)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(clients.close)
             clock = await stack.enter_async_context(store_clock(clients))

@@ -213,26 +213,13 @@ class LiveQueries:
 
     async def live_leaderboard(self, period: int, group: str, limit: int, offset: int, before: int = NEVER
                                ) -> list[Standing]:
-        rows: list[Standing] = await self._rows(
-            Standing, f"SELECT {_STANDING} FROM counted c LEFT JOIN participants p USING (participant_id)"
-            f" WHERE c.period = %(period)s AND c.group_code = %(group)s AND {_valid_before('c')}"
-            f" ORDER BY {order_by(PROVISIONAL_ORDER, 'c.')} LIMIT %(limit)s OFFSET %(offset)s",
-            {"period": period, "group": group, "limit": limit, "offset": offset, "before": before})
-        return await self._in_units_before(rows, before)
-
-    async def _in_units_before(self, rows: list[Standing], before: int) -> list[Standing]:
-        """Frozen rows (DESIGN §3) as they stood: a participant moved at or after `before` in the unit they were
-        in before it (a separate read of the few moved meanwhile, so the ranking's own read keeps its index)."""
-        if before == NEVER or not rows:
-            return rows
-        async with connection(self.pool) as conn:
-            cur = await conn.execute(
-                f"SELECT x.participant_id, {_UNIT_BEFORE_CUTOFF} FROM (SELECT DISTINCT participant_id,"
-                " %(before)s::bigint AS cutoff FROM unit_moves WHERE at_ms >= %(before)s"
-                " AND participant_id = ANY(%(ids)s)) x", {"before": before, "ids": [r.participant_id for r in rows]})
-            moved = dict(await cur.fetchall())
-        return [msgspec.structs.replace(r, unit_code=moved[r.participant_id]) if r.participant_id in moved else r
-                for r in rows]
+        async with connection(self.pool) as conn, conn.cursor(row_factory=class_row(Standing)) as cur:
+            await cur.execute(
+                f"SELECT {_STANDING} FROM counted c LEFT JOIN participants p USING (participant_id)"
+                f" WHERE c.period = %(period)s AND c.group_code = %(group)s AND {_valid_before('c')}"
+                f" ORDER BY {order_by(PROVISIONAL_ORDER, 'c.')} LIMIT %(limit)s OFFSET %(offset)s",
+                {"period": period, "group": group, "limit": limit, "offset": offset, "before": before})
+            return await _in_units_before(conn, await cur.fetchall(), before)
 
     async def person_in_period(self, period: int, participant_id: str, *, before: int | None,
                                points: int) -> PersonInPeriod | None:
@@ -246,12 +233,12 @@ class LiveQueries:
                 {"period": period, "pid": participant_id, "before": NEVER if before is None else before,
                  "public": before is not None, "points": points})
             row = await cur.fetchone()
-        if row is None:
-            return None
-        person, counted, attempts = row
-        standing = None if counted is None else msgspec.convert(counted, Standing)
-        if standing is not None and before is not None:
-            standing = (await self._in_units_before([standing], before))[0]
+            if row is None:
+                return None
+            person, counted, attempts = row
+            standing = None if counted is None else msgspec.convert(counted, Standing)
+            if standing is not None and before is not None:
+                standing = (await _in_units_before(conn, [standing], before))[0]
         return PersonInPeriod(msgspec.convert(person, ParticipantRow), standing,
                               msgspec.convert(attempts, list[AttemptRow]))
 
@@ -521,6 +508,21 @@ async def add_moves(conn: Connection, periods: Sequence[int], events: Sequence[t
         await conn.execute(f"UPDATE {table} t SET unit_code = m.unit_code FROM ({current}) m"
                            " WHERE t.period = ANY(%(periods)s) AND t.participant_id = m.participant_id"
                            " AND t.unit_code IS DISTINCT FROM m.unit_code", {"who": who, "periods": list(periods)})
+
+
+async def _in_units_before(conn: Connection, rows: list[Standing], before: int) -> list[Standing]:
+    """Frozen rows (DESIGN §3) as they stood: a participant moved at or after `before` in the unit they were in
+    before it. The few moved meanwhile are read apart (on the same connection), so the ranking's own read keeps
+    its index; outside a freeze, nothing is read."""
+    if before == NEVER or not rows:
+        return rows
+    cur = await conn.execute(
+        f"SELECT x.participant_id, {_UNIT_BEFORE_CUTOFF} FROM (SELECT DISTINCT participant_id,"
+        " %(before)s::bigint AS cutoff FROM unit_moves WHERE at_ms >= %(before)s"
+        " AND participant_id = ANY(%(ids)s)) x", {"before": before, "ids": [r.participant_id for r in rows]})
+    moved = dict(await cur.fetchall())
+    return [msgspec.structs.replace(r, unit_code=moved[r.participant_id]) if r.participant_id in moved else r
+            for r in rows]
 
 
 async def units_at(conn: Connection, upto: Barrier) -> dict[str, str | None]:

@@ -16,9 +16,9 @@ import msgspec
 from contest.model import Contest
 from eventstore.barrier import EventKey
 from eventstore.events import TAGS, AnyEvent, ResultsPublished
-from eventstore.postgres import Connection, Pool, count_events, read_events, session_lock, transaction
+from eventstore.postgres import Connection, Pool, count_events, read_events, session_lock, transaction, xact_lock
 from projections import live_queries, results_queries
-from projections.apply import Projector
+from projections.apply import KEY_LOCK, Projector
 from projections.close import publish
 from projections.results_queries import RESULTS_LOCK
 from runtime.inflight import InFlight
@@ -72,8 +72,11 @@ async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000, in_fli
         # time out in the pool when the database is slow.
         flying: InFlight[None] = InFlight(max(1, min(in_flight, pool.max_size - 1)))
 
-        async def apply(events: Batch) -> None:
+        async def apply(events: Batch, *, marker: bool = False) -> None:
             async with transaction(pool) as conn:
+                if marker:  # its locks first, as a close's (a batch's later move or erasure would take them after)
+                    await xact_lock(conn, KEY_LOCK)
+                    await xact_lock(conn, results_queries.NAMES_LOCK)
                 await _apply(conn, contest, projector, events, report)
             report.events += len(events)
             if progress is not None:
@@ -85,7 +88,7 @@ async def replay(contest: Contest, pool: Pool, *, batch_size: int = 5000, in_fli
                     raise events
                 if any(isinstance(event, ResultsPublished) for _, event in events):
                     await flying.settle()  # its result is recomputed from everything before it
-                    await apply(events)
+                    await apply(events, marker=True)
                 else:
                     await flying.start(apply(events))
             await flying.settle()

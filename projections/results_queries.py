@@ -227,9 +227,13 @@ async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str
                                 r.entry.duration_ms, r.entry.prediction, r.prediction_error, r.entry.submitted_ms)
                                for group, ranking in rankings.items() for r in ranking))
     columns = ", ".join(name for name, _ in _STAGED_COLUMNS)
+    # Stored in rank order, as a page or an export's slice reads them (the join's output follows the side it
+    # scans, participants' order when fewer are ranked than registered); sorted in memory.
+    await conn.execute("SET LOCAL work_mem = '256MB'")
     await conn.execute(f"INSERT INTO {part} ({columns}, display_name, phone_masked)"
                        f" SELECT {', '.join(f's.{name}' for name, _ in _STAGED_COLUMNS)}, p.display_name, p.phone_masked"
-                       " FROM staged_ranking s LEFT JOIN participants p ON p.participant_id = s.participant_id")
+                       " FROM staged_ranking s LEFT JOIN participants p ON p.participant_id = s.participant_id"
+                       " ORDER BY s.group_code, s.rank")
     await conn.execute("DROP TABLE staged_ranking")
     # The parent's two indexes (projections/schema.sql), which ATTACH adopts instead of building its own.
     await conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (period, revision, group_code, rank)")
@@ -290,6 +294,11 @@ async def latest_digest(conn: Connection, period: int) -> str:
 
 
 async def empty(conn: Connection) -> None:
-    """Every table of the published read model, emptied (a replay rebuilds them; save_result replaces
-    the final ranking's emptied partitions as it publishes their revisions again)."""
+    """Every table of the published read model, emptied, the final ranking's partitions dropped (a replay
+    rebuilds them: save_result then creates each revision's, and never drops one still attached, which would
+    lock the whole ranking, erasures' updates included, until its batch commits)."""
+    cur = await conn.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                             " WHERE i.inhparent = 'final_ranking'::regclass")
+    for (part,) in await cur.fetchall():
+        await conn.execute(f'DROP TABLE "{part}"')
     await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
