@@ -75,29 +75,6 @@ def cutoff_sql(cutoffs: dict[int, int], period: str) -> str:
            f" ELSE {NEVER} END"
 
 
-def units_before(table: str, cutoffs: dict[int, int]) -> tuple[str, str]:
-    """For a frozen count (DESIGN §3): a join beside `table` (its `period` and `participant_id`), and the unit to
-    count its rows in — a participant moved at or after their period's cutoff counted in the unit they were in
-    before it (their latest move before it, else their registration's), as a disqualification made during the
-    freeze shows at the close. Moves are rare: the join's side is the few moved in a freeze, usually none."""
-    if not cutoffs:
-        return "", f"{table}.unit_code"
-    frozen = ", ".join(f"({int(n)}, {int(ms)})" for n, ms in sorted(cutoffs.items()))
-    join = (f" LEFT JOIN (SELECT x.period, x.participant_id, {_UNIT_BEFORE_CUTOFF} AS unit_code"
-            "  FROM (SELECT DISTINCT c.period, c.cutoff, m.participant_id"
-            f"   FROM (VALUES {frozen}) AS c (period, cutoff) JOIN unit_moves m ON m.at_ms >= c.cutoff) x) fz"
-            f" ON fz.period = {table}.period AND fz.participant_id = {table}.participant_id")
-    return join, f"CASE WHEN fz.participant_id IS NULL THEN {table}.unit_code ELSE fz.unit_code END"
-
-
-# The unit of participant x.participant_id before time x.cutoff: their latest move made before it, else the unit
-# they registered in (participants.unit_code: a move leaves it).
-_UNIT_BEFORE_CUTOFF = (
-    "coalesce((SELECT m.unit_code FROM unit_moves m WHERE m.participant_id = x.participant_id AND m.at_ms < x.cutoff"
-    " ORDER BY m.ev_ms DESC, m.ev_seq DESC, m.ev_part DESC, m.ev_idx DESC LIMIT 1),"
-    " (SELECT r.unit_code FROM participants r WHERE r.participant_id = x.participant_id))")
-
-
 # -- typed rows ---------------------------------------------------------------------------------
 
 class Standing(msgspec.Struct, frozen=True):
@@ -285,18 +262,18 @@ class LiveQueries:
 
     async def live_unit_aggregates(self, period: int, groups: Sequence[str], before: int = NEVER
                                    ) -> list[UnitAggregate]:
-        params = {"period": period, "groups": list(groups), "before": before}
-        frozen = {period: before} if before != NEVER else {}
-        (counted_join, counted_unit), (entries_join, entries_unit) = units_before("c", frozen), units_before("e", frozen)
         async with connection(self.pool) as conn:
+            # Frozen: a participant moved at or after the cutoff counts in the unit they were in before it (§3).
+            units = await UnitsAt.before(conn, {period: before} if before != NEVER else {})
+            params = {"period": period, "groups": list(groups), "before": before, **units.params()}
             counted = await (await conn.execute(
-                f"SELECT {counted_unit} AS unit, count(*), sum(c.score) FROM counted c{counted_join}"
+                f"SELECT {units.unit('c')} AS unit, count(*), sum(c.score) FROM counted c{units.join('c')}"
                 " WHERE c.period = %(period)s AND c.group_code = ANY(%(groups)s)"
-                f" AND {counted_unit} IS NOT NULL AND {_valid_before('c')} GROUP BY 1", params)).fetchall()
+                f" AND {units.unit('c')} IS NOT NULL AND {_valid_before('c')} GROUP BY 1", params)).fetchall()
             entries = await (await conn.execute(
-                f"SELECT {entries_unit} AS unit, count(*) FROM entries e{entries_join} WHERE e.period = %(period)s"
+                f"SELECT {units.unit()} AS unit, count(*) FROM entries e{units.join()} WHERE e.period = %(period)s"
                 " AND e.group_code = ANY(%(groups)s) AND e.submitted_ms < %(before)s"
-                f" AND {entries_unit} IS NOT NULL AND {_valid_before('e')} GROUP BY 1", params)).fetchall()
+                f" AND {units.unit()} IS NOT NULL AND {_valid_before('e')} GROUP BY 1", params)).fetchall()
         n_entries = dict(entries)
         found = [UnitAggregate(code, people, int(total), people, n_entries.pop(code, 0)) for code, people, total in counted]
         return found + [UnitAggregate(code, 0, 0, 0, n) for code, n in n_entries.items()]
@@ -308,13 +285,13 @@ class LiveQueries:
         (the public's: period → cutoff, for the periods not closed), an entry counts only when received
         before its period's cutoff, and a disqualification only when made before it (DESIGN §3)."""
         cutoff = cutoff_sql(cutoffs or {}, "e.period")
-        join, unit = units_before("e", cutoffs or {})
         async with connection(self.pool) as conn:
+            units = await UnitsAt.before(conn, cutoffs or {})  # moved during a freeze: their unit before it
             cur = await conn.execute(
-                f"SELECT {unit} AS unit, count(DISTINCT e.participant_id) FROM entries e{join}"
+                f"SELECT {units.unit()} AS unit, count(DISTINCT e.participant_id) FROM entries e{units.join()}"
                 " WHERE e.group_code = ANY(%(groups)s) AND (%(period)s::int IS NULL OR e.period = %(period)s)"
-                f" AND e.submitted_ms < {cutoff} AND {_valid_before('e', cutoff)} AND {unit} IS NOT NULL GROUP BY 1",
-                {"groups": list(groups), "period": period})
+                f" AND e.submitted_ms < {cutoff} AND {_valid_before('e', cutoff)} AND {units.unit()} IS NOT NULL"
+                " GROUP BY 1", {"groups": list(groups), "period": period, **units.params()})
             return {code: int(n) for code, n in await cur.fetchall()}
 
     async def answered_questions(self, period: int | None, upper_size: Callable[[int], int]
@@ -516,13 +493,16 @@ async def _in_units_before(conn: Connection, rows: list[Standing], before: int) 
     its index; outside a freeze, nothing is read."""
     if before == NEVER or not rows:
         return rows
-    cur = await conn.execute(
-        f"SELECT x.participant_id, {_UNIT_BEFORE_CUTOFF} FROM (SELECT DISTINCT participant_id,"
-        " %(before)s::bigint AS cutoff FROM unit_moves WHERE at_ms >= %(before)s"
-        " AND participant_id = ANY(%(ids)s)) x", {"before": before, "ids": [r.participant_id for r in rows]})
-    moved = dict(await cur.fetchall())
+    moved = await units_before(conn, before, [r.participant_id for r in rows])
     return [msgspec.structs.replace(r, unit_code=moved[r.participant_id]) if r.participant_id in moved else r
             for r in rows]
+
+
+def _unit_when(moves: str) -> str:
+    """Participant p's unit as of the moves of unit_moves m that `moves` keeps (SQL over m): the latest of
+    them, else the unit they registered in (participants.unit_code: a move leaves it)."""
+    return (f"coalesce((SELECT m.unit_code FROM unit_moves m WHERE m.participant_id = p.participant_id AND {moves}"
+            f" ORDER BY {_EVENT_ORDER_DESC.replace('ev_', 'm.ev_')} LIMIT 1), p.unit_code)")
 
 
 async def units_at(conn: Connection, upto: Barrier) -> dict[str, str | None]:
@@ -530,10 +510,20 @@ async def units_at(conn: Connection, upto: Barrier) -> dict[str, str | None]:
     in the unit their entries carry): their latest move covered by the barrier, else their registration's
     unit. What a result counts them in (DESIGN §3: each period in the unit of its close)."""
     cur = await conn.execute(
-        "SELECT p.participant_id, coalesce((SELECT m.unit_code FROM unit_moves m WHERE m.participant_id ="
-        f" p.participant_id AND {sql_within('m')} ORDER BY {_EVENT_ORDER_DESC.replace('ev_', 'm.ev_')} LIMIT 1),"
-        " p.unit_code) FROM participants p WHERE p.participant_id IN (SELECT participant_id FROM unit_moves)",
-        upto.sql_params())
+        f"SELECT p.participant_id, {_unit_when(sql_within('m'))} FROM participants p"
+        " WHERE p.participant_id IN (SELECT participant_id FROM unit_moves)", upto.sql_params())
+    return dict(await cur.fetchall())
+
+
+async def units_before(conn: Connection, cutoff: int, participant_ids: Sequence[str] | None = None
+                       ) -> dict[str, str | None]:
+    """participant → the unit they were in before `cutoff` (a freeze's start), for those moved at or after it
+    (of `participant_ids`, when given): what a frozen answer counts them in (DESIGN §3). Usually nobody."""
+    cur = await conn.execute(
+        f"SELECT p.participant_id, {_unit_when('m.at_ms < %(cutoff)s')} FROM participants p"
+        " WHERE p.participant_id IN (SELECT participant_id FROM unit_moves WHERE at_ms >= %(cutoff)s)"
+        " AND (%(ids)s::text[] IS NULL OR p.participant_id = ANY(%(ids)s))",
+        {"cutoff": cutoff, "ids": None if participant_ids is None else list(participant_ids)})
     return dict(await cur.fetchall())
 
 
@@ -646,28 +636,33 @@ _ENTRY_COLUMNS = ("e.attempt_id, e.participant_id, e.group_code, {unit}, e.score
 class UnitsAt(msgspec.Struct, frozen=True):
     """How a result's queries read an entry's unit: the unit its entry carries (the participant's now),
     except for the participants moved (units_at): the unit of the result's barrier. `period` keys the
-    overrides by period too (the final counts each period in the unit of that period's close)."""
+    overrides by period too (the final counts each period in the unit of that period's close). A frozen
+    answer reads them so too, each period as before its cutoff (`before`)."""
 
     units: dict[tuple[int, str], str | None]
 
     @classmethod
     async def of(cls, conn: Connection, barriers: dict[int, Barrier]) -> UnitsAt:
-        units: dict[tuple[int, str], str | None] = {}
-        for period, barrier in barriers.items():
-            units.update({(period, pid): unit for pid, unit in (await units_at(conn, barrier)).items()})
-        return cls(units)
+        return cls({(period, pid): unit for period, barrier in barriers.items()
+                    for pid, unit in (await units_at(conn, barrier)).items()})
 
-    def join(self) -> str:
-        """FROM entries e {join()}: the overrides beside each entry (nothing when nobody was moved)."""
+    @classmethod
+    async def before(cls, conn: Connection, cutoffs: dict[int, int]) -> UnitsAt:
+        return cls({(period, pid): unit for period, cutoff in cutoffs.items()
+                    for pid, unit in (await units_before(conn, cutoff)).items()})
+
+    def join(self, t: str = "e") -> str:
+        """FROM entries e {join()}: the overrides beside each row of `t` (nothing when nobody was moved)."""
         if not self.units:
             return ""
         return (" LEFT JOIN unnest(%(mv_periods)s::int[], %(mv_pids)s::text[], %(mv_units)s::text[])"
-                " AS mv(period, participant_id, unit_code) ON mv.period = e.period AND mv.participant_id = e.participant_id")
+                f" AS mv(period, participant_id, unit_code) ON mv.period = {t}.period"
+                f" AND mv.participant_id = {t}.participant_id")
 
-    def unit(self) -> str:
-        """The entry's unit, as a SQL expression over `e` and the join."""
-        return "CASE WHEN mv.participant_id IS NULL THEN e.unit_code ELSE mv.unit_code END" if self.units \
-            else "e.unit_code"
+    def unit(self, t: str = "e") -> str:
+        """The row's unit, as a SQL expression over `t` and the join."""
+        return f"CASE WHEN mv.participant_id IS NULL THEN {t}.unit_code ELSE mv.unit_code END" if self.units \
+            else f"{t}.unit_code"
 
     def params(self) -> dict[str, Any]:
         keys = list(self.units)
