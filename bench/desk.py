@@ -4,7 +4,8 @@ submissions beside each — whose p99 is measured alone (at the start and again 
 itself is the noise to read the rest against), then beside each piece of the desk's work.
 
     .venv/bin/python -m bench.desk [--participants 1000000] [--entries 3000000] [--rate 1000] [--seconds 20]
-                                   [--split-cores] [--rounds N] [--reuse DIR] [--control]
+                                   [--split-cores] [--rounds N] [--committee-nice N]
+                                   [--reuse DIR] [--control]
 
 A whole local stack (`cchc up`'s: ingest, a scorer, results, the desk as processes; embedded Valkey and PostgreSQL
 in a temporary directory, a few GB) on the Nghệ An 2022 contest with two periods: the first ended a minute ago and
@@ -347,7 +348,8 @@ def run(args: argparse.Namespace) -> None:
 
     def stack() -> Stack:
         return Stack(Settings(contest_dir=workdir / "contest", data_dir=workdir / "data", ingest_port=free_port(),
-                              results_port=free_port(), desk_port=free_port(), log_level="warning", address_limit=0),
+                              results_port=free_port(), desk_port=free_port(), log_level="warning", address_limit=0,
+                              committee_nice=args.committee_nice),
                      scorers=1)
 
     running = stack()
@@ -498,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control", action="store_true", help="ingest's p99 beside a busy loop per core, too")
     parser.add_argument("--split-cores", action="store_true",
                         help="the write path (ingest, Valkey, wrk) on the first core, the rest on the others")
+    parser.add_argument("--committee-nice", type=int, default=Settings().committee_nice, metavar="N",
+                        choices=range(20),
+                        help="CCHC_COMMITTEE_NICE for the stack (the committee's work at that CPU priority)")
     parser.add_argument("--rounds", type=int, default=1, help="pairs of a baseline and a close or recompute beside the load")
     parser.add_argument("--reuse", type=Path, metavar="DIR",
                         help="keep the filled stack in DIR (13 GB at 1 M) and start from a copy of it next time (the same"

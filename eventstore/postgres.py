@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from eventstore.barrier import EventKey
 from eventstore.errors import StoreRejected, StoreUnavailable
 from eventstore.events import COMMITTEE_KINDS, TAGS, AnyEvent, AttemptStarted, ResultsPublished, decode, encode
-from runtime.cpu import is_local_backend, lower_priority
+from runtime.cpu import is_local_backend, lower_parallel_workers, lower_priority, server_of
 
 log = structlog.get_logger()
 
@@ -38,13 +38,18 @@ COMMITTEE_SETTINGS = "-c work_mem=64MB"
 
 
 def _yielding(nice: int) -> Callable[[Connection], Awaitable[None]]:
-    """A pool's `configure`: each new connection's backend, when it runs on this host, at `nice` (runtime.cpu).
-    PostgreSQL starts every backend in a session of its own, which Linux's autogroup gives a full CPU share:
-    the export's three slices take three shares against ingest's one unless lowered."""
+    """A pool's `configure`: each new connection's backend, when it runs on this host, at `nice`, and the parallel
+    workers its queries fork as they appear (runtime.cpu). PostgreSQL starts every backend and every worker in a
+    session of its own, which Linux's autogroup gives a full CPU share: an export's three slices and their workers
+    would each take one against ingest's one unless lowered."""
     async def configure(conn: Connection) -> None:
         pid = conn.info.backend_pid
-        if is_local_backend(conn.info.host, pid) and not lower_priority(pid, nice):
+        if not is_local_backend(conn.info.host, pid, conn.info.user, conn.info.dbname):
+            return
+        if not lower_priority(pid, nice):
             log.info("committee_backend_priority_unchanged", pid=pid, nice=nice)
+        elif (server := server_of(pid)) is not None:
+            lower_parallel_workers(server, nice)  # its queries' helpers too
     return configure
 
 

@@ -48,6 +48,7 @@ from results import api as results_api
 from results import app as results_app
 from runtime import metrics, serve
 from runtime.clock import Clock, SyncedClock, SystemClock, keep_in_step
+from runtime.cpu import lower_own_priority
 from runtime.routes import add_routes, common_routes
 from runtime.settings import Settings
 from runtime.web import APP_NAME, api_middleware
@@ -254,6 +255,8 @@ def serve_desk(settings: Settings, metrics_port: int | None = None) -> None:
     """The committee's desk (DESIGN §6b): its JSON routes and pages; closes and exports run here, in a
     process of its own, with its own clock in the store's time (a close waits on it)."""
     contest = _preflight(settings, desk=True)
+    if settings.committee_nice > 0:  # its own Python, every thread, yields with its backends (runtime.cpu)
+        lower_own_priority(settings.committee_nice)
     serve_metrics(settings, metrics_port)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -64,7 +64,7 @@ class Settings:
     rehearsal: bool = False  # CCHC_REHEARSAL: the contest as a rehearsal (thi thử), its calendar starting at the anchor
     backup_retention_days: int = 35  # base backups kept this long (the newest always), WAL back to the oldest kept
     archive_check: bool = True  # trim the stream only below what the WAL archive holds (off: what is acknowledged)
-    committee_nice: int = 0  # CCHC_COMMITTEE_NICE: the committee's local PostgreSQL backends' niceness (runtime/cpu.py)
+    committee_nice: int = 10  # CCHC_COMMITTEE_NICE: the committee's work's niceness on this host (runtime/cpu.py)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -106,7 +106,7 @@ class Settings:
             rehearsal=_on_off(env.get("CCHC_REHEARSAL", "off"), "CCHC_REHEARSAL"),
             backup_retention_days=_count(env.get("CCHC_BACKUP_RETENTION_DAYS", "35"), "CCHC_BACKUP_RETENTION_DAYS"),
             archive_check=_on_off(env.get("CCHC_ARCHIVE_CHECK", "on"), "CCHC_ARCHIVE_CHECK"),
-            committee_nice=_count(env.get("CCHC_COMMITTEE_NICE", "0"), "CCHC_COMMITTEE_NICE"),
+            committee_nice=_nice(env.get("CCHC_COMMITTEE_NICE", str(cls.committee_nice)), "CCHC_COMMITTEE_NICE"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -270,6 +270,14 @@ def _count(raw: str, name: str) -> int:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from e
     if value < 0:
         raise SettingsError(f"{name} must not be negative (0 turns it off)")
+    return value
+
+
+def _nice(raw: str, name: str) -> int:
+    """A niceness to lower a process to: 0 (off) to 19, Linux's lowest priority."""
+    value = _count(raw, name)
+    if value > 19:
+        raise SettingsError(f"{name} must be 0 to 19 (a niceness; 0 turns it off)")
     return value
 
 

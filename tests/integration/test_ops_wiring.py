@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 
+import psycopg
+import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -13,7 +17,7 @@ from eventstore.keys import Keys
 from eventstore.postgres import open_pool
 from ops.wiring import Clients, build_desk, build_desk_app, build_ingest_app
 from runtime.clock import ManualClock
-from runtime.cpu import is_local_backend
+from runtime.cpu import is_local_backend, server_of
 from tests.conftest import Servers
 from tests.harness import HOUR, SETTINGS, admin
 
@@ -79,7 +83,7 @@ async def test_the_committees_sessions_sort_in_memory_and_yield_the_cpu_when_ask
                 shown = [(await (await conn.execute(f"SHOW {name}")).fetchone() or ("",))[0]
                          for name in ("work_mem", "statement_timeout")]
                 backend = conn.info.backend_pid
-                local = is_local_backend(conn.info.host, backend)
+                local = is_local_backend(conn.info.host, backend, conn.info.user, conn.info.dbname)
                 nice = os.getpriority(os.PRIO_PROCESS, backend) if local else None
                 autogroup = Path(f"/proc/{backend}/autogroup")
                 group_nice = autogroup.read_text().split()[-1] if local and autogroup.exists() else None
@@ -90,3 +94,58 @@ async def test_the_committees_sessions_sort_in_memory_and_yield_the_cpu_when_ask
         if local:  # a server on another host keeps its own priorities
             assert nice == (10 if committee else 0)
             assert group_nice in ((None, "10") if committee else (None, "0"))
+
+
+async def test_a_yielding_committee_sessions_parallel_workers_yield_too(servers: Servers) -> None:
+    """A parallel query of a lowered backend forks its helpers from the server at the server's priority, each in
+    a session of its own: they are lowered as they appear (runtime.cpu.lower_parallel_workers)."""
+    pool = open_pool(servers[1], max_size=1, committee=True, nice=10)
+    await pool.open()
+    try:
+        async with pool.connection() as conn:
+            backend = conn.info.backend_pid
+            if not is_local_backend(conn.info.host, backend, conn.info.user, conn.info.dbname):
+                pytest.skip("the server runs on another host")
+            await conn.execute("SET debug_parallel_query = on")  # the whole plan in a worker, whatever its size
+            query = asyncio.create_task(conn.execute("SELECT count(*) FROM generate_series(1, 100000000)"))
+            seen: list[int] = []
+            try:
+                for _ in range(100):
+                    await asyncio.sleep(0.05)
+                    seen = [pid for pid in _server_children(backend)
+                            if f"parallel worker for PID {backend}".encode() in _title(pid)
+                            and os.getpriority(os.PRIO_PROCESS, pid) == 10 and _session_nice(pid) in (None, "10")]
+                    if seen:
+                        break
+            finally:
+                conn.cancel()
+                with contextlib.suppress(psycopg.errors.QueryCanceled):
+                    await query
+                await conn.rollback()
+    finally:
+        await pool.close()
+    assert seen, "no parallel worker of the lowered backend ran at its niceness"
+
+
+def _server_children(backend: int) -> list[int]:
+    server = server_of(backend)
+    assert server is not None
+    children = Path(f"/proc/{server}/task/{server}/children")
+    if not children.exists():
+        pytest.skip("this kernel does not list a process's children (CONFIG_PROC_CHILDREN)")
+    return [int(pid) for pid in children.read_text().split()]
+
+
+def _session_nice(pid: int) -> str | None:
+    """The niceness of `pid`'s session under Linux's autogroup (`/autogroup-12 nice 10`); None without it."""
+    try:
+        return Path(f"/proc/{pid}/autogroup").read_text().split()[-1]
+    except OSError:
+        return None
+
+
+def _title(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

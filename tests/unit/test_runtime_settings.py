@@ -70,12 +70,15 @@ def test_the_fast_path_is_on_unless_turned_off() -> None:
         Settings.from_env({"CCHC_FAST_PATH": "no"})
 
 
-def test_the_committees_backends_keep_their_priority_unless_asked() -> None:
-    assert Settings.from_env({}).committee_nice == 0
+def test_the_committees_work_yields_the_cpu_unless_told_otherwise() -> None:
+    assert Settings.from_env({}).committee_nice == 10  # the committee's work yields to the write path by default
+    assert Settings.from_env({"CCHC_COMMITTEE_NICE": "0"}).committee_nice == 0
     assert Settings.from_env({"CCHC_COMMITTEE_NICE": "10"}).committee_nice == 10
     assert Settings.from_env(Settings(committee_nice=5).env()).committee_nice == 5  # handed to the desk by `cchc up`
     with pytest.raises(SettingsError, match="CCHC_COMMITTEE_NICE"):
         Settings.from_env({"CCHC_COMMITTEE_NICE": "-5"})
+    with pytest.raises(SettingsError, match="0 to 19"):
+        Settings.from_env({"CCHC_COMMITTEE_NICE": "20"})
 
 
 def test_the_metrics_ports_listen_on_loopback_unless_told_otherwise() -> None:
