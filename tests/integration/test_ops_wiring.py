@@ -74,14 +74,14 @@ async def test_the_committees_sessions_sort_in_memory_and_yield_the_cpu_when_ask
     """The committee's sessions sort and group a period in memory, not in temporary files on the disk ingest's
     fsyncs wait on, and with CCHC_COMMITTEE_NICE their backends run at a lower CPU priority; the others keep the
     server's defaults."""
-    for committee, expected in ((False, ["4MB", "5s"]), (True, ["64MB", "5s"])):
+    for committee, expected in ((False, ["4MB", "64MB", "8MB", "5s"]), (True, ["64MB", "256MB", "256MB", "5s"])):
         pool = open_pool(servers[1], max_size=1, committee=committee, statement_timeout_ms=5000,
                          nice=10 if committee else 0)  # as open_clients passes CCHC_COMMITTEE_NICE=10
         await pool.open()
         try:
             async with pool.connection() as conn:
                 shown = [(await (await conn.execute(f"SHOW {name}")).fetchone() or ("",))[0]
-                         for name in ("work_mem", "statement_timeout")]
+                         for name in ("work_mem", "maintenance_work_mem", "temp_buffers", "statement_timeout")]
                 backend = conn.info.backend_pid
                 local = is_local_backend(conn.info.host, backend, conn.info.user, conn.info.dbname)
                 nice = os.getpriority(os.PRIO_PROCESS, backend) if local else None
