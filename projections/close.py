@@ -118,8 +118,7 @@ async def _refresh_final(conn: Connection, contest: Contest, barrier: str) -> No
         return
     upto = Barrier.parse(barrier)
     # A moved participant counts, per period, in the unit of that period's (latest) close (DESIGN §3).
-    units = await live_queries.UnitsAt.of(conn, {p: Barrier.parse(b) for p, b in
-                                                 (await results_queries.latest_barriers(conn)).items()})
+    units = await live_queries.UnitsAt.as_closed(conn)
     if await live_queries.corrected_after(conn, upto):  # rare: rescore as of the barrier, in Python
         entries, counted = [], []
         for period in contest.periods:

@@ -281,12 +281,13 @@ class LiveQueries:
     async def participants_per_unit(self, period: int | None, groups: Sequence[str],
                                     cutoffs: dict[int, int] | None = None) -> dict[str, int]:
         """unit_code → distinct participants of `groups` with an entry (of one period, or of any), not
-        disqualified: the participation report's count, before rolling up the unit tree. With `cutoffs`
+        disqualified: the participation report's count, before rolling up the unit tree. A moved participant
+        counts in each closed period's unit at its close (DESIGN §3), in an open one's unit of now. With `cutoffs`
         (the public's: period → cutoff, for the periods not closed), an entry counts only when received
         before its period's cutoff, and a disqualification only when made before it (DESIGN §3)."""
         cutoff = cutoff_sql(cutoffs or {}, "e.period")
         async with connection(self.pool) as conn:
-            units = await UnitsAt.before(conn, cutoffs or {})  # moved during a freeze: their unit before it
+            units = await UnitsAt.reported(conn, cutoffs or {})  # moved: their unit at a close, before a freeze
             cur = await conn.execute(
                 f"SELECT {units.unit()} AS unit, count(DISTINCT e.participant_id) FROM entries e{units.join()}"
                 " WHERE e.group_code = ANY(%(groups)s) AND (%(period)s::int IS NULL OR e.period = %(period)s)"
@@ -515,6 +516,13 @@ async def units_at(conn: Connection, upto: Barrier) -> dict[str, str | None]:
     return dict(await cur.fetchall())
 
 
+async def latest_barriers(conn: Connection) -> dict[int, Barrier]:
+    """closed period → the barrier of its latest revision (the final counts each period's units there)."""
+    cur = await conn.execute("SELECT DISTINCT ON (period) period, barrier FROM period_results"
+                             " ORDER BY period, revision DESC")
+    return {int(p): Barrier.parse(str(b)) for p, b in await cur.fetchall()}
+
+
 async def units_before(conn: Connection, cutoff: int, participant_ids: Sequence[str] | None = None
                        ) -> dict[str, str | None]:
     """participant → the unit they were in before `cutoff` (a freeze's start), for those moved at or after it
@@ -650,6 +658,21 @@ class UnitsAt(msgspec.Struct, frozen=True):
     async def before(cls, conn: Connection, cutoffs: dict[int, int]) -> UnitsAt:
         return cls({(period, pid): unit for period, cutoff in cutoffs.items()
                     for pid, unit in (await units_before(conn, cutoff)).items()})
+
+    @classmethod
+    async def as_closed(cls, conn: Connection) -> UnitsAt:
+        """Each closed period in the units of its latest close (DESIGN §3: after a move, each period counts
+        the participant in the unit they belonged to at its close)."""
+        return await cls.of(conn, await latest_barriers(conn))
+
+    @classmethod
+    async def reported(cls, conn: Connection, cutoffs: dict[int, int]) -> UnitsAt:
+        """A report over several periods: each closed one as at its close, each frozen one (`cutoffs`, the
+        public's) as before its freeze, the others in the units of now."""
+        closed = await cls.as_closed(conn)
+        shut = {period for period, _ in closed.units}
+        frozen = await cls.before(conn, {p: c for p, c in cutoffs.items() if p not in shut})
+        return cls({**frozen.units, **closed.units})
 
     def join(self, t: str = "e") -> str:
         """FROM entries e {join()}: the overrides beside each row of `t` (nothing when nobody was moved)."""

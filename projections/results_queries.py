@@ -190,13 +190,6 @@ async def earlier_results(conn: Connection, period: int) -> list[dict[str, Any]]
     return [json.loads(row[0]) for row in await cur.fetchall()]
 
 
-async def latest_barriers(conn: Connection) -> dict[int, str]:
-    """closed period → the barrier of its latest revision (the final counts each period's units there)."""
-    cur = await conn.execute("SELECT DISTINCT ON (period) period, barrier FROM period_results"
-                             " ORDER BY period, revision DESC")
-    return {int(p): str(b) for p, b in await cur.fetchall()}
-
-
 async def closed_periods(conn: Connection) -> int:
     cur = await conn.execute("SELECT count(DISTINCT period) FROM period_results")
     row = await cur.fetchone()

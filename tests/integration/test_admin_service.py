@@ -21,6 +21,12 @@ async def units_of(s: System, period: int) -> dict[str, tuple[int, int]]:
     return {u["unit_code"]: (u["participants"], u["entries"]) for u in body["entries"]}
 
 
+async def participants_in(s: System, period: int | None) -> dict[str, int]:
+    """unit → participants in `/v1/participation` (of one period, or the whole contest), the units with any."""
+    body = await s.ok("/v1/participation" + ("" if period is None else f"?period={period}"))
+    return {u["unit_code"]: u["participants"] for u in body["units"] if u["participants"]}
+
+
 async def move(s: System, pid: str, unit: str) -> None:
     status, body = await s.admin_post("/v1/admin/unit-moves", {"participant_id": pid, "unit_code": unit,
                                                                 "reason": "đăng ký nhầm đơn vị"}, headers=admin())
@@ -50,6 +56,10 @@ async def test_a_move_counts_in_open_periods_and_in_closed_ones_only_when_recomp
     assert (await s.ok("/v1/periods/1/prizes"))["results_digest"] == closed["results_digest"]
     assert (await units_of(s, 2))["C"] == (1, 1)
     assert [e["unit_code"] for e in (await s.ok("/v1/periods/1/leaderboard"))["entries"]] == ["B", "B"]
+    # participation too: period 1 in its close's unit, period 2 in the unit of now, the whole contest in both
+    assert await participants_in(s, 1) == {"B": 2}
+    assert await participants_in(s, 2) == {"C": 1, "C1": 1}
+    assert await participants_in(s, None) == {"B": 2, "C": 1, "C1": 1}
     # period 1 recomputed: the mover now counts in C there too (their unit at the new barrier)
     status, again = await s.admin_post("/v1/admin/periods/1/recompute", {"reason": "đổi đơn vị"}, headers=admin())
     assert status == 200 and again["revision"] == 2 and again["results_digest"] != closed["results_digest"]
