@@ -287,7 +287,7 @@ class LiveQueries:
         before its period's cutoff, and a disqualification only when made before it (DESIGN §3)."""
         cutoff = cutoff_sql(cutoffs or {}, "e.period")
         async with connection(self.pool) as conn:
-            units = await UnitsAt.reported(conn, cutoffs or {})  # moved: their unit at a close, before a freeze
+            units = await UnitsAt.reported(conn, cutoffs or {}, period)  # moved: at a close, before a freeze
             cur = await conn.execute(
                 f"SELECT {units.unit()} AS unit, count(DISTINCT e.participant_id) FROM entries e{units.join()}"
                 " WHERE e.group_code = ANY(%(groups)s) AND (%(period)s::int IS NULL OR e.period = %(period)s)"
@@ -666,12 +666,12 @@ class UnitsAt(msgspec.Struct, frozen=True):
         return await cls.of(conn, await latest_barriers(conn))
 
     @classmethod
-    async def reported(cls, conn: Connection, cutoffs: dict[int, int]) -> UnitsAt:
-        """A report over several periods: each closed one as at its close, each frozen one (`cutoffs`, the
-        public's) as before its freeze, the others in the units of now."""
-        closed = await cls.as_closed(conn)
-        shut = {period for period, _ in closed.units}
-        frozen = await cls.before(conn, {p: c for p, c in cutoffs.items() if p not in shut})
+    async def reported(cls, conn: Connection, cutoffs: dict[int, int], period: int | None = None) -> UnitsAt:
+        """A report over one period or (None) all: each closed one as at its close, each frozen one (`cutoffs`,
+        the public's) as before its freeze, the others in the units of now."""
+        barriers = {n: b for n, b in (await latest_barriers(conn)).items() if period in (None, n)}
+        closed = await cls.of(conn, barriers)
+        frozen = await cls.before(conn, {n: c for n, c in cutoffs.items() if period in (None, n) and n not in barriers})
         return cls({**frozen.units, **closed.units})
 
     def join(self, t: str = "e") -> str:

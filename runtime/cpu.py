@@ -35,16 +35,22 @@ def lower_priority(pid: int, nice: int) -> bool:
     unprivileged process may change a session's niceness once a tenth of a second, machine-wide: one refused
     for now is retried by the yielding thread. Raising a niceness needs no privilege over one's own processes;
     another user's (a server run as its own user) needs root. Returns whether either was done or is under way."""
-    done = False
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
-        done = True
+    done = _lower_process(pid, nice)
     group = _lower_session(pid, nice)
     if group is None:
         with _state_lock:
             _pending[pid] = nice
             _start_thread()
     return done or group is not False
+
+
+def _lower_process(pid: int, nice: int) -> bool:
+    """`pid`'s own niceness at least `nice` (never raised: an operator's lower priority stays)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
+        return True
+    except OSError:
+        return False
 
 
 def _lower_session(pid: int, nice: int) -> bool | None:
@@ -97,8 +103,7 @@ def lower_own_priority(nice: int) -> None:
     if os.getsid(0) == os.getpid():
         lower_priority(os.getpid(), nice)
     else:
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, 0, max(nice, os.getpriority(os.PRIO_PROCESS, 0)))
+        _lower_process(os.getpid(), nice)
 
 
 def _start_thread() -> None:
