@@ -31,13 +31,16 @@ SCHEMAS = ("eventstore", "projections")
 
 # The committee's sessions (the desk, `cchc close`, `cchc export`…): a close sorts and groups a period's millions of
 # entries and the flags group a million registrations, which with PostgreSQL's default 4 MB spill to temporary
-# files on the disk ingest's fsyncs wait on (bench.scale's close figures were always taken with 64 MB). Handing
-# their bulk writes to the disk as they go (`backend_flush_after`) was tried too: no faster close, no steadier
-# ingest beside it that this machine could show (BENCHMARKS.md), so not kept. A close's staged ranking (a temporary
-# table of a million rows, about 180 MB) and its partition's index builds stay in memory too (`temp_buffers`,
-# `maintenance_work_mem`: each taken only as used): at 1 M beside the load a close then took 14 s of the
-# database's CPU instead of 16-22 s; its writes to the disk stayed as they were (BENCHMARKS.md, "a fifth time").
-COMMITTEE_SETTINGS = "-c work_mem=64MB -c maintenance_work_mem=256MB -c temp_buffers=256MB"
+# files on the disk ingest's fsyncs wait on (bench.scale's close figures were always taken with 64 MB). A close's
+# staged ranking (a temporary table of a million rows, about 180 MB) and its partition's index builds stay in memory
+# too (`temp_buffers`, `maintenance_work_mem`: each taken only as used): at 1 M beside the load a close then took
+# 14 s of the database's CPU instead of 16-22 s. And its bulk writes (the ranking, 300 MB at 1 M) go to the disk as
+# they are made (`backend_flush_after`), instead of waiting dirty for the next checkpoint's fsync or the kernel's
+# writeback 30 s later, each a burst of hundreds of MB in a second that Valkey's fsyncs queue behind: alternated
+# recomputes at 1 M, five each, Valkey writes slower than 10 ms 5-19 against 15-26, the slowest 37-101 ms against
+# 86-121, the recompute no slower (BENCHMARKS.md, "a sixth time").
+COMMITTEE_SETTINGS = ("-c work_mem=64MB -c maintenance_work_mem=256MB -c temp_buffers=256MB"
+                      " -c backend_flush_after=256kB")
 
 
 def _yielding(nice: int) -> Callable[[Connection], Awaitable[None]]:

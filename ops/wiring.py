@@ -94,6 +94,7 @@ class Clients:
 
 
 READ_STATEMENT_TIMEOUT_MS = 5000  # the results API: a read slower than this is cut off (503), not queued behind
+MONITOR_STATEMENT_TIMEOUT_MS = 120_000  # the monitor's counts: background work, never a person waiting
 
 
 async def open_clients(settings: Settings, contest: Contest, *, pool_size: int = 8,
@@ -202,9 +203,21 @@ def build_scorer(contest: Contest, clients: Clients, name: str, clock: Clock, *,
                   pool=clients.pool, projector=Projector(contest), clock=clock, wait_for_archive=wait_for_archive)
 
 
-def build_monitor(contest: Contest, clients: Clients, clock: Clock) -> Monitor:
-    return Monitor(contest, Streams(clients.redis, clients.keys), LiveQueries(clients.pool),
-                   ResultsQueries(clients.pool), clock)
+def build_monitor(contest: Contest, clients: Clients, clock: Clock, pool: postgres.Pool | None = None) -> Monitor:
+    """`pool`: the one its reads go through (default: the clients')."""
+    pool = pool or clients.pool
+    return Monitor(contest, Streams(clients.redis, clients.keys), LiveQueries(pool), ResultsQueries(pool), clock)
+
+
+def open_monitor_pool(settings: Settings) -> postgres.Pool:
+    """The results process's monitor's connection: its counts of the periods' entries take seconds of the
+    database at 1 M (every minute while a period is open, and at once when one closes: beside the close), so
+    they yield the CPU as the committee's work does (CCHC_COMMITTEE_NICE) and are not cut off at the public
+    reads' limit. On the replica when there is one, as the results' reads."""
+    _, database_url = settings.require_servers()
+    return postgres.open_pool(settings.database_read_url or database_url, max_size=1, name="cchc-monitor",
+                              statement_timeout_ms=MONITOR_STATEMENT_TIMEOUT_MS, autocommit=True,
+                              nice=settings.committee_nice)
 
 
 # -- one process each ---------------------------------------------------------------------------
@@ -286,10 +299,13 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
         if not settings.database_read_url:  # a replica is read-only: `cchc migrate` runs on the primary
             await postgres.migrate(clients.pool, [p.number for p in contest.periods])
         app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
-        monitor = build_monitor(contest, clients, SystemClock())
+        background = open_monitor_pool(settings)
+        await background.open(wait=False)
+        monitor = build_monitor(contest, clients, SystemClock(), background)
         task = monitor.start(settings.monitor_interval_s)
         yield
         await monitor.stop(task)
+        await background.close()
         await clients.close()
 
     app = results_app.build_app(None, extra_ctx=[lifecycle])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from contest.model import Contest
 from eventstore.keys import Keys
 from eventstore.postgres import open_pool
-from ops.wiring import Clients, build_desk, build_desk_app, build_ingest_app
+from ops.wiring import Clients, build_desk, build_desk_app, build_ingest_app, open_monitor_pool
 from runtime.clock import ManualClock
 from runtime.cpu import is_local_backend, server_of
 from tests.conftest import Servers
@@ -72,16 +73,18 @@ def test_metrics_are_served_on_the_metrics_port_bound_to_loopback() -> None:
 
 async def test_the_committees_sessions_sort_in_memory_and_yield_the_cpu_when_asked(servers: Servers) -> None:
     """The committee's sessions sort and group a period in memory, not in temporary files on the disk ingest's
-    fsyncs wait on, and with CCHC_COMMITTEE_NICE their backends run at a lower CPU priority; the others keep the
-    server's defaults."""
-    for committee, expected in ((False, ["4MB", "64MB", "8MB", "5s"]), (True, ["64MB", "256MB", "256MB", "5s"])):
+    fsyncs wait on, hand their bulk writes to the disk as they go, and with CCHC_COMMITTEE_NICE their backends run
+    at a lower CPU priority; the others keep the server's defaults."""
+    for committee, expected in ((False, ["4MB", "64MB", "8MB", "0", "5s"]),
+                                (True, ["64MB", "256MB", "256MB", "256kB", "5s"])):
         pool = open_pool(servers[1], max_size=1, committee=committee, statement_timeout_ms=5000,
                          nice=10 if committee else 0)  # as open_clients passes CCHC_COMMITTEE_NICE=10
         await pool.open()
         try:
             async with pool.connection() as conn:
                 shown = [(await (await conn.execute(f"SHOW {name}")).fetchone() or ("",))[0]
-                         for name in ("work_mem", "maintenance_work_mem", "temp_buffers", "statement_timeout")]
+                         for name in ("work_mem", "maintenance_work_mem", "temp_buffers", "backend_flush_after",
+                                     "statement_timeout")]
                 backend = conn.info.backend_pid
                 local = is_local_backend(conn.info.host, backend, conn.info.user, conn.info.dbname)
                 nice = os.getpriority(os.PRIO_PROCESS, backend) if local else None
@@ -94,6 +97,24 @@ async def test_the_committees_sessions_sort_in_memory_and_yield_the_cpu_when_ask
         if local:  # a server on another host keeps its own priorities
             assert nice == (10 if committee else 0)
             assert group_nice in ((None, "10") if committee else (None, "0"))
+
+
+async def test_the_monitors_counts_yield_the_cpu_as_the_committees_work_does(servers: Servers) -> None:
+    """The results process's monitor counts every open period's entries (seconds at 1 M, and beside a close when a
+    period's status changes): on a connection of its own at the committee's niceness, with a limit of its own."""
+    pool = open_monitor_pool(replace(SETTINGS, redis_url=servers[0], database_url=servers[1], committee_nice=10))
+    await pool.open()
+    try:
+        async with pool.connection() as conn:
+            timeout = (await (await conn.execute("SHOW statement_timeout")).fetchone() or ("",))[0]
+            backend = conn.info.backend_pid
+            local = is_local_backend(conn.info.host, backend, conn.info.user, conn.info.dbname)
+            nice = os.getpriority(os.PRIO_PROCESS, backend) if local else None
+    finally:
+        await pool.close()
+    assert timeout == "2min"  # not the public reads' 5 s
+    if local:
+        assert nice == 10
 
 
 async def test_a_yielding_committee_sessions_parallel_workers_yield_too(servers: Servers) -> None:
