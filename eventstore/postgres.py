@@ -38,12 +38,12 @@ SCHEMAS = ("eventstore", "projections")
 # they are made (`backend_flush_after`), instead of waiting dirty for the next checkpoint's fsync or the kernel's
 # writeback 30 s later, each a burst of hundreds of MB in a second that Valkey's fsyncs queue behind: alternated
 # recomputes at 1 M, five each, Valkey writes slower than 10 ms 5-19 against 15-26, the slowest 37-101 ms against
-# 86-121, the recompute no slower (BENCHMARKS.md, "a sixth time").
+# 87-121, the recompute no slower (BENCHMARKS.md, "a sixth time").
 COMMITTEE_SETTINGS = ("-c work_mem=64MB -c maintenance_work_mem=256MB -c temp_buffers=256MB"
                       " -c backend_flush_after=256kB")
 
 
-def _yielding(nice: int) -> Callable[[Connection], Awaitable[None]]:
+def _yielding(nice: int, pool: str) -> Callable[[Connection], Awaitable[None]]:
     """A pool's `configure`: each new connection's backend, when it runs on this host, at `nice`, and the parallel
     workers its queries fork as they appear (runtime.cpu). PostgreSQL starts every backend and every worker in a
     session of its own, which Linux's autogroup gives a full CPU share: an export's three slices and their workers
@@ -53,7 +53,7 @@ def _yielding(nice: int) -> Callable[[Connection], Awaitable[None]]:
         if not is_local_backend(conn.info.host, pid, conn.info.user, conn.info.dbname):
             return
         if not lower_priority(pid, nice):
-            log.info("committee_backend_priority_unchanged", pid=pid, nice=nice)
+            log.info("backend_priority_unchanged", pool=pool, pid=pid, nice=nice)
         elif (server := server_of(pid)) is not None:
             lower_parallel_workers(server, nice)  # its queries' helpers too
     return configure
@@ -76,7 +76,7 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "cc
         settings.append(f"-c statement_timeout={int(statement_timeout_ms)}")
     if settings:
         options["options"] = " ".join(settings)
-    configure = _yielding(nice) if nice > 0 else None
+    configure = _yielding(nice, name) if nice > 0 else None
     return AsyncConnectionPool(url, min_size=min_size, max_size=max_size, name=name, open=False,
                                timeout=5.0, reconnect_timeout=3.0, kwargs=options, configure=configure)
 

@@ -296,17 +296,17 @@ def serve_results(settings: Settings, metrics_port: int | None = None) -> None:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         clients = await open_clients(settings, contest, statement_timeout_ms=READ_STATEMENT_TIMEOUT_MS,
                                      autocommit=True, reader=True)
-        if not settings.database_read_url:  # a replica is read-only: `cchc migrate` runs on the primary
-            await postgres.migrate(clients.pool, [p.number for p in contest.periods])
-        app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
-        background = open_monitor_pool(settings)
-        await background.open(wait=False)
-        monitor = build_monitor(contest, clients, SystemClock(), background)
-        task = monitor.start(settings.monitor_interval_s)
-        yield
-        await monitor.stop(task)
-        await background.close()
-        await clients.close()
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(clients.close)
+            if not settings.database_read_url:  # a replica is read-only: `cchc migrate` runs on the primary
+                await postgres.migrate(clients.pool, [p.number for p in contest.periods])
+            app[results_api.RESULTS] = build_results(contest, clients, SystemClock())
+            background = open_monitor_pool(settings)
+            await background.open(wait=False)
+            stack.push_async_callback(background.close)
+            monitor = build_monitor(contest, clients, SystemClock(), background)
+            stack.push_async_callback(monitor.stop, monitor.start(settings.monitor_interval_s))
+            yield
 
     app = results_app.build_app(None, extra_ctx=[lifecycle])
     serve.run(app, settings.host, settings.results_port, header_timeout_s=settings.body_timeout_s,

@@ -3,8 +3,13 @@ every minute while the period is open and every ten after it — a count is a pa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from ops.monitor import LIVE_COUNTS_EVERY_S, SETTLED_COUNTS_EVERY_S, Observation
 from ops.wiring import build_monitor
+from projections.live_queries import PeriodCount
+from runtime import metrics
 from tests.harness import System, admin
 
 
@@ -41,3 +46,25 @@ async def test_counts_are_exact_and_taken_again_on_their_cadence(system: System)
     assert period_one(await monitor.refresh()) == (4, 2)
     now[0] += SETTLED_COUNTS_EVERY_S
     assert period_one(await monitor.refresh()) == (2, 1)
+
+
+async def test_a_slow_count_does_not_hold_the_streams_gauges(system: System) -> None:
+    """The counts yield the CPU (seconds at 1 M, beside a close): the gauges the alerts read — lag, heartbeats,
+    memory, the refresh's time — are set before them, so a count still running leaves them current."""
+    s = system
+    monitor = build_monitor(s.contest, s.clients, s.clock)
+    counting = asyncio.Event()
+
+    async def slow_counts(periods: list[int]) -> list[PeriodCount]:
+        counting.set()
+        await asyncio.sleep(3600)
+        return []
+
+    monitor.live.period_counts = slow_counts  # type: ignore[method-assign]
+    metrics.MONITOR_REFRESHED.set(0)
+    refresh = asyncio.create_task(monitor.refresh())
+    await asyncio.wait_for(counting.wait(), 10)
+    assert metrics.MONITOR_REFRESHED._value.get() == s.clock.now_ms() / 1000
+    refresh.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await refresh
