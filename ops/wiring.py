@@ -97,6 +97,12 @@ READ_STATEMENT_TIMEOUT_MS = 5000  # the results API: a read slower than this is 
 MONITOR_STATEMENT_TIMEOUT_MS = 120_000  # the monitor's counts: background work, never a person waiting
 
 
+def _database_url(settings: Settings, *, reader: bool) -> str:
+    """The primary's URL, or with `reader` CCHC_DATABASE_READ_URL when set (a streaming replica)."""
+    _, database_url = settings.require_servers()
+    return settings.database_read_url if reader and settings.database_read_url else database_url
+
+
 async def open_clients(settings: Settings, contest: Contest, *, pool_size: int = 8,
                        statement_timeout_ms: int | None = None, autocommit: bool = False,
                        reader: bool = False, committee: bool = False) -> Clients:
@@ -104,7 +110,7 @@ async def open_clients(settings: Settings, contest: Contest, *, pool_size: int =
     `reader` on CCHC_DATABASE_READ_URL when set; the contest's partition layout checked against Redis.
     `committee`: the desk's and the committee's commands' sessions (postgres.COMMITTEE_SETTINGS)."""
     redis_url, database_url = settings.require_servers()
-    url = settings.database_read_url if reader and settings.database_read_url else database_url
+    url = _database_url(settings, reader=reader)
     pool = postgres.open_pool(url, max_size=pool_size, statement_timeout_ms=statement_timeout_ms,
                               autocommit=autocommit, committee=committee,
                               nice=settings.committee_nice if committee else 0)
@@ -214,8 +220,7 @@ def open_monitor_pool(settings: Settings) -> postgres.Pool:
     database at 1 M (every minute while a period is open, and at once when one closes: beside the close), so
     they yield the CPU as the committee's work does (CCHC_COMMITTEE_NICE) and are not cut off at the public
     reads' limit. On the replica when there is one, as the results' reads."""
-    _, database_url = settings.require_servers()
-    return postgres.open_pool(settings.database_read_url or database_url, max_size=1, name="cchc-monitor",
+    return postgres.open_pool(_database_url(settings, reader=True), max_size=1, name="cchc-monitor",
                               statement_timeout_ms=MONITOR_STATEMENT_TIMEOUT_MS, autocommit=True,
                               nice=settings.committee_nice)
 
