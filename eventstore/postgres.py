@@ -36,9 +36,8 @@ SCHEMAS = ("eventstore", "projections")
 # too (`temp_buffers`, `maintenance_work_mem`: each taken only as used): at 1 M beside the load a close then took
 # 14 s of the database's CPU instead of 16-22 s. And its bulk writes (the ranking, 300 MB at 1 M) go to the disk as
 # they are made (`backend_flush_after`), instead of waiting dirty for the next checkpoint's fsync or the kernel's
-# writeback 30 s later, each a burst of hundreds of MB in a second that Valkey's fsyncs queue behind: alternated
-# recomputes at 1 M, five each, Valkey writes slower than 10 ms 5-19 against 15-26, the slowest 37-101 ms against
-# 87-121, the recompute no slower (BENCHMARKS.md, "a sixth time").
+# writeback 30 s later, each a burst of hundreds of MB in a second that Valkey's fsyncs queue behind: alternated 1 M
+# recomputes roughly halved Valkey's slow writes, the recompute no slower (the figures: BENCHMARKS.md, "a sixth time").
 COMMITTEE_SETTINGS = ("-c work_mem=64MB -c maintenance_work_mem=256MB -c temp_buffers=256MB"
                       " -c backend_flush_after=256kB")
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from contest.model import Contest
 from eventstore.keys import Keys
-from eventstore.postgres import open_pool
+from eventstore.postgres import Pool, open_pool
 from ops.wiring import Clients, build_desk, build_desk_app, build_ingest_app, open_monitor_pool
 from runtime.clock import ManualClock
 from runtime.cpu import is_local_backend, server_of
@@ -79,22 +79,11 @@ async def test_the_committees_sessions_sort_in_memory_and_yield_the_cpu_when_ask
                                 (True, ["64MB", "256MB", "256MB", "256kB", "5s"])):
         pool = open_pool(servers[1], max_size=1, committee=committee, statement_timeout_ms=5000,
                          nice=10 if committee else 0)  # as open_clients passes CCHC_COMMITTEE_NICE=10
-        await pool.open()
-        try:
-            async with pool.connection() as conn:
-                shown = [(await (await conn.execute(f"SHOW {name}")).fetchone() or ("",))[0]
-                         for name in ("work_mem", "maintenance_work_mem", "temp_buffers", "backend_flush_after",
-                                     "statement_timeout")]
-                backend = conn.info.backend_pid
-                local = is_local_backend(conn.info.host, backend, conn.info.user, conn.info.dbname)
-                nice = os.getpriority(os.PRIO_PROCESS, backend) if local else None
-                autogroup = Path(f"/proc/{backend}/autogroup")
-                group_nice = autogroup.read_text().split()[-1] if local and autogroup.exists() else None
-        finally:
-            await pool.close()
+        shown, nice, group_nice = await _session_of(pool, ("work_mem", "maintenance_work_mem", "temp_buffers",
+                                                           "backend_flush_after", "statement_timeout"))
         assert shown == expected
         # the committee's backends yield the CPU to the write path (this host's server; runtime.cpu)
-        if local:  # a server on another host keeps its own priorities
+        if nice is not None:  # a server on another host keeps its own priorities
             assert nice == (10 if committee else 0)
             assert group_nice in ((None, "10") if committee else (None, "0"))
 
@@ -103,18 +92,27 @@ async def test_the_monitors_counts_yield_the_cpu_as_the_committees_work_does(ser
     """The results process's monitor counts every open period's entries (seconds at 1 M, and beside a close when a
     period's status changes): on a connection of its own at the committee's niceness, with a limit of its own."""
     pool = open_monitor_pool(replace(SETTINGS, redis_url=servers[0], database_url=servers[1], committee_nice=10))
+    shown, nice, _ = await _session_of(pool, ("statement_timeout",))
+    assert shown == ["2min"]  # not the public reads' 5 s
+    if nice is not None:  # this host's server
+        assert nice == 10
+
+
+async def _session_of(pool: Pool, settings: tuple[str, ...]) -> tuple[list[str], int | None, str | None]:
+    """The pool's session (opened, then closed): the settings it shows, its backend's niceness and its session's
+    under autogroup (None: not a backend of this host, or no autogroup)."""
     await pool.open()
     try:
         async with pool.connection() as conn:
-            timeout = (await (await conn.execute("SHOW statement_timeout")).fetchone() or ("",))[0]
+            shown = [(await (await conn.execute(f"SHOW {name}")).fetchone() or ("",))[0] for name in settings]
             backend = conn.info.backend_pid
             local = is_local_backend(conn.info.host, backend, conn.info.user, conn.info.dbname)
-            nice = os.getpriority(os.PRIO_PROCESS, backend) if local else None
     finally:
         await pool.close()
-    assert timeout == "2min"  # not the public reads' 5 s
-    if local:
-        assert nice == 10
+    if not local:
+        return shown, None, None
+    autogroup = Path(f"/proc/{backend}/autogroup")
+    return shown, os.getpriority(os.PRIO_PROCESS, backend), autogroup.read_text().split()[-1] if autogroup.exists() else None
 
 
 async def test_a_yielding_committee_sessions_parallel_workers_yield_too(servers: Servers) -> None:
