@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import random
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,6 +51,30 @@ class Served(TestServer):
         return Runner(self.app, **kwargs, **self.runner_options)
 
 
+WATCHDOG_S = 100.0  # pytest-timeout fails a test at 120 s (pyproject.toml), showing only the threads' stacks
+
+
+async def _told_before_the_timeout(after_s: float) -> None:
+    """A test still running after `after_s`: what each task of the loop awaits, to stderr, shown with the failure
+    (a hang in CI then says where it waits; the threads' stacks pytest-timeout prints show only the loop polling)."""
+    await asyncio.sleep(after_s)
+    print(f"still running after {after_s} s; the event loop's tasks, each with its chain of awaits:", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            print(f"- {task.get_name()}: {' -> '.join(_awaits(task.get_coro()))}", file=sys.stderr)
+
+
+def _awaits(coro: Any) -> list[str]:
+    """Where a suspended coroutine stands, down its awaits (Task.get_stack gives one frame for a suspended one)."""
+    where = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
+
+
 class System:
     def __init__(self, contest: Contest, clock: ManualClock, ingest: TestClient, results: TestClient,
                  clients: Clients, committee: Committee, desk: TestClient) -> None:
@@ -69,9 +95,13 @@ class System:
     @asynccontextmanager
     async def running(cls, contest: Contest, redis: aioredis.Redis, pool: AsyncConnectionPool,
                       settings: Settings = SETTINGS) -> AsyncIterator[System]:
-        with tempfile.TemporaryDirectory(prefix="cchc-test-backups-") as backups:  # the erasure log goes there
-            async with cls._running(contest, redis, pool, replace(settings, backup_dir=Path(backups))) as s:
-                yield s
+        watchdog = asyncio.create_task(_told_before_the_timeout(WATCHDOG_S))
+        try:
+            with tempfile.TemporaryDirectory(prefix="cchc-test-backups-") as backups:  # the erasure log goes there
+                async with cls._running(contest, redis, pool, replace(settings, backup_dir=Path(backups))) as s:
+                    yield s
+        finally:
+            watchdog.cancel()
 
     @classmethod
     @asynccontextmanager
