@@ -159,7 +159,8 @@ class Monitor:
 
     async def run(self, interval_s: float) -> None:
         """Refresh every `interval_s` until cancelled; outages are logged, never fatal."""
-        while True:
+        task = asyncio.current_task()
+        while task is None or not task.cancelling():  # a driver may swallow a cancellation mid-call: stop anyway
             try:
                 await self.refresh()
             except StoreError as e:

@@ -68,3 +68,20 @@ async def test_a_slow_count_does_not_hold_the_streams_gauges(system: System) -> 
     refresh.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await refresh
+
+
+async def test_the_monitor_stops_when_a_driver_swallows_its_cancel(system: System) -> None:
+    """Python 3.11's asyncio.wait_for (around every redis-py send) can hand back a result instead of the cancel
+    that came with it (CPython gh-86296): the monitor's loop stops all the same, so a results process stops."""
+    monitor = build_monitor(system.contest, system.clients, system.clock)
+    inside = asyncio.Event()
+
+    async def swallowing() -> None:
+        inside.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.2)
+
+    monitor.refresh = swallowing  # type: ignore[assignment,method-assign]  # what refresh returns, run() ignores
+    task = monitor.start(0.01)
+    await inside.wait()
+    await asyncio.wait_for(monitor.stop(task), 2.0)
