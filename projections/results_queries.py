@@ -221,12 +221,29 @@ async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str
                                for group, ranking in rankings.items() for r in ranking))
     columns = ", ".join(name for name, _ in _STAGED_COLUMNS)
     # Stored in rank order, as a page or an export's slice reads them (the join's output follows the side it
-    # scans, participants' order when fewer are ranked than registered); sorted in memory.
+    # scans, participants' order when fewer are ranked than registered); sorted in memory. Written frozen: the
+    # joined rows come out (COPY TO, binary, 0.2 KB a row) and go into the partition this transaction created
+    # with COPY … FREEZE, already visible to all. Inserted, they left every page to the autovacuum that follows
+    # an insert of a million rows, which set their hint bits: 200 MB written again, by a process that does not
+    # flush as it writes, into the disk Valkey fsyncs on 30 s later (BENCHMARKS.md, "a seventh time").
     await conn.execute("SET LOCAL work_mem = '256MB'")
-    await conn.execute(f"INSERT INTO {part} ({columns}, display_name, phone_masked)"
-                       f" SELECT {', '.join(f's.{name}' for name, _ in _STAGED_COLUMNS)}, p.display_name, p.phone_masked"
-                       " FROM staged_ranking s LEFT JOIN participants p ON p.participant_id = s.participant_id"
-                       " ORDER BY s.group_code, s.rank")
+    joined: list[bytes] = []
+    async with conn.cursor() as cur, cur.copy(
+            f"COPY (SELECT {', '.join(f's.{name}' for name, _ in _STAGED_COLUMNS)}, p.display_name, p.phone_masked"
+            " FROM staged_ranking s LEFT JOIN participants p ON p.participant_id = s.participant_id"
+            " ORDER BY s.group_code, s.rank) TO STDOUT (FORMAT BINARY)") as out:
+        block = bytearray()
+        async for row in out:  # one row at a time from libpq: gathered into blocks of 1 MB
+            block += row
+            if len(block) >= COPY_BLOCK:
+                joined.append(bytes(block))
+                block.clear()
+        joined.append(bytes(block))
+    async with conn.cursor() as cur, cur.copy(f"COPY {part} ({columns}, display_name, phone_masked) FROM STDIN"
+                                              " (FORMAT BINARY, FREEZE)") as into:
+        for data in joined:
+            await into.write(data)
+    del joined
     await conn.execute("DROP TABLE staged_ranking")
     # The parent's two indexes (projections/schema.sql), which ATTACH adopts instead of building its own.
     await conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (period, revision, group_code, rank)")
@@ -234,6 +251,7 @@ async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str
     await conn.execute(f"ALTER TABLE final_ranking ATTACH PARTITION {part} {ranking_bounds(period, revision)}")
 
 
+COPY_BLOCK = 1 << 20
 _STAGED_COLUMNS = (("period", "int4"), ("revision", "int4"), ("group_code", "text"), ("rank", "int4"),
                    ("participant_id", "text"), ("unit_code", "text"), ("attempt_id", "text"), ("score", "int4"),
                    ("correct", "int4"), ("duration_ms", "int8"), ("prediction", "int8"), ("prediction_error", "int8"),

@@ -341,6 +341,23 @@ async def test_each_revision_ranks_in_its_own_partition_with_the_parents_indexes
         assert await cur.fetchall() == [("final_ranking_p1_r1", 2, 2), ("final_ranking_p1_r2", 2, 2)]
 
 
+async def test_a_revisions_ranking_is_written_visible_to_all(system: System) -> None:
+    """Its rows are written frozen (COPY … FREEZE into the table the close created), so no vacuum has to visit
+    its pages after the close: an index-only scan of them fetches no row from the table. Inserted, every page
+    waited for the autovacuum, which rewrote them all (200 MB at 1 M) without flushing as it went."""
+    s = system
+    for correct in (5, 4, 3):
+        await s.entry(await s.register(), correct)
+    await s.close(1)
+    async with s.clients.pool.connection() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        await conn.execute("SET LOCAL enable_bitmapscan = off")
+        cur = await conn.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT participant_id"
+                                 " FROM final_ranking_p1_r1 WHERE period = 1 AND revision = 1")
+        plan = "\n".join(line for (line,) in await cur.fetchall())
+    assert "Index Only Scan" in plan and "rows=3" in plan and "Heap Fetches: 0" in plan, plan
+
+
 async def test_a_close_waits_for_an_answer_key_correction_being_applied(system: System) -> None:
     """It looks for corrections later than its barrier first: one committing between that look and its
     queries would rescore entries under it, so the rescore (which holds the key lock) finishes first."""
