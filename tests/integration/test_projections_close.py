@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from contest.digest import results_digest
@@ -355,7 +356,8 @@ async def test_a_revisions_ranking_is_written_visible_to_all(system: System) -> 
         cur = await conn.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT participant_id"
                                  " FROM final_ranking_p1_r1 WHERE period = 1 AND revision = 1")
         plan = "\n".join(line for (line,) in await cur.fetchall())
-    assert "Index Only Scan" in plan and "rows=3" in plan and "Heap Fetches: 0" in plan, plan
+    assert "Index Only Scan" in plan and re.search(r"actual rows=3(\.0+)? ", plan), plan
+    assert "Heap Fetches: 0" in plan, plan
 
 
 async def test_a_close_waits_for_an_answer_key_correction_being_applied(system: System) -> None:
