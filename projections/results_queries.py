@@ -201,13 +201,7 @@ async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str
     indexed after the load, then attached (at 1 M rows 3.5 s against 7-9.5 s of inserts into the indexes
     of one table holding every revision). Each ranked row carries the participant's name and masked phone
     as the participants' projection shows them now (one hash join here, instead of a look-up per row in
-    every read of the ranking); the caller then applies the erasures made meanwhile (erase_names_since).
-
-    The rows are written frozen, which PostgreSQL allows only into a table created in the same subtransaction,
-    with no cursor open on the connection (else it refuses the COPY: the close fails, nothing published). Frozen
-    rows are visible to snapshots older than their commit; no reader holds one over final_ranking: each read is
-    a READ COMMITTED statement for a revision read from period_results once that revision had committed (an
-    older snapshot would also see the names erase_names_since replaced, before their erasure)."""
+    every read of the ranking); the caller then applies the erasures made meanwhile (erase_names_since)."""
     await conn.execute("INSERT INTO period_results (period, revision, results_digest, barrier, prizes, units)"
                        " VALUES (%s, %s, %s, %s, %s, %s)", msgspec.structs.astuple(result))
     period, revision = int(result.period), int(result.revision)
@@ -225,7 +219,14 @@ async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str
                                 r.entry.unit_code, r.entry.attempt_id, r.entry.score, r.entry.correct,
                                 r.entry.duration_ms, r.entry.prediction, r.prediction_error, r.entry.submitted_ms)
                                for group, ranking in rankings.items() for r in ranking))
-    await _write_frozen(conn, part)
+    columns = ", ".join(name for name, _ in _STAGED_COLUMNS)
+    # Stored in rank order, as a page or an export's slice reads them (the join's output follows the side it
+    # scans, participants' order when fewer are ranked than registered); sorted in memory.
+    await conn.execute("SET LOCAL work_mem = '256MB'")
+    await conn.execute(f"INSERT INTO {part} ({columns}, display_name, phone_masked)"
+                       f" SELECT {', '.join(f's.{name}' for name, _ in _STAGED_COLUMNS)}, p.display_name, p.phone_masked"
+                       " FROM staged_ranking s LEFT JOIN participants p ON p.participant_id = s.participant_id"
+                       " ORDER BY s.group_code, s.rank")
     await conn.execute("DROP TABLE staged_ranking")
     # The parent's two indexes (projections/schema.sql), which ATTACH adopts instead of building its own.
     await conn.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (period, revision, group_code, rank)")
@@ -233,34 +234,6 @@ async def save_result(conn: Connection, result: PeriodResult, rankings: dict[str
     await conn.execute(f"ALTER TABLE final_ranking ATTACH PARTITION {part} {ranking_bounds(period, revision)}")
 
 
-async def _write_frozen(conn: Connection, part: str) -> None:
-    """staged_ranking joined with the participants' names, in rank order, into `part` with COPY … FREEZE: the join's
-    rows come out as binary COPY data (0.23 KB a row; its header with the first row, its trailer last) and go in as
-    they are. Sorted in memory; stored in that order, as a page or an export's slice reads them (the join's output
-    follows the side it scans: participants' order when fewer are ranked than registered).
-
-    Frozen, the rows are visible to all once committed, without hint bits, and the autovacuum that a million inserts
-    trigger skips every page. Inserted, it set the hint bits of each and so wrote the whole ranking again (200 MB at
-    1 M), without flushing as it went, into the checkpoint's or the kernel's burst that Valkey's fsyncs queue behind
-    (BENCHMARKS.md, "a seventh time")."""
-    await conn.execute("SET LOCAL work_mem = '256MB'")
-    blocks = [bytearray()]
-    async with conn.cursor() as cur, cur.copy(
-            f"COPY (SELECT {', '.join(f's.{name}' for name, _ in _STAGED_COLUMNS)}, p.display_name, p.phone_masked"
-            " FROM staged_ranking s LEFT JOIN participants p ON p.participant_id = s.participant_id"
-            " ORDER BY s.group_code, s.rank) TO STDOUT (FORMAT BINARY)") as out:
-        async for row in out:  # a row at a time from libpq, gathered into blocks of about a MB
-            if len(blocks[-1]) >= _COPY_BLOCK:
-                blocks.append(bytearray())
-            blocks[-1] += row
-    columns = ", ".join(name for name, _ in _STAGED_COLUMNS)
-    async with conn.cursor() as cur, cur.copy(f"COPY {part} ({columns}, display_name, phone_masked) FROM STDIN"
-                                              " (FORMAT BINARY, FREEZE)") as into:
-        for block in blocks:
-            await into.write(block)
-
-
-_COPY_BLOCK = 1 << 20
 _STAGED_COLUMNS = (("period", "int4"), ("revision", "int4"), ("group_code", "text"), ("rank", "int4"),
                    ("participant_id", "text"), ("unit_code", "text"), ("attempt_id", "text"), ("score", "int4"),
                    ("correct", "int4"), ("duration_ms", "int8"), ("prediction", "int8"), ("prediction_error", "int8"),

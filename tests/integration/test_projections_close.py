@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from contest.digest import results_digest
@@ -340,24 +339,6 @@ async def test_each_revision_ranks_in_its_own_partition_with_the_parents_indexes
             " WHERE h.inhparent = 'final_ranking'::regclass"
             " AND c.relname IN ('final_ranking_p1_r1', 'final_ranking_p1_r2') ORDER BY 1")  # others: earlier tests'
         assert await cur.fetchall() == [("final_ranking_p1_r1", 2, 2), ("final_ranking_p1_r2", 2, 2)]
-
-
-async def test_a_revisions_ranking_is_written_visible_to_all(system: System) -> None:
-    """Its rows are written frozen (COPY … FREEZE into the table the close created), so no vacuum has to visit
-    its pages after the close: an index-only scan of them fetches no row from the table. Inserted, every page
-    waited for the autovacuum, which rewrote them all (200 MB at 1 M) without flushing as it went."""
-    s = system
-    for correct in (5, 4, 3):
-        await s.entry(await s.register(), correct)
-    await s.close(1)
-    async with s.clients.pool.connection() as conn, conn.transaction():
-        await conn.execute("SET LOCAL enable_seqscan = off")
-        await conn.execute("SET LOCAL enable_bitmapscan = off")
-        cur = await conn.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT participant_id"
-                                 " FROM final_ranking_p1_r1 WHERE period = 1 AND revision = 1")
-        plan = "\n".join(line for (line,) in await cur.fetchall())
-    assert "Index Only Scan" in plan and re.search(r"actual rows=3(\.0+)? ", plan), plan
-    assert "Heap Fetches: 0" in plan, plan
 
 
 async def test_a_close_waits_for_an_answer_key_correction_being_applied(system: System) -> None:
