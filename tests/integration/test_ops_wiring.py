@@ -100,19 +100,20 @@ async def test_the_monitors_counts_yield_the_cpu_as_the_committees_work_does(ser
 
 async def _session_of(pool: Pool, settings: tuple[str, ...]) -> tuple[list[str], int | None, str | None]:
     """The pool's session (opened, then closed): the settings it shows, its backend's niceness and its session's
-    under autogroup (None: not a backend of this host, or no autogroup)."""
+    under autogroup (None: not a backend of this host, or no autogroup), read while the session is open (a closed
+    pool's backend is gone a moment later: reading it after the close failed once with no such process)."""
     await pool.open()
     try:
         async with pool.connection() as conn:
             shown = [(await (await conn.execute(f"SHOW {name}")).fetchone() or ("",))[0] for name in settings]
             backend = conn.info.backend_pid
-            local = is_local_backend(conn.info.host, backend, conn.info.user, conn.info.dbname)
+            if not is_local_backend(conn.info.host, backend, conn.info.user, conn.info.dbname):
+                return shown, None, None
+            autogroup = Path(f"/proc/{backend}/autogroup")
+            group_nice = autogroup.read_text().split()[-1] if autogroup.exists() else None
+            return shown, os.getpriority(os.PRIO_PROCESS, backend), group_nice
     finally:
         await pool.close()
-    if not local:
-        return shown, None, None
-    autogroup = Path(f"/proc/{backend}/autogroup")
-    return shown, os.getpriority(os.PRIO_PROCESS, backend), autogroup.read_text().split()[-1] if autogroup.exists() else None
 
 
 async def test_a_yielding_committee_sessions_parallel_workers_yield_too(servers: Servers) -> None:
