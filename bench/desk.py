@@ -345,6 +345,12 @@ def run(args: argparse.Namespace) -> None:
         print(f"the filled stack copied from {saved} (its period 1 ended when it was filled)")
     else:
         make_contest(workdir / "contest")
+    valkey_dir = None
+    if args.valkey_dir is not None:  # Valkey's files elsewhere: data/valkey a link to a directory of its own there
+        valkey_dir = Path(tempfile.mkdtemp(prefix="cchc-bench-desk-valkey-", dir=args.valkey_dir))
+        (workdir / "data").mkdir(exist_ok=True)
+        shutil.rmtree(workdir / "data" / "valkey", ignore_errors=True)
+        (workdir / "data" / "valkey").symlink_to(valkey_dir, target_is_directory=True)
 
     def stack() -> Stack:
         return Stack(Settings(contest_dir=workdir / "contest", data_dir=workdir / "data", ingest_port=free_port(),
@@ -370,6 +376,8 @@ def run(args: argparse.Namespace) -> None:
     finally:
         running.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        if valkey_dir is not None:
+            shutil.rmtree(valkey_dir, ignore_errors=True)
 
 
 async def fill_stack(args: argparse.Namespace, running: Settings) -> None:
@@ -504,10 +512,16 @@ def main(argv: list[str] | None = None) -> int:
                         choices=range(20),
                         help="CCHC_COMMITTEE_NICE for the stack (the committee's work at that CPU priority)")
     parser.add_argument("--rounds", type=int, default=1, help="pairs of a baseline and a close or recompute beside the load")
+    parser.add_argument("--valkey-dir", type=Path, metavar="DIR",
+                        help="Valkey's files in DIR instead of beside PostgreSQL's (/dev/shm: a stand-in for the disk of"
+                             " its own it has in production, to tell the disk's share of ingest's p99 from the CPU's)")
     parser.add_argument("--reuse", type=Path, metavar="DIR",
                         help="keep the filled stack in DIR (13 GB at 1 M) and start from a copy of it next time (the same"
                              " day: its period 1 ends when it is filled, its period 2 a day later)")
-    run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.valkey_dir is not None and args.reuse is not None:
+        parser.error("--valkey-dir and --reuse: the saved stack keeps Valkey's files beside PostgreSQL's")
+    run(args)
     return 0
 
 
