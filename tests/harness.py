@@ -51,6 +51,7 @@ class Served(TestServer):
         return Runner(self.app, **kwargs, **self.runner_options)
 
 
+Client = TestClient[web.Request, web.Application]  # the apps' clients, over real sockets
 WATCHDOG_S = 100.0  # pytest-timeout fails a test at 120 s (pyproject.toml), showing only the threads' stacks
 
 
@@ -76,8 +77,8 @@ def _awaits(coro: Any) -> list[str]:
 
 
 class System:
-    def __init__(self, contest: Contest, clock: ManualClock, ingest: TestClient, results: TestClient,
-                 clients: Clients, committee: Committee, desk: TestClient) -> None:
+    def __init__(self, contest: Contest, clock: ManualClock, ingest: Client, results: Client,
+                 clients: Clients, committee: Committee, desk: Client) -> None:
         self.contest = contest
         self.clock = clock
         self.ingest = ingest
