@@ -20,6 +20,7 @@ from projections.live_queries import LiveQueries
 from projections.results_queries import ResultsQueries
 from runtime import metrics
 from runtime.clock import Clock
+from runtime.tasks import not_cancelled
 
 log = structlog.get_logger()
 
@@ -159,8 +160,7 @@ class Monitor:
 
     async def run(self, interval_s: float) -> None:
         """Refresh every `interval_s` until cancelled; outages are logged, never fatal."""
-        task = asyncio.current_task()
-        while task is None or not task.cancelling():  # a driver may swallow a cancellation mid-call: stop anyway
+        while not_cancelled():
             try:
                 await self.refresh()
             except StoreError as e:

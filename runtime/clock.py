@@ -18,6 +18,7 @@ import structlog
 
 from runtime import metrics
 from runtime.errors import Unavailable
+from runtime.tasks import not_cancelled
 
 SETTLE_MS = 3000  # an append landing later than this after its stamp is refused; a close waits this long (§3)
 STEP_TOLERANCE_MS = 2  # a reading further than its and the best one's uncertainty from the best's time: a step
@@ -178,8 +179,7 @@ async def keep_in_step(clock: SyncedClock, references: Callable[[], Awaitable[di
                        every_s: float = 1.0) -> None:
     """Read every reference's time every `every_s` seconds, for ever (a task; failures are logged and
     retried: the readings go stale and check() says so)."""
-    task = asyncio.current_task()
-    while task is None or not task.cancelling():  # a driver may swallow a cancellation mid-call: stop anyway
+    while not_cancelled():
         try:
             for name, ask in (await references()).items():
                 await clock.measure(name, ask)

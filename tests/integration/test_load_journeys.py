@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from loadtests.journeys import Journeys, Report, Settings
+from runtime.tasks import not_cancelled
 from tests.harness import System
 
 
@@ -43,10 +44,7 @@ async def test_the_journeys_make_the_quiz_pages_requests_and_none_fails(system: 
     report = Report(lines)  # type: ignore[arg-type]  # a transport's write and buffer size are all it uses
 
     async def scoring() -> None:  # as a stack's scorer does: the harness's runs on demand (a newcomer's standing)
-        me = asyncio.current_task()
-        # Until cancelled, also when the cancel is lost on its way: Python 3.11's asyncio.wait_for (around every
-        # redis-py send) hands back the result instead of raising when both come at once (CPython gh-86296).
-        while me is None or not me.cancelling():
+        while not_cancelled():  # also when the cancel is lost on its way, in a redis-py send (runtime.tasks)
             await s.drain()
             await asyncio.sleep(0.05)
 
