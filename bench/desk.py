@@ -348,8 +348,7 @@ def run(args: argparse.Namespace) -> None:
     valkey_dir = None
     if args.valkey_dir is not None:  # Valkey's files elsewhere: data/valkey a link to a directory of its own there
         valkey_dir = Path(tempfile.mkdtemp(prefix="cchc-bench-desk-valkey-", dir=args.valkey_dir))
-        (workdir / "data").mkdir(exist_ok=True)
-        shutil.rmtree(workdir / "data" / "valkey", ignore_errors=True)
+        (workdir / "data").mkdir()  # a fresh stack (not with --reuse): nothing of Valkey's there yet
         (workdir / "data" / "valkey").symlink_to(valkey_dir, target_is_directory=True)
 
     def stack() -> Stack:
